@@ -1,0 +1,1 @@
+"""childindex: a minimal, privacy-respecting index of children."""

@@ -1,0 +1,256 @@
+"""The ``childindex`` command.
+
+Exit codes: 0 success; 1 the work ran and found a problem (a failed DAG, a rejected
+file); 2 a usage or configuration error (the message says what to set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The index database.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Agencies' extract contracts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(contracts_app, name="contracts")
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_FIRST_NIGHT = date(2026, 11, 24)
+
+
+def _settings():  # noqa: ANN202
+    from childindex.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+        settings.key  # noqa: B018 - fail early, with the setting's name
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    return settings
+
+
+def _today() -> date:
+    return date.today()
+
+
+@app.command()
+def generate(
+    children: Annotated[int, typer.Option(min=1, help="Children in the synthetic population.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives byte-identical files.")] = 42,
+    night_number: Annotated[int, typer.Option(min=0, help="0 writes the initial load; k >= 1 the delta of night k.")] = 0,
+    first_night: Annotated[str, typer.Option(help="Night of the initial load (YYYY-MM-DD).")] = DEFAULT_FIRST_NIGHT.isoformat(),
+    truth_dir: Annotated[Path | None, typer.Option(help="Where ground truth goes (default DATA_DIR/ground_truth; never a drop folder).")] = None,
+) -> None:
+    """Write one night of synthetic agency extracts into the drop folders."""
+    from childindex.settings import load_settings
+    from childindex.synthetic import generate_night
+
+    settings = load_settings()
+    truth = truth_dir or settings.ground_truth_dir or settings.data_dir / "ground_truth"
+    start = time.perf_counter()
+    result = generate_night(settings.drop_root, truth, children=children, seed=seed,
+                            first_night=date.fromisoformat(first_night), night_number=night_number)
+    table = Table("agency", "file", "rows", title=f"night {result.night} ({result.children} children)")
+    for agency, path in result.files.items():
+        table.add_row(agency, str(path), str(result.rows[agency]))
+    console.print(table)
+    console.print(f"ground truth: {result.truth_path}  ({time.perf_counter() - start:.1f} s)")
+
+
+@app.command("init-key")
+def init_key(path: Annotated[Path, typer.Argument(help="File to create (mode 0600; never overwritten).")]) -> None:
+    """Create a new random pseudonymisation key file."""
+    from childindex.settings import create_key_file
+
+    try:
+        create_key_file(path)
+    except FileExistsError:
+        err.print(f"[red]error:[/red] {path} exists; keys are never overwritten")
+        raise typer.Exit(2) from None
+    console.print(f"key written to {path}; set CHILDINDEX_PSEUDONYMISATION_KEY_FILE={path}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the index schema to the newest version."""
+    from childindex.index.db import migrate
+
+    settings = _settings()
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    console.print("index schema is up to date")
+
+
+@app.command()
+def intake(
+    agency: Annotated[str, typer.Option(help="education, health or social_care.")],
+    night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD) for files whose name has none.")] = None,
+) -> None:
+    """Process an agency's drop folder without Airflow (what its intake DAG does)."""
+    from childindex.contracts import AGENCIES
+    from childindex.intake import run_intake
+
+    if agency not in AGENCIES:
+        err.print(f"[red]error:[/red] unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
+        raise typer.Exit(2)
+    settings = _settings()
+    settings.ensure_dirs()
+    results = run_intake(settings, agency, date.fromisoformat(night) if night else _today() - timedelta(days=1))
+    for r in results:
+        console.print(f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted "
+                      f"{r['rows_accepted']}, rejected {r['rows_rejected']}); receipt {r['receipt_path']}")
+    if any(r["outcome"] == "rejected" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def link(night: Annotated[str | None, typer.Option(help="Night being linked (YYYY-MM-DD).")] = None) -> None:
+    """Link every staged file into the index (what the linkage DAG does)."""
+    from childindex.linkage import link_pending
+
+    result = link_pending(_settings(), date.fromisoformat(night) if night else _today() - timedelta(days=1))
+    console.print_json(data=result.as_dict())
+
+
+@app.command()
+def summary(night: Annotated[str, typer.Option(help="Night to summarise (YYYY-MM-DD).")]) -> None:
+    """Write and show a night's summary (what the night_summary DAG does)."""
+    from childindex.summary import night_summary
+
+    console.print_json(data=night_summary(_settings(), date.fromisoformat(night)))
+
+
+@app.command()
+def retention(
+    dry_run: Annotated[bool, typer.Option(help="Count what would be deleted; delete nothing.")] = False,
+    today: Annotated[str | None, typer.Option(help="Run as of this day (YYYY-MM-DD).")] = None,
+) -> None:
+    """Apply the retention periods and print the deletion certificate."""
+    from childindex.retention import run_retention
+
+    cert = run_retention(_settings(), date.fromisoformat(today) if today else _today(), dry_run=dry_run)
+    console.print_json(data=cert)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Show the resolved settings (secrets masked)."""
+    from childindex.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print_json(settings.model_dump_json())
+
+
+@contracts_app.command("show")
+def contracts_show(agency: Annotated[str, typer.Argument(help="education, health or social_care.")]) -> None:
+    """Print an agency's contract as JSON."""
+    from childindex.contracts import ContractError, load_contract
+
+    try:
+        console.print_json(load_contract(agency).model_dump_json())
+    except ContractError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@contracts_app.command("docs")
+def contracts_docs(
+    out: Annotated[Path, typer.Option(help="Folder for the generated pages.")] = Path("docs/contracts"),
+    check: Annotated[bool, typer.Option(help="Exit 1 if the pages on disk are out of date.")] = False,
+) -> None:
+    """Generate the human-readable contract pages from the YAML contracts."""
+    from childindex.contracts.docs import render_all
+
+    stale = []
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_all().items():
+        path = out / name
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        err.print(f"out of date: {', '.join(stale)}; run 'childindex contracts docs'")
+        raise typer.Exit(1)
+    console.print(f"contract pages {'checked' if check else 'written'} in {out}")
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where everything goes (created).")] = Path("demo-data"),
+    children: Annotated[int, typer.Option(min=1, help="Children in the synthetic population.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    night: Annotated[str, typer.Option(help="The night to generate and process (YYYY-MM-DD).")] = DEFAULT_FIRST_NIGHT.isoformat(),
+) -> None:
+    """Generate a synthetic night and run every DAG on it with Airflow's own runner."""
+    from childindex import demo as demo_mod
+
+    start = time.perf_counter()
+    night_date = date.fromisoformat(night)
+    paths, env = demo_mod.prepare(data_dir)
+    os.environ.update(env)
+    settings = _settings()
+    settings.ensure_dirs()
+    from childindex.index.db import migrate
+    from childindex.synthetic import generate_night
+
+    with console.status("generating synthetic extracts"):
+        generate_night(settings.drop_root, paths.truth_dir, children=children, seed=seed,
+                       first_night=night_date, night_number=0)
+    with console.status("migrating the index"):
+        migrate(settings.index_url)
+    with console.status(f"running the DAGs with Airflow (log: {paths.log_file})"):
+        try:
+            demo_mod.run_dags(env, night_date, paths.log_file)
+        except RuntimeError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    from childindex.summary import summary_path
+
+    summary_data = json.loads(summary_path(settings, night_date).read_text(encoding="utf-8"))
+    _print_summary(summary_data, time.perf_counter() - start, settings)
+
+
+def _print_summary(s: dict, seconds: float, settings) -> None:  # noqa: ANN001
+    table = Table("agency", "files", "rows read", "accepted", "rejected", "quarantined", "duplicate",
+                  title=f"childindex night {s['night']}")
+    for agency, e in s["agencies"].items():
+        table.add_row(agency, *(str(e[k]) for k in ("files", "rows_read", "rows_accepted",
+                                                    "rows_rejected", "files_quarantined", "files_duplicate")))
+    console.print(table)
+    console.print(f"children in the index: {s['children']}  (source records {s['source_records']}, "
+                  f"records linked to another record {s['records_linked']}, "
+                  f"children known to several agencies {s['children_in_several_agencies']})")
+    acc = s.get("accuracy")
+    if acc:
+        console.print(f"against ground truth: precision {acc['precision']:.4f}, recall {acc['recall']:.4f}, "
+                      f"F1 {acc['f1']:.4f} (B-cubed F1 {acc['bcubed_f1']:.4f})")
+    console.print(f"time taken: {seconds:.1f} s")
+    console.print(f"index: {s['index_url']}")
+    console.print(f"receipts: {settings.outbox_root}")
+    console.print(f"night summary: {settings.reports_dir}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

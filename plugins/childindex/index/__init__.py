@@ -1,0 +1,1 @@
+"""The minimal index: SQLAlchemy models, engine set-up, migrations and bulk writes."""

@@ -1,0 +1,50 @@
+"""Engines and migrations for the index database (SQLite embedded, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One engine per URL per process."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types
+    cur = dbapi_conn.cursor()
+    # secure_delete overwrites deleted content, so retention leaves no readable remnants.
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "secure_delete=ON",
+                   "synchronous=NORMAL", "busy_timeout=60000"):
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
+
+
+def alembic_config(url: str):  # noqa: ANN201 - alembic type import kept lazy
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files(__package__) / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Bring the index schema to the newest migration (idempotent)."""
+    from alembic import command
+
+    cfg = alembic_config(url)
+    with engine_for(url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")

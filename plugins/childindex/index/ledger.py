@@ -1,0 +1,44 @@
+"""The file ledger: every file received, its hash, outcome and counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select, update
+
+from childindex.index.db import engine_for
+from childindex.index.models import FileLedger
+
+LOADED = ("staged", "linked")
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        self.engine = engine_for(url)
+
+    def already_loaded(self, agency: str, sha256: str) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(FileLedger.id).where(FileLedger.agency == agency, FileLedger.sha256 == sha256,
+                                            FileLedger.status.in_(LOADED)).limit(1)
+            ).first()
+        return row is not None
+
+    def record(self, **values: object) -> None:
+        values.setdefault("received_at", datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+        with self.engine.begin() as conn:
+            conn.execute(FileLedger.__table__.insert().values(**values))
+
+    def staged(self) -> list[tuple[int, str, str, date]]:
+        """(id, agency, staged_path, night) of files staged but not yet linked, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(FileLedger.id, FileLedger.agency, FileLedger.staged_path, FileLedger.night)
+                .where(FileLedger.status == "staged").order_by(FileLedger.night, FileLedger.id)
+            ).all()
+        return [tuple(r) for r in rows]
+
+    @staticmethod
+    def mark_linked(conn, ids: list[int]) -> None:  # noqa: ANN001 - inside the publish transaction
+        if ids:
+            conn.execute(update(FileLedger).where(FileLedger.id.in_(ids)).values(status="linked"))

@@ -1,0 +1,139 @@
+"""SQLAlchemy 2 models of the index. Minimal by design.
+
+``child`` holds only who the child is (the identity fields of the whitelist); ``involvement``
+only which service is involved and how to reach it; ``source_record`` maps a pseudonymised
+agency record to a child and is never shown to readers. Everything else is operational
+bookkeeping that carries counts and hashes, never a child's data.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations read the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+KEY = String(64)  # hex HMAC-SHA256
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Child(Base):
+    __tablename__ = "child"
+
+    child_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    given_name: Mapped[str] = mapped_column(String(100))
+    family_name: Mapped[str] = mapped_column(String(100))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))
+    postcode: Mapped[str] = mapped_column(String(8))
+    first_seen: Mapped[date] = mapped_column(Date)
+    last_seen: Mapped[date] = mapped_column(Date, index=True)
+
+
+class SourceRecord(Base):
+    """Pseudonymised agency record -> child. Keys only; readers never see this table."""
+
+    __tablename__ = "source_record"
+
+    source_key: Mapped[str] = mapped_column(KEY, primary_key=True)
+    agency: Mapped[str] = mapped_column(String(32))
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.child_id"), index=True)
+    nhs_key: Mapped[str | None] = mapped_column(KEY, index=True)
+    upn_key: Mapped[str | None] = mapped_column(KEY, index=True)
+    match_key: Mapped[str] = mapped_column(KEY, index=True)
+    first_seen: Mapped[date] = mapped_column(Date)
+    last_seen: Mapped[date] = mapped_column(Date, index=True)
+
+
+class Involvement(Base):
+    """Which service is involved with a child and how a practitioner reaches it."""
+
+    __tablename__ = "involvement"
+
+    source_key: Mapped[str] = mapped_column(
+        ForeignKey("source_record.source_key", ondelete="CASCADE"), primary_key=True
+    )
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.child_id"), index=True)
+    agency: Mapped[str] = mapped_column(String(32))
+    service: Mapped[str] = mapped_column(String(64))
+    contact_route: Mapped[str] = mapped_column(String(200))
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date, index=True)
+    last_seen: Mapped[date] = mapped_column(Date)
+
+
+class ChildIdHistory(Base):
+    """Merges and splits, so that anyone holding an old child id can follow it."""
+
+    __tablename__ = "child_id_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    old_child_id: Mapped[str] = mapped_column(String(20), index=True)
+    new_child_id: Mapped[str] = mapped_column(String(20))
+    night: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(16))  # merge | split
+
+
+class FileLedger(Base):
+    """Every file received: hash, outcome and counts. No row content."""
+
+    __tablename__ = "file_ledger"
+    __table_args__ = (Index("ix_file_ledger_agency_sha256", "agency", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agency: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    night: Mapped[date] = mapped_column(Date, index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # staged|linked|duplicate|quarantined
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    staged_path: Mapped[str | None] = mapped_column(Text)
+    receipt_path: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class NightMetric(Base):
+    __tablename__ = "night_metric"
+
+    night: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class DeletionLog(Base):
+    """One row per retention rule per run: counts only."""
+
+    __tablename__ = "deletion_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_at: Mapped[datetime] = mapped_column(DateTime)
+    rule: Mapped[str] = mapped_column(String(64))
+    cutoff: Mapped[date] = mapped_column(Date)
+    rows_deleted: Mapped[int] = mapped_column(Integer)
+    files_deleted: Mapped[int] = mapped_column(Integer)
+    dry_run: Mapped[int] = mapped_column(Integer)

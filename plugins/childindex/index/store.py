@@ -1,0 +1,127 @@
+"""Reading the index into Arrow and publishing a night's changes in one transaction."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, insert, text
+
+from childindex.index.db import engine_for
+from childindex.index.ledger import Ledger
+from childindex.index.models import (
+    Child,
+    ChildIdHistory,
+    Involvement,
+    NightMetric,
+    SourceRecord,
+)
+
+_FETCH_BATCH = 50_000
+_KEY_CHUNK = 5_000  # bound parameters per IN list (SQLite allows 32k)
+
+
+def fetch_arrow(conn: Connection, sql: str, schema: Any) -> Any:
+    """Run ``sql`` and return a pyarrow Table with ``schema``, fetched in batches."""
+    import pyarrow as pa
+
+    batches = []
+    result = conn.exec_driver_sql(sql)
+    while rows := result.fetchmany(_FETCH_BATCH):
+        cols = list(zip(*rows, strict=True))
+        batches.append(pa.record_batch([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)],
+                                       schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def fetch_existing(url: str) -> tuple[Any, Any]:
+    """(source records, children) of the current index as Arrow tables."""
+    import pyarrow as pa
+
+    rec_schema = pa.schema([("source_key", pa.string()), ("child_id", pa.string()),
+                            ("nhs_key", pa.string()), ("upn_key", pa.string()),
+                            ("match_key", pa.string()), ("first_seen", pa.date32())])
+    child_schema = pa.schema([("child_id", pa.string()), ("given_name", pa.string()),
+                              ("family_name", pa.string()), ("date_of_birth", pa.date32()),
+                              ("sex", pa.string()), ("postcode", pa.string()),
+                              ("first_seen", pa.date32()), ("last_seen", pa.date32())])
+    with engine_for(url).connect() as conn:
+        records = fetch_arrow(conn, "SELECT source_key, child_id, nhs_key, upn_key, match_key, first_seen "
+                                    "FROM source_record ORDER BY source_key", rec_schema)
+        children = fetch_arrow(conn, "SELECT child_id, given_name, family_name, date_of_birth, sex, "
+                                     "postcode, first_seen, last_seen FROM child", child_schema)
+    return records, children
+
+
+def _rows(table: Any, drop: tuple[str, ...] = ()) -> list[dict]:
+    cols = [c for c in table.column_names if c not in drop]
+    return table.select(cols).to_pylist()
+
+
+def _chunks(values: list, size: int = _KEY_CHUNK):  # noqa: ANN202
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def _delete_in(conn: Connection, table: Any, column: Any, values: list) -> int:
+    n = 0
+    stmt = delete(table).where(column.in_(bindparam("keys", expanding=True)))
+    for chunk in _chunks(values):
+        n += conn.execute(stmt, {"keys": chunk}).rowcount
+    return n
+
+
+def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> dict[str, int]:
+    """Apply a linkage plan and mark the files linked: all of it, or none of it."""
+    stats = {"children_created": 0, "children_updated": 0, "merges": 0, "splits": 0}
+    with engine_for(url).begin() as conn:
+        if plan is not None:
+            child = plan["child"]
+            is_new = child["is_new"].to_pylist()
+            stats["children_created"] = sum(is_new)
+            stats["children_updated"] = len(is_new) - stats["children_created"]
+            child_ids = child["child_id"].to_pylist()
+            # 1. Children first, so every reference below has a target.
+            _delete_in(conn, Child.__table__, Child.child_id, child_ids)
+            if child_ids:
+                conn.execute(insert(Child), _rows(child, drop=("is_new",)))
+            # 2. Existing records whose child changed (merges and splits).
+            remap = _rows(plan["remap"])
+            if remap:
+                for table in (SourceRecord.__table__, Involvement.__table__):
+                    conn.execute(
+                        table.update().where(table.c.source_key == bindparam("k"))
+                        .values(child_id=bindparam("c")),
+                        [{"k": r["source_key"], "c": r["child_id"]} for r in remap],
+                    )
+            # 3. Tonight's records replace their previous versions.
+            keys = plan["source_record"]["source_key"].to_pylist()
+            _delete_in(conn, Involvement.__table__, Involvement.source_key, keys)
+            _delete_in(conn, SourceRecord.__table__, SourceRecord.source_key, keys)
+            if keys:
+                conn.execute(insert(SourceRecord), _rows(plan["source_record"]))
+                conn.execute(insert(Involvement), _rows(plan["involvement"]))
+            # 4. Ids that no longer hold any record were merged away.
+            retired = plan["retired"]["child_id"].to_pylist()
+            for chunk in _chunks(retired):
+                conn.execute(text(
+                    "DELETE FROM child WHERE child_id IN :ids AND NOT EXISTS "
+                    "(SELECT 1 FROM source_record s WHERE s.child_id = child.child_id)"
+                ).bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
+            history = _rows(plan["history"])
+            if history:
+                conn.execute(insert(ChildIdHistory), [{**h, "night": night} for h in history])
+            stats["merges"] = sum(h["reason"] == "merge" for h in history)
+            stats["splits"] = sum(h["reason"] == "split" for h in history)
+        Ledger.mark_linked(conn, ledger_ids)
+    return stats
+
+
+def put_metrics(url: str, night: date, metrics: dict[str, float]) -> None:
+    """Upsert one night's metrics (delete + insert: portable and idempotent)."""
+    with engine_for(url).begin() as conn:
+        conn.execute(delete(NightMetric).where(NightMetric.night == night,
+                                               NightMetric.name.in_(list(metrics))))
+        if metrics:
+            conn.execute(insert(NightMetric), [{"night": night, "name": k, "value": float(v)}
+                                               for k, v in metrics.items()])

@@ -1,0 +1,340 @@
+"""Intake: pick up complete files from an agency's drop folder, check, pseudonymise, stage.
+
+For each file: hash it, recognise a repeat delivery, read it with the contract's encoding
+and delimiter, drop every column outside the contract (naming them in the receipt), apply
+the schema-level rules, pseudonymise identifiers with the keyed HMAC and write the
+accepted rows to one Parquet file in the common staging layout. The original goes to the
+archive (loaded) or to quarantine (rejected as a whole), byte for byte. Every outcome is
+recorded in the file ledger and in a receipt in the agency's outbox.
+
+Nothing here logs or raises a value from a file: only names, counts, row numbers and rules.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from childindex.contracts import Contract, load_contract
+from childindex.receipts import Receipt, RowRejection
+from childindex.settings import Settings
+from childindex.staging import STAGING_COLUMNS, staging_path
+
+log = logging.getLogger(__name__)
+
+MARKER_SUFFIX = ".done"
+PARTIAL_SUFFIX = ".part"
+
+
+class FileRejected(Exception):
+    """The whole file is unusable; ``rule`` and ``detail`` go into the receipt."""
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(f"{rule}: {detail}")
+        self.rule = rule
+        self.detail = detail
+
+
+@dataclass
+class IntakeResult:
+    """Counts and paths only: safe for logs and XCom."""
+
+    agency: str
+    file_name: str
+    sha256: str
+    outcome: str
+    rows_read: int
+    rows_accepted: int
+    rows_rejected: int
+    staged_path: str | None
+    receipt_path: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# --------------------------------------------------------------------------- discovery
+
+def pending_files(settings: Settings, agency: str) -> list[Path]:
+    """Files in the drop folder whose upload is complete under the contract's convention.
+
+    A file still being uploaded (no ``.done`` marker yet, or still named ``*.part``) is
+    never returned. Symlinks are not followed. Files that do not match the contract's name
+    pattern are returned too, so that intake can reject them with a receipt.
+    """
+    contract = load_contract(agency)
+    folder = settings.drop_folder(agency)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.is_symlink():
+            continue
+        name = path.name
+        if name.endswith(MARKER_SUFFIX) or name.endswith(PARTIAL_SUFFIX) or name.startswith("."):
+            continue
+        if contract.file.completion == "marker" and not path.with_name(name + MARKER_SUFFIX).exists():
+            continue
+        found.append(path)
+    return found
+
+
+def run_intake(settings: Settings, agency: str, night: date) -> list[dict]:
+    """Process every complete file for one agency; returns one count dict per file."""
+    from childindex.index.ledger import Ledger
+
+    contract = load_contract(agency)
+    ledger = Ledger(settings.index_url)
+    results = []
+    for path in pending_files(settings, agency):
+        result = process_file(settings, contract, path, night, ledger)
+        log.info("intake %s: %s rows read=%d accepted=%d rejected=%d", agency, result.outcome,
+                 result.rows_read, result.rows_accepted, result.rows_rejected)
+        results.append(result.as_dict())
+    return results
+
+
+# --------------------------------------------------------------------------- one file
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def process_file(settings: Settings, contract: Contract, path: Path, night: date, ledger) -> IntakeResult:  # noqa: ANN001
+    agency = contract.agency
+    sha = sha256_file(path)
+    received = datetime.now(UTC).replace(microsecond=0)
+    receipt = Receipt(agency=agency, contract_version=contract.version, file_name=path.name,
+                      sha256=sha, size_bytes=path.stat().st_size, night=None,
+                      received_at=received.isoformat(), outcome="rejected")
+    match = contract.match_name(path.name)
+    file_night = _night_from(match.group("night")) if match else night
+    receipt.night = file_night.isoformat() if file_night else None
+
+    if ledger.already_loaded(agency, sha):
+        receipt.outcome = "duplicate"
+        receipt.file_problems.append({"rule": "already_loaded",
+                                      "detail": "a file with this SHA-256 was loaded before"})
+        _move(path, settings.archive_dir / agency / "duplicates" / f"{sha[:16]}-{path.name}")
+        return _finish(settings, ledger, receipt, file_night or night, "duplicate", None)
+
+    staged = None
+    try:
+        if match is None or file_night is None:
+            raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
+        staged = _stage(settings, contract, path, file_night, sha, receipt)
+    except FileRejected as exc:
+        receipt.outcome = "rejected"
+        receipt.file_problems.append({"rule": exc.rule, "detail": exc.detail})
+        receipt.rows_accepted = 0
+        receipt.rows_rejected = receipt.rows_read
+        _quarantine(settings, agency, path, sha, exc.rule)
+        return _finish(settings, ledger, receipt, file_night or night, "quarantined", None)
+
+    receipt.outcome = "accepted_with_rejections" if receipt.rows_rejected else "accepted"
+    _move(path, settings.archive_dir / agency / file_night.isoformat() / path.name)
+    return _finish(settings, ledger, receipt, file_night, "staged", staged)
+
+
+def _night_from(text: str) -> date | None:
+    digits = text.replace("-", "")
+    try:
+        return datetime.strptime(digits, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _finish(settings: Settings, ledger, receipt: Receipt, night: date, status: str,  # noqa: ANN001
+            staged: Path | None) -> IntakeResult:
+    receipt_path = receipt.write(settings.outbox(receipt.agency))
+    ledger.record(agency=receipt.agency, file_name=receipt.file_name, sha256=receipt.sha256,
+                  night=night, status=status, rows_read=receipt.rows_read,
+                  rows_accepted=receipt.rows_accepted, rows_rejected=receipt.rows_rejected,
+                  staged_path=str(staged) if staged else None, receipt_path=str(receipt_path),
+                  reason=",".join(p["rule"] for p in receipt.file_problems) or None)
+    return IntakeResult(agency=receipt.agency, file_name=receipt.file_name, sha256=receipt.sha256,
+                        outcome=receipt.outcome, rows_read=receipt.rows_read,
+                        rows_accepted=receipt.rows_accepted, rows_rejected=receipt.rows_rejected,
+                        staged_path=str(staged) if staged else None, receipt_path=str(receipt_path))
+
+
+def _move(path: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), dest)
+    marker = path.with_name(path.name + MARKER_SUFFIX)
+    if marker.exists():
+        marker.unlink()
+
+
+def _quarantine(settings: Settings, agency: str, path: Path, sha: str, rule: str) -> None:
+    dest = settings.quarantine_dir / agency / sha[:16] / path.name
+    _move(path, dest)
+    (dest.parent / "quarantine.json").write_text(
+        f'{{"sha256": "{sha}", "rule": "{rule}", "file_name_sha256": "{hashlib.sha256(path.name.encode()).hexdigest()}"}}\n'
+    )
+
+
+# --------------------------------------------------------------------------- reading + staging
+
+def read_header(path: Path, contract: Contract) -> list[str]:
+    """The header row, decoded with the contract's encoding (file-level errors raised)."""
+    if path.stat().st_size == 0:
+        raise FileRejected("empty_file", "the file has no bytes")
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    encoding = contract.file.encoding
+    try:
+        text = first.decode(encoding)
+    except UnicodeDecodeError:
+        raise FileRejected("encoding", f"the header is not valid {encoding}") from None
+    text = text.lstrip("\ufeff")
+    header = next(csv.reader(io.StringIO(text), delimiter=contract.file.delimiter), [])
+    header = [h.strip() for h in header]
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise FileRejected("duplicate_header", "columns named more than once: " + ", ".join(_safe(d) for d in dupes))
+    return header
+
+
+def _safe(name: str) -> str:
+    """A column name as receipts show it: formula-looking names are defused."""
+    name = name[:100]
+    return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
+
+
+def _read_table(path: Path, contract: Contract, header: list[str], bad_lines: list[int]):  # noqa: ANN202
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    def on_invalid(row) -> str:  # noqa: ANN001 - row.text holds data: never keep it
+        bad_lines.append(row.number if row.number is not None else -1)
+        return "skip"
+
+    read = pacsv.ReadOptions(column_names=header, skip_rows=1, encoding=contract.file.encoding,
+                             use_threads=False, block_size=1 << 24)
+    parse = pacsv.ParseOptions(delimiter=contract.file.delimiter, newlines_in_values=False,
+                               invalid_row_handler=on_invalid)
+    convert = pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                   strings_can_be_null=True, quoted_strings_can_be_null=True)
+    try:
+        return pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    except UnicodeDecodeError:
+        raise FileRejected("encoding", f"the file is not valid {contract.file.encoding}") from None
+    except (pa.ArrowInvalid, pa.ArrowException, ValueError):
+        # The parser's message can quote a row: never pass it on.
+        raise FileRejected("unreadable", "the file could not be parsed as delimited text") from None
+
+
+def _stage(settings: Settings, contract: Contract, path: Path, night: date, sha: str,
+           receipt: Receipt) -> Path:
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    from childindex.pseudonymise import hmac_sql, key_params
+    from childindex.validation import normalise_name_sql, row_rules, standardise_sql
+
+    header = read_header(path, contract)
+    known = set(contract.column_names)
+    missing_required = [c.name for c in contract.columns if c.required and c.name not in header]
+    if missing_required:
+        raise FileRejected("missing_columns", "required columns missing: " + ", ".join(missing_required))
+    receipt.columns_dropped = [_safe(h) for h in header if h not in known]
+    receipt.optional_columns_missing = [c.name for c in contract.columns if c.name not in header]
+
+    bad_lines: list[int] = []
+    table = _read_table(path, contract, header, bad_lines)
+    # Drop non-contract columns before anything else touches them.
+    table = table.select([h for h in header if h in known])
+    for col in contract.columns:  # absent optional columns become NULL
+        if col.name not in table.column_names:
+            table = table.append_column(col.name, pa.nulls(table.num_rows, pa.string()))
+    # Data row numbers (header not counted): every row the parser kept, in order, is one of
+    # 1..total that the parser did not reject.
+    bad = np.array(sorted({n - 1 for n in bad_lines if n > 0}), dtype=np.int64)
+    total = table.num_rows + len(bad_lines)
+    good_idx = np.setdiff1d(np.arange(1, total + 1, dtype=np.int64), bad)[: table.num_rows]
+    table = table.append_column("_row", pa.array(good_idx))
+    receipt.rows_read = table.num_rows + len(bad_lines)
+    rejections = [RowRejection(row=int(n), column="*", rule="field_count") for n in bad]
+
+    con = duckdb.connect(config={"threads": 2, "temp_directory": str(settings.work_dir)})
+    try:
+        con.register("raw_in", table)
+        cleaned = ", ".join(f'NULLIF(trim("{c}"), \'\') AS "{c}"' for c in contract.column_names)
+        con.execute(f"CREATE TEMP VIEW raw AS SELECT _row, {cleaned} FROM raw_in")
+        con.register("sex_codes", pa.table({"code": list(contract.sex_codes),
+                                            "sex": list(contract.sex_codes.values())}))
+        con.register("services", pa.table({"service": list(contract.services)}))
+        params = {"date_format": contract.date_format}
+        con.execute(f"CREATE TEMP TABLE std AS {standardise_sql(contract)}", params)
+        rules = row_rules(contract)
+        checks = " UNION ALL ".join(
+            f"SELECT s._row AS row, '{r.column}' AS col, '{r.rule}' AS rule, {i} AS ord "
+            f"FROM raw r JOIN std s USING (_row) WHERE {r.predicate}"
+            for i, r in enumerate(rules)
+        )
+        con.execute(f"CREATE TEMP TABLE rejected AS SELECT * FROM ({checks})", {"night": night})
+        found = con.execute("SELECT row, col, rule FROM rejected ORDER BY row, ord").fetchall()
+        rejections += [RowRejection(row=r, column=c, rule=u) for r, c, u in found]
+        rejections.sort(key=lambda r: r.row)
+        receipt.rejected_rows = rejections
+        rejected_rows = con.execute("SELECT count(DISTINCT row) FROM rejected").fetchall()[0][0]
+        receipt.rows_rejected = rejected_rows + len(bad_lines)
+        receipt.rows_accepted = receipt.rows_read - receipt.rows_rejected
+        if receipt.rows_read and receipt.rows_accepted == 0:
+            raise FileRejected("all_rows_rejected", "every row broke at least one rule")
+
+        key = {**key_params(settings.key), "d_local": f"local_id:{contract.agency}",
+               "d_nhs": "nhs_number", "d_upn": "upn", "d_match": "name_dob",
+               "night": night, "agency": contract.agency}
+        nhs = "s.nhs_number" if contract.column_for("nhs_number") else "NULL"
+        upn = "s.upn" if contract.column_for("upn") else "NULL"
+        given, family = normalise_name_sql("s.given_name"), normalise_name_sql("s.family_name")
+        select = {
+            "night": "$night::DATE",
+            "agency": "$agency",
+            "source_row": "s._row",
+            "source_key": hmac_sql("s.local_id", "d_local"),
+            "nhs_key": hmac_sql(nhs, "d_nhs"),
+            "upn_key": hmac_sql(upn, "d_upn"),
+            "match_key": hmac_sql(f"{given} || '|' || {family} || '|' || CAST(s.date_of_birth AS VARCHAR)", "d_match"),
+            "given_name": "s.given_name",
+            "family_name": "s.family_name",
+            "date_of_birth": "s.date_of_birth",
+            "sex": "s.sex",
+            "postcode": "s.postcode",
+            "service": "s.service",
+            "contact_route": "s.contact_route",
+            "involvement_start": "s.involvement_start",
+            "involvement_end": "s.involvement_end",
+        }
+        assert tuple(select) == STAGING_COLUMNS, "staging layout and intake disagree"
+        out = staging_path(settings, contract.agency, night, sha)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        body = ", ".join(f"{expr} AS {name}" for name, expr in select.items())
+        con.execute(
+            f"COPY (SELECT {body} FROM std s WHERE s._row NOT IN (SELECT row FROM rejected) "
+            f"ORDER BY s._row) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)",
+            key,
+        )
+        os.replace(tmp, out)  # atomic: a crash never leaves a half-written staging file
+        return out
+    finally:
+        con.close()
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

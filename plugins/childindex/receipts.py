@@ -1,0 +1,106 @@
+"""Receipts: what happened to each file an agency sent, as JSON and as plain text.
+
+A receipt names files, columns, row numbers and rules, never a value from the file. Row
+numbers count data rows from 1 (the header row is not counted). Schema: docs/receipts.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RECEIPT_VERSION = 1
+
+# What an agency should do, by rule. Keys are the rule names used in rejections.
+ADVICE = {
+    "required": "Fill the required column, or leave the record out until it is known.",
+    "date_format": "Write dates in the contract's date format.",
+    "date_of_birth_range": "Check the date of birth: it is in the future or outside ages 0 to 25.",
+    "date_order": "The start date is after the end date: check both.",
+    "code_set": "Use one of the codes listed in the contract.",
+    "nhs_number_check": "The NHS number fails its modulus 11 check: re-trace it or leave it blank.",
+    "upn_check": "The UPN's check letter does not match: correct it or leave it blank.",
+    "postcode_format": "Send a full UK postcode.",
+    "duplicate_local_id": "Each record id may appear once per file: send one row per record.",
+    "field_count": "The row has the wrong number of fields: check delimiters and quotes.",
+    "empty_file": "The file is empty: send it again with its header and rows.",
+    "encoding": "Save the file in the contract's encoding.",
+    "unreadable": "The file could not be parsed as delimited text: check delimiter and quotes.",
+    "missing_columns": "Add the missing required columns, named exactly as in the contract.",
+    "duplicate_header": "Each column name may appear once in the header.",
+    "file_name": "Name the file as the contract's pattern says.",
+    "all_rows_rejected": "No row could be accepted: fix the rules listed and send the file again.",
+    "already_loaded": "Nothing to do: this exact file was loaded before.",
+}
+
+
+@dataclass
+class RowRejection:
+    row: int
+    column: str
+    rule: str
+
+
+@dataclass
+class Receipt:
+    agency: str
+    contract_version: int
+    file_name: str
+    sha256: str
+    size_bytes: int
+    night: str | None
+    received_at: str
+    outcome: str  # accepted | accepted_with_rejections | rejected | duplicate
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    file_problems: list[dict[str, str]] = field(default_factory=list)
+    rejected_rows: list[RowRejection] = field(default_factory=list)
+    columns_dropped: list[str] = field(default_factory=list)
+    optional_columns_missing: list[str] = field(default_factory=list)
+    receipt_version: int = RECEIPT_VERSION
+
+    def rules(self) -> list[str]:
+        seen = [p["rule"] for p in self.file_problems] + [r.rule for r in self.rejected_rows]
+        return list(dict.fromkeys(seen))
+
+    def next_steps(self) -> list[str]:
+        steps = [ADVICE[r] for r in self.rules() if r in ADVICE]
+        if self.columns_dropped:
+            steps.append("Stop sending the columns listed as dropped: childindex may not hold them.")
+        return steps or ["Nothing to do."]
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["next_steps"] = self.next_steps()
+        return data
+
+    def to_text(self) -> str:
+        lines = [
+            f"childindex receipt for {self.file_name} ({self.agency}, contract v{self.contract_version})",
+            f"SHA-256: {self.sha256}",
+            f"Outcome: {self.outcome.replace('_', ' ')}",
+            f"Rows read {self.rows_read}, accepted {self.rows_accepted}, rejected {self.rows_rejected}.",
+        ]
+        for problem in self.file_problems:
+            lines.append(f"File problem: {problem['rule']}: {problem['detail']}")
+        if self.columns_dropped:
+            lines.append("Columns dropped (not in the contract): " + ", ".join(self.columns_dropped))
+        if self.optional_columns_missing:
+            lines.append("Optional columns missing: " + ", ".join(self.optional_columns_missing))
+        if self.rejected_rows:
+            lines.append("Rejected rows (row number counts data rows from 1):")
+            lines.extend(f"  row {r.row}: column {r.column}: {r.rule}" for r in self.rejected_rows)
+        lines.append("What to do next:")
+        lines.extend(f"  - {step}" for step in self.next_steps())
+        return "\n".join(lines) + "\n"
+
+    def write(self, outbox: Path) -> Path:
+        """Write ``<file>.<hash8>.receipt.json`` and ``.txt``; returns the JSON path."""
+        outbox.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.file_name}.{self.sha256[:8]}.receipt"
+        json_path = outbox / f"{stem}.json"
+        json_path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (outbox / f"{stem}.txt").write_text(self.to_text(), encoding="utf-8")
+        return json_path

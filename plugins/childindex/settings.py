@@ -1,0 +1,183 @@
+"""One typed settings object for childindex.
+
+Resolution, highest first: ``CHILDINDEX_*`` environment variables (nested values with a
+double underscore, e.g. ``CHILDINDEX_RETENTION__ARCHIVE_DAYS``), then the TOML file named
+by ``CHILDINDEX_CONFIG_FILE``, then the defaults below. The pseudonymisation key has no
+default: it comes from ``CHILDINDEX_PSEUDONYMISATION_KEY`` or from a file named by
+``CHILDINDEX_PSEUDONYMISATION_KEY_FILE`` (which must not be readable by others).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "CHILDINDEX_"
+MIN_KEY_BYTES = 32
+
+
+class SettingsError(RuntimeError):
+    """Configuration is missing or invalid; the message names every setting at fault."""
+
+
+class RetentionSettings(BaseModel):
+    """How long each kind of data is kept (days). Issue-level policies build on these."""
+
+    involvement_ended_days: int = Field(365, ge=0, description="Delete an involvement this many days after it ended.")
+    record_unseen_days: int = Field(400, ge=1, description="Delete a source record no agency has sent for this many days.")
+    archive_days: int = Field(30, ge=0, description="Delete loaded raw extracts from the archive after this many days.")
+    staging_days: int = Field(7, ge=0, description="Delete staging Parquet files after this many days.")
+    quarantine_days: int = Field(30, ge=0, description="Delete quarantined files after this many days.")
+    receipts_days: int = Field(90, ge=0, description="Delete receipts from agency outboxes after this many days.")
+    reports_days: int = Field(365, ge=0, description="Delete night summaries and deletion certificates after this many days.")
+
+
+class Settings(BaseSettings):
+    """Everything childindex needs to know about where it runs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(Path("childindex-data"), description="Root of every folder below unless set on its own.")
+    drop_root: Path | None = Field(None, description="Agencies' drop folders, one subfolder per agency (default DATA_DIR/drop).")
+    quarantine_dir: Path | None = Field(None, description="Rejected files, kept byte for byte (default DATA_DIR/quarantine).")
+    archive_dir: Path | None = Field(None, description="Loaded raw extracts (default DATA_DIR/archive).")
+    outbox_root: Path | None = Field(None, description="Receipts, one subfolder per agency (default DATA_DIR/outbox).")
+    staging_dir: Path | None = Field(None, description="Standardised Parquet staging files (default DATA_DIR/staging).")
+    reports_dir: Path | None = Field(None, description="Night summaries and deletion certificates (default DATA_DIR/reports).")
+    index_url: str | None = Field(None, description="SQLAlchemy URL of the index (default a SQLite file DATA_DIR/index.sqlite).")
+    pseudonymisation_key: SecretStr | None = Field(None, description="Key for the keyed HMAC of identifiers (at least 32 bytes). Never commit it.")
+    pseudonymisation_key_file: Path | None = Field(None, description="File holding the key instead (mode 0600).")
+    ground_truth_dir: Path | None = Field(None, description="Synthetic ground truth, for accuracy figures in demos and tests only.")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        # Absolute, so that Airflow workers in another working directory agree on paths.
+        base = self.data_dir.expanduser().absolute()
+        object.__setattr__(self, "data_dir", base)
+        defaults = {
+            "drop_root": base / "drop",
+            "quarantine_dir": base / "quarantine",
+            "archive_dir": base / "archive",
+            "outbox_root": base / "outbox",
+            "staging_dir": base / "staging",
+            "reports_dir": base / "reports",
+        }
+        for name, default in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        if self.index_url is None:
+            object.__setattr__(self, "index_url", f"sqlite:///{(base / 'index.sqlite').absolute()}")
+        return self
+
+    # Typed accessors: the model validator guarantees these are set.
+    def drop_folder(self, agency: str) -> Path:
+        assert self.drop_root is not None
+        return self.drop_root / agency
+
+    def outbox(self, agency: str) -> Path:
+        assert self.outbox_root is not None
+        return self.outbox_root / agency
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for DuckDB and temporary files; emptied by retention."""
+        return self.data_dir / "work"
+
+    @cached_property
+    def key(self) -> bytes:
+        """The pseudonymisation key, as bytes. Raises SettingsError when absent or weak."""
+        return _resolve_key(self)
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.drop_root, self.quarantine_dir, self.archive_dir,
+                     self.outbox_root, self.staging_dir, self.reports_dir, self.work_dir):
+            assert path is not None
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def _resolve_key(settings: Settings) -> bytes:
+    env_key = f"{ENV_PREFIX}PSEUDONYMISATION_KEY"
+    env_file = f"{ENV_PREFIX}PSEUDONYMISATION_KEY_FILE"
+    if settings.pseudonymisation_key is not None:
+        key = settings.pseudonymisation_key.get_secret_value().encode()
+        origin = env_key
+    elif settings.pseudonymisation_key_file is not None:
+        path = settings.pseudonymisation_key_file
+        origin = f"{env_file} ({path})"
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise SettingsError(f"{origin}: cannot read the key file: {exc.strerror}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SettingsError(f"{origin}: the key file is readable by others; run chmod 600 on it")
+        key = path.read_bytes().strip()
+    else:
+        raise SettingsError(
+            f"pseudonymisation key missing: set {env_key}, or {env_file} to a file of mode 0600 "
+            f"(looked in the environment and in the file named by {ENV_PREFIX}CONFIG_FILE, if any); "
+            "'childindex init-key FILE' creates one"
+        )
+    if len(key) < MIN_KEY_BYTES:
+        raise SettingsError(f"{origin}: the key must be at least {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors:
+        loc = [str(p) for p in err["loc"]]
+        env_name = ENV_PREFIX + "__".join(loc).upper()
+        parts.append(f"{env_name}: {err['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one readable SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        # include_input=False: a setting's value could be a secret.
+        raise SettingsError(_describe(exc.errors(include_input=False))) from None
+
+
+def create_key_file(path: Path) -> Path:
+    """Write a new random 64-character key to ``path`` with mode 0600 (never overwrites)."""
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    return path

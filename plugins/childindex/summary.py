@@ -1,0 +1,90 @@
+"""The night summary: what came in, what was accepted, what the index now holds.
+
+Counts only. Written as ``REPORTS_DIR/night-YYYY-MM-DD.json`` and as rows of
+``night_metric`` (the quality reports of a later stage read them).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from childindex.settings import Settings
+
+
+def night_summary(settings: Settings, night: date) -> dict:
+    from childindex.contracts import AGENCIES
+    from childindex.evaluation import accuracy
+    from childindex.index.db import engine_for
+    from childindex.index.models import Child, FileLedger, Involvement, SourceRecord
+    from childindex.index.store import put_metrics
+
+    with engine_for(settings.index_url).connect() as conn:
+        files = conn.execute(
+            select(FileLedger.agency, FileLedger.status, func.count(), func.sum(FileLedger.rows_read),
+                   func.sum(FileLedger.rows_accepted), func.sum(FileLedger.rows_rejected))
+            .where(FileLedger.night == night).group_by(FileLedger.agency, FileLedger.status)
+        ).all()
+        children = conn.execute(select(func.count()).select_from(Child)).scalar_one()
+        records = conn.execute(select(func.count()).select_from(SourceRecord)).scalar_one()
+        involvements = conn.execute(select(func.count()).select_from(Involvement)).scalar_one()
+        multi = conn.execute(select(func.count()).select_from(
+            select(SourceRecord.child_id).group_by(SourceRecord.child_id)
+            .having(func.count(func.distinct(SourceRecord.agency)) > 1).subquery())).scalar_one()
+    per_agency = {a: {"files": 0, "rows_read": 0, "rows_accepted": 0, "rows_rejected": 0,
+                      "files_quarantined": 0, "files_duplicate": 0} for a in AGENCIES}
+    for agency, status, n, read, acc, rej in files:
+        entry = per_agency.setdefault(agency, {})
+        entry["files"] += n
+        entry["rows_read"] += int(read or 0)
+        entry["rows_accepted"] += int(acc or 0)
+        entry["rows_rejected"] += int(rej or 0)
+        if status == "quarantined":
+            entry["files_quarantined"] += n
+        if status == "duplicate":
+            entry["files_duplicate"] += n
+    summary = {
+        "night": night.isoformat(),
+        "agencies": per_agency,
+        "agencies_missing": [a for a, e in per_agency.items() if e["files"] == 0],
+        "files_in": sum(e["files"] for e in per_agency.values()),
+        "rows_read": sum(e["rows_read"] for e in per_agency.values()),
+        "rows_accepted": sum(e["rows_accepted"] for e in per_agency.values()),
+        "rows_rejected": sum(e["rows_rejected"] for e in per_agency.values()),
+        "children": children,
+        "source_records": records,
+        "involvements": involvements,
+        "children_in_several_agencies": multi,
+        "records_linked": records - children,
+        "accuracy": accuracy(settings),
+        "index_url": _safe_url(settings.index_url),
+        "receipts": str(settings.outbox_root),
+    }
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
+    if summary["accuracy"]:
+        metrics.update({f"accuracy_{k}": v for k, v in summary["accuracy"].items()})
+    put_metrics(settings.index_url, night, metrics)
+    write_summary(settings, night, summary)
+    return summary
+
+
+def summary_path(settings: Settings, night: date) -> Path:
+    assert settings.reports_dir is not None
+    return settings.reports_dir / f"night-{night.isoformat()}.json"
+
+
+def write_summary(settings: Settings, night: date, summary: dict) -> Path:
+    path = summary_path(settings, night)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

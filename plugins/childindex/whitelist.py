@@ -1,0 +1,26 @@
+"""The one place that says which fields about a child may ever reach childindex.
+
+Every agency's contract maps its columns onto these fields; intake drops any other column
+before anything else is done with the file, and the staging layout and the index schema
+are derived from this list. Adding a field here is a privacy decision: it needs a reason
+that answers "how does this help a practitioner reach another professional?".
+"""
+
+from __future__ import annotations
+
+# Fields an agency may send, by meaning. Identifiers are pseudonymised at intake and never
+# stored in clear.
+IDENTIFIER_FIELDS = ("local_id", "nhs_number", "upn")
+IDENTITY_FIELDS = ("given_name", "family_name", "date_of_birth", "sex", "postcode")
+INVOLVEMENT_FIELDS = ("service", "contact_route", "involvement_start", "involvement_end")
+SOURCE_FIELDS = IDENTIFIER_FIELDS + IDENTITY_FIELDS + INVOLVEMENT_FIELDS
+
+# Fields every extract must carry for a row to be usable.
+REQUIRED_FIELDS = ("local_id", "given_name", "family_name", "date_of_birth", "sex", "postcode",
+                   "service", "contact_route")
+
+# Date-typed fields (parsed with the contract's date format).
+DATE_FIELDS = ("date_of_birth", "involvement_start", "involvement_end")
+
+# Sex after standardisation: M, F or U (not known / not stated).
+SEX_VALUES = ("M", "F", "U")
