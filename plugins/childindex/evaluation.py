@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from childindex.settings import Settings
 
 
@@ -23,6 +25,7 @@ def accuracy(settings: Settings, truth_dir: Path | None = None) -> dict[str, flo
 
     from childindex.contracts import AGENCIES
     from childindex.index.db import engine_for
+    from childindex.index.models import SourceRecord
     from childindex.index.store import fetch_arrow
     from childindex.pseudonymise import hmac_sql, key_params
 
@@ -33,7 +36,7 @@ def accuracy(settings: Settings, truth_dir: Path | None = None) -> dict[str, flo
 
     schema = pa.schema([("source_key", pa.string()), ("child_id", pa.string())])
     with engine_for(settings.index_url).connect() as conn:
-        index = fetch_arrow(conn, "SELECT source_key, child_id FROM source_record", schema)
+        index = fetch_arrow(conn, select(SourceRecord.source_key, SourceRecord.child_id), schema)
     con = duckdb.connect()
     try:
         con.register("idx", index)

@@ -211,7 +211,8 @@ def _plan(con, night: date) -> dict:  # noqa: ANN001
                least(coalesce(prev.first_seen, $night::DATE), $night::DATE) AS first_seen,
                greatest(coalesce(prev.last_seen, $night::DATE), CASE WHEN best.comp IS NULL
                         THEN coalesce(prev.last_seen, $night::DATE) ELSE $night::DATE END) AS last_seen,
-               prev.comp IS NULL AS is_new
+               prev.comp IS NULL AS is_new,
+               cc.child_id IN (SELECT child_id FROM old_child) AS in_index
         FROM touched t JOIN comp_child cc USING (comp)
         LEFT JOIN best USING (comp) LEFT JOIN prev USING (comp)
         ORDER BY cc.child_id

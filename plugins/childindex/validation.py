@@ -19,17 +19,19 @@ MAX_AGE_YEARS = 25
 
 def nhs_valid_sql(col: str) -> str:
     """True when ``col`` is 10 digits with a correct modulus 11 check digit."""
-    weighted = " + ".join(f"{11 - i}*CAST(substr({col},{i},1) AS INTEGER)" for i in range(1, 10))
+    weighted = " + ".join(f"{11 - i}*TRY_CAST(substr({col},{i},1) AS INTEGER)" for i in range(1, 10))
     check = f"(11 - (({weighted}) % 11)) % 11"
-    return (f"(regexp_full_match({col}, '[0-9]{{10}}') AND "
-            f"{check} <> 10 AND {check} = CAST(substr({col},10,1) AS INTEGER))")
+    # DuckDB does not short-circuit AND: TRY_CAST keeps non-digits from raising, and
+    # coalesce turns the resulting NULL into "invalid".
+    return (f"coalesce(regexp_full_match({col}, '[0-9]{{10}}') AND "
+            f"{check} <> 10 AND {check} = TRY_CAST(substr({col},10,1) AS INTEGER), false)")
 
 
 def upn_valid_sql(col: str) -> str:
     """True when ``col`` is a 13-character UPN whose first letter is the DfE check letter."""
-    weighted = " + ".join(f"{i}*CAST(substr({col},{i},1) AS INTEGER)" for i in range(2, 14))
-    return (f"(regexp_full_match({col}, '[A-Z][0-9]{{12}}') AND "
-            f"substr('{UPN_LETTERS}', (({weighted}) % 23) + 1, 1) = substr({col},1,1))")
+    weighted = " + ".join(f"{i}*TRY_CAST(substr({col},{i},1) AS INTEGER)" for i in range(2, 14))
+    return (f"coalesce(regexp_full_match({col}, '[A-Z][0-9]{{12}}') AND "
+            f"substr('{UPN_LETTERS}', (({weighted}) % 23) + 1, 1) = substr({col},1,1), false)")
 
 
 def normalise_name_sql(col: str) -> str:

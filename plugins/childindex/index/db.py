@@ -11,15 +11,19 @@ from sqlalchemy import Engine, create_engine, event
 
 @cache
 def engine_for(url: str) -> Engine:
-    """One engine per URL per process."""
+    """One engine per URL per process.
+
+    ``hide_parameters``: SQLAlchemy otherwise quotes bound values (names, dates of birth)
+    in exception messages, and exceptions end up in task logs.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, text
+from sqlalchemy import Connection, bindparam, delete, insert, select, text
 
 from childindex.index.db import engine_for
 from childindex.index.ledger import Ledger
@@ -21,12 +21,16 @@ _FETCH_BATCH = 50_000
 _KEY_CHUNK = 5_000  # bound parameters per IN list (SQLite allows 32k)
 
 
-def fetch_arrow(conn: Connection, sql: str, schema: Any) -> Any:
-    """Run ``sql`` and return a pyarrow Table with ``schema``, fetched in batches."""
+def fetch_arrow(conn: Connection, stmt: Any, schema: Any) -> Any:
+    """Run a Core statement and return a pyarrow Table with ``schema``, fetched in batches.
+
+    A Core statement (not raw SQL) so that SQLAlchemy's types turn SQLite's text dates
+    into dates.
+    """
     import pyarrow as pa
 
     batches = []
-    result = conn.exec_driver_sql(sql)
+    result = conn.execute(stmt)
     while rows := result.fetchmany(_FETCH_BATCH):
         cols = list(zip(*rows, strict=True))
         batches.append(pa.record_batch([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)],
@@ -46,10 +50,11 @@ def fetch_existing(url: str) -> tuple[Any, Any]:
                               ("sex", pa.string()), ("postcode", pa.string()),
                               ("first_seen", pa.date32()), ("last_seen", pa.date32())])
     with engine_for(url).connect() as conn:
-        records = fetch_arrow(conn, "SELECT source_key, child_id, nhs_key, upn_key, match_key, first_seen "
-                                    "FROM source_record ORDER BY source_key", rec_schema)
-        children = fetch_arrow(conn, "SELECT child_id, given_name, family_name, date_of_birth, sex, "
-                                     "postcode, first_seen, last_seen FROM child", child_schema)
+        sr, c = SourceRecord, Child
+        records = fetch_arrow(conn, select(sr.source_key, sr.child_id, sr.nhs_key, sr.upn_key,
+                                           sr.match_key, sr.first_seen).order_by(sr.source_key), rec_schema)
+        children = fetch_arrow(conn, select(c.child_id, c.given_name, c.family_name, c.date_of_birth,
+                                            c.sex, c.postcode, c.first_seen, c.last_seen), child_schema)
     return records, children
 
 
@@ -80,11 +85,21 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             is_new = child["is_new"].to_pylist()
             stats["children_created"] = sum(is_new)
             stats["children_updated"] = len(is_new) - stats["children_created"]
-            child_ids = child["child_id"].to_pylist()
-            # 1. Children first, so every reference below has a target.
-            _delete_in(conn, Child.__table__, Child.child_id, child_ids)
-            if child_ids:
-                conn.execute(insert(Child), _rows(child, drop=("is_new",)))
+            # 1. Children first, so every reference below has a target: update the ids the
+            #    index holds, insert the others.
+            in_index = child["in_index"].to_pylist()
+            rows = _rows(child, drop=("is_new", "in_index"))
+            updates = [r for r, present in zip(rows, in_index, strict=True) if present]
+            inserts = [r for r, present in zip(rows, in_index, strict=True) if not present]
+            if updates:
+                t = Child.__table__
+                conn.execute(
+                    t.update().where(t.c.child_id == bindparam("b_child_id"))
+                    .values({c: bindparam(f"b_{c}") for c in rows[0] if c != "child_id"}),
+                    [{f"b_{k}": v for k, v in r.items()} for r in updates],
+                )
+            if inserts:
+                conn.execute(insert(Child), inserts)
             # 2. Existing records whose child changed (merges and splits).
             remap = _rows(plan["remap"])
             if remap:

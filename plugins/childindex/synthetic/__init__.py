@@ -55,9 +55,10 @@ from childindex.contracts import AGENCIES
 from childindex.synthetic.extracts import TRUTH_SCHEMA, truth_path, write_extract
 from childindex.synthetic.noise import NoiseConfig
 from childindex.synthetic.population import Population, build_population
+from childindex.synthetic.records import column_layout, true_identity_frame
 
-__all__ = ["GenerationResult", "NoiseConfig", "Population", "build_population",
-           "generate_night"]
+__all__ = ["GenerationResult", "NoiseConfig", "Population", "build_population", "column_layout",
+           "generate_night", "true_identity_frame"]
 
 log = logging.getLogger(__name__)
 

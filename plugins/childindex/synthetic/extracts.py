@@ -24,7 +24,7 @@ from childindex.contracts import Contract, load_contract
 from childindex.synthetic.population import Population, local_numbers
 from childindex.synthetic.records import Chunk, build_chunk, column_layout
 
-CHUNK_ROWS = 500_000
+CHUNK_ROWS = 250_000  # rows built and encoded at a time: bounds memory
 TRUTH_SCHEMA = pa.schema([("agency", pa.string()), ("local_id", pa.string()),
                           ("person_id", pa.int64()), ("twin", pa.bool_())])
 _FILE_NAMES: dict[str, Callable[[date], str]] = {

@@ -101,10 +101,13 @@ def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray,
     return np.ascontiguousarray(m).view(f"<U{width}").ravel()
 
 
-def swap_day_month(days: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def swap_day_month(days: np.ndarray, mask: np.ndarray,
+                   latest: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Swap day and month of epoch-day dates where ``mask`` and the swap is a real change.
 
-    Returns (new days, applied mask); a swap applies only when day <= 12 and day != month.
+    Returns (new days, applied mask); a swap applies only when day <= 12 and day != month,
+    and (given ``latest``) when the swapped date is not after ``latest``: nobody types a
+    date of birth in the future.
     """
     d = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
     month_start = d.astype("datetime64[M]")
@@ -114,7 +117,10 @@ def swap_day_month(days: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.n
     applied = np.asarray(mask, dtype=bool) & (day <= 12) & (day != month)
     swapped = (year_start.astype("datetime64[M]") + (day - 1).astype("timedelta64[M]"))
     swapped = swapped.astype("datetime64[D]") + (month - 1).astype("timedelta64[D]")
-    out = np.where(applied, swapped.astype(np.int64), np.asarray(days, dtype=np.int64))
+    swapped = swapped.astype(np.int64)
+    if latest is not None:
+        applied &= swapped <= latest
+    out = np.where(applied, swapped, np.asarray(days, dtype=np.int64))
     return out.astype(np.int32), applied
 
 

@@ -153,7 +153,7 @@ def build_chunk(pop: Population, agency: str, p: np.ndarray) -> Chunk:
     f["family_name"] = _typo(family, typo & ~in_given, seed, agency, p)
 
     swap = uniform(seed, f"dob_swap/{agency}", p) < noise.dob_swap
-    dob, _ = swap_day_month(who.dob, swap)
+    dob, _ = swap_day_month(who.dob, swap, latest=pop.first_day + pop.night - 1)
     f["date_of_birth"] = _dates(dob, contract.date_format)
     f["sex"] = _sex_codes(contract, seed, agency, p, who.sex)
 
@@ -280,3 +280,34 @@ def _extras(agency: str, seed: int, p: np.ndarray, hh: np.ndarray,
             "ALLOCATED_WORKER": _join(T.GIVEN_TABLE.take(first),
                                       T.SURNAME_TABLE.take(surname_codes(seed, "worker/sn", p)),
                                       sep=" ")}
+
+
+def true_identity_frame(pop: Population, p: np.ndarray):
+    """Noise-free identity of children ``p`` as a pandas DataFrame (for tests and evaluation).
+
+    Columns: person_id, household, twin, given_name, nickname (the partner name or None),
+    family_name, date_of_birth (datetime64[s]), sex (M/F/U), postcode and address (current),
+    nhs_number, upn (None when the child has none).
+    """
+    import pandas as pd
+
+    p = np.asarray(p, dtype=np.int64)
+    who = identity(pop, p)
+    partner = np.where(who.name_list == 0, T.NICKNAME_BY_SEX[0][who.given],
+                       T.NICKNAME_BY_SEX[1][who.given])
+    addr = address(pop.seed, who.household, pop.addr_ver[p])
+    return pd.DataFrame({
+        "person_id": p,
+        "household": who.household,
+        "twin": who.twin,
+        "given_name": T.GIVEN_TABLE.take(who.given).to_pandas(),
+        "nickname": T.GIVEN_TABLE.take(pa.array(partner, mask=partner < 0)).to_pandas(),
+        "family_name": T.SURNAME_TABLE.take(who.surname).to_pandas(),
+        "date_of_birth": who.dob.astype("datetime64[D]").astype("datetime64[s]"),
+        "sex": np.array(["M", "F", "U"])[who.sex],
+        "postcode": addr["postcode"].to_pandas(),
+        "address": addr["line"].to_pandas(),
+        "nhs_number": _ints(who.nhs, mask=who.nhs == 0).to_pandas(),
+        "upn": _join(_UPN_LETTERS.take(who.upn_check),
+                     _ints(who.upn_body, mask=who.upn_body < 0)).to_pandas(),
+    })

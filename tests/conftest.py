@@ -1,0 +1,69 @@
+"""Shared fixtures: isolated settings per test, a throwaway PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TEST_KEY = "test-only-key-" + "0123456789abcdef" * 3  # synthetic data only
+
+PG_ADMIN_URL = os.environ.get("CHILDINDEX_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's own CHILDINDEX_* settings."""
+    for name in list(os.environ):
+        if name.startswith("CHILDINDEX_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "data"
+    monkeypatch.setenv("CHILDINDEX_DATA_DIR", str(d))
+    monkeypatch.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", TEST_KEY)
+    return d
+
+
+@pytest.fixture()
+def settings(data_dir: Path):  # noqa: ANN201
+    from childindex.index.db import migrate
+    from childindex.settings import load_settings
+
+    s = load_settings()
+    s.ensure_dirs()
+    migrate(s.index_url)
+    return s
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; skips where none is reachable."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means: skip
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {type(exc).__name__}")
+    name = f"childindex_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        from childindex.index.db import engine_for
+
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,94 @@
+"""Hand-built extracts for focused tests (all values synthetic; NHS numbers in the 999 range)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from pathlib import Path
+
+from childindex.contracts import load_contract
+from childindex.identifiers import nhs_check_digit, upn_check_letter
+
+
+def nhs(n: int) -> str:
+    """The n-th valid NHS number in the 999 test range."""
+    i = n
+    while True:
+        first9 = f"999{i:06d}"
+        digit = nhs_check_digit(first9)
+        if digit is not None:
+            return first9 + str(digit)
+        i += 1_000_000 // 7 + 1  # skip numbers that have no valid check digit
+
+
+def upn(n: int) -> str:
+    body = f"938{2000 + n % 1000:04d}26{n % 1000:03d}"
+    return upn_check_letter(body) + body
+
+
+def child(i: int, agency: str = "health", **over: object) -> dict[str, object]:
+    """A row keyed by whitelist field; ``over`` replaces fields (None = blank)."""
+    services = {"health": "school_nursing", "education": "school", "social_care": "child_in_need"}
+    row: dict[str, object] = {
+        "local_id": f"{agency[0].upper()}{i:07d}",
+        "nhs_number": nhs(i),
+        "upn": upn(i),
+        "given_name": f"Given{chr(65 + i % 26)}{chr(97 + i // 26 % 26)}",
+        "family_name": f"Family{chr(65 + i % 26)}",
+        "date_of_birth": date(2012, 1 + i % 12, 1 + i % 28),
+        "sex": "F" if i % 2 else "M",
+        "postcode": "LS6 2AB",
+        "service": services[agency],
+        "contact_route": "0113 496 0001",
+        "involvement_start": date(2020, 9, 1),
+        "involvement_end": None,
+    }
+    row.update(over)
+    return row
+
+
+def render(agency: str, rows: list[dict[str, object]], extras: dict[str, str] | None = None,
+           drop_columns: tuple[str, ...] = ()) -> bytes:
+    """Bytes of an extract in the agency's own format (names, codes, dates, encoding)."""
+    c = load_contract(agency)
+    sex_code = {v: k for k, v in reversed(list(c.sex_codes.items()))}
+    cols = [col for col in c.columns if col.name not in drop_columns]
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=c.file.delimiter, lineterminator="\n")
+    w.writerow([col.name for col in cols] + list(extras or {}))
+    for row in rows:
+        values = []
+        for col in cols:
+            v = row.get(col.field)
+            if isinstance(v, date):
+                v = v.strftime(c.date_format)
+            elif col.field == "sex" and v in sex_code:
+                v = sex_code[v]
+            values.append("" if v is None else str(v))
+        w.writerow(values + list((extras or {}).values()))
+    return out.getvalue().encode(c.file.encoding)
+
+
+def file_name(agency: str, night: date) -> str:
+    return {"health": f"health_{night.isoformat()}.csv",
+            "education": f"EDU_PUPILS_{night:%Y%m%d}.csv",
+            "social_care": f"sc_extract_{night:%Y%m%d}.txt"}[agency]
+
+
+def drop(settings, agency: str, data: bytes, night: date = date(2026, 11, 24),  # noqa: ANN001
+         name: str | None = None, complete: bool = True) -> Path:
+    """Place a file in the drop folder, honouring the contract's completion convention."""
+    folder = settings.drop_folder(agency)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = name or file_name(agency, night)
+    convention = load_contract(agency).file.completion
+    if convention == "rename" and not complete:
+        path = folder / (name + ".part")
+        path.write_bytes(data)
+        return path
+    path = folder / name
+    path.write_bytes(data)
+    if convention == "marker" and complete:
+        (folder / (name + ".done")).touch()
+    return path

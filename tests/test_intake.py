@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import duckdb
+import pytest
+
+from childindex.intake import pending_files, run_intake
+from childindex.staging import STAGING_COLUMNS
+from tests.helpers import child, drop, render
+
+NIGHT = date(2026, 11, 24)
+
+
+def _receipt(result: dict) -> dict:
+    return json.loads(open(result["receipt_path"], encoding="utf-8").read())
+
+
+@pytest.mark.parametrize("agency", ["health", "education", "social_care"])
+def test_clean_file_is_staged_in_the_common_layout(settings, agency: str) -> None:
+    rows = [child(i, agency) for i in range(1, 6)]
+    rows[0]["given_name"] = "Zoë"  # survives each agency's encoding
+    drop(settings, agency, render(agency, rows))
+    [result] = run_intake(settings, agency, NIGHT)
+    assert (result["outcome"], result["rows_read"], result["rows_accepted"], result["rows_rejected"]) == \
+        ("accepted", 5, 5, 0)
+    staged = duckdb.sql(f"SELECT * FROM read_parquet('{result['staged_path']}') ORDER BY source_row")
+    assert tuple(staged.columns) == STAGING_COLUMNS
+    got = staged.fetchall()
+    assert got[0][STAGING_COLUMNS.index("given_name")] == "Zoë"
+    assert {r[STAGING_COLUMNS.index("date_of_birth")] for r in got} == {r["date_of_birth"] for r in rows}
+    # Identifiers are only ever stored as 64-hex HMACs.
+    text = open(result["staged_path"], "rb").read()
+    for r in rows:
+        assert r["local_id"].encode() not in text and r["nhs_number"].encode() not in text
+    assert not list(settings.drop_folder(agency).iterdir()), "drop folder emptied"
+    assert (settings.archive_dir / agency / NIGHT.isoformat()).is_dir()
+
+
+def test_extra_columns_are_dropped_and_named_not_shown(settings) -> None:
+    data = render("health", [child(1)], extras={"Ethnicity": "CANARYETHNIC", "=HYPERLINK(1)": "x"})
+    drop(settings, "health", data)
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert receipt["columns_dropped"] == ["Ethnicity", "'=HYPERLINK(1)"]
+    staged = open(result["staged_path"], "rb").read()
+    assert b"CANARYETHNIC" not in staged and b"Ethnicity" not in staged
+    assert "CANARYETHNIC" not in json.dumps(receipt)
+
+
+def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
+    rows = [child(1), child(2, date_of_birth="31/02/2015"), child(3, nhs_number="9990000019"),
+            child(4, sex="X"), child(5, postcode="NOTAPOSTCODE"), child(6, given_name=None),
+            child(7, date_of_birth=date(2030, 1, 1)),
+            child(8, involvement_start=date(2021, 1, 1), involvement_end=date(2020, 1, 1)),
+            child(9, local_id="H0000001")]  # duplicate of row 1's id
+    drop(settings, "health", render("health", rows))
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 1, 8)
+    assert receipt["outcome"] == "accepted_with_rejections"
+    got = [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]]
+    assert got == [
+        (2, "DateOfBirth", "date_format"),
+        (3, "NHSNumber", "nhs_number_check"),
+        (4, "Gender", "code_set"),
+        (5, "Postcode", "postcode_format"),
+        (6, "Forename", "required"),
+        (7, "DateOfBirth", "date_of_birth_range"),
+        (8, "CaseloadStart", "date_order"),
+        (9, "LocalPatientID", "duplicate_local_id"),
+    ]
+    text = json.dumps(receipt) + open(result["receipt_path"].replace(".json", ".txt")).read()
+    for value in ("31/02/2015", "9990000019", "NOTAPOSTCODE", "2030"):
+        assert value not in text
+
+
+def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
+    good = render("health", [child(1), child(2), child(3)]).decode()
+    lines = good.splitlines()
+    lines.insert(2, "H9,1,2")  # becomes data row 2
+    drop(settings, "health", ("\n".join(lines) + "\n").encode())
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (4, 3, 1)
+    assert [(r["row"], r["rule"]) for r in receipt["rejected_rows"]] == [(2, "field_count")]
+    rows = duckdb.sql(f"SELECT source_row FROM read_parquet('{result['staged_path']}') ORDER BY 1").fetchall()
+    assert [r[0] for r in rows] == [1, 3, 4]
+
+
+@pytest.mark.parametrize(("data", "rule"), [
+    (b"", "empty_file"),
+    (render("health", [child(1)], drop_columns=("Surname",)), "missing_columns"),
+    (b"LocalPatientID,LocalPatientID\nA,B\n", "duplicate_header"),
+    (b"\xff\xfe\x00bad header", "encoding"),
+    (render("health", [child(1, nhs_number="1"), child(2, sex="Q")]), "all_rows_rejected"),
+])
+def test_file_level_rejection_quarantines_byte_for_byte(settings, data: bytes, rule: str) -> None:
+    drop(settings, "health", data)
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert receipt["outcome"] == "rejected"
+    assert [p["rule"] for p in receipt["file_problems"]] == [rule]
+    assert receipt["rows_read"] == receipt["rows_accepted"] + receipt["rows_rejected"]
+    assert result["staged_path"] is None
+    [kept] = [p for p in settings.quarantine_dir.rglob("health_*")]
+    assert kept.read_bytes() == data
+
+
+def test_wrong_name_is_quarantined_with_receipt(settings) -> None:
+    drop(settings, "health", render("health", [child(1)]), name="health-latest.csv")
+    [result] = run_intake(settings, "health", NIGHT)
+    assert _receipt(result)["file_problems"][0]["rule"] == "file_name"
+
+
+def test_same_file_twice_is_recognised_and_not_loaded_again(settings) -> None:
+    data = render("health", [child(1), child(2)])
+    drop(settings, "health", data)
+    [first] = run_intake(settings, "health", NIGHT)
+    drop(settings, "health", data)
+    [second] = run_intake(settings, "health", NIGHT)
+    assert first["outcome"] == "accepted" and second["outcome"] == "duplicate"
+    assert second["staged_path"] is None and second["rows_accepted"] == 0
+
+
+def test_incomplete_uploads_are_never_read(settings) -> None:
+    drop(settings, "health", render("health", [child(1)]), complete=False)       # no .done marker
+    drop(settings, "education", render("education", [child(1, "education")]), complete=False)  # .part
+    assert pending_files(settings, "health") == [] and pending_files(settings, "education") == []
+    assert run_intake(settings, "health", NIGHT) == []
+
+
+def test_symlinks_are_not_followed(settings, tmp_path) -> None:
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(render("health", [child(1)]))
+    folder = settings.drop_folder("health")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "health_2026-11-24.csv").symlink_to(outside)
+    (folder / "health_2026-11-24.csv.done").touch()
+    assert pending_files(settings, "health") == []
