@@ -215,7 +215,8 @@ def _services(pop: Population, contract: Contract, agency: str, p: np.ndarray,
         return _choose(u, SERVICE_WEIGHTS[agency], services)
     young = age_years(dob, pop.first_night) < 5
     out = np.where(young, services.index("health_visiting"), services.index("school_nursing"))
-    return np.where(u < COMMUNITY_PAEDIATRICS_RATE, services.index("community_paediatrics"), out)
+    paeds = (u < COMMUNITY_PAEDIATRICS_RATE) & (pop.enrol[agency][p] == 0)  # births go to HV
+    return np.where(paeds, services.index("community_paediatrics"), out)
 
 
 @cache
