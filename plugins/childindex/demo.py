@@ -42,10 +42,13 @@ class DemoPaths:
         return self.airflow_home / "demo-run.log"
 
 
+def dags_folder() -> Path:
+    """The repository's dags/ folder (next to plugins/, where this package lives)."""
+    return Path(__file__).resolve().parents[2] / "dags"
+
+
 def airflow_env(home: Path) -> dict[str, str]:
     """Environment for an embedded Airflow: SQLite metadata, no examples, our DAGs."""
-    from childindex.orchestration import dags_folder
-
     home.mkdir(parents=True, exist_ok=True)
     return {
         "AIRFLOW_HOME": str(home),
@@ -93,8 +96,6 @@ def run_dags(env: dict[str, str], night: date, log_file: Path, dag_ids: tuple[st
 def _runner(night: date, dag_ids: list[str]) -> int:
     """Inside the child process: dag.test() each DAG in order, stop at the first failure."""
     from airflow.dag_processing.dagbag import DagBag
-
-    from childindex.orchestration import dags_folder
 
     bag = DagBag(dag_folder=str(dags_folder()))
     if bag.import_errors:

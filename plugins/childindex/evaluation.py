@@ -60,10 +60,10 @@ def _scores(con: Any) -> dict[str, float]:
     row = con.execute("""
         WITH pc AS (SELECT count(*) n FROM j GROUP BY child_id),
              tc AS (SELECT count(*) n FROM j GROUP BY person_id),
-             both AS (SELECT count(*) n FROM j GROUP BY child_id, person_id)
+             cell AS (SELECT count(*) n FROM j GROUP BY child_id, person_id)
         SELECT (SELECT coalesce(sum(n*(n-1)/2), 0) FROM pc),
                (SELECT coalesce(sum(n*(n-1)/2), 0) FROM tc),
-               (SELECT coalesce(sum(n*(n-1)/2), 0) FROM both),
+               (SELECT coalesce(sum(n*(n-1)/2), 0) FROM cell),
                (SELECT count(*) FROM j),
                (SELECT count(DISTINCT child_id) FROM j),
                (SELECT count(DISTINCT person_id) FROM j)

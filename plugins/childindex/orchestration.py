@@ -52,11 +52,6 @@ def context_day(context: dict) -> date:
     return context_night(context) + timedelta(days=1)
 
 
-def dags_folder() -> Path:
-    """The repository's dags/ folder (next to plugins/, where this package lives)."""
-    return Path(__file__).resolve().parents[2] / "dags"
-
-
 # --------------------------------------------------------------------------- task bodies
 
 def discover_files(agency: str) -> list[str]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from synthetic_helpers import CHILDREN, FIRST_NIGHT, Run
-
 from childindex.synthetic import build_population, generate_night
+from synthetic_helpers import CHILDREN, FIRST_NIGHT, Run
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,11 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_helpers import CHILDREN, FIRST_NIGHT, as_dates
-
 from childindex.contracts import AGENCIES, load_contract
 from childindex.synthetic import build_population, generate_night
 from childindex.synthetic import extracts as E
 from childindex.synthetic import names as T
+from synthetic_helpers import CHILDREN, FIRST_NIGHT, as_dates
 
 
 def _files(root):
@@ -96,7 +95,8 @@ def test_new_cases_admissions_moves_leavers_corrections(run):
         family = b.loc[common, "family_name"] != a.loc[common, "family_name"]
         now = a.loc[common]
         g = now[given]  # corrected to the true name (or its nickname, also noise)
-        assert ((g["given_name"] == g["true_given_name"]) | (g["given_name"] == g["true_nickname"])).all()
+        ok = (g["given_name"] == g["true_given_name"]) | (g["given_name"] == g["true_nickname"])
+        assert ok.all()
         f = now[family]  # corrected to the true surname (or a family change, also noise)
         assert (f["family_name"].str.split("-").str[0].isin(T.SURNAMES)).all()
         fixed += int((given | family).sum())

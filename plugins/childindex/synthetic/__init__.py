@@ -74,7 +74,8 @@ class GenerationResult:
 
 def generate_night(drop_root: Path, truth_root: Path, *, children: int = 10_000,
                    seed: int = 42, first_night: date = date(2026, 11, 24),
-                   night_number: int = 0, noise: NoiseConfig = NoiseConfig()
+                   night_number: int = 0,
+                   noise: NoiseConfig = NoiseConfig(),  # noqa: B008 (frozen, immutable)
                    ) -> GenerationResult:
     """Write night ``night_number``'s extract for every agency, and that night's truth.
 

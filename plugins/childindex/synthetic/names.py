@@ -52,7 +52,8 @@ def _unique(items) -> list[str]:
 
 
 MALE_NAMES = _unique(list(_Person.first_names_male) + list(ACCENTED_MALE))
-FEMALE_NAMES = _unique(list(_Person.first_names_female) + list(ACCENTED_FEMALE) + list(EXTRA_FEMALE))
+FEMALE_NAMES = _unique(
+    list(_Person.first_names_female) + list(ACCENTED_FEMALE) + list(EXTRA_FEMALE))
 _nick_names = [n for pairs in (NICKNAMES_MALE, NICKNAMES_FEMALE) for pair in pairs for n in pair]
 GIVEN_NAMES: list[str] = _unique(MALE_NAMES + FEMALE_NAMES + _nick_names)
 _GIVEN_INDEX = {n: i for i, n in enumerate(GIVEN_NAMES)}
