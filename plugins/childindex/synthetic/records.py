@@ -118,7 +118,7 @@ def address(seed: int, household: np.ndarray, version: np.ndarray) -> dict[str, 
 def build_chunk(pop: Population, agency: str, p: np.ndarray) -> Chunk:
     """Rows of ``agency`` for children ``p`` (all enrolled in it), ready to serialise."""
     contract: Contract = load_contract(agency)
-    seed, noise, n = pop.seed, pop.noise, len(p)
+    seed, noise = pop.seed, pop.noise
     who = identity(pop, p)
     hh = who.household
     f: dict[str, pa.Array] = {}  # contract field -> values
@@ -168,13 +168,13 @@ def build_chunk(pop: Population, agency: str, p: np.ndarray) -> Chunk:
     f["postcode"] = addr["postcode"]
 
     service = _services(pop, contract, agency, p, who.dob)
-    f["service"] = pa.array(np.array(contract.services, dtype=object)[service], pa.string())
+    f["service"] = pa.array(contract.services, pa.string()).take(service)
     f["contact_route"] = _contacts(contract, seed, agency, p, service)
     start, end, ended = _involvement(pop, agency, p, who.dob)
     f["involvement_start"] = _dates(start, contract.date_format)
     f["involvement_end"] = _dates(end, contract.date_format, mask=~ended)
 
-    extras = _extras(agency, seed, p, hh, addr, n)
+    extras = _extras(agency, seed, p, hh, addr)
     columns: dict[str, pa.Array] = {}
     by_name = {c.name: c.field for c in contract.columns}
     for name in column_layout(agency):
@@ -257,7 +257,7 @@ def _involvement(pop: Population, agency: str, p: np.ndarray, dob: np.ndarray):
 
 
 def _extras(agency: str, seed: int, p: np.ndarray, hh: np.ndarray,
-            addr: dict[str, pa.Array], n: int) -> dict[str, pa.Array]:
+            addr: dict[str, pa.Array]) -> dict[str, pa.Array]:
     if agency == "health":
         eth = np.searchsorted(T.ETHNICITY_CUMWEIGHTS, uniform(seed, "ethnicity", hh), "right")
         gp = _join(T.GP_PREFIXES.take(integers(seed, "gp/prefix", hh, len(T.GP_PREFIXES))),

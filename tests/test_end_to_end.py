@@ -1,0 +1,259 @@
+"""A small night through the real DAGs with Airflow's own runner, checked against ground truth.
+
+Also the personal-data canary test: records carrying unique canary names and identifiers go
+through the whole night (accepted, rejected and quarantined), then every log, XCom,
+receipt, report, exception and database file is scanned for them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from childindex.contracts import AGENCIES, load_contract
+from tests.helpers import nhs, upn
+
+pytestmark = pytest.mark.airflow
+
+NIGHT = date(2026, 11, 24)
+CHILDREN = 400
+
+# Canary values: unique strings that must never leak.
+CANARY_NAMES = ["Qzcanaryfirst", "Qzcanarylast", "Qzcanaryrejected", "Qzcanaryquarantined",
+                "QZCANARYEXTRA", "1 Qzcanary Street"]
+CANARY_IDS = ["HQZ0000001", "PQZ0001", "77700001", nhs(900_001), upn(777), "HQZ0000002"]
+
+
+def _append_canaries(drop_root: Path) -> None:
+    """Append canary rows (one accepted, one rejected) to each agency's file, and drop a
+    second social-care file that is rejected as a whole."""
+    for agency in AGENCIES:
+        c = load_contract(agency)
+        [path] = [p for p in (drop_root / agency).iterdir() if c.match_name(p.name)]
+        raw = path.read_bytes().decode(c.file.encoding)
+        header = next(csv.reader(io.StringIO(raw.splitlines()[0]), delimiter=c.file.delimiter))
+        local = {"health": "HQZ0000001", "education": "PQZ0001", "social_care": "77700001"}[agency]
+        dob = date(2015, 6, 7).strftime(c.date_format)
+        values = {"local_id": local, "nhs_number": CANARY_IDS[3], "upn": CANARY_IDS[4],
+                  "given_name": "Qzcanaryfirst", "family_name": "Qzcanarylast", "date_of_birth": dob,
+                  "sex": next(iter(c.sex_codes)), "postcode": "LS6 2AB", "service": c.services[0],
+                  "contact_route": "0113 496 0999", "involvement_start": "", "involvement_end": ""}
+        by_name = {col.name: values[col.field] for col in c.columns}
+        good = [by_name.get(h, "QZCANARYEXTRA" if "ADDRESS" not in h.upper() else "1 Qzcanary Street")
+                for h in header]
+        bad = dict(by_name)
+        bad[c.column_for("local_id").name] = local + "R"
+        bad[c.column_for("given_name").name] = "Qzcanaryrejected"
+        bad[c.column_for("date_of_birth").name] = "not-a-date"
+        bad_row = [bad.get(h, "QZCANARYEXTRA") for h in header]
+        out = io.StringIO()
+        w = csv.writer(out, delimiter=c.file.delimiter, lineterminator="\n")
+        w.writerow(good)
+        w.writerow(bad_row)
+        path.write_bytes((raw + out.getvalue()).encode(c.file.encoding))
+    sc = drop_root / "social_care" / "sc_extract_20261123.txt"
+    sc.write_bytes(b"PERSON_ID|FIRST_NAME\nHQZ0000002|Qzcanaryquarantined\n")
+    (sc.parent / (sc.name + ".done")).touch()
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    from childindex import demo
+    from childindex.index.db import migrate
+    from childindex.settings import load_settings
+    from childindex.synthetic import generate_night
+
+    data_dir = tmp_path_factory.mktemp("night") / "data"
+    paths, env = demo.prepare(data_dir)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        settings = load_settings()
+        settings.ensure_dirs()
+        generate_night(settings.drop_root, paths.truth_dir, children=CHILDREN, seed=7, first_night=NIGHT)
+        _append_canaries(settings.drop_root)
+        migrate(settings.index_url)
+        demo.run_dags(env, NIGHT, paths.log_file)
+        yield settings, paths, env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _index(settings) -> sqlite3.Connection:  # noqa: ANN001
+    return sqlite3.connect(settings.index_url.split("///", 1)[1])
+
+
+def test_every_dag_succeeded_and_files_were_processed(night) -> None:  # noqa: ANN001
+    settings, paths, _ = night
+    log = paths.log_file.read_text()
+    for dag_id in ("intake_education", "intake_health", "intake_social_care", "link_and_publish",
+                   "night_summary", "retention"):
+        assert f"childindex demo: {dag_id} finished: success" in log or \
+            f"childindex demo: {dag_id} finished: DagRunState.SUCCESS" in log
+    con = _index(settings)
+    ledger = dict(con.execute("SELECT file_name, status FROM file_ledger").fetchall())
+    assert ledger["sc_extract_20261123.txt"] == "quarantined"
+    assert sorted(v for k, v in ledger.items() if k != "sc_extract_20261123.txt") == ["linked"] * 3
+    assert not any(p.is_file() and not p.name.startswith(".")
+                   for a in AGENCIES for p in settings.drop_folder(a).iterdir())
+
+
+def test_index_matches_ground_truth_for_the_deterministic_rules(night) -> None:  # noqa: ANN001
+    """An independent, plain-Python implementation of the rules gives the same clusters."""
+    import duckdb
+
+    from childindex.pseudonymise import hmac_hex
+    from childindex.validation import MAX_AGE_YEARS  # noqa: F401 - rows here are all in range
+
+    settings, paths, _ = night
+    records = []
+    for agency in AGENCIES:
+        c = load_contract(agency)
+        [path] = list((settings.archive_dir / agency / NIGHT.isoformat()).iterdir())
+        rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode(c.file.encoding)),
+                                   delimiter=c.file.delimiter))
+        for row in rows:
+            f = {col.field: (row.get(col.name) or "").strip() for col in c.columns}
+            if f["date_of_birth"] == "not-a-date":
+                continue
+            from datetime import datetime
+
+            import unicodedata
+
+            def norm(s: str) -> str:
+                s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode().upper()
+                return "".join(ch for ch in s if "A" <= ch <= "Z")
+
+            dob = datetime.strptime(f["date_of_birth"], c.date_format).date()
+            records.append({"key": hmac_hex(settings.key, f"local_id:{agency}", f["local_id"]),
+                            "nhs": f.get("nhs_number") or None, "upn": f.get("upn") or None,
+                            "match": (norm(f["given_name"]), norm(f["family_name"]), dob)})
+    # Rule 1: union on identifiers.
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(records):
+        for kind in ("nhs", "upn"):
+            if r[kind]:
+                j = first.setdefault((kind, r[kind]), i)
+                parent[find(i)] = find(j)
+    comp1 = [find(i) for i in range(len(records))]
+    ids: dict[int, dict[str, set]] = {}
+    for i, r in enumerate(records):
+        d = ids.setdefault(comp1[i], {"nhs": set(), "upn": set()})
+        for kind in ("nhs", "upn"):
+            if r[kind]:
+                d[kind].add(r[kind])
+    groups: dict[tuple, set[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(r["match"], set()).add(comp1[i])
+
+    def conflict(a: int, b: int) -> bool:
+        return any(ids[a][k] and ids[b][k] and not ids[a][k] & ids[b][k] for k in ("nhs", "upn"))
+
+    for comps in groups.values():
+        cl = sorted(comps)
+        if any(conflict(a, b) for x, a in enumerate(cl) for b in cl[x + 1:]):
+            continue
+        for other in cl[1:]:
+            parent[find(other)] = find(cl[0])
+    expected = {}
+    for i, r in enumerate(records):
+        expected.setdefault(find(i), set()).add(r["key"])
+    expected_partition = {frozenset(s) for s in expected.values()}
+
+    got: dict[str, set[str]] = {}
+    for key, child_id in _index(settings).execute("SELECT source_key, child_id FROM source_record"):
+        got.setdefault(child_id, set()).add(key)
+    assert {frozenset(s) for s in got.values()} == expected_partition
+
+    # And against the generator's truth: no false merge at the default noise.
+    from childindex.evaluation import accuracy
+
+    acc = accuracy(settings, paths.truth_dir)
+    assert acc["precision"] == 1.0
+    assert acc["recall"] > 0.8
+    del duckdb
+
+
+def test_the_summary_reports_the_night(night) -> None:  # noqa: ANN001
+    import json
+
+    from childindex.summary import summary_path
+
+    settings, _, _ = night
+    s = json.loads(summary_path(settings, NIGHT).read_text())
+    con = _index(settings)
+    assert s["children"] == con.execute("SELECT count(*) FROM child").fetchone()[0]
+    assert s["agencies"]["health"]["rows_rejected"] == 1
+    assert s["agencies"]["social_care"]["files"] == 1  # the quarantined file was for night 23
+    assert s["rows_read"] == s["rows_accepted"] + s["rows_rejected"]
+    assert 0.99 < s["accuracy"]["precision"] <= 1.0
+    cert = settings.reports_dir / "retention" / f"certificate-{NIGHT.replace(day=25)}.json"
+    assert cert.exists()
+
+
+def test_a_rerun_of_the_night_gives_the_same_index(night) -> None:  # noqa: ANN001
+    from childindex import demo
+
+    settings, paths, env = night
+    dump = "SELECT * FROM child ORDER BY 1; SELECT * FROM source_record ORDER BY 1"
+
+    def snapshot() -> list:
+        con = _index(settings)
+        return [con.execute(q).fetchall() for q in dump.split("; ")]
+
+    before = snapshot()
+    demo.run_dags(env, NIGHT, paths.log_file, ("intake_health", "link_and_publish"))
+    assert snapshot() == before
+
+
+def _scan(paths: list[Path], needles: list[str]) -> list[tuple[str, str]]:
+    found = []
+    for p in paths:
+        data = p.read_bytes()
+        for n in needles:
+            for enc in ("utf-8", "utf-16-le"):
+                if n.encode(enc) in data:
+                    found.append((str(p), n))
+    return found
+
+
+def test_no_canary_leaks_anywhere(night) -> None:  # noqa: ANN001
+    settings, paths, _ = night
+    data = settings.data_dir
+    every_file = [p for p in data.rglob("*") if p.is_file()]
+    originals = {p for p in every_file if p.is_relative_to(settings.archive_dir)
+                 or (p.is_relative_to(settings.quarantine_dir) and p.name != "quarantine.json")}
+    assert originals, "the originals are kept"
+    # The canaries did go through: the accepted canary child is in the index.
+    con = _index(settings)
+    assert con.execute("SELECT count(*) FROM child WHERE given_name = 'Qzcanaryfirst'").fetchone()[0] >= 1
+    # Names may be in the index and staging (that is the index's purpose); nowhere else.
+    holders = {p for p in every_file if p.name.startswith("index.sqlite") or p.is_relative_to(settings.staging_dir)}
+    logs_and_reports = [p for p in every_file if p not in originals and p not in holders]
+    assert any(p.is_relative_to(paths.airflow_home) and p.suffix == ".log" for p in logs_and_reports)
+    assert any(p.name == "airflow.db" for p in logs_and_reports), "XComs are scanned"
+    assert any(p.is_relative_to(settings.outbox_root) for p in logs_and_reports)
+    assert _scan(logs_and_reports, CANARY_NAMES + CANARY_IDS) == []
+    # Identifiers appear nowhere but in the agencies' own files: the index holds HMACs only.
+    assert _scan(sorted(holders), CANARY_IDS) == []
+    # Non-whitelisted values never reach the index or staging.
+    assert _scan(sorted(holders), ["QZCANARYEXTRA", "1 Qzcanary Street", "Qzcanaryrejected",
+                                   "Qzcanaryquarantined"]) == []
