@@ -1,0 +1,15 @@
+# Sourced by the other scripts: make sure uv is available and the locked environment is in place.
+# Needs only Python 3.11 with pip; installs uv for the current user when it is absent.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if command -v uv >/dev/null 2>&1; then
+  UV=(uv)
+elif python3 -m uv --version >/dev/null 2>&1; then
+  UV=(python3 -m uv)
+else
+  echo "childindex: installing uv (python3 -m pip install --user uv)" >&2
+  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --user --break-system-packages uv
+  UV=(python3 -m uv)
+fi
+# --locked: the committed uv.lock is the pin; fail rather than resolve anew.
+"${UV[@]}" sync --locked --python 3.11 --quiet
