@@ -8,7 +8,8 @@ elif python3 -m uv --version >/dev/null 2>&1; then
   UV=(python3 -m uv)
 else
   echo "childindex: installing uv (python3 -m pip install --user uv)" >&2
-  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --user --break-system-packages uv
+  # --user outside a virtualenv; inside one (where --user is refused) into it.
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
   UV=(python3 -m uv)
 fi
 # --locked: the committed uv.lock is the pin; fail rather than resolve anew.
