@@ -12,5 +12,8 @@ else
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
   UV=(python3 -m uv)
 fi
+# Trust the platform's certificate store (corporate proxies, custom CAs) as pip does; an
+# explicit UV_SYSTEM_CERTS or SSL_CERT_FILE wins. uv older than 0.9 ignores this variable.
+export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"
 # --locked: the committed uv.lock is the pin; fail rather than resolve anew.
 "${UV[@]}" sync --locked --python 3.11 --quiet
