@@ -9,7 +9,6 @@ and counts only.
 from __future__ import annotations
 
 from airflow.sdk import dag, task
-
 from childindex import orchestration as orch
 from childindex.contracts import AGENCIES
 
@@ -39,7 +38,9 @@ def build(agency: str):  # noqa: ANN201
             # Index, don't iterate: iterating a lazy XCom sequence probes one past its end.
             counts = orch.totals([results[i] for i in range(len(results))])
             context["outlet_events"][orch.STAGED[agency]].extra = {
-                "night": orch.context_night(context).isoformat(), **counts}
+                "night": orch.context_night(context).isoformat(),
+                **counts,
+            }
             return counts
 
         publish_staged(process.expand(path=discover()))

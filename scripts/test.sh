@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything and run the whole test suite. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/_uv.sh"
+"${UV[@]}" run --locked --no-sync ruff check .
 set +e
 "${UV[@]}" run --locked --no-sync python -m pytest "$@"
 status=$?

@@ -48,8 +48,9 @@ def child(i: int, agency: str = "health", **over: object) -> dict[str, object]:
     return row
 
 
-def render(agency: str, rows: list[dict[str, object]], extras: dict[str, str] | None = None,
-           drop_columns: tuple[str, ...] = ()) -> bytes:
+def render(
+    agency: str, rows: list[dict[str, object]], extras: dict[str, str] | None = None, drop_columns: tuple[str, ...] = ()
+) -> bytes:
     """Bytes of an extract in the agency's own format (names, codes, dates, encoding)."""
     c = load_contract(agency)
     sex_code = {v: k for k, v in reversed(list(c.sex_codes.items()))}
@@ -71,13 +72,21 @@ def render(agency: str, rows: list[dict[str, object]], extras: dict[str, str] | 
 
 
 def file_name(agency: str, night: date) -> str:
-    return {"health": f"health_{night.isoformat()}.csv",
-            "education": f"EDU_PUPILS_{night:%Y%m%d}.csv",
-            "social_care": f"sc_extract_{night:%Y%m%d}.txt"}[agency]
+    return {
+        "health": f"health_{night.isoformat()}.csv",
+        "education": f"EDU_PUPILS_{night:%Y%m%d}.csv",
+        "social_care": f"sc_extract_{night:%Y%m%d}.txt",
+    }[agency]
 
 
-def drop(settings, agency: str, data: bytes, night: date = date(2026, 11, 24),  # noqa: ANN001
-         name: str | None = None, complete: bool = True) -> Path:
+def drop(
+    settings,
+    agency: str,
+    data: bytes,
+    night: date = date(2026, 11, 24),  # noqa: ANN001
+    name: str | None = None,
+    complete: bool = True,
+) -> Path:
     """Place a file in the drop folder, honouring the contract's completion convention."""
     folder = settings.drop_folder(agency)
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from childindex.cli import app
 from typer.main import get_command
 from typer.testing import CliRunner
-
-from childindex.cli import app
 
 runner = CliRunner()
 
@@ -26,8 +25,21 @@ ALL = _commands(get_command(app))
 
 def test_the_expected_commands_exist() -> None:
     names = {" ".join(c) for c in ALL}
-    assert {"generate", "demo", "init-key", "db", "db upgrade", "intake", "link", "summary",
-            "retention", "settings", "contracts", "contracts show", "contracts docs"} <= names
+    assert {
+        "generate",
+        "demo",
+        "init-key",
+        "db",
+        "db upgrade",
+        "intake",
+        "link",
+        "summary",
+        "retention",
+        "settings",
+        "contracts",
+        "contracts show",
+        "contracts docs",
+    } <= names
 
 
 @pytest.mark.parametrize("path", ALL, ids=[" ".join(p) for p in ALL])

@@ -4,8 +4,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from childindex.contracts import AGENCIES, ContractError, all_contracts, load_contract, load_contract_file
+from childindex.contracts import (
+    AGENCIES,
+    ContractError,
+    all_contracts,
+    load_contract,
+    load_contract_file,
+)
 from childindex.contracts.docs import render_all
 from childindex.whitelist import SOURCE_FIELDS
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from childindex.contracts import AGENCIES
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -23,8 +22,7 @@ def dagbag():  # noqa: ANN201
 
 def test_no_import_errors(dagbag) -> None:  # noqa: ANN001
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {*(f"intake_{a}" for a in AGENCIES), "link_and_publish",
-                                   "night_summary", "retention"}
+    assert set(dagbag.dag_ids) == {*(f"intake_{a}" for a in AGENCIES), "link_and_publish", "night_summary", "retention"}
 
 
 @pytest.mark.parametrize("agency", AGENCIES)

@@ -15,8 +15,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from childindex.contracts import AGENCIES, load_contract
+
 from tests.helpers import nhs, upn
 
 pytestmark = pytest.mark.airflow
@@ -25,8 +25,14 @@ NIGHT = date(2026, 11, 24)
 CHILDREN = 400
 
 # Canary values: unique strings that must never leak.
-CANARY_NAMES = ["Qzcanaryfirst", "Qzcanarylast", "Qzcanaryrejected", "Qzcanaryquarantined",
-                "QZCANARYEXTRA", "1 Qzcanary Street"]
+CANARY_NAMES = [
+    "Qzcanaryfirst",
+    "Qzcanarylast",
+    "Qzcanaryrejected",
+    "Qzcanaryquarantined",
+    "QZCANARYEXTRA",
+    "1 Qzcanary Street",
+]
 CANARY_IDS = ["HQZ0000001", "PQZ0001", "77700001", nhs(900_001), upn(777), "HQZ0000002"]
 
 
@@ -40,13 +46,22 @@ def _append_canaries(drop_root: Path) -> None:
         header = next(csv.reader(io.StringIO(raw.splitlines()[0]), delimiter=c.file.delimiter))
         local = {"health": "HQZ0000001", "education": "PQZ0001", "social_care": "77700001"}[agency]
         dob = date(2015, 6, 7).strftime(c.date_format)
-        values = {"local_id": local, "nhs_number": CANARY_IDS[3], "upn": CANARY_IDS[4],
-                  "given_name": "Qzcanaryfirst", "family_name": "Qzcanarylast", "date_of_birth": dob,
-                  "sex": next(iter(c.sex_codes)), "postcode": "LS6 2AB", "service": c.services[0],
-                  "contact_route": "0113 496 0999", "involvement_start": "", "involvement_end": ""}
+        values = {
+            "local_id": local,
+            "nhs_number": CANARY_IDS[3],
+            "upn": CANARY_IDS[4],
+            "given_name": "Qzcanaryfirst",
+            "family_name": "Qzcanarylast",
+            "date_of_birth": dob,
+            "sex": next(iter(c.sex_codes)),
+            "postcode": "LS6 2AB",
+            "service": c.services[0],
+            "contact_route": "0113 496 0999",
+            "involvement_start": "",
+            "involvement_end": "",
+        }
         by_name = {col.name: values[col.field] for col in c.columns}
-        good = [by_name.get(h, "QZCANARYEXTRA" if "ADDRESS" not in h.upper() else "1 Qzcanary Street")
-                for h in header]
+        good = [by_name.get(h, "QZCANARYEXTRA" if "ADDRESS" not in h.upper() else "1 Qzcanary Street") for h in header]
         bad = dict(by_name)
         bad[c.column_for("local_id").name] = local + "R"
         bad[c.column_for("given_name").name] = "Qzcanaryrejected"
@@ -96,22 +111,30 @@ def _index(settings) -> sqlite3.Connection:  # noqa: ANN001
 def test_every_dag_succeeded_and_files_were_processed(night) -> None:  # noqa: ANN001
     settings, paths, _ = night
     log = paths.log_file.read_text()
-    for dag_id in ("intake_education", "intake_health", "intake_social_care", "link_and_publish",
-                   "night_summary", "retention"):
-        assert f"childindex demo: {dag_id} finished: success" in log or \
-            f"childindex demo: {dag_id} finished: DagRunState.SUCCESS" in log
+    for dag_id in (
+        "intake_education",
+        "intake_health",
+        "intake_social_care",
+        "link_and_publish",
+        "night_summary",
+        "retention",
+    ):
+        assert (
+            f"childindex demo: {dag_id} finished: success" in log
+            or f"childindex demo: {dag_id} finished: DagRunState.SUCCESS" in log
+        )
     con = _index(settings)
     ledger = dict(con.execute("SELECT file_name, status FROM file_ledger").fetchall())
     assert ledger["sc_extract_20261123.txt"] == "quarantined"
     assert sorted(v for k, v in ledger.items() if k != "sc_extract_20261123.txt") == ["linked"] * 3
-    assert not any(p.is_file() and not p.name.startswith(".")
-                   for a in AGENCIES for p in settings.drop_folder(a).iterdir())
+    assert not any(
+        p.is_file() and not p.name.startswith(".") for a in AGENCIES for p in settings.drop_folder(a).iterdir()
+    )
 
 
 def test_index_matches_ground_truth_for_the_deterministic_rules(night) -> None:  # noqa: ANN001
     """An independent, plain-Python implementation of the rules gives the same clusters."""
     import duckdb
-
     from childindex.pseudonymise import hmac_hex
     from childindex.validation import MAX_AGE_YEARS  # noqa: F401 - rows here are all in range
 
@@ -120,24 +143,27 @@ def test_index_matches_ground_truth_for_the_deterministic_rules(night) -> None: 
     for agency in AGENCIES:
         c = load_contract(agency)
         [path] = list((settings.archive_dir / agency / NIGHT.isoformat()).iterdir())
-        rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode(c.file.encoding)),
-                                   delimiter=c.file.delimiter))
+        rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode(c.file.encoding)), delimiter=c.file.delimiter))
         for row in rows:
             f = {col.field: (row.get(col.name) or "").strip() for col in c.columns}
             if f["date_of_birth"] == "not-a-date":
                 continue
-            from datetime import datetime
-
             import unicodedata
+            from datetime import datetime
 
             def norm(s: str) -> str:
                 s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode().upper()
                 return "".join(ch for ch in s if "A" <= ch <= "Z")
 
             dob = datetime.strptime(f["date_of_birth"], c.date_format).date()
-            records.append({"key": hmac_hex(settings.key, f"local_id:{agency}", f["local_id"]),
-                            "nhs": f.get("nhs_number") or None, "upn": f.get("upn") or None,
-                            "match": (norm(f["given_name"]), norm(f["family_name"]), dob)})
+            records.append(
+                {
+                    "key": hmac_hex(settings.key, f"local_id:{agency}", f["local_id"]),
+                    "nhs": f.get("nhs_number") or None,
+                    "upn": f.get("upn") or None,
+                    "match": (norm(f["given_name"]), norm(f["family_name"]), dob),
+                }
+            )
     # Rule 1: union on identifiers.
     parent = list(range(len(records)))
 
@@ -169,7 +195,7 @@ def test_index_matches_ground_truth_for_the_deterministic_rules(night) -> None: 
 
     for comps in groups.values():
         cl = sorted(comps)
-        if any(conflict(a, b) for x, a in enumerate(cl) for b in cl[x + 1:]):
+        if any(conflict(a, b) for x, a in enumerate(cl) for b in cl[x + 1 :]):
             continue
         for other in cl[1:]:
             parent[find(other)] = find(cl[0])
@@ -239,8 +265,12 @@ def test_no_canary_leaks_anywhere(night) -> None:  # noqa: ANN001
     settings, paths, _ = night
     data = settings.data_dir
     every_file = [p for p in data.rglob("*") if p.is_file()]
-    originals = {p for p in every_file if p.is_relative_to(settings.archive_dir)
-                 or (p.is_relative_to(settings.quarantine_dir) and p.name != "quarantine.json")}
+    originals = {
+        p
+        for p in every_file
+        if p.is_relative_to(settings.archive_dir)
+        or (p.is_relative_to(settings.quarantine_dir) and p.name != "quarantine.json")
+    }
     assert originals, "the originals are kept"
     # The canaries did go through: the accepted canary child is in the index.
     con = _index(settings)
@@ -255,5 +285,6 @@ def test_no_canary_leaks_anywhere(night) -> None:  # noqa: ANN001
     # Identifiers appear nowhere but in the agencies' own files: the index holds HMACs only.
     assert _scan(sorted(holders), CANARY_IDS) == []
     # Non-whitelisted values never reach the index or staging.
-    assert _scan(sorted(holders), ["QZCANARYEXTRA", "1 Qzcanary Street", "Qzcanaryrejected",
-                                   "Qzcanaryquarantined"]) == []
+    assert (
+        _scan(sorted(holders), ["QZCANARYEXTRA", "1 Qzcanary Street", "Qzcanaryrejected", "Qzcanaryquarantined"]) == []
+    )

@@ -5,9 +5,9 @@ from datetime import date
 
 import duckdb
 import pytest
-
 from childindex.intake import pending_files, run_intake
 from childindex.staging import STAGING_COLUMNS
+
 from tests.helpers import child, drop, render
 
 NIGHT = date(2026, 11, 24)
@@ -23,8 +23,12 @@ def test_clean_file_is_staged_in_the_common_layout(settings, agency: str) -> Non
     rows[0]["given_name"] = "Zoë"  # survives each agency's encoding
     drop(settings, agency, render(agency, rows))
     [result] = run_intake(settings, agency, NIGHT)
-    assert (result["outcome"], result["rows_read"], result["rows_accepted"], result["rows_rejected"]) == \
-        ("accepted", 5, 5, 0)
+    assert (result["outcome"], result["rows_read"], result["rows_accepted"], result["rows_rejected"]) == (
+        "accepted",
+        5,
+        5,
+        0,
+    )
     staged = duckdb.sql(f"SELECT * FROM read_parquet('{result['staged_path']}') ORDER BY source_row")
     assert tuple(staged.columns) == STAGING_COLUMNS
     got = staged.fetchall()
@@ -50,11 +54,17 @@ def test_extra_columns_are_dropped_and_named_not_shown(settings) -> None:
 
 
 def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
-    rows = [child(1), child(2, date_of_birth="31/02/2015"), child(3, nhs_number="9990000019"),
-            child(4, sex="X"), child(5, postcode="NOTAPOSTCODE"), child(6, given_name=None),
-            child(7, date_of_birth=date(2030, 1, 1)),
-            child(8, involvement_start=date(2021, 1, 1), involvement_end=date(2020, 1, 1)),
-            child(9, local_id="H0000001")]  # duplicate of row 1's id
+    rows = [
+        child(1),
+        child(2, date_of_birth="31/02/2015"),
+        child(3, nhs_number="9990000019"),
+        child(4, sex="X"),
+        child(5, postcode="NOTAPOSTCODE"),
+        child(6, given_name=None),
+        child(7, date_of_birth=date(2030, 1, 1)),
+        child(8, involvement_start=date(2021, 1, 1), involvement_end=date(2020, 1, 1)),
+        child(9, local_id="H0000001"),
+    ]  # duplicate of row 1's id
     drop(settings, "health", render("health", rows))
     [result] = run_intake(settings, "health", NIGHT)
     receipt = _receipt(result)
@@ -89,13 +99,16 @@ def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
     assert [r[0] for r in rows] == [1, 3, 4]
 
 
-@pytest.mark.parametrize(("data", "rule"), [
-    (b"", "empty_file"),
-    (render("health", [child(1)], drop_columns=("Surname",)), "missing_columns"),
-    (b"LocalPatientID,LocalPatientID\nA,B\n", "duplicate_header"),
-    (b"\xff\xfe\x00bad header", "encoding"),
-    (render("health", [child(1, nhs_number="1"), child(2, sex="Q")]), "all_rows_rejected"),
-])
+@pytest.mark.parametrize(
+    ("data", "rule"),
+    [
+        (b"", "empty_file"),
+        (render("health", [child(1)], drop_columns=("Surname",)), "missing_columns"),
+        (b"LocalPatientID,LocalPatientID\nA,B\n", "duplicate_header"),
+        (b"\xff\xfe\x00bad header", "encoding"),
+        (render("health", [child(1, nhs_number="1"), child(2, sex="Q")]), "all_rows_rejected"),
+    ],
+)
 def test_file_level_rejection_quarantines_byte_for_byte(settings, data: bytes, rule: str) -> None:
     drop(settings, "health", data)
     [result] = run_intake(settings, "health", NIGHT)
@@ -125,7 +138,7 @@ def test_same_file_twice_is_recognised_and_not_loaded_again(settings) -> None:
 
 
 def test_incomplete_uploads_are_never_read(settings) -> None:
-    drop(settings, "health", render("health", [child(1)]), complete=False)       # no .done marker
+    drop(settings, "health", render("health", [child(1)]), complete=False)  # no .done marker
     drop(settings, "education", render("education", [child(1, "education")]), complete=False)  # .part
     assert pending_files(settings, "health") == [] and pending_files(settings, "education") == []
     assert run_intake(settings, "health", NIGHT) == []

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import text
-
 from childindex.index.db import engine_for
 from childindex.intake import run_intake
 from childindex.linkage import link_pending
+from sqlalchemy import text
+
 from tests.helpers import child, drop, render
 
 N1, N2 = date(2026, 11, 24), date(2026, 11, 25)
@@ -22,9 +22,12 @@ def _load(settings, night: date, files: dict[str, list[dict]]) -> dict:  # noqa:
 def _clusters(settings) -> dict[str, str]:  # noqa: ANN001
     """agency:given name -> child id (names are unique per test)."""
     with engine_for(settings.index_url).connect() as conn:
-        rows = conn.execute(text(
-            "SELECT i.agency, c.given_name, s.child_id, s.source_key FROM source_record s "
-            "JOIN involvement i USING (source_key) JOIN child c ON c.child_id = s.child_id")).all()
+        rows = conn.execute(
+            text(
+                "SELECT i.agency, c.given_name, s.child_id, s.source_key FROM source_record s "
+                "JOIN involvement i USING (source_key) JOIN child c ON c.child_id = s.child_id"
+            )
+        ).all()
     return {r.source_key: r.child_id for r in rows}
 
 
@@ -38,20 +41,30 @@ def _child_of(settings, agency: str, local_id: str) -> str:  # noqa: ANN001
 
 def test_identifiers_then_name_and_date_of_birth_link_across_agencies(settings) -> None:
     a = child(1)
-    result = _load(settings, N1, {
-        "health": [a],
-        # Social care has the NHS number and a UPN: links health (NHS) to education (UPN).
-        "social_care": [child(1, "social_care", upn=a["upn"], given_name="Renamed")],
-        "education": [child(1, "education", nhs_number=None)],
-    })
+    result = _load(
+        settings,
+        N1,
+        {
+            "health": [a],
+            # Social care has the NHS number and a UPN: links health (NHS) to education (UPN).
+            "social_care": [child(1, "social_care", upn=a["upn"], given_name="Renamed")],
+            "education": [child(1, "education", nhs_number=None)],
+        },
+    )
     assert result["records"] == 3 and result["children_created"] == 1
     ids = {_child_of(settings, ag, child(1, ag)["local_id"]) for ag in ("health", "social_care", "education")}
     assert len(ids) == 1
 
 
 def test_name_and_date_of_birth_links_a_record_without_identifiers(settings) -> None:
-    _load(settings, N1, {"health": [child(1)], "social_care": [child(1, "social_care", nhs_number=None, upn=None,
-                                                                         given_name=" given-bA ")]})
+    _load(
+        settings,
+        N1,
+        {
+            "health": [child(1)],
+            "social_care": [child(1, "social_care", nhs_number=None, upn=None, given_name=" given-bA ")],
+        },
+    )
     # Normalisation: case, spaces and punctuation do not matter for the exact rule.
     assert _child_of(settings, "health", "H0000001") == _child_of(settings, "social_care", "S0000001")
 
@@ -67,11 +80,21 @@ def test_same_name_and_birthday_with_conflicting_nhs_numbers_stay_apart(settings
     a = child(1, given_name="Jack", family_name="Jones", date_of_birth=date(2014, 5, 5))
     b = child(2, given_name="Jack", family_name="Jones", date_of_birth=date(2014, 5, 5))
     # A third record with no identifier and the same name is ambiguous: linked to neither.
-    c = child(3, "social_care", given_name="Jack", family_name="Jones", date_of_birth=date(2014, 5, 5),
-              nhs_number=None, upn=None)
+    c = child(
+        3,
+        "social_care",
+        given_name="Jack",
+        family_name="Jones",
+        date_of_birth=date(2014, 5, 5),
+        nhs_number=None,
+        upn=None,
+    )
     _load(settings, N1, {"health": [a, b], "social_care": [c]})
-    ids = {_child_of(settings, "health", "H0000001"), _child_of(settings, "health", "H0000002"),
-           _child_of(settings, "social_care", "S0000003")}
+    ids = {
+        _child_of(settings, "health", "H0000001"),
+        _child_of(settings, "health", "H0000002"),
+        _child_of(settings, "social_care", "S0000003"),
+    }
     assert len(ids) == 3
 
 
@@ -82,8 +105,14 @@ def test_ids_are_stable_across_nights_and_merges_are_recorded(settings) -> None:
     assert id_a != id_b
     # Night 2: a health record re-sent unchanged, and a social care record that proves
     # education's pupil is child 1 (the UPN) and health's child 1 (the NHS number).
-    sc = child(9, "social_care", nhs_number=a["nhs_number"], upn=child(2)["upn"], given_name="X",
-               date_of_birth=date(2010, 1, 1))
+    sc = child(
+        9,
+        "social_care",
+        nhs_number=a["nhs_number"],
+        upn=child(2)["upn"],
+        given_name="X",
+        date_of_birth=date(2010, 1, 1),
+    )
     result = _load(settings, N2, {"health": [a, b], "social_care": [sc]})
     assert result["merges"] == 1
     survivor = min(id_a, id_b)
@@ -106,7 +135,6 @@ def test_rerun_with_nothing_pending_changes_nothing(settings) -> None:
 def test_a_night_is_one_transaction(settings, monkeypatch) -> None:  # noqa: ANN001
     """A failure mid-publish leaves the previous index and the ledger as they were."""
     import pytest
-
     from childindex.index import store
 
     _load(settings, N1, {"health": [child(1)]})

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import duckdb
-
 from childindex.pseudonymise import hmac_hex, hmac_sql, key_params
 
 
 def _sql(key: bytes, values: list[str | None], domain: str) -> list[str | None]:
     con = duckdb.connect()
     con.execute("CREATE TABLE t AS SELECT unnest($v) AS v", {"v": values})
-    return [r[0] for r in con.execute(f"SELECT {hmac_sql('v', 'd')} FROM t",
-                                      {**key_params(key), "d": domain}).fetchall()]
+    return [
+        r[0] for r in con.execute(f"SELECT {hmac_sql('v', 'd')} FROM t", {**key_params(key), "d": domain}).fetchall()
+    ]
 
 
 def test_duckdb_hmac_equals_python_hmac_for_short_and_long_keys() -> None:

@@ -4,12 +4,12 @@ import json
 import os
 from datetime import date, timedelta
 
-from sqlalchemy import text
-
 from childindex.index.db import engine_for
 from childindex.intake import run_intake
 from childindex.linkage import link_pending
 from childindex.retention import run_retention
+from sqlalchemy import text
+
 from tests.helpers import child, drop, render
 
 NIGHT = date(2026, 11, 24)
@@ -43,8 +43,12 @@ def test_ended_involvement_goes_after_its_period(settings) -> None:
     assert dry["rules"][0]["rows_deleted"] == {"involvement": 1}
     assert _count(settings, "involvement") == 3, "a dry run deletes nothing"
     cert = run_retention(settings, today)
-    assert cert["rules"][0] == {"rule": "involvement_ended", "cutoff": (today - timedelta(days=365)).isoformat(),
-                                "rows_deleted": {"involvement": 1}, "files_deleted": 0}
+    assert cert["rules"][0] == {
+        "rule": "involvement_ended",
+        "cutoff": (today - timedelta(days=365)).isoformat(),
+        "rows_deleted": {"involvement": 1},
+        "files_deleted": 0,
+    }
     assert _count(settings, "involvement") == 2
     again = run_retention(settings, today)
     assert again["rules"][0]["rows_deleted"] == {"involvement": 0}, "idempotent"
@@ -52,7 +56,7 @@ def test_ended_involvement_goes_after_its_period(settings) -> None:
 
 def test_unseen_records_children_and_files_go(settings) -> None:
     _night(settings)
-    old = (NIGHT - timedelta(days=1000))
+    old = NIGHT - timedelta(days=1000)
     stamp = (old - date(1970, 1, 1)).days * 86400
     for root in (settings.quarantine_dir, settings.outbox_root):
         for p in root.rglob("*"):
@@ -67,7 +71,7 @@ def test_unseen_records_children_and_files_go(settings) -> None:
     assert rules["archive"]["files_deleted"] == 1
     assert rules["staging"]["files_deleted"] == 1
     assert rules["quarantine"]["files_deleted"] == 2  # the file and its quarantine note
-    assert rules["receipts"]["files_deleted"] == 4    # JSON + text, two files
+    assert rules["receipts"]["files_deleted"] == 4  # JSON + text, two files
     assert _count(settings, "child") == 0 and _count(settings, "source_record") == 0
     written = json.loads((settings.reports_dir / "retention" / f"certificate-{today}.json").read_text())
     assert written["rows_deleted"] == cert["rows_deleted"]

@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from childindex.settings import SettingsError, create_key_file, load_settings
 
 

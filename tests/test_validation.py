@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
-
 from childindex.identifiers import valid_nhs_numbers, valid_upns
 from childindex.validation import nhs_valid_sql, postcode_sql, upn_valid_sql
+
 from tests.helpers import nhs, upn
 
 
@@ -26,8 +26,9 @@ def test_sql_nhs_check_agrees_with_reference() -> None:
 def test_sql_upn_check_agrees_with_reference() -> None:
     rng = np.random.default_rng(8)
     values = [upn(i) for i in range(200)]
-    values += ["ABCDEFGHJKLMNPQRTUVWXYZ"[int(rng.integers(23))] + f"{int(x):012d}"
-               for x in rng.integers(0, 10**12, 2000)]
+    values += [
+        "ABCDEFGHJKLMNPQRTUVWXYZ"[int(rng.integers(23))] + f"{int(x):012d}" for x in rng.integers(0, 10**12, 2000)
+    ]
     values += ["", "A12", None]
     expected = list(valid_upns(values))
     assert _sql_flags(upn_valid_sql("v"), values) == expected

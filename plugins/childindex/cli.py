@@ -17,8 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The index database.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Agencies' extract contracts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -49,9 +48,15 @@ def _today() -> date:
 def generate(
     children: Annotated[int, typer.Option(min=1, help="Children in the synthetic population.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives byte-identical files.")] = 42,
-    night_number: Annotated[int, typer.Option(min=0, help="0 writes the initial load; k >= 1 the delta of night k.")] = 0,
-    first_night: Annotated[str, typer.Option(help="Night of the initial load (YYYY-MM-DD).")] = DEFAULT_FIRST_NIGHT.isoformat(),
-    truth_dir: Annotated[Path | None, typer.Option(help="Where ground truth goes (default DATA_DIR/ground_truth; never a drop folder).")] = None,
+    night_number: Annotated[
+        int, typer.Option(min=0, help="0 writes the initial load; k >= 1 the delta of night k.")
+    ] = 0,
+    first_night: Annotated[
+        str, typer.Option(help="Night of the initial load (YYYY-MM-DD).")
+    ] = DEFAULT_FIRST_NIGHT.isoformat(),
+    truth_dir: Annotated[
+        Path | None, typer.Option(help="Where ground truth goes (default DATA_DIR/ground_truth; never a drop folder).")
+    ] = None,
 ) -> None:
     """Write one night of synthetic agency extracts into the drop folders."""
     from childindex.settings import load_settings
@@ -60,8 +65,14 @@ def generate(
     settings = load_settings()
     truth = truth_dir or settings.ground_truth_dir or settings.data_dir / "ground_truth"
     start = time.perf_counter()
-    result = generate_night(settings.drop_root, truth, children=children, seed=seed,
-                            first_night=date.fromisoformat(first_night), night_number=night_number)
+    result = generate_night(
+        settings.drop_root,
+        truth,
+        children=children,
+        seed=seed,
+        first_night=date.fromisoformat(first_night),
+        night_number=night_number,
+    )
     table = Table("agency", "file", "rows", title=f"night {result.night} ({result.children} children)")
     for agency, path in result.files.items():
         table.add_row(agency, str(path), str(result.rows[agency]))
@@ -109,8 +120,10 @@ def intake(
     settings.ensure_dirs()
     results = run_intake(settings, agency, date.fromisoformat(night) if night else _today() - timedelta(days=1))
     for r in results:
-        console.print(f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted "
-                      f"{r['rows_accepted']}, rejected {r['rows_rejected']}); receipt {r['receipt_path']}")
+        console.print(
+            f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted "
+            f"{r['rows_accepted']}, rejected {r['rows_rejected']}); receipt {r['receipt_path']}"
+        )
     if any(r["outcome"] == "rejected" for r in results):
         raise typer.Exit(1)
 
@@ -197,7 +210,9 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="Where everything goes (created).")] = Path("demo-data"),
     children: Annotated[int, typer.Option(min=1, help="Children in the synthetic population.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
-    night: Annotated[str, typer.Option(help="The night to generate and process (YYYY-MM-DD).")] = DEFAULT_FIRST_NIGHT.isoformat(),
+    night: Annotated[
+        str, typer.Option(help="The night to generate and process (YYYY-MM-DD).")
+    ] = DEFAULT_FIRST_NIGHT.isoformat(),
 ) -> None:
     """Generate a synthetic night and run every DAG on it with Airflow's own runner."""
     from childindex import demo as demo_mod
@@ -212,8 +227,9 @@ def demo(
     from childindex.synthetic import generate_night
 
     with console.status("generating synthetic extracts"):
-        generate_night(settings.drop_root, paths.truth_dir, children=children, seed=seed,
-                       first_night=night_date, night_number=0)
+        generate_night(
+            settings.drop_root, paths.truth_dir, children=children, seed=seed, first_night=night_date, night_number=0
+        )
     with console.status("migrating the index"):
         migrate(settings.index_url)
     with console.status(f"running the DAGs with Airflow (log: {paths.log_file})"):
@@ -229,19 +245,43 @@ def demo(
 
 
 def _print_summary(s: dict, seconds: float, settings) -> None:  # noqa: ANN001
-    table = Table("agency", "files", "rows read", "accepted", "rejected", "quarantined", "duplicate",
-                  title=f"childindex night {s['night']}")
+    table = Table(
+        "agency",
+        "files",
+        "rows read",
+        "accepted",
+        "rejected",
+        "quarantined",
+        "duplicate",
+        title=f"childindex night {s['night']}",
+    )
     for agency, e in s["agencies"].items():
-        table.add_row(agency, *(str(e[k]) for k in ("files", "rows_read", "rows_accepted",
-                                                    "rows_rejected", "files_quarantined", "files_duplicate")))
+        table.add_row(
+            agency,
+            *(
+                str(e[k])
+                for k in (
+                    "files",
+                    "rows_read",
+                    "rows_accepted",
+                    "rows_rejected",
+                    "files_quarantined",
+                    "files_duplicate",
+                )
+            ),
+        )
     console.print(table)
-    console.print(f"children in the index: {s['children']}  (source records {s['source_records']}, "
-                  f"records linked to another record {s['records_linked']}, "
-                  f"children known to several agencies {s['children_in_several_agencies']})")
+    console.print(
+        f"children in the index: {s['children']}  (source records {s['source_records']}, "
+        f"records linked to another record {s['records_linked']}, "
+        f"children known to several agencies {s['children_in_several_agencies']})"
+    )
     acc = s.get("accuracy")
     if acc:
-        console.print(f"against ground truth: precision {acc['precision']:.4f}, recall {acc['recall']:.4f}, "
-                      f"F1 {acc['f1']:.4f} (B-cubed F1 {acc['bcubed_f1']:.4f})")
+        console.print(
+            f"against ground truth: precision {acc['precision']:.4f}, recall {acc['recall']:.4f}, "
+            f"F1 {acc['f1']:.4f} (B-cubed F1 {acc['bcubed_f1']:.4f})"
+        )
     console.print(f"time taken: {seconds:.1f} s")
     console.print(f"index: {s['index_url']}")
     console.print(f"receipts: {settings.outbox_root}")

@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-DEMO_ORDER = ("intake_education", "intake_health", "intake_social_care", "link_and_publish",
-              "night_summary", "retention")
+DEMO_ORDER = (
+    "intake_education",
+    "intake_health",
+    "intake_social_care",
+    "link_and_publish",
+    "night_summary",
+    "retention",
+)
 
 
 @dataclass
@@ -70,10 +76,10 @@ def prepare(data_dir: Path) -> tuple[DemoPaths, dict[str, str]]:
 
     paths = DemoPaths(data_dir.absolute())
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    env = {"CHILDINDEX_DATA_DIR": str(paths.data_dir),
-           "CHILDINDEX_GROUND_TRUTH_DIR": str(paths.truth_dir)}
-    if not (os.environ.get("CHILDINDEX_PSEUDONYMISATION_KEY")
-            or os.environ.get("CHILDINDEX_PSEUDONYMISATION_KEY_FILE")):
+    env = {"CHILDINDEX_DATA_DIR": str(paths.data_dir), "CHILDINDEX_GROUND_TRUTH_DIR": str(paths.truth_dir)}
+    if not (
+        os.environ.get("CHILDINDEX_PSEUDONYMISATION_KEY") or os.environ.get("CHILDINDEX_PSEUDONYMISATION_KEY_FILE")
+    ):
         if not paths.key_file.exists():
             create_key_file(paths.key_file)
         env["CHILDINDEX_PSEUDONYMISATION_KEY_FILE"] = str(paths.key_file)
@@ -86,8 +92,10 @@ def run_dags(env: dict[str, str], night: date, log_file: Path, dag_ids: tuple[st
     full_env = {**os.environ, **env}
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a", encoding="utf-8") as log:
-        for cmd in ([sys.executable, "-m", "airflow", "db", "migrate"],
-                    [sys.executable, "-m", "childindex.demo", night.isoformat(), *dag_ids]):
+        for cmd in (
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            [sys.executable, "-m", "childindex.demo", night.isoformat(), *dag_ids],
+        ):
             done = subprocess.run(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"'{' '.join(cmd[2:4])}' failed (exit {done.returncode}); see {log_file}")

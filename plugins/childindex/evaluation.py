@@ -44,19 +44,23 @@ def accuracy(settings: Settings, truth_dir: Path | None = None) -> dict[str, flo
         params = {**key_params(settings.key), **{f"d_{a}": f"local_id:{a}" for a in AGENCIES}}
         # The HMAC domain is per agency: pick it with a CASE over bound parameters.
         key_expr = hmac_sql("local_id", "dom").replace("$dom", f"(CASE agency {domain_case} END)")
-        con.execute(f"""
+        con.execute(
+            f"""
             CREATE TABLE truth AS
             SELECT DISTINCT {key_expr} AS source_key, person_id
             FROM read_parquet($glob) t
-        """, {**params, "glob": str(Path(truth_dir) / "night=*" / "truth.parquet")})
+        """,
+            {**params, "glob": str(Path(truth_dir) / "night=*" / "truth.parquet")},
+        )
         return _scores(con)
     finally:
         con.close()
 
 
 def _scores(con: Any) -> dict[str, float]:
-    con.execute("CREATE TABLE j AS SELECT i.source_key, i.child_id, t.person_id FROM idx i "
-                "JOIN truth t USING (source_key)")
+    con.execute(
+        "CREATE TABLE j AS SELECT i.source_key, i.child_id, t.person_id FROM idx i JOIN truth t USING (source_key)"
+    )
     row = con.execute("""
         WITH pc AS (SELECT count(*) n FROM j GROUP BY child_id),
              tc AS (SELECT count(*) n FROM j GROUP BY person_id),
@@ -82,9 +86,16 @@ def _scores(con: Any) -> dict[str, float]:
     bp = (b3[0] or 0) / records if records else 1.0
     br = (b3[1] or 0) / records if records else 1.0
     return {
-        "pairs_predicted": predicted, "pairs_true": true, "pairs_true_positive": tp,
-        "precision": precision, "recall": recall, "f1": f1,
-        "bcubed_precision": bp, "bcubed_recall": br,
+        "pairs_predicted": predicted,
+        "pairs_true": true,
+        "pairs_true_positive": tp,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "bcubed_precision": bp,
+        "bcubed_recall": br,
         "bcubed_f1": 2 * bp * br / (bp + br) if bp + br else 0.0,
-        "records_evaluated": records, "children_predicted": children, "children_true": persons,
+        "records_evaluated": records,
+        "children_predicted": children,
+        "children_true": persons,
     }

@@ -103,8 +103,7 @@ def valid_nhs_numbers(values: Any) -> np.ndarray:
 def upn_check_letter(last12: str) -> str:
     """Check letter for the 12 characters after it (12 digits, or 11 digits + a letter)."""
     if not isinstance(last12, str) or not (
-        re.fullmatch(r"[0-9]{12}", last12)
-        or re.fullmatch(rf"[0-9]{{11}}[{UPN_CHECK_LETTERS}]", last12)
+        re.fullmatch(r"[0-9]{12}", last12) or re.fullmatch(rf"[0-9]{{11}}[{UPN_CHECK_LETTERS}]", last12)
     ):
         raise ValueError(f"a UPN body is 12 digits (or 11 digits and a letter), got {last12!r}")
     total = sum(int(_UPN_VALUE[ord(ch)]) * pos for pos, ch in enumerate(last12, start=2))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import logging
 import os
 import shutil
@@ -62,6 +63,7 @@ class IntakeResult:
 
 # --------------------------------------------------------------------------- discovery
 
+
 def pending_files(settings: Settings, agency: str) -> list[Path]:
     """Files in the drop folder whose upload is complete under the contract's convention.
 
@@ -95,13 +97,20 @@ def run_intake(settings: Settings, agency: str, night: date) -> list[dict]:
     results = []
     for path in pending_files(settings, agency):
         result = process_file(settings, contract, path, night, ledger)
-        log.info("intake %s: %s rows read=%d accepted=%d rejected=%d", agency, result.outcome,
-                 result.rows_read, result.rows_accepted, result.rows_rejected)
+        log.info(
+            "intake %s: %s rows read=%d accepted=%d rejected=%d",
+            agency,
+            result.outcome,
+            result.rows_read,
+            result.rows_accepted,
+            result.rows_rejected,
+        )
         results.append(result.as_dict())
     return results
 
 
 # --------------------------------------------------------------------------- one file
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -115,17 +124,23 @@ def process_file(settings: Settings, contract: Contract, path: Path, night: date
     agency = contract.agency
     sha = sha256_file(path)
     received = datetime.now(UTC).replace(microsecond=0)
-    receipt = Receipt(agency=agency, contract_version=contract.version, file_name=path.name,
-                      sha256=sha, size_bytes=path.stat().st_size, night=None,
-                      received_at=received.isoformat(), outcome="rejected")
+    receipt = Receipt(
+        agency=agency,
+        contract_version=contract.version,
+        file_name=path.name,
+        sha256=sha,
+        size_bytes=path.stat().st_size,
+        night=None,
+        received_at=received.isoformat(),
+        outcome="rejected",
+    )
     match = contract.match_name(path.name)
     file_night = _night_from(match.group("night")) if match else night
     receipt.night = file_night.isoformat() if file_night else None
 
     if ledger.already_loaded(agency, sha):
         receipt.outcome = "duplicate"
-        receipt.file_problems.append({"rule": "already_loaded",
-                                      "detail": "a file with this SHA-256 was loaded before"})
+        receipt.file_problems.append({"rule": "already_loaded", "detail": "a file with this SHA-256 was loaded before"})
         _move(path, settings.archive_dir / agency / "duplicates" / f"{sha[:16]}-{path.name}")
         return _finish(settings, ledger, receipt, file_night or night, "duplicate", None)
 
@@ -155,18 +170,39 @@ def _night_from(text: str) -> date | None:
         return None
 
 
-def _finish(settings: Settings, ledger, receipt: Receipt, night: date, status: str,  # noqa: ANN001
-            staged: Path | None) -> IntakeResult:
+def _finish(
+    settings: Settings,
+    ledger,
+    receipt: Receipt,
+    night: date,
+    status: str,  # noqa: ANN001
+    staged: Path | None,
+) -> IntakeResult:
     receipt_path = receipt.write(settings.outbox(receipt.agency))
-    ledger.record(agency=receipt.agency, file_name=receipt.file_name, sha256=receipt.sha256,
-                  night=night, status=status, rows_read=receipt.rows_read,
-                  rows_accepted=receipt.rows_accepted, rows_rejected=receipt.rows_rejected,
-                  staged_path=str(staged) if staged else None, receipt_path=str(receipt_path),
-                  reason=",".join(p["rule"] for p in receipt.file_problems) or None)
-    return IntakeResult(agency=receipt.agency, file_name=receipt.file_name, sha256=receipt.sha256,
-                        outcome=receipt.outcome, rows_read=receipt.rows_read,
-                        rows_accepted=receipt.rows_accepted, rows_rejected=receipt.rows_rejected,
-                        staged_path=str(staged) if staged else None, receipt_path=str(receipt_path))
+    ledger.record(
+        agency=receipt.agency,
+        file_name=receipt.file_name,
+        sha256=receipt.sha256,
+        night=night,
+        status=status,
+        rows_read=receipt.rows_read,
+        rows_accepted=receipt.rows_accepted,
+        rows_rejected=receipt.rows_rejected,
+        staged_path=str(staged) if staged else None,
+        receipt_path=str(receipt_path),
+        reason=",".join(p["rule"] for p in receipt.file_problems) or None,
+    )
+    return IntakeResult(
+        agency=receipt.agency,
+        file_name=receipt.file_name,
+        sha256=receipt.sha256,
+        outcome=receipt.outcome,
+        rows_read=receipt.rows_read,
+        rows_accepted=receipt.rows_accepted,
+        rows_rejected=receipt.rows_rejected,
+        staged_path=str(staged) if staged else None,
+        receipt_path=str(receipt_path),
+    )
 
 
 def _move(path: Path, dest: Path) -> None:
@@ -180,12 +216,13 @@ def _move(path: Path, dest: Path) -> None:
 def _quarantine(settings: Settings, agency: str, path: Path, sha: str, rule: str) -> None:
     dest = settings.quarantine_dir / agency / sha[:16] / path.name
     _move(path, dest)
-    (dest.parent / "quarantine.json").write_text(
-        f'{{"sha256": "{sha}", "rule": "{rule}", "file_name_sha256": "{hashlib.sha256(path.name.encode()).hexdigest()}"}}\n'
-    )
+    # Why it is here, for operators and for `childindex reprocess` later: hash and rule only.
+    note = {"sha256": sha, "rule": rule, "agency": agency, "quarantined_at": datetime.now(UTC).isoformat()}
+    (dest.parent / "quarantine.json").write_text(json.dumps(note) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- reading + staging
+
 
 def read_header(path: Path, contract: Contract) -> list[str]:
     """The header row, decoded with the contract's encoding (file-level errors raised)."""
@@ -221,12 +258,15 @@ def _read_table(path: Path, contract: Contract, header: list[str], bad_lines: li
         bad_lines.append(row.number if row.number is not None else -1)
         return "skip"
 
-    read = pacsv.ReadOptions(column_names=header, skip_rows=1, encoding=contract.file.encoding,
-                             use_threads=False, block_size=1 << 24)
-    parse = pacsv.ParseOptions(delimiter=contract.file.delimiter, newlines_in_values=False,
-                               invalid_row_handler=on_invalid)
-    convert = pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
-                                   strings_can_be_null=True, quoted_strings_can_be_null=True)
+    read = pacsv.ReadOptions(
+        column_names=header, skip_rows=1, encoding=contract.file.encoding, use_threads=False, block_size=1 << 24
+    )
+    parse = pacsv.ParseOptions(
+        delimiter=contract.file.delimiter, newlines_in_values=False, invalid_row_handler=on_invalid
+    )
+    convert = pacsv.ConvertOptions(
+        column_types={h: pa.string() for h in header}, strings_can_be_null=True, quoted_strings_can_be_null=True
+    )
     try:
         return pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except UnicodeDecodeError:
@@ -236,8 +276,7 @@ def _read_table(path: Path, contract: Contract, header: list[str], bad_lines: li
         raise FileRejected("unreadable", "the file could not be parsed as delimited text") from None
 
 
-def _stage(settings: Settings, contract: Contract, path: Path, night: date, sha: str,
-           receipt: Receipt) -> Path:
+def _stage(settings: Settings, contract: Contract, path: Path, night: date, sha: str, receipt: Receipt) -> Path:
     import duckdb
     import numpy as np
     import pyarrow as pa
@@ -274,8 +313,9 @@ def _stage(settings: Settings, contract: Contract, path: Path, night: date, sha:
         con.register("raw_in", table)
         cleaned = ", ".join(f'NULLIF(trim("{c}"), \'\') AS "{c}"' for c in contract.column_names)
         con.execute(f"CREATE TEMP VIEW raw AS SELECT _row, {cleaned} FROM raw_in")
-        con.register("sex_codes", pa.table({"code": list(contract.sex_codes),
-                                            "sex": list(contract.sex_codes.values())}))
+        con.register(
+            "sex_codes", pa.table({"code": list(contract.sex_codes), "sex": list(contract.sex_codes.values())})
+        )
         con.register("services", pa.table({"service": list(contract.services)}))
         params = {"date_format": contract.date_format}
         con.execute(f"CREATE TEMP TABLE std AS {standardise_sql(contract)}", params)
@@ -296,9 +336,15 @@ def _stage(settings: Settings, contract: Contract, path: Path, night: date, sha:
         if receipt.rows_read and receipt.rows_accepted == 0:
             raise FileRejected("all_rows_rejected", "every row broke at least one rule")
 
-        key = {**key_params(settings.key), "d_local": f"local_id:{contract.agency}",
-               "d_nhs": "nhs_number", "d_upn": "upn", "d_match": "name_dob",
-               "night": night, "agency": contract.agency}
+        key = {
+            **key_params(settings.key),
+            "d_local": f"local_id:{contract.agency}",
+            "d_nhs": "nhs_number",
+            "d_upn": "upn",
+            "d_match": "name_dob",
+            "night": night,
+            "agency": contract.agency,
+        }
         nhs = "s.nhs_number" if contract.column_for("nhs_number") else "NULL"
         upn = "s.upn" if contract.column_for("upn") else "NULL"
         given, family = normalise_name_sql("s.given_name"), normalise_name_sql("s.family_name")

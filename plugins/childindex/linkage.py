@@ -122,14 +122,19 @@ def _cluster(con) -> None:  # noqa: ANN001
     """)
     n_nodes = con.execute("SELECT count(*) FROM nodes").fetchall()[0][0]
     # Rule 1: nodes sharing an identifier key. Bipartite graph: nodes, then one vertex per key.
-    edges = con.sql("""
+    edges = con.sql(
+        """
         WITH k AS (
             SELECT node, 'n' || nhs_key AS key FROM nodes WHERE nhs_key IS NOT NULL
             UNION ALL SELECT node, 'u' || upn_key FROM nodes WHERE upn_key IS NOT NULL)
         SELECT node, dense_rank() OVER (ORDER BY key) - 1 + $n AS kv FROM k
-    """, params={"n": n_nodes}).to_arrow_table()
-    n_keys = con.execute("SELECT count(DISTINCT key) FROM (SELECT nhs_key AS key FROM nodes UNION ALL "
-                         "SELECT upn_key FROM nodes) WHERE key IS NOT NULL").fetchall()[0][0]
+    """,
+        params={"n": n_nodes},
+    ).to_arrow_table()
+    n_keys = con.execute(
+        "SELECT count(DISTINCT key) FROM (SELECT nhs_key AS key FROM nodes UNION ALL "
+        "SELECT upn_key FROM nodes) WHERE key IS NOT NULL"
+    ).fetchall()[0][0]
     labels = _components(n_nodes + n_keys + 1, edges["node"].to_numpy(), edges["kv"].to_numpy())
     con.register("c1", pa.table({"node": np.arange(n_nodes), "comp1": labels[:n_nodes]}))
     con.execute("CREATE TABLE n1 AS SELECT n.*, c1.comp1 FROM nodes n JOIN c1 USING (node)")
@@ -149,10 +154,13 @@ def _cluster(con) -> None:  # noqa: ANN001
            OR (len(ia.upn) > 0 AND len(ib.upn) > 0 AND NOT list_has_any(ia.upn, ib.upn));
     """)
     n_comp = int(labels[:n_nodes].max()) + 1 if n_nodes else 0
-    edges2 = con.sql("""
+    edges2 = con.sql(
+        """
         SELECT comp1, dense_rank() OVER (ORDER BY match_key) - 1 + $n AS kv
         FROM mk ANTI JOIN ambiguous USING (match_key)
-    """, params={"n": n_comp}).to_arrow_table()
+    """,
+        params={"n": n_comp},
+    ).to_arrow_table()
     n_mk = con.execute("SELECT count(DISTINCT match_key) FROM mk").fetchall()[0][0]
     labels2 = _components(n_comp + n_mk + 1, edges2["comp1"].to_numpy(), edges2["kv"].to_numpy())
     con.register("c2", pa.table({"comp1": np.arange(n_comp), "comp": labels2[:n_comp]}))
@@ -192,7 +200,8 @@ def _plan(con, night: date) -> dict:  # noqa: ANN001
         SELECT DISTINCT comp FROM assigned
         WHERE in_batch OR old_child_id IS DISTINCT FROM child_id
     """
-    child = con.sql(f"""
+    child = con.sql(
+        f"""
         WITH touched AS ({changed_comps}),
         best AS (
             SELECT a.comp, arg_min(b, (CASE b.agency WHEN 'health' THEN 1 WHEN 'education' THEN 2
@@ -216,7 +225,9 @@ def _plan(con, night: date) -> dict:  # noqa: ANN001
         FROM touched t JOIN comp_child cc USING (comp)
         LEFT JOIN best USING (comp) LEFT JOIN prev USING (comp)
         ORDER BY cc.child_id
-    """, params=params).to_arrow_table()
+    """,
+        params=params,
+    ).to_arrow_table()
     records = con.sql("""
         SELECT b.source_key, b.agency, a.child_id, b.nhs_key, b.upn_key, b.match_key,
                coalesce(e.first_seen, b.night) AS first_seen, b.night AS last_seen
@@ -237,5 +248,11 @@ def _plan(con, night: date) -> dict:  # noqa: ANN001
         SELECT DISTINCT old_child_id AS child_id FROM assigned WHERE old_child_id IS NOT NULL
         EXCEPT SELECT child_id FROM comp_child
     """).to_arrow_table()
-    return {"child": child, "source_record": records, "involvement": involvement,
-            "remap": remap, "history": history, "retired": retired}
+    return {
+        "child": child,
+        "source_record": records,
+        "involvement": involvement,
+        "remap": remap,
+        "history": history,
+        "retired": retired,
+    }

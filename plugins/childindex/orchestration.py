@@ -54,6 +54,7 @@ def context_day(context: dict) -> date:
 
 # --------------------------------------------------------------------------- task bodies
 
+
 def discover_files(agency: str) -> list[str]:
     from childindex.intake import pending_files
     from childindex.settings import load_settings
@@ -96,8 +97,12 @@ def summarise(night: date) -> dict:
 
     settings = load_settings()
     summary = night_summary(settings, night)
-    return {"night": summary["night"], "children": summary["children"], "files_in": summary["files_in"],
-            "summary_path": str(summary_path(settings, night))}
+    return {
+        "night": summary["night"],
+        "children": summary["children"],
+        "files_in": summary["files_in"],
+        "summary_path": str(summary_path(settings, night)),
+    }
 
 
 def retention(today: date, dry_run: bool) -> dict:

@@ -47,17 +47,28 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dic
                 outcome.rows_deleted[table] = _delete(conn, table, where, cutoff, dry_run)
         outcomes.append(outcome)
 
-    rows_rule("involvement_ended", r.involvement_ended_days,
-              [("involvement", "end_date IS NOT NULL AND end_date < :cutoff")])
-    rows_rule("record_unseen", r.record_unseen_days, [
-        ("involvement", "source_key IN (SELECT source_key FROM source_record WHERE last_seen < :cutoff)"),
-        ("source_record", "last_seen < :cutoff"),
-    ])
+    rows_rule(
+        "involvement_ended", r.involvement_ended_days, [("involvement", "end_date IS NOT NULL AND end_date < :cutoff")]
+    )
+    rows_rule(
+        "record_unseen",
+        r.record_unseen_days,
+        [
+            ("involvement", "source_key IN (SELECT source_key FROM source_record WHERE last_seen < :cutoff)"),
+            ("source_record", "last_seen < :cutoff"),
+        ],
+    )
     # A child with no source record left is no longer known to any agency.
-    rows_rule("child_orphaned", 0, [
-        ("child", "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.child_id = child.child_id)"
-                  " AND last_seen <= :cutoff"),
-    ])
+    rows_rule(
+        "child_orphaned",
+        0,
+        [
+            (
+                "child",
+                "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.child_id = child.child_id) AND last_seen <= :cutoff",
+            ),
+        ],
+    )
 
     def files_rule(name: str, days: int, paths: Callable[[date], Iterable[Path]]) -> None:
         cutoff = today - timedelta(days=days)
@@ -68,9 +79,16 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dic
 
     linked = _loaded_staging(settings)
     files_rule("archive", r.archive_days, lambda c: _dated_dirs(settings.archive_dir, "*/*", c, ""))
-    files_rule("staging", r.staging_days,
-               lambda c: (p for d in _dated_dirs(settings.staging_dir, "agency=*/night=*", c, "night=")
-                          for p in d.glob("*.parquet") if str(p) in linked))
+    files_rule(
+        "staging",
+        r.staging_days,
+        lambda c: (
+            p
+            for d in _dated_dirs(settings.staging_dir, "agency=*/night=*", c, "night=")
+            for p in d.glob("*.parquet")
+            if str(p) in linked
+        ),
+    )
     files_rule("quarantine", r.quarantine_days, lambda c: _older_files(settings.quarantine_dir, c))
     files_rule("receipts", r.receipts_days, lambda c: _older_files(settings.outbox_root, c))
     files_rule("reports", r.reports_days, lambda c: _older_files(settings.reports_dir, c))
@@ -93,8 +111,13 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dic
         path = settings.reports_dir / "retention" / f"certificate-{today.isoformat()}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(certificate, indent=2) + "\n", encoding="utf-8")
-    log.info("retention for %s: %d rows, %d files deleted (dry run: %s)", today,
-             certificate["rows_deleted"], certificate["files_deleted"], dry_run)
+    log.info(
+        "retention for %s: %d rows, %d files deleted (dry run: %s)",
+        today,
+        certificate["rows_deleted"],
+        certificate["files_deleted"],
+        dry_run,
+    )
     return certificate
 
 
@@ -110,8 +133,9 @@ def _loaded_staging(settings: Settings) -> set[str]:
     from childindex.index.db import engine_for
 
     with engine_for(settings.index_url).connect() as conn:
-        rows = conn.execute(text("SELECT staged_path FROM file_ledger WHERE status = 'linked' "
-                                 "AND staged_path IS NOT NULL")).all()
+        rows = conn.execute(
+            text("SELECT staged_path FROM file_ledger WHERE status = 'linked' AND staged_path IS NOT NULL")
+        ).all()
     return {r[0] for r in rows}
 
 
@@ -161,9 +185,17 @@ def _log_certificate(engine, outcomes: list[RuleOutcome]) -> None:  # noqa: ANN0
 
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     with engine.begin() as conn:
-        conn.execute(DeletionLog.__table__.insert(), [
-            {"run_at": now, "rule": o.rule, "cutoff": date.fromisoformat(o.cutoff),
-             "rows_deleted": sum(o.rows_deleted.values()), "files_deleted": o.files_deleted,
-             "dry_run": 0}
-            for o in outcomes
-        ])
+        conn.execute(
+            DeletionLog.__table__.insert(),
+            [
+                {
+                    "run_at": now,
+                    "rule": o.rule,
+                    "cutoff": date.fromisoformat(o.cutoff),
+                    "rows_deleted": sum(o.rows_deleted.values()),
+                    "files_deleted": o.files_deleted,
+                    "dry_run": 0,
+                }
+                for o in outcomes
+            ],
+        )

@@ -35,12 +35,16 @@ class RetentionSettings(BaseModel):
     """How long each kind of data is kept (days). Issue-level policies build on these."""
 
     involvement_ended_days: int = Field(365, ge=0, description="Delete an involvement this many days after it ended.")
-    record_unseen_days: int = Field(400, ge=1, description="Delete a source record no agency has sent for this many days.")
+    record_unseen_days: int = Field(
+        400, ge=1, description="Delete a source record no agency has sent for this many days."
+    )
     archive_days: int = Field(30, ge=0, description="Delete loaded raw extracts from the archive after this many days.")
     staging_days: int = Field(7, ge=0, description="Delete staging Parquet files after this many days.")
     quarantine_days: int = Field(30, ge=0, description="Delete quarantined files after this many days.")
     receipts_days: int = Field(90, ge=0, description="Delete receipts from agency outboxes after this many days.")
-    reports_days: int = Field(365, ge=0, description="Delete night summaries and deletion certificates after this many days.")
+    reports_days: int = Field(
+        365, ge=0, description="Delete night summaries and deletion certificates after this many days."
+    )
 
 
 class Settings(BaseSettings):
@@ -54,16 +58,28 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("childindex-data"), description="Root of every folder below unless set on its own.")
-    drop_root: Path | None = Field(None, description="Agencies' drop folders, one subfolder per agency (default DATA_DIR/drop).")
-    quarantine_dir: Path | None = Field(None, description="Rejected files, kept byte for byte (default DATA_DIR/quarantine).")
+    drop_root: Path | None = Field(
+        None, description="Agencies' drop folders, one subfolder per agency (default DATA_DIR/drop)."
+    )
+    quarantine_dir: Path | None = Field(
+        None, description="Rejected files, kept byte for byte (default DATA_DIR/quarantine)."
+    )
     archive_dir: Path | None = Field(None, description="Loaded raw extracts (default DATA_DIR/archive).")
     outbox_root: Path | None = Field(None, description="Receipts, one subfolder per agency (default DATA_DIR/outbox).")
     staging_dir: Path | None = Field(None, description="Standardised Parquet staging files (default DATA_DIR/staging).")
-    reports_dir: Path | None = Field(None, description="Night summaries and deletion certificates (default DATA_DIR/reports).")
-    index_url: str | None = Field(None, description="SQLAlchemy URL of the index (default a SQLite file DATA_DIR/index.sqlite).")
-    pseudonymisation_key: SecretStr | None = Field(None, description="Key for the keyed HMAC of identifiers (at least 32 bytes). Never commit it.")
+    reports_dir: Path | None = Field(
+        None, description="Night summaries and deletion certificates (default DATA_DIR/reports)."
+    )
+    index_url: str | None = Field(
+        None, description="SQLAlchemy URL of the index (default a SQLite file DATA_DIR/index.sqlite)."
+    )
+    pseudonymisation_key: SecretStr | None = Field(
+        None, description="Key for the keyed HMAC of identifiers (at least 32 bytes). Never commit it."
+    )
     pseudonymisation_key_file: Path | None = Field(None, description="File holding the key instead (mode 0600).")
-    ground_truth_dir: Path | None = Field(None, description="Synthetic ground truth, for accuracy figures in demos and tests only.")
+    ground_truth_dir: Path | None = Field(
+        None, description="Synthetic ground truth, for accuracy figures in demos and tests only."
+    )
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
@@ -121,8 +137,16 @@ class Settings(BaseSettings):
         return _resolve_key(self)
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.drop_root, self.quarantine_dir, self.archive_dir,
-                     self.outbox_root, self.staging_dir, self.reports_dir, self.work_dir):
+        for path in (
+            self.data_dir,
+            self.drop_root,
+            self.quarantine_dir,
+            self.archive_dir,
+            self.outbox_root,
+            self.staging_dir,
+            self.reports_dir,
+            self.work_dir,
+        ):
             assert path is not None
             path.mkdir(parents=True, exist_ok=True)
 

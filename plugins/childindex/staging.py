@@ -17,10 +17,10 @@ STAGING_COLUMNS = (
     "night",
     "agency",
     "source_row",
-    "source_key",      # HMAC of the agency's local id
-    "nhs_key",         # HMAC of the NHS number, or NULL
-    "upn_key",         # HMAC of the UPN, or NULL
-    "match_key",       # HMAC of normalised given name | family name | date of birth
+    "source_key",  # HMAC of the agency's local id
+    "nhs_key",  # HMAC of the NHS number, or NULL
+    "upn_key",  # HMAC of the UPN, or NULL
+    "match_key",  # HMAC of normalised given name | family name | date of birth
     "given_name",
     "family_name",
     "date_of_birth",

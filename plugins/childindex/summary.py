@@ -24,18 +24,39 @@ def night_summary(settings: Settings, night: date) -> dict:
 
     with engine_for(settings.index_url).connect() as conn:
         files = conn.execute(
-            select(FileLedger.agency, FileLedger.status, func.count(), func.sum(FileLedger.rows_read),
-                   func.sum(FileLedger.rows_accepted), func.sum(FileLedger.rows_rejected))
-            .where(FileLedger.night == night).group_by(FileLedger.agency, FileLedger.status)
+            select(
+                FileLedger.agency,
+                FileLedger.status,
+                func.count(),
+                func.sum(FileLedger.rows_read),
+                func.sum(FileLedger.rows_accepted),
+                func.sum(FileLedger.rows_rejected),
+            )
+            .where(FileLedger.night == night)
+            .group_by(FileLedger.agency, FileLedger.status)
         ).all()
         children = conn.execute(select(func.count()).select_from(Child)).scalar_one()
         records = conn.execute(select(func.count()).select_from(SourceRecord)).scalar_one()
         involvements = conn.execute(select(func.count()).select_from(Involvement)).scalar_one()
-        multi = conn.execute(select(func.count()).select_from(
-            select(SourceRecord.child_id).group_by(SourceRecord.child_id)
-            .having(func.count(func.distinct(SourceRecord.agency)) > 1).subquery())).scalar_one()
-    per_agency = {a: {"files": 0, "rows_read": 0, "rows_accepted": 0, "rows_rejected": 0,
-                      "files_quarantined": 0, "files_duplicate": 0} for a in AGENCIES}
+        multi = conn.execute(
+            select(func.count()).select_from(
+                select(SourceRecord.child_id)
+                .group_by(SourceRecord.child_id)
+                .having(func.count(func.distinct(SourceRecord.agency)) > 1)
+                .subquery()
+            )
+        ).scalar_one()
+    per_agency = {
+        a: {
+            "files": 0,
+            "rows_read": 0,
+            "rows_accepted": 0,
+            "rows_rejected": 0,
+            "files_quarantined": 0,
+            "files_duplicate": 0,
+        }
+        for a in AGENCIES
+    }
     for agency, status, n, read, acc, rej in files:
         entry = per_agency.setdefault(agency, {})
         entry["files"] += n

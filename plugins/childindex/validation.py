@@ -23,15 +23,19 @@ def nhs_valid_sql(col: str) -> str:
     check = f"(11 - (({weighted}) % 11)) % 11"
     # DuckDB does not short-circuit AND: TRY_CAST keeps non-digits from raising, and
     # coalesce turns the resulting NULL into "invalid".
-    return (f"coalesce(regexp_full_match({col}, '[0-9]{{10}}') AND "
-            f"{check} <> 10 AND {check} = TRY_CAST(substr({col},10,1) AS INTEGER), false)")
+    return (
+        f"coalesce(regexp_full_match({col}, '[0-9]{{10}}') AND "
+        f"{check} <> 10 AND {check} = TRY_CAST(substr({col},10,1) AS INTEGER), false)"
+    )
 
 
 def upn_valid_sql(col: str) -> str:
     """True when ``col`` is a 13-character UPN whose first letter is the DfE check letter."""
     weighted = " + ".join(f"{i}*TRY_CAST(substr({col},{i},1) AS INTEGER)" for i in range(2, 14))
-    return (f"coalesce(regexp_full_match({col}, '[A-Z][0-9]{{12}}') AND "
-            f"substr('{UPN_LETTERS}', (({weighted}) % 23) + 1, 1) = substr({col},1,1), false)")
+    return (
+        f"coalesce(regexp_full_match({col}, '[A-Z][0-9]{{12}}') AND "
+        f"substr('{UPN_LETTERS}', (({weighted}) % 23) + 1, 1) = substr({col},1,1), false)"
+    )
 
 
 def normalise_name_sql(col: str) -> str:
@@ -42,9 +46,11 @@ def normalise_name_sql(col: str) -> str:
 def postcode_sql(col: str) -> str:
     """Upper case, inner space restored before the last three characters."""
     squashed = f"upper(regexp_replace({col}, '\\s', '', 'g'))"
-    return (f"CASE WHEN length({squashed}) BETWEEN 5 AND 7 THEN "
-            f"substr({squashed}, 1, length({squashed}) - 3) || ' ' || substr({squashed}, -3) "
-            f"ELSE {squashed} END")
+    return (
+        f"CASE WHEN length({squashed}) BETWEEN 5 AND 7 THEN "
+        f"substr({squashed}, 1, length({squashed}) - 3) || ' ' || substr({squashed}, -3) "
+        f"ELSE {squashed} END"
+    )
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,11 @@ def row_rules(contract: Contract) -> list[Rule]:
         if col.type == "date":
             rules.append(Rule(col.name, "date_format", f"{raw} IS NOT NULL AND {std} IS NULL"))
         if col.field == "date_of_birth":
-            rules.append(Rule(col.name, "date_of_birth_range",
-                              f"{std} > $night OR {std} < $night - INTERVAL {MAX_AGE_YEARS} YEAR"))
+            rules.append(
+                Rule(
+                    col.name, "date_of_birth_range", f"{std} > $night OR {std} < $night - INTERVAL {MAX_AGE_YEARS} YEAR"
+                )
+            )
         if col.field in ("sex", "service"):
             rules.append(Rule(col.name, "code_set", f"{raw} IS NOT NULL AND {std} IS NULL"))
         if col.format == "nhs_number":
@@ -74,8 +83,13 @@ def row_rules(contract: Contract) -> list[Rule]:
         if col.format == "upn":
             rules.append(Rule(col.name, "upn_check", f"{raw} IS NOT NULL AND NOT {upn_valid_sql(std)}"))
         if col.format == "postcode":
-            rules.append(Rule(col.name, "postcode_format",
-                              f"{raw} IS NOT NULL AND NOT regexp_full_match({std}, '{POSTCODE_RE[1:-1]}')"))
+            rules.append(
+                Rule(
+                    col.name,
+                    "postcode_format",
+                    f"{raw} IS NOT NULL AND NOT regexp_full_match({std}, '{POSTCODE_RE[1:-1]}')",
+                )
+            )
         if col.field == "local_id":
             rules.append(Rule(col.name, "duplicate_local_id", "s._dup_rank > 1"))
     start, end = contract.column_for("involvement_start"), contract.column_for("involvement_end")

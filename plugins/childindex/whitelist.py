@@ -16,8 +16,16 @@ INVOLVEMENT_FIELDS = ("service", "contact_route", "involvement_start", "involvem
 SOURCE_FIELDS = IDENTIFIER_FIELDS + IDENTITY_FIELDS + INVOLVEMENT_FIELDS
 
 # Fields every extract must carry for a row to be usable.
-REQUIRED_FIELDS = ("local_id", "given_name", "family_name", "date_of_birth", "sex", "postcode",
-                   "service", "contact_route")
+REQUIRED_FIELDS = (
+    "local_id",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "service",
+    "contact_route",
+)
 
 # Date-typed fields (parsed with the contract's date format).
 DATE_FIELDS = ("date_of_birth", "involvement_start", "involvement_end")

@@ -2,13 +2,20 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import inspect, text
-
 from childindex.index.db import engine_for, migrate
 from childindex.index.models import Base
+from sqlalchemy import inspect, text
 
-EXPECTED = {"child", "involvement", "source_record", "child_id_history", "file_ledger",
-            "night_metric", "deletion_log", "alembic_version"}
+EXPECTED = {
+    "child",
+    "involvement",
+    "source_record",
+    "child_id_history",
+    "file_ledger",
+    "night_metric",
+    "deletion_log",
+    "alembic_version",
+}
 
 
 def _check(url: str) -> None:
@@ -21,13 +28,25 @@ def _check(url: str) -> None:
         assert {c["name"] for c in insp.get_columns(table.name)} == set(table.columns.keys())
     # The child table holds minimal identity and nothing else.
     assert {c["name"] for c in insp.get_columns("child")} == {
-        "child_id", "given_name", "family_name", "date_of_birth", "sex", "postcode", "first_seen", "last_seen"}
+        "child_id",
+        "given_name",
+        "family_name",
+        "date_of_birth",
+        "sex",
+        "postcode",
+        "first_seen",
+        "last_seen",
+    }
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO child VALUES ('C1','A','B',:d,'F','LS6 2AB',:d,:d)"), {"d": date(2020, 1, 1)})
-        conn.execute(text("INSERT INTO source_record VALUES (:k,'health','C1',NULL,NULL,:k,:d,:d)"),
-                     {"k": "a" * 64, "d": date(2020, 1, 1)})
-        conn.execute(text("INSERT INTO involvement VALUES (:k,'C1','health','school_nursing','x',NULL,NULL,:d)"),
-                     {"k": "a" * 64, "d": date(2020, 1, 1)})
+        conn.execute(
+            text("INSERT INTO source_record VALUES (:k,'health','C1',NULL,NULL,:k,:d,:d)"),
+            {"k": "a" * 64, "d": date(2020, 1, 1)},
+        )
+        conn.execute(
+            text("INSERT INTO involvement VALUES (:k,'C1','health','school_nursing','x',NULL,NULL,:d)"),
+            {"k": "a" * 64, "d": date(2020, 1, 1)},
+        )
 
 
 def test_migration_runs_on_sqlite(tmp_path) -> None:  # noqa: ANN001

@@ -11,8 +11,9 @@ from synthetic_helpers import CHILDREN, FIRST_NIGHT, Run
 def run(tmp_path_factory) -> Run:
     root = tmp_path_factory.mktemp("synthetic")
     drop, truth = root / "drop", root / "truth"
-    nights = {k: generate_night(drop, truth, children=CHILDREN, seed=42,
-                                first_night=FIRST_NIGHT, night_number=k) for k in (0, 1)}
-    pops = {k: build_population(CHILDREN, seed=42, first_night=FIRST_NIGHT, night_number=k)
-            for k in (0, 1)}
+    nights = {
+        k: generate_night(drop, truth, children=CHILDREN, seed=42, first_night=FIRST_NIGHT, night_number=k)
+        for k in (0, 1)
+    }
+    pops = {k: build_population(CHILDREN, seed=42, first_night=FIRST_NIGHT, night_number=k) for k in (0, 1)}
     return Run(drop=drop, truth_root=truth, nights=nights, populations=pops)

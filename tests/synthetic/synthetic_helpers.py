@@ -46,8 +46,14 @@ class Run:
 
 def read_extract(path: Path, agency: str) -> pd.DataFrame:
     contract = load_contract(agency)
-    return pd.read_csv(path, sep=contract.file.delimiter, encoding=contract.file.encoding,
-                       dtype=str, keep_default_na=False, na_values=[])
+    return pd.read_csv(
+        path,
+        sep=contract.file.delimiter,
+        encoding=contract.file.encoding,
+        dtype=str,
+        keep_default_na=False,
+        na_values=[],
+    )
 
 
 def as_dates(values: pd.Series, fmt: str) -> pd.Series:

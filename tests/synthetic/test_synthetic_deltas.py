@@ -35,8 +35,7 @@ def test_delta_is_small_and_only_new_or_changed(run):
         before = run.extract(0, agency)
         after = run.extract(1, agency)
         key = load_contract(agency).column_for("local_id").name
-        merged = after.merge(before, on=key, how="left", suffixes=("", "_before"),
-                             indicator=True)
+        merged = after.merge(before, on=key, how="left", suffixes=("", "_before"), indicator=True)
         new = merged["_merge"] == "left_only"
         cols = [c for c in after.columns if c != key]
         same = np.column_stack([(merged[c] == merged[c + "_before"]).to_numpy() for c in cols])
@@ -106,10 +105,10 @@ def test_new_cases_admissions_moves_leavers_corrections(run):
 def test_deterministic_and_seed_sensitive(tmp_path):
     for night in (0, 1):
         for name in ("a", "b"):
-            generate_night(tmp_path / name / "drop", tmp_path / name / "truth",
-                           children=3_000, seed=7, night_number=night)
-        generate_night(tmp_path / "c" / "drop", tmp_path / "c" / "truth",
-                       children=3_000, seed=8, night_number=night)
+            generate_night(
+                tmp_path / name / "drop", tmp_path / name / "truth", children=3_000, seed=7, night_number=night
+            )
+        generate_night(tmp_path / "c" / "drop", tmp_path / "c" / "truth", children=3_000, seed=8, night_number=night)
     a, b, c = (_files(tmp_path / n) for n in "abc")
     assert a == b
     assert a.keys() == c.keys()

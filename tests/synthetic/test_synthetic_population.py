@@ -63,8 +63,11 @@ def test_twins(run):
     health = run.joined(0, "health")
     pairs = health[health["true_twin"]].groupby("true_household")
     pairs = pairs.filter(lambda g: len(g) == 2).groupby("true_household")
-    same = (pairs["family_name"].nunique() == 1) & (pairs["date_of_birth"].nunique() == 1) \
+    same = (
+        (pairs["family_name"].nunique() == 1)
+        & (pairs["date_of_birth"].nunique() == 1)
         & (pairs["postcode"].nunique() == 1)
+    )
     assert same.mean() > 0.85
     assert (pairs["given_name"].nunique() == 2).mean() > 0.98
 
@@ -73,12 +76,12 @@ def _rates(df: pd.DataFrame) -> dict[str, float]:
     given, family = df["given_name"], df["family_name"]
     nick = given == df["true_nickname"]
     given_typo = (given != df["true_given_name"]) & ~nick
-    hyphen = pd.Series([f.startswith(t + "-") for f, t in zip(family, df["true_family_name"],
-                                                             strict=True)], index=df.index)
+    hyphen = pd.Series(
+        [f.startswith(t + "-") for f, t in zip(family, df["true_family_name"], strict=True)], index=df.index
+    )
     changed = (family != df["true_family_name"]) & (family.isin(T.SURNAMES) | hyphen)
     family_typo = (family != df["true_family_name"]) & ~changed
-    return {"nickname": nick.mean(), "typo": (given_typo | family_typo).mean(),
-            "surname_change": changed.mean()}
+    return {"nickname": nick.mean(), "typo": (given_typo | family_typo).mean(), "surname_change": changed.mean()}
 
 
 @pytest.mark.parametrize("agency", ["health", "education"])
@@ -123,8 +126,7 @@ def test_house_move_rate(run):
 
 
 def test_no_noise_means_truth(tmp_path):
-    result = generate_night(tmp_path / "drop", tmp_path / "truth", children=2_000,
-                            noise=NoiseConfig.none())
+    result = generate_night(tmp_path / "drop", tmp_path / "truth", children=2_000, noise=NoiseConfig.none())
     truth = pd.read_parquet(result.truth_path)
     assert not truth["twin"].any()
     from synthetic_helpers import read_extract
@@ -176,8 +178,7 @@ def test_names_are_encodable_and_nicknames_cover_pairs():
 def test_typo_strings_edits_one_character():
     names = np.array(["Thomas", "Ann", "Zoë", "Jo", "A"] * 200)
     rng = np.random.default_rng(0)
-    out = typo_strings(names, rng.random(len(names)), rng.random(len(names)),
-                       rng.random(len(names)))
+    out = typo_strings(names, rng.random(len(names)), rng.random(len(names)), rng.random(len(names)))
     for before, after in zip(names, out, strict=True):
         if len(before) < 2:
             assert after == before
@@ -186,16 +187,14 @@ def test_typo_strings_edits_one_character():
         assert len(before) - 1 <= len(after) <= len(before)
         if len(after) == len(before):
             diffs = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
-            assert len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1
-                                       and sorted(before) == sorted(after))
+            assert len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1 and sorted(before) == sorted(after))
         else:
-            assert any(before[:i] + before[i + 1:] == after for i in range(len(before)))
+            assert any(before[:i] + before[i + 1 :] == after for i in range(len(before)))
         after.encode("cp1252")
 
 
 def test_swap_day_month():
-    days = (np.array(["2015-03-07", "2015-03-03", "2015-03-13", "2026-10-12"],
-                     dtype="datetime64[D]").astype(np.int64))
+    days = np.array(["2015-03-07", "2015-03-03", "2015-03-13", "2026-10-12"], dtype="datetime64[D]").astype(np.int64)
     latest = np.datetime64("2026-11-23").astype(np.int64)
     out, applied = swap_day_month(days, np.ones(4, dtype=bool), latest=latest)
     assert applied.tolist() == [True, False, False, False]  # 12 Oct -> 10 Dec is in future

@@ -29,8 +29,13 @@ def engine_for(url: str) -> Engine:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types
     cur = dbapi_conn.cursor()
     # secure_delete overwrites deleted content, so retention leaves no readable remnants.
-    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "secure_delete=ON",
-                   "synchronous=NORMAL", "busy_timeout=60000"):
+    for pragma in (
+        "journal_mode=WAL",
+        "foreign_keys=ON",
+        "secure_delete=ON",
+        "synchronous=NORMAL",
+        "busy_timeout=60000",
+    ):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
 

@@ -19,8 +19,9 @@ class Ledger:
     def already_loaded(self, agency: str, sha256: str) -> bool:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(FileLedger.id).where(FileLedger.agency == agency, FileLedger.sha256 == sha256,
-                                            FileLedger.status.in_(LOADED)).limit(1)
+                select(FileLedger.id)
+                .where(FileLedger.agency == agency, FileLedger.sha256 == sha256, FileLedger.status.in_(LOADED))
+                .limit(1)
             ).first()
         return row is not None
 
@@ -34,7 +35,8 @@ class Ledger:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(FileLedger.id, FileLedger.agency, FileLedger.staged_path, FileLedger.night)
-                .where(FileLedger.status == "staged").order_by(FileLedger.night, FileLedger.id)
+                .where(FileLedger.status == "staged")
+                .order_by(FileLedger.night, FileLedger.id)
             ).all()
         return [tuple(r) for r in rows]
 

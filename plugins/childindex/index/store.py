@@ -33,8 +33,9 @@ def fetch_arrow(conn: Connection, stmt: Any, schema: Any) -> Any:
     result = conn.execute(stmt)
     while rows := result.fetchmany(_FETCH_BATCH):
         cols = list(zip(*rows, strict=True))
-        batches.append(pa.record_batch([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)],
-                                       schema=schema))
+        batches.append(
+            pa.record_batch([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
+        )
     return pa.Table.from_batches(batches, schema=schema)
 
 
@@ -42,19 +43,44 @@ def fetch_existing(url: str) -> tuple[Any, Any]:
     """(source records, children) of the current index as Arrow tables."""
     import pyarrow as pa
 
-    rec_schema = pa.schema([("source_key", pa.string()), ("child_id", pa.string()),
-                            ("nhs_key", pa.string()), ("upn_key", pa.string()),
-                            ("match_key", pa.string()), ("first_seen", pa.date32())])
-    child_schema = pa.schema([("child_id", pa.string()), ("given_name", pa.string()),
-                              ("family_name", pa.string()), ("date_of_birth", pa.date32()),
-                              ("sex", pa.string()), ("postcode", pa.string()),
-                              ("first_seen", pa.date32()), ("last_seen", pa.date32())])
+    rec_schema = pa.schema(
+        [
+            ("source_key", pa.string()),
+            ("child_id", pa.string()),
+            ("nhs_key", pa.string()),
+            ("upn_key", pa.string()),
+            ("match_key", pa.string()),
+            ("first_seen", pa.date32()),
+        ]
+    )
+    child_schema = pa.schema(
+        [
+            ("child_id", pa.string()),
+            ("given_name", pa.string()),
+            ("family_name", pa.string()),
+            ("date_of_birth", pa.date32()),
+            ("sex", pa.string()),
+            ("postcode", pa.string()),
+            ("first_seen", pa.date32()),
+            ("last_seen", pa.date32()),
+        ]
+    )
     with engine_for(url).connect() as conn:
         sr, c = SourceRecord, Child
-        records = fetch_arrow(conn, select(sr.source_key, sr.child_id, sr.nhs_key, sr.upn_key,
-                                           sr.match_key, sr.first_seen).order_by(sr.source_key), rec_schema)
-        children = fetch_arrow(conn, select(c.child_id, c.given_name, c.family_name, c.date_of_birth,
-                                            c.sex, c.postcode, c.first_seen, c.last_seen), child_schema)
+        records = fetch_arrow(
+            conn,
+            select(sr.source_key, sr.child_id, sr.nhs_key, sr.upn_key, sr.match_key, sr.first_seen).order_by(
+                sr.source_key
+            ),
+            rec_schema,
+        )
+        children = fetch_arrow(
+            conn,
+            select(
+                c.child_id, c.given_name, c.family_name, c.date_of_birth, c.sex, c.postcode, c.first_seen, c.last_seen
+            ),
+            child_schema,
+        )
     return records, children
 
 
@@ -65,7 +91,7 @@ def _rows(table: Any, drop: tuple[str, ...] = ()) -> list[dict]:
 
 def _chunks(values: list, size: int = _KEY_CHUNK):  # noqa: ANN202
     for i in range(0, len(values), size):
-        yield values[i:i + size]
+        yield values[i : i + size]
 
 
 def _delete_in(conn: Connection, table: Any, column: Any, values: list) -> int:
@@ -94,7 +120,8 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             if updates:
                 t = Child.__table__
                 conn.execute(
-                    t.update().where(t.c.child_id == bindparam("b_child_id"))
+                    t.update()
+                    .where(t.c.child_id == bindparam("b_child_id"))
                     .values({c: bindparam(f"b_{c}") for c in rows[0] if c != "child_id"}),
                     [{f"b_{k}": v for k, v in r.items()} for r in updates],
                 )
@@ -105,8 +132,7 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             if remap:
                 for table in (SourceRecord.__table__, Involvement.__table__):
                     conn.execute(
-                        table.update().where(table.c.source_key == bindparam("k"))
-                        .values(child_id=bindparam("c")),
+                        table.update().where(table.c.source_key == bindparam("k")).values(child_id=bindparam("c")),
                         [{"k": r["source_key"], "c": r["child_id"]} for r in remap],
                     )
             # 3. Tonight's records replace their previous versions.
@@ -119,10 +145,13 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             # 4. Ids that no longer hold any record were merged away.
             retired = plan["retired"]["child_id"].to_pylist()
             for chunk in _chunks(retired):
-                conn.execute(text(
-                    "DELETE FROM child WHERE child_id IN :ids AND NOT EXISTS "
-                    "(SELECT 1 FROM source_record s WHERE s.child_id = child.child_id)"
-                ).bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
+                conn.execute(
+                    text(
+                        "DELETE FROM child WHERE child_id IN :ids AND NOT EXISTS "
+                        "(SELECT 1 FROM source_record s WHERE s.child_id = child.child_id)"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    {"ids": chunk},
+                )
             history = _rows(plan["history"])
             if history:
                 conn.execute(insert(ChildIdHistory), [{**h, "night": night} for h in history])
@@ -135,8 +164,8 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
 def put_metrics(url: str, night: date, metrics: dict[str, float]) -> None:
     """Upsert one night's metrics (delete + insert: portable and idempotent)."""
     with engine_for(url).begin() as conn:
-        conn.execute(delete(NightMetric).where(NightMetric.night == night,
-                                               NightMetric.name.in_(list(metrics))))
+        conn.execute(delete(NightMetric).where(NightMetric.night == night, NightMetric.name.in_(list(metrics))))
         if metrics:
-            conn.execute(insert(NightMetric), [{"night": night, "name": k, "value": float(v)}
-                                               for k, v in metrics.items()])
+            conn.execute(
+                insert(NightMetric), [{"night": night, "name": k, "value": float(v)} for k, v in metrics.items()]
+            )

@@ -57,8 +57,15 @@ from childindex.synthetic.noise import NoiseConfig
 from childindex.synthetic.population import Population, build_population
 from childindex.synthetic.records import column_layout, true_identity_frame
 
-__all__ = ["GenerationResult", "NoiseConfig", "Population", "build_population", "column_layout",
-           "generate_night", "true_identity_frame"]
+__all__ = [
+    "GenerationResult",
+    "NoiseConfig",
+    "Population",
+    "build_population",
+    "column_layout",
+    "generate_night",
+    "true_identity_frame",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +79,16 @@ class GenerationResult:
     children: int  # children in the population at this night
 
 
-def generate_night(drop_root: Path, truth_root: Path, *, children: int = 10_000,
-                   seed: int = 42, first_night: date = date(2026, 11, 24),
-                   night_number: int = 0,
-                   noise: NoiseConfig = NoiseConfig(),  # noqa: B008 (frozen, immutable)
-                   ) -> GenerationResult:
+def generate_night(
+    drop_root: Path,
+    truth_root: Path,
+    *,
+    children: int = 10_000,
+    seed: int = 42,
+    first_night: date = date(2026, 11, 24),
+    night_number: int = 0,
+    noise: NoiseConfig = NoiseConfig(),  # noqa: B008 (frozen, immutable)
+) -> GenerationResult:
     """Write night ``night_number``'s extract for every agency, and that night's truth.
 
     Extracts go to ``drop_root/<agency>/<contract file name>`` (with the contract's
@@ -87,12 +99,14 @@ def generate_night(drop_root: Path, truth_root: Path, *, children: int = 10_000,
     if truth_root.resolve().is_relative_to(drop_root.resolve()):
         raise ValueError("truth_root must not be inside drop_root: agencies never see truth")
     night = first_night + timedelta(days=night_number)
-    pop = build_population(children, seed=seed, first_night=first_night,
-                           night_number=night_number, noise=noise)
+    pop = build_population(children, seed=seed, first_night=first_night, night_number=night_number, noise=noise)
     if pop.children > pop.nhs_capacity:
-        log.warning("%d of %d children get no NHS number: the 999 test range holds only "
-                    "%d valid numbers", pop.children - pop.nhs_capacity, pop.children,
-                    pop.nhs_capacity)
+        log.warning(
+            "%d of %d children get no NHS number: the 999 test range holds only %d valid numbers",
+            pop.children - pop.nhs_capacity,
+            pop.children,
+            pop.nhs_capacity,
+        )
     truth = truth_path(truth_root, night)
     truth.parent.mkdir(parents=True, exist_ok=True)
     tmp = truth.with_name(truth.name + ".part")
@@ -101,5 +115,4 @@ def generate_night(drop_root: Path, truth_root: Path, *, children: int = 10_000,
         for agency in AGENCIES:
             files[agency], rows[agency] = write_extract(pop, agency, night, drop_root, writer)
     tmp.replace(truth)
-    return GenerationResult(night=night, files=files, rows=rows, truth_path=truth,
-                            children=pop.children)
+    return GenerationResult(night=night, files=files, rows=rows, truth_path=truth, children=pop.children)

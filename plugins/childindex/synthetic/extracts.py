@@ -25,8 +25,9 @@ from childindex.synthetic.population import Population, local_numbers
 from childindex.synthetic.records import Chunk, build_chunk, column_layout
 
 CHUNK_ROWS = 250_000  # rows built and encoded at a time: bounds memory
-TRUTH_SCHEMA = pa.schema([("agency", pa.string()), ("local_id", pa.string()),
-                          ("person_id", pa.int64()), ("twin", pa.bool_())])
+TRUTH_SCHEMA = pa.schema(
+    [("agency", pa.string()), ("local_id", pa.string()), ("person_id", pa.int64()), ("twin", pa.bool_())]
+)
 _FILE_NAMES: dict[str, Callable[[date], str]] = {
     "health": lambda night: f"health_{night:%Y-%m-%d}.csv",
     "education": lambda night: f"EDU_PUPILS_{night:%Y%m%d}.csv",
@@ -117,8 +118,9 @@ def iter_chunks(pop: Population, agency: str, chunk_rows: int | None = None) -> 
         yield build_chunk(pop, agency, rows[start : start + step])
 
 
-def write_extract(pop: Population, agency: str, night: date, drop_root: Path,
-                  truth: pq.ParquetWriter) -> tuple[Path, int]:
+def write_extract(
+    pop: Population, agency: str, night: date, drop_root: Path, truth: pq.ParquetWriter
+) -> tuple[Path, int]:
     """Write one agency's extract for ``night`` with its completion convention."""
     contract: Contract = load_contract(agency)
     folder = Path(drop_root) / agency
@@ -136,15 +138,18 @@ def write_extract(pop: Population, agency: str, night: date, drop_root: Path,
         if contract.file.header:
             out.write(header_bytes(agency))
         for chunk in iter_chunks(pop, agency):
-            out.write(encode_rows(list(chunk.columns.values()), contract.file.delimiter,
-                                  contract.file.encoding))
-            truth.write_table(pa.table({
-                "agency": pa.array(np.full(len(chunk.person_id), agency, dtype=object),
-                                   pa.string()),
-                "local_id": chunk.local_id,
-                "person_id": pa.array(chunk.person_id, pa.int64()),
-                "twin": pa.array(chunk.twin, pa.bool_()),
-            }, schema=TRUTH_SCHEMA))
+            out.write(encode_rows(list(chunk.columns.values()), contract.file.delimiter, contract.file.encoding))
+            truth.write_table(
+                pa.table(
+                    {
+                        "agency": pa.array(np.full(len(chunk.person_id), agency, dtype=object), pa.string()),
+                        "local_id": chunk.local_id,
+                        "person_id": pa.array(chunk.person_id, pa.int64()),
+                        "twin": pa.array(chunk.twin, pa.bool_()),
+                    },
+                    schema=TRUTH_SCHEMA,
+                )
+            )
             rows += len(chunk.person_id)
     if contract.file.completion == "marker":
         marker.touch()

@@ -39,19 +39,16 @@ class NoiseConfig:
         return cls(**{f.name: 0.0 for f in fields(cls)})
 
     def missing_nhs(self, agency: str) -> float:
-        return {"health": self.missing_nhs_health,
-                "social_care": self.missing_nhs_social_care}.get(agency, 0.0)
+        return {"health": self.missing_nhs_health, "social_care": self.missing_nhs_social_care}.get(agency, 0.0)
 
     def missing_upn(self, agency: str) -> float:
-        return {"education": self.missing_upn_education,
-                "social_care": self.missing_upn_social_care}.get(agency, 0.0)
+        return {"education": self.missing_upn_education, "social_care": self.missing_upn_social_care}.get(agency, 0.0)
 
 
 TYPO_KINDS = ("substitution", "deletion", "transposition")
 
 
-def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray,
-                 u_char: np.ndarray) -> np.ndarray:
+def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray, u_char: np.ndarray) -> np.ndarray:
     """One typo in each string, chosen by three uniforms per value; fully vectorised.
 
     The strings become a (n, width) matrix of code points; a substitution writes a
@@ -101,8 +98,7 @@ def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray,
     return np.ascontiguousarray(m).view(f"<U{width}").ravel()
 
 
-def swap_day_month(days: np.ndarray, mask: np.ndarray,
-                   latest: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def swap_day_month(days: np.ndarray, mask: np.ndarray, latest: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Swap day and month of epoch-day dates where ``mask`` and the swap is a real change.
 
     Returns (new days, applied mask); a swap applies only when day <= 12 and day != month,
@@ -115,7 +111,7 @@ def swap_day_month(days: np.ndarray, mask: np.ndarray,
     day = (d - month_start).astype(np.int64) + 1
     month = (month_start - year_start.astype("datetime64[M]")).astype(np.int64) + 1
     applied = np.asarray(mask, dtype=bool) & (day <= 12) & (day != month)
-    swapped = (year_start.astype("datetime64[M]") + (day - 1).astype("timedelta64[M]"))
+    swapped = year_start.astype("datetime64[M]") + (day - 1).astype("timedelta64[M]")
     swapped = swapped.astype("datetime64[D]") + (month - 1).astype("timedelta64[D]")
     swapped = swapped.astype(np.int64)
     if latest is not None:

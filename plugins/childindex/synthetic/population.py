@@ -134,20 +134,29 @@ def _nhs_pool(seed: int) -> np.ndarray:
     return numbers[np.argsort(hash64(seed, "nhs", numbers), kind="stable")]
 
 
-def build_population(children: int, *, seed: int, first_night: date, night_number: int = 0,
-                     noise: NoiseConfig | None = None) -> Population:
+def build_population(
+    children: int, *, seed: int, first_night: date, night_number: int = 0, noise: NoiseConfig | None = None
+) -> Population:
     """The population at ``night_number``: the base evolved through nights 1..night_number."""
     if children < 1:
         raise ValueError("children must be at least 1")
     if night_number < 0:
         raise ValueError("night_number must be >= 0")
     noise = noise if noise is not None else NoiseConfig()
-    bounds = np.concatenate([[children], children + np.cumsum(
-        _birth_counts(children, seed, night_number))]).astype(np.int64)
+    bounds = np.concatenate([[children], children + np.cumsum(_birth_counts(children, seed, night_number))]).astype(
+        np.int64
+    )
     total = int(bounds[-1])
-    pop = Population(seed=seed, first_night=first_night, base=children, night=night_number,
-                     noise=noise, bounds=bounds, dob=np.empty(total, dtype=np.int32),
-                     school_age=np.zeros(total, dtype=bool))
+    pop = Population(
+        seed=seed,
+        first_night=first_night,
+        base=children,
+        night=night_number,
+        noise=noise,
+        bounds=bounds,
+        dob=np.empty(total, dtype=np.int32),
+        school_age=np.zeros(total, dtype=bool),
+    )
     pop.nhs_pool = _nhs_pool(seed)
     _base_dates(pop)
     _base_involvement(pop)
@@ -215,35 +224,32 @@ def _evolve(pop: Population, j: int) -> None:
     _enrol(pop, "health", births, j)
     new["health"].append(births)
 
-    sc = select(pop.enrol["social_care"][:n0] < 0, uniform(seed, f"sc_new/{j}", existing),
-                SOCIAL_CARE_NEW_RATE)
+    sc = select(pop.enrol["social_care"][:n0] < 0, uniform(seed, f"sc_new/{j}", existing), SOCIAL_CARE_NEW_RATE)
     new["social_care"].append(np.flatnonzero(sc))
-    edu = select((pop.enrol["education"][:n0] < 0) & pop.school_age[:n0],
-                 uniform(seed, f"admit/{j}", existing), ADMISSION_RATE)
+    edu = select(
+        (pop.enrol["education"][:n0] < 0) & pop.school_age[:n0], uniform(seed, f"admit/{j}", existing), ADMISSION_RATE
+    )
     new["education"].append(np.flatnonzero(edu))
     for agency in ("social_care", "education"):
         _enrol(pop, agency, new[agency][-1], j)
 
     hh, _ = households(pop, existing)
-    movers = np.flatnonzero(select(np.ones(n0, dtype=bool), uniform(seed, f"move/{j}", hh),
-                                   MOVE_RATE))
+    movers = np.flatnonzero(select(np.ones(n0, dtype=bool), uniform(seed, f"move/{j}", hh), MOVE_RATE))
     pop.addr_ver[movers] += 1
     del hh
 
     for agency in AGENCIES:
         enrol, end, fixed = pop.enrol[agency], pop.end[agency], pop.fixed[agency]
         was_open = (enrol[:n0] >= 0) & (enrol[:n0] < j) & (end[:n0] < 0)
-        leave = select(was_open, uniform(seed, f"leave/{agency}/{j}", existing),
-                       LEAVE_RATE[agency])
+        leave = select(was_open, uniform(seed, f"leave/{agency}/{j}", existing), LEAVE_RATE[agency])
         end[:n0][leave] = j
         outstanding = (enrol[:n0] >= 0) & typo_flags(pop, agency, existing) & ~fixed[:n0]
-        fix = select(outstanding, uniform(seed, f"fix/{agency}/{j}", existing),
-                     CORRECTION_RATE)
+        fix = select(outstanding, uniform(seed, f"fix/{agency}/{j}", existing), CORRECTION_RATE)
         fixed[:n0][fix] = True
         moved = movers[was_open[movers]]
-        pop.sent[agency] = np.unique(np.concatenate(
-            new[agency] + [moved, np.flatnonzero(leave), np.flatnonzero(fix)]
-        ).astype(np.int64))
+        pop.sent[agency] = np.unique(
+            np.concatenate(new[agency] + [moved, np.flatnonzero(leave), np.flatnonzero(fix)]).astype(np.int64)
+        )
 
 
 @dataclass
@@ -267,8 +273,11 @@ def _given(seed: int, p: np.ndarray, sex: np.ndarray) -> tuple[np.ndarray, np.nd
     name_list = np.where(sex == 2, integers(seed, "name_list", p, 2), sex).astype(np.int8)
     sizes = np.array([len(T.GIVEN_BY_SEX[0]), len(T.GIVEN_BY_SEX[1])])
     idx = integers(seed, "given", p, sizes[name_list])
-    codes = np.where(name_list == 0, T.GIVEN_BY_SEX[0][np.minimum(idx, sizes[0] - 1)],
-                     T.GIVEN_BY_SEX[1][np.minimum(idx, sizes[1] - 1)])
+    codes = np.where(
+        name_list == 0,
+        T.GIVEN_BY_SEX[0][np.minimum(idx, sizes[0] - 1)],
+        T.GIVEN_BY_SEX[1][np.minimum(idx, sizes[1] - 1)],
+    )
     return name_list, idx, codes
 
 
@@ -299,15 +308,25 @@ def identity(pop: Population, p: np.ndarray) -> Identity:
         lists = name_list[clash]
         bumped = idx[clash] + 1
         given[clash] = np.where(
-            lists == 0, T.GIVEN_BY_SEX[0][bumped % len(T.GIVEN_BY_SEX[0])],
-            T.GIVEN_BY_SEX[1][bumped % len(T.GIVEN_BY_SEX[1])])
+            lists == 0,
+            T.GIVEN_BY_SEX[0][bumped % len(T.GIVEN_BY_SEX[0])],
+            T.GIVEN_BY_SEX[1][bumped % len(T.GIVEN_BY_SEX[1])],
+        )
     nhs = np.zeros(len(p), dtype=np.int64)
     has_nhs = p < pop.nhs_capacity
     nhs[has_nhs] = pop.nhs_pool[p[has_nhs]]
     return Identity(
-        person_id=p, household=hh, twin=twin, sex=sex, name_list=name_list,
-        given=given.astype(np.int32), surname=surname_codes(seed, "surname", hh),
-        dob=pop.dob[p], nhs=nhs, **_upn(pop, p))
+        person_id=p,
+        household=hh,
+        twin=twin,
+        sex=sex,
+        name_list=name_list,
+        given=given.astype(np.int32),
+        surname=surname_codes(seed, "surname", hh),
+        dob=pop.dob[p],
+        nhs=nhs,
+        **_upn(pop, p),
+    )
 
 
 def _upn(pop: Population, p: np.ndarray) -> dict[str, np.ndarray]:
@@ -319,8 +338,10 @@ def _upn(pop: Population, p: np.ndarray) -> dict[str, np.ndarray]:
     year = np.minimum(birth_year + 1970 + 5, pop.first_night.year) % 100
     body = la * 10**9 + establishment * 10**5 + year * 1000 + serial
     school = pop.school_age[p]
-    return {"upn_body": np.where(school, body, -1),
-            "upn_check": np.where(school, upn_check_indices(body), 0).astype(np.int8)}
+    return {
+        "upn_body": np.where(school, body, -1),
+        "upn_check": np.where(school, upn_check_indices(body), 0).astype(np.int8),
+    }
 
 
 def local_numbers(pop: Population, agency: str, p: np.ndarray) -> np.ndarray:
@@ -329,4 +350,3 @@ def local_numbers(pop: Population, agency: str, p: np.ndarray) -> np.ndarray:
     offset = int(hash64(pop.seed, f"localid/{agency}", [0])[0] % np.uint64(space))
     seq = pop.seq[agency][p].astype(np.int64)
     return LOCAL_ID_OFFSET[agency] + (seq * LOCAL_ID_MULT[agency] + offset) % space
-

@@ -31,15 +31,12 @@ from childindex.synthetic.rand import integers, pair_keys, uniform
 # (contract field they follow, or None for the end of the row, column name).
 EXTRAS: dict[str, tuple[tuple[str | None, str], ...]] = {
     "health": (("sex", "AddressLine1"), ("postcode", "Ethnicity"), (None, "GPPracticeCode")),
-    "education": (("sex", "AddressLine1"), ("service", "SENStatus"),
-                  ("service", "FSMEligible")),
-    "social_care": (("sex", "ADDRESS"), ("service", "REFERRAL_REASON"),
-                    ("service", "ALLOCATED_WORKER")),
+    "education": (("sex", "AddressLine1"), ("service", "SENStatus"), ("service", "FSMEligible")),
+    "social_care": (("sex", "ADDRESS"), ("service", "REFERRAL_REASON"), ("service", "ALLOCATED_WORKER")),
 }
 SERVICE_WEIGHTS = {
     "education": {"school": 0.97, "alternative_provision": 0.02, "elective_home_education": 0.01},
-    "social_care": {"early_help": 0.40, "child_in_need": 0.35, "child_protection": 0.12,
-                    "looked_after": 0.13},
+    "social_care": {"early_help": 0.40, "child_in_need": 0.35, "child_protection": 0.12, "looked_after": 0.13},
 }
 COMMUNITY_PAEDIATRICS_RATE = 0.05
 FLAT_RATE = 0.05  # address lines "Flat 3, 12 Kings Road": a comma, so the CSV quotes them
@@ -100,19 +97,27 @@ def address(seed: int, household: np.ndarray, version: np.ndarray) -> dict[str, 
     """Address line, postcode and town of each (household, address version)."""
     key = pair_keys(household, np.asarray(version, dtype=np.int64) + 1)
     area = integers(seed, "pc/area", key, len(T.POSTCODE_AREAS))
-    postcode = _join(T.AREA_TABLE.take(area),
-                     _ints(1 + integers(seed, "pc/district", key, 30)), " ",
-                     _ints(integers(seed, "pc/digit", key, 10)),
-                     T.INWARD_LETTERS.take(integers(seed, "pc/l1", key, 20)),
-                     T.INWARD_LETTERS.take(integers(seed, "pc/l2", key, 20)))
-    street = _join(_ints(1 + integers(seed, "addr/house", key, 180)),
-                   T.STREET_STEMS.take(integers(seed, "addr/stem", key, len(T.STREET_STEMS))),
-                   T.STREET_SUFFIXES.take(integers(seed, "addr/suffix", key,
-                                                   len(T.STREET_SUFFIXES))), sep=" ")
+    postcode = _join(
+        T.AREA_TABLE.take(area),
+        _ints(1 + integers(seed, "pc/district", key, 30)),
+        " ",
+        _ints(integers(seed, "pc/digit", key, 10)),
+        T.INWARD_LETTERS.take(integers(seed, "pc/l1", key, 20)),
+        T.INWARD_LETTERS.take(integers(seed, "pc/l2", key, 20)),
+    )
+    street = _join(
+        _ints(1 + integers(seed, "addr/house", key, 180)),
+        T.STREET_STEMS.take(integers(seed, "addr/stem", key, len(T.STREET_STEMS))),
+        T.STREET_SUFFIXES.take(integers(seed, "addr/suffix", key, len(T.STREET_SUFFIXES))),
+        sep=" ",
+    )
     flat = uniform(seed, "addr/flat", key) < FLAT_RATE
     flat_line = _join("Flat ", _ints(1 + integers(seed, "addr/flatno", key, 12)), ", ", street)
-    return {"line": pc.if_else(pa.array(flat), flat_line, street), "postcode": postcode,
-            "town": T.TOWN_TABLE.take(area)}
+    return {
+        "line": pc.if_else(pa.array(flat), flat_line, street),
+        "postcode": postcode,
+        "town": T.TOWN_TABLE.take(area),
+    }
 
 
 def build_chunk(pop: Population, agency: str, p: np.ndarray) -> Chunk:
@@ -127,13 +132,11 @@ def build_chunk(pop: Population, agency: str, p: np.ndarray) -> Chunk:
     # Identifiers, with agency-specific gaps.
     no_nhs = (who.nhs == 0) | (uniform(seed, f"no_nhs/{agency}", p) < noise.missing_nhs(agency))
     f["nhs_number"] = _ints(who.nhs, mask=no_nhs)
-    no_upn = (who.upn_body < 0) | (uniform(seed, f"no_upn/{agency}", p)
-                                   < noise.missing_upn(agency))
+    no_upn = (who.upn_body < 0) | (uniform(seed, f"no_upn/{agency}", p) < noise.missing_upn(agency))
     f["upn"] = _join(_UPN_LETTERS.take(who.upn_check), _ints(who.upn_body, mask=no_upn))
 
     # Given name: nickname swap (on codes), then typo.
-    partner = np.where(who.name_list == 0, T.NICKNAME_BY_SEX[0][who.given],
-                       T.NICKNAME_BY_SEX[1][who.given])
+    partner = np.where(who.name_list == 0, T.NICKNAME_BY_SEX[0][who.given], T.NICKNAME_BY_SEX[1][who.given])
     nick_rate = noise.nickname / max(T.NICKNAME_ELIGIBLE_SHARE, 1e-9)
     nick = (partner >= 0) & (uniform(seed, f"nickname/{agency}", p) < nick_rate)
     given = T.GIVEN_TABLE.take(np.where(nick, partner, who.given))
@@ -144,8 +147,7 @@ def build_chunk(pop: Population, agency: str, p: np.ndarray) -> Chunk:
     other = surname_codes(seed, f"surname_other/{agency}", hh)
     other = np.where(other == who.surname, (other + 1) % len(T.SURNAMES), other)
     own_s, other_s = T.SURNAME_TABLE.take(who.surname), T.SURNAME_TABLE.take(other)
-    family = pc.if_else(pa.array(hyphen), _join(own_s, other_s, sep="-"),
-                        pc.if_else(pa.array(changed), other_s, own_s))
+    family = pc.if_else(pa.array(hyphen), _join(own_s, other_s, sep="-"), pc.if_else(pa.array(changed), other_s, own_s))
 
     typo = typo_flags(pop, agency, p) & ~pop.fixed[agency][p]
     in_given = uniform(seed, f"typo_field/{agency}", p) < 0.5
@@ -188,16 +190,18 @@ def _typo(values: pa.Array, mask: np.ndarray, seed: int, agency: str, p: np.ndar
         return values
     key = p[rows]
     subset = values.take(pa.array(rows)).to_numpy(zero_copy_only=False).astype(str)
-    edited = typo_strings(subset, uniform(seed, f"typo_kind/{agency}", key),
-                          uniform(seed, f"typo_pos/{agency}", key),
-                          uniform(seed, f"typo_char/{agency}", key))
+    edited = typo_strings(
+        subset,
+        uniform(seed, f"typo_kind/{agency}", key),
+        uniform(seed, f"typo_pos/{agency}", key),
+        uniform(seed, f"typo_char/{agency}", key),
+    )
     index = np.arange(len(values), dtype=np.int64)
     index[rows] = len(values) + np.arange(len(rows))  # point edited rows at the edits
     return pa.concat_arrays([values, pa.array(edited, pa.string())]).take(pa.array(index))
 
 
-def _sex_codes(contract: Contract, seed: int, agency: str, p: np.ndarray,
-               sex: np.ndarray) -> pa.Array:
+def _sex_codes(contract: Contract, seed: int, agency: str, p: np.ndarray, sex: np.ndarray) -> pa.Array:
     codes = list(contract.sex_codes)
     by_sex = [[i for i, c in enumerate(codes) if contract.sex_codes[c] == s] for s in "MFU"]
     if not by_sex[2]:  # no code for "not known": the system records M or F
@@ -208,8 +212,7 @@ def _sex_codes(contract: Contract, seed: int, agency: str, p: np.ndarray,
     return pa.array(codes, pa.string()).take(table[sex, choice])
 
 
-def _services(pop: Population, contract: Contract, agency: str, p: np.ndarray,
-              dob: np.ndarray) -> np.ndarray:
+def _services(pop: Population, contract: Contract, agency: str, p: np.ndarray, dob: np.ndarray) -> np.ndarray:
     services, u = contract.services, uniform(pop.seed, f"service/{agency}", p)
     if agency != "health":
         return _choose(u, SERVICE_WEIGHTS[agency], services)
@@ -228,8 +231,7 @@ def _team_table(agency: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     return pa.concat_arrays([teams[s] for s in services]), offsets, sizes
 
 
-def _contacts(contract: Contract, seed: int, agency: str, p: np.ndarray,
-              service: np.ndarray) -> pa.Array:
+def _contacts(contract: Contract, seed: int, agency: str, p: np.ndarray, service: np.ndarray) -> pa.Array:
     table, offsets, sizes = _team_table(agency)
     return table.take(offsets[service] + integers(seed, f"team/{agency}", p, sizes[service]))
 
@@ -256,31 +258,39 @@ def _involvement(pop: Population, agency: str, p: np.ndarray, dob: np.ndarray):
     return start, end, end_night >= 0
 
 
-def _extras(agency: str, seed: int, p: np.ndarray, hh: np.ndarray,
-            addr: dict[str, pa.Array]) -> dict[str, pa.Array]:
+def _extras(agency: str, seed: int, p: np.ndarray, hh: np.ndarray, addr: dict[str, pa.Array]) -> dict[str, pa.Array]:
     if agency == "health":
         eth = np.searchsorted(T.ETHNICITY_CUMWEIGHTS, uniform(seed, "ethnicity", hh), "right")
-        gp = _join(T.GP_PREFIXES.take(integers(seed, "gp/prefix", hh, len(T.GP_PREFIXES))),
-                   _ints(integers(seed, "gp/number", hh, 100_000), width=5))
-        return {"AddressLine1": addr["line"],
-                "Ethnicity": T.ETHNICITY_CODES.take(np.minimum(eth, len(T.ETHNICITY_CODES) - 1)),
-                "GPPracticeCode": gp}
+        gp = _join(
+            T.GP_PREFIXES.take(integers(seed, "gp/prefix", hh, len(T.GP_PREFIXES))),
+            _ints(integers(seed, "gp/number", hh, 100_000), width=5),
+        )
+        return {
+            "AddressLine1": addr["line"],
+            "Ethnicity": T.ETHNICITY_CODES.take(np.minimum(eth, len(T.ETHNICITY_CODES) - 1)),
+            "GPPracticeCode": gp,
+        }
     if agency == "education":
         u = uniform(seed, "sen", p)
         fsm = uniform(seed, "fsm", hh) < 0.24
-        return {"AddressLine1": addr["line"],
-                "SENStatus": T.SEN_CODES.take(np.where(u < 0.85, 0, np.where(u < 0.97, 1, 2))),
-                "FSMEligible": pa.array(np.where(fsm, "Y", "N"), pa.string())}
+        return {
+            "AddressLine1": addr["line"],
+            "SENStatus": T.SEN_CODES.take(np.where(u < 0.85, 0, np.where(u < 0.97, 1, 2))),
+            "FSMEligible": pa.array(np.where(fsm, "Y", "N"), pa.string()),
+        }
     worker_list = integers(seed, "worker/list", p, 2)
-    first = np.where(worker_list == 0,
-                     T.GIVEN_BY_SEX[0][integers(seed, "worker/given", p, len(T.GIVEN_BY_SEX[0]))],
-                     T.GIVEN_BY_SEX[1][integers(seed, "worker/given", p, len(T.GIVEN_BY_SEX[1]))])
-    return {"ADDRESS": _join(addr["line"], addr["town"], sep=", "),
-            "REFERRAL_REASON": T.REFERRAL_REASONS.take(
-                integers(seed, "referral", p, len(T.REFERRAL_REASONS))),
-            "ALLOCATED_WORKER": _join(T.GIVEN_TABLE.take(first),
-                                      T.SURNAME_TABLE.take(surname_codes(seed, "worker/sn", p)),
-                                      sep=" ")}
+    first = np.where(
+        worker_list == 0,
+        T.GIVEN_BY_SEX[0][integers(seed, "worker/given", p, len(T.GIVEN_BY_SEX[0]))],
+        T.GIVEN_BY_SEX[1][integers(seed, "worker/given", p, len(T.GIVEN_BY_SEX[1]))],
+    )
+    return {
+        "ADDRESS": _join(addr["line"], addr["town"], sep=", "),
+        "REFERRAL_REASON": T.REFERRAL_REASONS.take(integers(seed, "referral", p, len(T.REFERRAL_REASONS))),
+        "ALLOCATED_WORKER": _join(
+            T.GIVEN_TABLE.take(first), T.SURNAME_TABLE.take(surname_codes(seed, "worker/sn", p)), sep=" "
+        ),
+    }
 
 
 def true_identity_frame(pop: Population, p: np.ndarray):
@@ -294,21 +304,21 @@ def true_identity_frame(pop: Population, p: np.ndarray):
 
     p = np.asarray(p, dtype=np.int64)
     who = identity(pop, p)
-    partner = np.where(who.name_list == 0, T.NICKNAME_BY_SEX[0][who.given],
-                       T.NICKNAME_BY_SEX[1][who.given])
+    partner = np.where(who.name_list == 0, T.NICKNAME_BY_SEX[0][who.given], T.NICKNAME_BY_SEX[1][who.given])
     addr = address(pop.seed, who.household, pop.addr_ver[p])
-    return pd.DataFrame({
-        "person_id": p,
-        "household": who.household,
-        "twin": who.twin,
-        "given_name": T.GIVEN_TABLE.take(who.given).to_pandas(),
-        "nickname": T.GIVEN_TABLE.take(pa.array(partner, mask=partner < 0)).to_pandas(),
-        "family_name": T.SURNAME_TABLE.take(who.surname).to_pandas(),
-        "date_of_birth": who.dob.astype("datetime64[D]").astype("datetime64[s]"),
-        "sex": np.array(["M", "F", "U"])[who.sex],
-        "postcode": addr["postcode"].to_pandas(),
-        "address": addr["line"].to_pandas(),
-        "nhs_number": _ints(who.nhs, mask=who.nhs == 0).to_pandas(),
-        "upn": _join(_UPN_LETTERS.take(who.upn_check),
-                     _ints(who.upn_body, mask=who.upn_body < 0)).to_pandas(),
-    })
+    return pd.DataFrame(
+        {
+            "person_id": p,
+            "household": who.household,
+            "twin": who.twin,
+            "given_name": T.GIVEN_TABLE.take(who.given).to_pandas(),
+            "nickname": T.GIVEN_TABLE.take(pa.array(partner, mask=partner < 0)).to_pandas(),
+            "family_name": T.SURNAME_TABLE.take(who.surname).to_pandas(),
+            "date_of_birth": who.dob.astype("datetime64[D]").astype("datetime64[s]"),
+            "sex": np.array(["M", "F", "U"])[who.sex],
+            "postcode": addr["postcode"].to_pandas(),
+            "address": addr["line"].to_pandas(),
+            "nhs_number": _ints(who.nhs, mask=who.nhs == 0).to_pandas(),
+            "upn": _join(_UPN_LETTERS.take(who.upn_check), _ints(who.upn_body, mask=who.upn_body < 0)).to_pandas(),
+        }
+    )

@@ -1,9 +1,8 @@
 """Alembic environment: runs on the connection handed over by childindex.index.db.migrate."""
 
 from alembic import context
-from sqlalchemy import create_engine
-
 from childindex.index.models import Base
+from sqlalchemy import create_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -30,8 +29,7 @@ def _run(connection) -> None:  # noqa: ANN001
 
 
 if context.is_offline_mode():
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True)
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:

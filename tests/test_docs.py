@@ -1,0 +1,33 @@
+"""The documentation keeps up with the code: every setting and command is in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from childindex.cli import app
+from childindex.settings import ENV_PREFIX, RetentionSettings, Settings
+from typer.main import get_command
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    names = [f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields if n != "retention"]
+    names += [f"{ENV_PREFIX}RETENTION__{n.upper()}" for n in RetentionSettings.model_fields]
+    names += [f"{ENV_PREFIX}CONFIG_FILE", f"{ENV_PREFIX}TASK_RETRIES"]
+    missing = [n for n in names if f"| `{n}` |" not in README]
+    assert missing == []
+
+
+def test_every_command_is_in_the_readme() -> None:
+    root = get_command(app)
+    for name, cmd in root.commands.items():
+        assert f"childindex {name}" in README, name
+        for sub in getattr(cmd, "commands", {}):
+            assert sub in README, f"{name} {sub}"
+
+
+def test_readme_names_the_two_commands_ci_runs() -> None:
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "bash scripts/demo.sh" in README and "bash scripts/test.sh" in README
+    assert "scripts/test.sh" in ci
