@@ -12,7 +12,8 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    names = [f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields if n != "retention"]
+    names = [f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields if n not in ("retention", "drop_folders")]
+    names.append(f"{ENV_PREFIX}DROP_FOLDERS__<AGENCY>")
     names += [f"{ENV_PREFIX}RETENTION__{n.upper()}" for n in RetentionSettings.model_fields]
     names += [f"{ENV_PREFIX}CONFIG_FILE", f"{ENV_PREFIX}TASK_RETRIES"]
     missing = [n for n in names if f"| `{n}` |" not in README]

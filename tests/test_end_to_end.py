@@ -288,3 +288,48 @@ def test_no_canary_leaks_anywhere(night) -> None:  # noqa: ANN001
     assert (
         _scan(sorted(holders), ["QZCANARYEXTRA", "1 Qzcanary Street", "Qzcanaryrejected", "Qzcanaryquarantined"]) == []
     )
+
+
+def test_the_demo_command_twice_gives_the_same_index(tmp_path: Path) -> None:
+    """`childindex demo` as a user runs it: a summary with every figure, and an idempotent rerun."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "childindex.cli", "demo", "--children", "300", "--data-dir", str(data)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHILDINDEX_", "AIRFLOW"))}
+    env["COLUMNS"] = "200"
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    for expected in (
+        "rows read",
+        "accepted",
+        "rejected",
+        "children in the index",
+        "records linked",
+        "precision",
+        "recall",
+        "time taken",
+        "index: sqlite:///",
+        "receipts:",
+    ):
+        assert expected in first.stdout, expected
+
+    def dump() -> list:
+        con = sqlite3.connect(data / "index.sqlite")
+        return [
+            con.execute(q).fetchall()
+            for q in (
+                "SELECT * FROM child ORDER BY 1",
+                "SELECT * FROM source_record ORDER BY 1",
+                "SELECT * FROM involvement ORDER BY 1",
+            )
+        ]
+
+    before = dump()
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert second.returncode == 0, second.stdout[-2000:]
+    assert dump() == before
+    assert "duplicate" in second.stdout
+    key = data / "secrets" / "pseudonymisation.key"
+    assert (key.stat().st_mode & 0o777) == 0o600

@@ -151,3 +151,50 @@ def test_a_night_is_one_transaction(settings, monkeypatch) -> None:  # noqa: ANN
     assert _clusters(settings) == before
     monkeypatch.undo()
     assert link_pending(settings, N2).records == 2
+
+
+def test_a_corrected_record_that_no_longer_matches_is_split_off(settings) -> None:
+    # Night 1: health and social care agree on name and date of birth (no shared identifier).
+    _load(settings, N1, {"health": [child(1)], "social_care": [child(1, "social_care", nhs_number=None, upn=None)]})
+    old = _child_of(settings, "health", "H0000001")
+    assert _child_of(settings, "social_care", "S0000001") == old
+    # Night 2: social care corrects the child's date of birth: the two no longer match.
+    result = _load(
+        settings,
+        N2,
+        {"social_care": [child(1, "social_care", nhs_number=None, upn=None, date_of_birth=date(2013, 3, 3))]},
+    )
+    assert result["splits"] == 1
+    ids = {_child_of(settings, "health", "H0000001"), _child_of(settings, "social_care", "S0000001")}
+    assert len(ids) == 2 and old in ids
+    [new] = ids - {old}
+    with engine_for(settings.index_url).connect() as conn:
+        hist = [tuple(r) for r in conn.execute(text("SELECT old_child_id, new_child_id, reason FROM child_id_history"))]
+        n_children = conn.execute(text("SELECT count(*) FROM child")).scalar_one()
+    assert hist == [(old, new, "split")]
+    assert n_children == 2
+
+
+def test_database_errors_never_quote_a_childs_data(settings) -> None:
+    """SQLAlchemy would put bound values in the message; the engines hide them."""
+    import pytest
+    from childindex.index.models import Child
+    from sqlalchemy.exc import IntegrityError
+
+    row = {
+        "child_id": "C1",
+        "given_name": "Qzcanaryexception",
+        "family_name": "Qzcanaryfamily",
+        "date_of_birth": date(2015, 1, 1),
+        "sex": "F",
+        "postcode": "LS6 2AB",
+        "first_seen": N1,
+        "last_seen": N1,
+    }
+    with engine_for(settings.index_url).begin() as conn:
+        conn.execute(Child.__table__.insert(), [row])
+    with pytest.raises(IntegrityError) as info, engine_for(settings.index_url).begin() as conn:
+        conn.execute(Child.__table__.insert(), [row])
+    text_of_error = str(info.value) + repr(info.value)
+    assert "Qzcanary" not in text_of_error and "2015-01-01" not in text_of_error
+    assert "hidden due to hide_parameters" in text_of_error

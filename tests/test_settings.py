@@ -73,3 +73,13 @@ def test_secret_is_masked_in_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", "s3cret-" * 8)
     s = load_settings()
     assert "s3cret" not in s.model_dump_json() and "s3cret" not in repr(s)
+
+
+def test_per_agency_drop_folder(monkeypatch: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHILDINDEX_DROP_FOLDERS__HEALTH", str(tmp_path / "sftp" / "health"))
+    s = load_settings()
+    assert s.drop_folder("health") == tmp_path / "sftp" / "health"
+    assert s.drop_folder("education") == data_dir / "drop" / "education"
+    monkeypatch.setenv("CHILDINDEX_DROP_FOLDERS__POLICE", str(tmp_path))
+    with pytest.raises(SettingsError, match="unknown agencies"):
+        load_settings()

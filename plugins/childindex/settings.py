@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     drop_root: Path | None = Field(
         None, description="Agencies' drop folders, one subfolder per agency (default DATA_DIR/drop)."
     )
+    drop_folders: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Per-agency drop folder instead of DROP_ROOT/<agency> (e.g. CHILDINDEX_DROP_FOLDERS__HEALTH).",
+    )
     quarantine_dir: Path | None = Field(
         None, description="Rejected files, kept byte for byte (default DATA_DIR/quarantine)."
     )
@@ -113,12 +117,19 @@ class Settings(BaseSettings):
         for name, default in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, default)
+        from childindex.contracts import AGENCIES
+
+        unknown = sorted(set(self.drop_folders) - set(AGENCIES))
+        if unknown:
+            raise ValueError(f"drop_folders names unknown agencies {unknown}; known: {', '.join(AGENCIES)}")
         if self.index_url is None:
             object.__setattr__(self, "index_url", f"sqlite:///{(base / 'index.sqlite').absolute()}")
         return self
 
     # Typed accessors: the model validator guarantees these are set.
     def drop_folder(self, agency: str) -> Path:
+        if agency in self.drop_folders:
+            return self.drop_folders[agency].expanduser().absolute()
         assert self.drop_root is not None
         return self.drop_root / agency
 
@@ -137,7 +148,10 @@ class Settings(BaseSettings):
         return _resolve_key(self)
 
     def ensure_dirs(self) -> None:
-        for path in (
+        """Create every folder, including each agency's drop folder and outbox."""
+        from childindex.contracts import AGENCIES
+
+        folders = [
             self.data_dir,
             self.drop_root,
             self.quarantine_dir,
@@ -146,7 +160,9 @@ class Settings(BaseSettings):
             self.staging_dir,
             self.reports_dir,
             self.work_dir,
-        ):
+        ]
+        folders += [self.drop_folder(a) for a in AGENCIES] + [self.outbox(a) for a in AGENCIES]
+        for path in folders:
             assert path is not None
             path.mkdir(parents=True, exist_ok=True)
 
