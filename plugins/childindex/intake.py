@@ -141,8 +141,9 @@ def process_file(settings: Settings, contract: Contract, path: Path, night: date
     if ledger.already_loaded(agency, sha):
         receipt.outcome = "duplicate"
         receipt.file_problems.append({"rule": "already_loaded", "detail": "a file with this SHA-256 was loaded before"})
+        result = _finish(settings, ledger, receipt, file_night or night, "duplicate", None)
         _move(path, settings.archive_dir / agency / "duplicates" / f"{sha[:16]}-{path.name}")
-        return _finish(settings, ledger, receipt, file_night or night, "duplicate", None)
+        return result
 
     staged = None
     try:
@@ -154,12 +155,16 @@ def process_file(settings: Settings, contract: Contract, path: Path, night: date
         receipt.file_problems.append({"rule": exc.rule, "detail": exc.detail})
         receipt.rows_accepted = 0
         receipt.rows_rejected = receipt.rows_read
+        result = _finish(settings, ledger, receipt, file_night or night, "quarantined", None)
         _quarantine(settings, agency, path, sha, exc.rule)
-        return _finish(settings, ledger, receipt, file_night or night, "quarantined", None)
+        return result
 
     receipt.outcome = "accepted_with_rejections" if receipt.rows_rejected else "accepted"
+    result = _finish(settings, ledger, receipt, file_night, "staged", staged)
+    # The ledger row comes first: a crash before the move leaves the file in the drop folder,
+    # and the rerun recognises it by its hash instead of staging it twice.
     _move(path, settings.archive_dir / agency / file_night.isoformat() / path.name)
-    return _finish(settings, ledger, receipt, file_night, "staged", staged)
+    return result
 
 
 def _night_from(text: str) -> date | None:

@@ -12,24 +12,20 @@ from datetime import date
 from pathlib import Path
 
 from childindex.settings import Settings
+from childindex.whitelist import IDENTITY_FIELDS, INVOLVEMENT_FIELDS
 
+# Bookkeeping and pseudonyms first, then the whitelist's identity and involvement fields
+# exactly as named there: staging can hold nothing the whitelist does not name.
 STAGING_COLUMNS = (
     "night",
     "agency",
-    "source_row",
+    "source_row",  # data row number in the delivered file, for receipts
     "source_key",  # HMAC of the agency's local id
     "nhs_key",  # HMAC of the NHS number, or NULL
     "upn_key",  # HMAC of the UPN, or NULL
     "match_key",  # HMAC of normalised given name | family name | date of birth
-    "given_name",
-    "family_name",
-    "date_of_birth",
-    "sex",
-    "postcode",
-    "service",
-    "contact_route",
-    "involvement_start",
-    "involvement_end",
+    *IDENTITY_FIELDS,
+    *INVOLVEMENT_FIELDS,
 )
 
 
