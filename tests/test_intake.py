@@ -54,6 +54,7 @@ def test_extra_columns_are_dropped_and_named_not_shown(settings) -> None:
 
 
 def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
+    settings.validation.max_rejected_share = 1.0  # keep the file despite 8 of 9 rows rejected
     rows = [
         child(1),
         child(2, date_of_birth="31/02/2015"),
@@ -87,6 +88,7 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
 
 
 def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
+    settings.validation.max_rejected_share = 0.5
     good = render("health", [child(1), child(2), child(3)]).decode()
     lines = good.splitlines()
     lines.insert(2, "H9,1,2")  # becomes data row 2
@@ -152,3 +154,33 @@ def test_symlinks_are_not_followed(settings, tmp_path) -> None:
     (folder / "health_2026-11-24.csv").symlink_to(outside)
     (folder / "health_2026-11-24.csv.done").touch()
     assert pending_files(settings, "health") == []
+
+
+def test_too_many_rejected_rows_quarantine_the_file(settings) -> None:
+    rows = [child(i) for i in range(1, 9)] + [child(9, sex="Q"), child(10, sex="Q")]
+    drop(settings, "health", render("health", rows))
+    [result] = run_intake(settings, "health", NIGHT)  # 20% rejected: at the limit, kept
+    assert result["outcome"] == "accepted_with_rejections"
+    settings.validation.max_rejected_share_by_agency = {"health": 0.1}
+    drop(settings, "health", render("health", rows[1:]), night=date(2026, 11, 25))
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert receipt["outcome"] == "rejected" and result["staged_path"] is None
+    assert [p["rule"] for p in receipt["file_problems"]] == ["rejected_share_over_threshold"]
+    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 0, 9)
+    # The per-row detail is still there, so the agency knows what to fix.
+    assert [r["rule"] for r in receipt["rejected_rows"]] == ["code_set", "code_set"]
+
+
+def test_a_sudden_halving_is_quarantined(settings) -> None:
+    from datetime import timedelta
+
+    for k in range(3):
+        drop(settings, "health", render("health", [child(i + 100 * k) for i in range(1, 11)]),
+             night=NIGHT + timedelta(days=k))
+        run_intake(settings, "health", NIGHT)
+    drop(settings, "health", render("health", [child(i) for i in range(500, 503)]), night=NIGHT + timedelta(days=3))
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert [p["rule"] for p in receipt["file_problems"]] == ["row_count_anomaly"]
+    assert receipt["rows_read"] == 3 and receipt["rows_accepted"] == 0

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import statistics
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -149,7 +150,8 @@ def process_file(settings: Settings, contract: Contract, path: Path, night: date
     try:
         if match is None or file_night is None:
             raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
-        staged = _stage(settings, contract, path, file_night, sha, receipt)
+        history = ledger.recent_row_counts(agency, settings.validation.row_count_history)
+        staged = _stage(settings, contract, path, file_night, sha, receipt, history)
     except FileRejected as exc:
         receipt.outcome = "rejected"
         receipt.file_problems.append({"rule": exc.rule, "detail": exc.detail})
@@ -281,7 +283,24 @@ def _read_table(path: Path, contract: Contract, header: list[str], bad_lines: li
         raise FileRejected("unreadable", "the file could not be parsed as delimited text") from None
 
 
-def _stage(settings: Settings, contract: Contract, path: Path, night: date, sha: str, receipt: Receipt) -> Path:
+def _check_row_count(settings: Settings, agency: str, rows: int, history: list[int]) -> None:
+    """A sudden change in size (a halving, a tripling) suggests a broken export, not a real night."""
+    policy = settings.validation
+    if len(history) < policy.row_count_min_history:
+        return
+    median = statistics.median(history)
+    low, high = median / policy.row_count_factor, median * policy.row_count_factor
+    if not low <= rows <= high:
+        raise FileRejected(
+            "row_count_anomaly",
+            f"{rows} rows, outside {low:.0f} to {high:.0f} (the median of the last {len(history)} "
+            f"accepted files, divided and multiplied by {policy.row_count_factor:g})",
+        )
+
+
+def _stage(
+    settings: Settings, contract: Contract, path: Path, night: date, sha: str, receipt: Receipt, history: list[int]
+) -> Path:
     import duckdb
     import numpy as np
     import pyarrow as pa
@@ -299,6 +318,8 @@ def _stage(settings: Settings, contract: Contract, path: Path, night: date, sha:
 
     bad_lines: list[int] = []
     table = _read_table(path, contract, header, bad_lines)
+    receipt.rows_read = table.num_rows + len(bad_lines)
+    _check_row_count(settings, contract.agency, receipt.rows_read, history)
     # Drop non-contract columns before anything else touches them.
     table = table.select([h for h in header if h in known])
     for col in contract.columns:  # absent optional columns become NULL
@@ -340,6 +361,12 @@ def _stage(settings: Settings, contract: Contract, path: Path, night: date, sha:
         receipt.rows_accepted = receipt.rows_read - receipt.rows_rejected
         if receipt.rows_read and receipt.rows_accepted == 0:
             raise FileRejected("all_rows_rejected", "every row broke at least one rule")
+        share, limit = receipt.rows_rejected / max(receipt.rows_read, 1), settings.validation.max_share(contract.agency)
+        if share > limit:
+            raise FileRejected(
+                "rejected_share_over_threshold",
+                f"{share:.1%} of rows were rejected; the limit for {contract.agency} is {limit:.1%}",
+            )
 
         key = {
             **key_params(settings.key),

@@ -31,6 +31,10 @@ ADVICE = {
     "duplicate_header": "Each column name may appear once in the header.",
     "file_name": "Name the file as the contract's pattern says.",
     "all_rows_rejected": "No row could be accepted: fix the rules listed and send the file again.",
+    "rejected_share_over_threshold": "Too many rows were rejected for the file to be trusted: fix the rules "
+    "listed and send the whole file again.",
+    "row_count_anomaly": "The file's size is far from recent nights': check the export is complete, then send it "
+    "again (or ask the childindex team to re-admit it with 'childindex reprocess').",
     "already_loaded": "Nothing to do: this exact file was loaded before.",
 }
 

@@ -31,6 +31,30 @@ class SettingsError(RuntimeError):
     """Configuration is missing or invalid; the message names every setting at fault."""
 
 
+class ValidationPolicy(BaseModel):
+    """When a file is rejected as a whole rather than row by row."""
+
+    max_rejected_share: float = Field(
+        0.2, ge=0, le=1, description="Quarantine a file whose rejected rows exceed this share of its rows."
+    )
+    max_rejected_share_by_agency: dict[str, float] = Field(
+        default_factory=dict, description="Per-agency override of MAX_REJECTED_SHARE, e.g. ..._BY_AGENCY__HEALTH."
+    )
+    row_count_factor: float = Field(
+        3.0, gt=1, description="Quarantine a file with more than FACTOR times, or under 1/FACTOR of, the median rows "
+        "of the agency's recent accepted files."
+    )
+    row_count_history: int = Field(
+        5, ge=1, description="How many recent accepted files the row-count band is computed from."
+    )
+    row_count_min_history: int = Field(
+        3, ge=1, description="The row-count band applies once an agency has this many accepted files."
+    )
+
+    def max_share(self, agency: str) -> float:
+        return self.max_rejected_share_by_agency.get(agency, self.max_rejected_share)
+
+
 class RetentionSettings(BaseModel):
     """How long each kind of data is kept (days). Issue-level policies build on these."""
 
@@ -85,6 +109,7 @@ class Settings(BaseSettings):
         None, description="Synthetic ground truth, for accuracy figures in demos and tests only."
     )
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    validation: ValidationPolicy = Field(default_factory=ValidationPolicy)
 
     @classmethod
     def settings_customise_sources(

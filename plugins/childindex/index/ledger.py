@@ -25,6 +25,17 @@ class Ledger:
             ).first()
         return row is not None
 
+    def recent_row_counts(self, agency: str, n: int) -> list[int]:
+        """Rows read in the agency's last ``n`` accepted files (for the row-count band)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(FileLedger.rows_read)
+                .where(FileLedger.agency == agency, FileLedger.status.in_(LOADED))
+                .order_by(FileLedger.id.desc())
+                .limit(n)
+            ).all()
+        return [r[0] for r in rows]
+
     def record(self, **values: object) -> None:
         values.setdefault("received_at", datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         with self.engine.begin() as conn:
