@@ -9,6 +9,7 @@ and counts only.
 from __future__ import annotations
 
 from airflow.sdk import dag, task
+
 from childindex import orchestration as orch
 from childindex.contracts import AGENCIES
 

@@ -8,6 +8,7 @@ so a rerun or a missed trigger loses nothing. Updates the index Asset.
 from __future__ import annotations
 
 from airflow.sdk import dag, task
+
 from childindex import orchestration as orch
 
 

@@ -7,6 +7,7 @@ night_metric table; counts only.
 from __future__ import annotations
 
 from airflow.sdk import dag, task
+
 from childindex import orchestration as orch
 
 

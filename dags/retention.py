@@ -7,6 +7,7 @@ with ``{"dry_run": true}`` to see what would go without deleting anything.
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
+
 from childindex import orchestration as orch
 
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from childindex.cli import app
 from typer.main import get_command
 from typer.testing import CliRunner
+
+from childindex.cli import app
 
 runner = CliRunner()
 

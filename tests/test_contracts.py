@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from childindex.contracts import (
     AGENCIES,
     ContractError,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from childindex.contracts import AGENCIES
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"

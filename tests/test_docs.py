@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from childindex.cli import app
-from childindex.settings import ENV_PREFIX, RetentionSettings, Settings
 from typer.main import get_command
+
+from childindex.cli import app
+from childindex.settings import ENV_PREFIX, RetentionSettings, Settings, ValidationPolicy
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    names = [f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields if n not in ("retention", "drop_folders")]
+    nested = ("retention", "drop_folders", "validation")
+    names = [f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields if n not in nested]
     names.append(f"{ENV_PREFIX}DROP_FOLDERS__<AGENCY>")
     names += [f"{ENV_PREFIX}RETENTION__{n.upper()}" for n in RetentionSettings.model_fields]
     names += [f"{ENV_PREFIX}CONFIG_FILE", f"{ENV_PREFIX}TASK_RETRIES"]
+    names += [
+        f"{ENV_PREFIX}VALIDATION__{n.upper()}" for n in ValidationPolicy.model_fields if not n.endswith("by_agency")
+    ]
+    names.append(f"{ENV_PREFIX}VALIDATION__MAX_REJECTED_SHARE_BY_AGENCY__<AGENCY>")
     missing = [n for n in names if f"| `{n}` |" not in README]
     assert missing == []
 

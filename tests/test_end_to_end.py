@@ -15,8 +15,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from childindex.contracts import AGENCIES, load_contract
 
+from childindex.contracts import AGENCIES, load_contract
 from tests.helpers import nhs, upn
 
 pytestmark = pytest.mark.airflow
@@ -130,6 +130,7 @@ def test_every_dag_succeeded_and_files_were_processed(night) -> None:  # noqa: A
 def test_index_matches_ground_truth_for_the_deterministic_rules(night) -> None:  # noqa: ANN001
     """An independent, plain-Python implementation of the rules gives the same clusters."""
     import duckdb
+
     from childindex.pseudonymise import hmac_hex
     from childindex.validation import MAX_AGE_YEARS  # noqa: F401 - rows here are all in range
 

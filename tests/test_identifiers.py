@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from childindex.identifiers import (
     NHS_TEST_PREFIX,
     UPN_CHECK_LETTERS,

@@ -5,9 +5,9 @@ from datetime import date
 
 import duckdb
 import pytest
+
 from childindex.intake import pending_files, run_intake
 from childindex.staging import STAGING_COLUMNS
-
 from tests.helpers import child, drop, render
 
 NIGHT = date(2026, 11, 24)
@@ -146,14 +146,75 @@ def test_incomplete_uploads_are_never_read(settings) -> None:
     assert run_intake(settings, "health", NIGHT) == []
 
 
-def test_symlinks_are_not_followed(settings, tmp_path) -> None:
+def test_symlinks_are_rejected_never_followed(settings, tmp_path) -> None:
     outside = tmp_path / "outside.csv"
-    outside.write_bytes(render("health", [child(1)]))
+    data = render("health", [child(1)])
+    outside.write_bytes(data)
     folder = settings.drop_folder("health")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "health_2026-11-24.csv").symlink_to(outside)
     (folder / "health_2026-11-24.csv.done").touch()
-    assert pending_files(settings, "health") == []
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert receipt["outcome"] == "rejected" and receipt["file_problems"][0]["rule"] == "symlink"
+    assert receipt["rows_read"] == 0 and receipt["size_bytes"] == 0
+    assert outside.read_bytes() == data, "the target is untouched"
+    [moved] = list(settings.quarantine_dir.rglob("health_2026-11-24.csv"))
+    assert moved.is_symlink()
+
+
+def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from childindex.cli import app
+
+    monkeypatch.chdir(tmp_path)  # no key, no database: nothing but the file is needed
+    good = tmp_path / "health_2026-11-24.csv"
+    good.write_bytes(render("health", [child(i) for i in range(1, 11)]))
+    some_bad = tmp_path / "sub" / "health_2026-11-24.csv"
+    some_bad.parent.mkdir()
+    some_bad.write_bytes(render("health", [child(i) for i in range(1, 10)] + [child(10, sex="Q")]))
+    all_bad = tmp_path / "bad" / "health_2026-11-24.csv"
+    all_bad.parent.mkdir()
+    all_bad.write_bytes(b"LocalPatientID\nH1\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["check", "--agency", "health", str(good)]).exit_code == 0
+    r = runner.invoke(app, ["check", "--agency", "health", str(some_bad)])
+    assert r.exit_code == 1 and "row 10: column Gender: code_set" in r.output
+    r = runner.invoke(app, ["check", "--agency", "health", str(all_bad), "--json"])
+    assert r.exit_code == 2 and '"missing_columns"' in r.output
+    assert not (tmp_path / "childindex-data").exists(), "check writes nothing"
+
+
+def test_reprocess_readmits_a_quarantined_file(settings) -> None:
+    from datetime import timedelta
+
+    from childindex.intake import reprocess
+
+    for k in range(3):
+        drop(settings, "health", render("health", [child(i + 100 * k) for i in range(1, 11)]),
+             night=NIGHT + timedelta(days=k))
+        run_intake(settings, "health", NIGHT)
+    big = render("health", [child(i) for i in range(1000, 1100)])  # a genuine surge: 10x the usual
+    drop(settings, "health", big, night=NIGHT + timedelta(days=3))
+    [first] = run_intake(settings, "health", NIGHT)
+    assert first["outcome"] == "rejected"
+    again = reprocess(settings, "health", NIGHT, sha_prefix=first["sha256"][:12], skip_row_count=True)
+    assert again["outcome"] == "accepted" and again["rows_accepted"] == 100
+    assert not any(p.name.startswith("health_") for p in settings.quarantine_dir.rglob("*")), "no second copy"
+
+
+def test_reprocess_with_a_corrected_file(settings, tmp_path) -> None:
+    from childindex.intake import reprocess
+
+    drop(settings, "health", render("health", [child(1, sex="Q"), child(2, sex="Q")]))
+    [first] = run_intake(settings, "health", NIGHT)
+    assert first["outcome"] == "rejected"
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_bytes(render("health", [child(1), child(2)]))
+    again = reprocess(settings, "health", NIGHT, sha_prefix=first["sha256"][:8], corrected=fixed)
+    assert again["outcome"] == "accepted" and again["file_name"] == "health_2026-11-24.csv"
+
 
 
 def test_too_many_rejected_rows_quarantine_the_file(settings) -> None:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import text
+
 from childindex.index.db import engine_for
 from childindex.intake import run_intake
 from childindex.linkage import link_pending
-from sqlalchemy import text
-
 from tests.helpers import child, drop, render
 
 N1, N2 = date(2026, 11, 24), date(2026, 11, 25)
@@ -135,6 +135,7 @@ def test_rerun_with_nothing_pending_changes_nothing(settings) -> None:
 def test_a_night_is_one_transaction(settings, monkeypatch) -> None:  # noqa: ANN001
     """A failure mid-publish leaves the previous index and the ledger as they were."""
     import pytest
+
     from childindex.index import store
 
     _load(settings, N1, {"health": [child(1)]})
@@ -178,8 +179,9 @@ def test_a_corrected_record_that_no_longer_matches_is_split_off(settings) -> Non
 def test_database_errors_never_quote_a_childs_data(settings) -> None:
     """SQLAlchemy would put bound values in the message; the engines hide them."""
     import pytest
-    from childindex.index.models import Child
     from sqlalchemy.exc import IntegrityError
+
+    from childindex.index.models import Child
 
     row = {
         "child_id": "C1",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from sqlalchemy import text
+
 from childindex.contracts import AGENCIES
 from childindex.evaluation import accuracy
 from childindex.index.db import engine_for
@@ -11,7 +13,6 @@ from childindex.intake import run_intake
 from childindex.linkage import link_pending
 from childindex.summary import night_summary
 from childindex.synthetic import generate_night
-from sqlalchemy import text
 
 FIRST = date(2026, 11, 24)
 

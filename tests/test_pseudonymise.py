@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import duckdb
+
 from childindex.pseudonymise import hmac_hex, hmac_sql, key_params
 
 

@@ -4,12 +4,12 @@ import json
 import os
 from datetime import date, timedelta
 
+from sqlalchemy import text
+
 from childindex.index.db import engine_for
 from childindex.intake import run_intake
 from childindex.linkage import link_pending
 from childindex.retention import run_retention
-from sqlalchemy import text
-
 from tests.helpers import child, drop, render
 
 NIGHT = date(2026, 11, 24)

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from childindex.settings import SettingsError, create_key_file, load_settings
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+
 from childindex.identifiers import valid_nhs_numbers, valid_upns
 from childindex.validation import nhs_valid_sql, postcode_sql, upn_valid_sql
-
 from tests.helpers import nhs, upn
 
 

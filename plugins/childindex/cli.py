@@ -129,6 +129,82 @@ def intake(
 
 
 @app.command()
+def reprocess(
+    agency: Annotated[str, typer.Option(help="education, health or social_care.")],
+    sha: Annotated[str | None, typer.Option(help="SHA-256 (or a unique prefix) of the quarantined file.")] = None,
+    corrected: Annotated[
+        Path | None, typer.Option(help="A corrected file to admit in place of the quarantined one.", exists=True)
+    ] = None,
+    skip_row_count: Annotated[bool, typer.Option(help="Accept a genuine change in the file's size.")] = False,
+    night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD) for files whose name has none.")] = None,
+) -> None:
+    """Re-admit a quarantined file, or a corrected file in its place, and process it now."""
+    from childindex.contracts import AGENCIES
+    from childindex.intake import reprocess as run_reprocess
+
+    if agency not in AGENCIES:
+        err.print(f"[red]error:[/red] unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
+        raise typer.Exit(2)
+    settings = _settings()
+    settings.ensure_dirs()
+    try:
+        r = run_reprocess(
+            settings,
+            agency,
+            date.fromisoformat(night) if night else _today() - timedelta(days=1),
+            sha_prefix=sha,
+            corrected=corrected,
+            skip_row_count=skip_row_count,
+        )
+    except (LookupError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted {r['rows_accepted']}, "
+        f"rejected {r['rows_rejected']}); receipt {r['receipt_path']}"
+    )
+    if r["outcome"] == "rejected":
+        raise typer.Exit(1)
+
+
+CHECK_EXIT = {"accepted": 0, "accepted_with_rejections": 1, "rejected": 2}
+
+
+@app.command()
+def check(
+    path: Annotated[Path, typer.Argument(help="The extract to check (it is only read).", exists=True, dir_okay=False)],
+    agency: Annotated[str, typer.Option(help="education, health or social_care.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON instead of text.")] = False,
+) -> None:
+    """Check an extract before sending it: the same rules as intake, offline, no key needed.
+
+    Exit 0: every row would be accepted. 1: some rows would be rejected. 2: the whole file
+    would be rejected.
+    """
+    import tempfile
+
+    from childindex.contracts import AGENCIES, load_contract
+    from childindex.intake import check_file
+    from childindex.settings import SettingsError, load_settings
+
+    if agency not in AGENCIES:
+        err.print(f"[red]error:[/red] unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
+        raise typer.Exit(2)
+    with tempfile.TemporaryDirectory(prefix="childindex-check-") as scratch:
+        try:
+            settings = load_settings(data_dir=Path(scratch))
+        except SettingsError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        receipt = check_file(settings, load_contract(agency), path, _today())
+    if as_json:
+        console.print_json(data=receipt.to_json())
+    else:
+        console.print(receipt.to_text(), markup=False, highlight=False)
+    raise typer.Exit(CHECK_EXIT[receipt.outcome])
+
+
+@app.command()
 def link(night: Annotated[str | None, typer.Option(help="Night being linked (YYYY-MM-DD).")] = None) -> None:
     """Link every staged file into the index (what the linkage DAG does)."""
     from childindex.linkage import link_pending

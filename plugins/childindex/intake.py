@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import statistics
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ log = logging.getLogger(__name__)
 
 MARKER_SUFFIX = ".done"
 PARTIAL_SUFFIX = ".part"
+GZIP_SUFFIX = ".gz"
+
+
+def _open_binary(path: Path):  # noqa: ANN202
+    """The file's bytes, decompressed when it is a .gz file."""
+    if path.name.endswith(GZIP_SUFFIX):
+        import gzip
+
+        return gzip.open(path, "rb")
+    return path.open("rb")
 
 
 class FileRejected(Exception):
@@ -69,8 +80,8 @@ def pending_files(settings: Settings, agency: str) -> list[Path]:
     """Files in the drop folder whose upload is complete under the contract's convention.
 
     A file still being uploaded (no ``.done`` marker yet, or still named ``*.part``) is
-    never returned. Symlinks are not followed. Files that do not match the contract's name
-    pattern are returned too, so that intake can reject them with a receipt.
+    never returned. Symlinks are returned (never followed) so that intake rejects them with a
+    receipt, as it does files that do not match the contract's name pattern.
     """
     contract = load_contract(agency)
     folder = settings.drop_folder(agency)
@@ -78,7 +89,7 @@ def pending_files(settings: Settings, agency: str) -> list[Path]:
         return []
     found = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.is_symlink():
+        if path.is_dir() or not (path.is_file() or path.is_symlink()):
             continue
         name = path.name
         if name.endswith(MARKER_SUFFIX) or name.endswith(PARTIAL_SUFFIX) or name.startswith("."):
@@ -110,6 +121,51 @@ def run_intake(settings: Settings, agency: str, night: date) -> list[dict]:
     return results
 
 
+def reprocess(
+    settings: Settings,
+    agency: str,
+    night: date,
+    *,
+    sha_prefix: str | None = None,
+    corrected: Path | None = None,
+    skip_row_count: bool = False,
+) -> dict:
+    """Re-admit a quarantined file (by its SHA-256 prefix) or a corrected file in its place.
+
+    The file is copied into the drop folder as a complete upload and processed at once.
+    Once it is accepted, the quarantined original is deleted: it now lives in the archive
+    (or, when a corrected file replaced it, it is superseded), and childindex keeps no
+    second copy. ``skip_row_count`` is the operator's override for a genuine change in size.
+    """
+    from childindex.index.ledger import Ledger
+
+    contract = load_contract(agency)
+    quarantined: Path | None = None
+    if sha_prefix:
+        matches = sorted((settings.quarantine_dir / agency).glob(f"{sha_prefix}*/*"))
+        matches = [m for m in matches if m.name != "quarantine.json"]
+        if len(matches) != 1:
+            raise LookupError(f"{len(matches)} quarantined {agency} files match {sha_prefix!r}; give a longer prefix")
+        quarantined = matches[0]
+    source = corrected or quarantined
+    if source is None:
+        raise ValueError("name a quarantined file's SHA-256 prefix, or a corrected file")
+    if corrected is not None and quarantined is not None:
+        name = quarantined.name
+    else:
+        name = source.name
+    folder = settings.drop_folder(agency)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    shutil.copyfile(source, target)
+    if contract.file.completion == "marker":
+        target.with_name(name + MARKER_SUFFIX).touch()
+    result = process_file(settings, contract, target, night, Ledger(settings.index_url), skip_row_count=skip_row_count)
+    if quarantined is not None and result.outcome in ("accepted", "accepted_with_rejections"):
+        shutil.rmtree(quarantined.parent)
+    return result.as_dict()
+
+
 # --------------------------------------------------------------------------- one file
 
 
@@ -121,23 +177,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def process_file(settings: Settings, contract: Contract, path: Path, night: date, ledger) -> IntakeResult:  # noqa: ANN001
+def process_file(  # noqa: ANN001
+    settings: Settings, contract: Contract, path: Path, night: date, ledger, *, skip_row_count: bool = False
+) -> IntakeResult:
+    """Receive, check and stage one file; quarantine it when it is unusable as a whole."""
     agency = contract.agency
-    sha = sha256_file(path)
-    received = datetime.now(UTC).replace(microsecond=0)
-    receipt = Receipt(
-        agency=agency,
-        contract_version=contract.version,
-        file_name=path.name,
-        sha256=sha,
-        size_bytes=path.stat().st_size,
-        night=None,
-        received_at=received.isoformat(),
-        outcome="rejected",
-    )
-    match = contract.match_name(path.name)
-    file_night = _night_from(match.group("night")) if match else night
-    receipt.night = file_night.isoformat() if file_night else None
+    receipt, match, file_night = _new_receipt(contract, path, night)
+    sha = receipt.sha256
 
     if ledger.already_loaded(agency, sha):
         receipt.outcome = "duplicate"
@@ -150,7 +196,7 @@ def process_file(settings: Settings, contract: Contract, path: Path, night: date
     try:
         if match is None or file_night is None:
             raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
-        history = ledger.recent_row_counts(agency, settings.validation.row_count_history)
+        history = [] if skip_row_count else ledger.recent_row_counts(agency, settings.validation.row_count_history)
         staged = _stage(settings, contract, path, file_night, sha, receipt, history)
     except FileRejected as exc:
         receipt.outcome = "rejected"
@@ -167,6 +213,46 @@ def process_file(settings: Settings, contract: Contract, path: Path, night: date
     # and the rerun recognises it by its hash instead of staging it twice.
     _move(path, settings.archive_dir / agency / file_night.isoformat() / path.name)
     return result
+
+
+def _new_receipt(contract: Contract, path: Path, night: date) -> tuple[Receipt, re.Match[str] | None, date | None]:
+    """A receipt for ``path`` before any check, with the name matched against the contract."""
+    # Never read through a symlink: its "hash" is of its name, so the ledger still has a key.
+    link = path.is_symlink()
+    sha = hashlib.sha256(f"symlink:{path.name}".encode()).hexdigest() if link else sha256_file(path)
+    receipt = Receipt(
+        agency=contract.agency,
+        contract_version=contract.version,
+        file_name=path.name,
+        sha256=sha,
+        size_bytes=0 if link else path.stat().st_size,
+        night=None,
+        received_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        outcome="rejected",
+    )
+    # A contract's file may also arrive gzip-compressed: the same name plus ".gz".
+    match = contract.match_name(path.name.removesuffix(GZIP_SUFFIX))
+    file_night = _night_from(match.group("night")) if match else night
+    receipt.night = file_night.isoformat() if file_night else None
+    return receipt, match, file_night
+
+
+def check_file(settings: Settings, contract: Contract, path: Path, today: date) -> Receipt:
+    """The pre-check: the very same reading and rules as intake, offline (no key, no database,
+    nothing moved or written but DuckDB's scratch space). The row-count band needs the
+    agency's history, so it is not applied here."""
+    receipt, match, file_night = _new_receipt(contract, path, today)
+    try:
+        if match is None or file_night is None:
+            raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
+        validate_file(settings, contract, path, file_night, receipt, history=[]).close()
+    except FileRejected as exc:
+        receipt.outcome = "rejected"
+        receipt.file_problems.append({"rule": exc.rule, "detail": exc.detail})
+        receipt.rows_accepted, receipt.rows_rejected = 0, receipt.rows_read
+        return receipt
+    receipt.outcome = "accepted_with_rejections" if receipt.rows_rejected else "accepted"
+    return receipt
 
 
 def _night_from(text: str) -> date | None:
@@ -235,8 +321,13 @@ def read_header(path: Path, contract: Contract) -> list[str]:
     """The header row, decoded with the contract's encoding (file-level errors raised)."""
     if path.stat().st_size == 0:
         raise FileRejected("empty_file", "the file has no bytes")
-    with path.open("rb") as fh:
-        first = fh.readline(1 << 20)
+    try:
+        with _open_binary(path) as fh:
+            first = fh.readline(1 << 20)
+    except (OSError, EOFError):  # gzip.BadGzipFile is an OSError
+        raise FileRejected("unreadable", "the compressed file is corrupt") from None
+    if not first.strip():
+        raise FileRejected("empty_file", "the file has no header row")
     encoding = contract.file.encoding
     try:
         text = first.decode(encoding)
@@ -274,11 +365,12 @@ def _read_table(path: Path, contract: Contract, header: list[str], bad_lines: li
     convert = pacsv.ConvertOptions(
         column_types={h: pa.string() for h in header}, strings_can_be_null=True, quoted_strings_can_be_null=True
     )
+    source = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip") if path.name.endswith(GZIP_SUFFIX) else str(path)
     try:
-        return pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        return pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
     except UnicodeDecodeError:
         raise FileRejected("encoding", f"the file is not valid {contract.file.encoding}") from None
-    except (pa.ArrowInvalid, pa.ArrowException, ValueError):
+    except (pa.ArrowInvalid, pa.ArrowException, ValueError, OSError, EOFError):
         # The parser's message can quote a row: never pass it on.
         raise FileRejected("unreadable", "the file could not be parsed as delimited text") from None
 
@@ -298,16 +390,22 @@ def _check_row_count(settings: Settings, agency: str, rows: int, history: list[i
         )
 
 
-def _stage(
-    settings: Settings, contract: Contract, path: Path, night: date, sha: str, receipt: Receipt, history: list[int]
-) -> Path:
+def validate_file(
+    settings: Settings, contract: Contract, path: Path, night: date, receipt: Receipt, history: list[int]
+):  # noqa: ANN201 - returns a DuckDB connection
+    """Read and check one file; fill ``receipt``; return a DuckDB connection holding ``std``
+    (standardised rows) and ``rejected`` (row, column, rule). Raises FileRejected.
+
+    Needs no key and no database: ``childindex check`` runs exactly this, offline.
+    """
     import duckdb
     import numpy as np
     import pyarrow as pa
 
-    from childindex.pseudonymise import hmac_sql, key_params
-    from childindex.validation import normalise_name_sql, row_rules, standardise_sql
+    from childindex.validation import row_rules, standardise_sql
 
+    if path.is_symlink():
+        raise FileRejected("symlink", "the drop folder entry is a symbolic link; links are never followed")
     header = read_header(path, contract)
     known = set(contract.column_names)
     missing_required = [c.name for c in contract.columns if c.required and c.name not in header]
@@ -334,6 +432,7 @@ def _stage(
     receipt.rows_read = table.num_rows + len(bad_lines)
     rejections = [RowRejection(row=int(n), column="*", rule="field_count") for n in bad]
 
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"threads": 2, "temp_directory": str(settings.work_dir)})
     try:
         con.register("raw_in", table)
@@ -367,7 +466,20 @@ def _stage(
                 "rejected_share_over_threshold",
                 f"{share:.1%} of rows were rejected; the limit for {contract.agency} is {limit:.1%}",
             )
+    except BaseException:
+        con.close()
+        raise
+    return con
 
+
+def _stage(
+    settings: Settings, contract: Contract, path: Path, night: date, sha: str, receipt: Receipt, history: list[int]
+) -> Path:
+    from childindex.pseudonymise import hmac_sql, key_params
+    from childindex.validation import normalise_name_sql
+
+    con = validate_file(settings, contract, path, night, receipt, history)
+    try:
         key = {
             **key_params(settings.key),
             "d_local": f"local_id:{contract.agency}",

@@ -41,8 +41,10 @@ class ValidationPolicy(BaseModel):
         default_factory=dict, description="Per-agency override of MAX_REJECTED_SHARE, e.g. ..._BY_AGENCY__HEALTH."
     )
     row_count_factor: float = Field(
-        3.0, gt=1, description="Quarantine a file with more than FACTOR times, or under 1/FACTOR of, the median rows "
-        "of the agency's recent accepted files."
+        3.0,
+        gt=1,
+        description="Quarantine a file with more than FACTOR times, or under 1/FACTOR of, the median rows "
+        "of the agency's recent accepted files.",
     )
     row_count_history: int = Field(
         5, ge=1, description="How many recent accepted files the row-count band is computed from."

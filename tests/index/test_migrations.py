@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import inspect, text
+
 from childindex.index.db import engine_for, migrate
 from childindex.index.models import Base
-from sqlalchemy import inspect, text
 
 EXPECTED = {
     "child",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from childindex.synthetic import build_population, generate_night
 from synthetic_helpers import CHILDREN, FIRST_NIGHT, Run
+
+from childindex.synthetic import build_population, generate_night
 
 
 @pytest.fixture(scope="session")

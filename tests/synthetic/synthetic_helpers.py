@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from childindex.contracts import load_contract
 from childindex.synthetic import (
     GenerationResult,

@@ -8,11 +8,12 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_helpers import CHILDREN, FIRST_NIGHT, as_dates
+
 from childindex.contracts import AGENCIES, load_contract
 from childindex.synthetic import build_population, generate_night
 from childindex.synthetic import extracts as E
 from childindex.synthetic import names as T
-from synthetic_helpers import CHILDREN, FIRST_NIGHT, as_dates
 
 
 def _files(root):

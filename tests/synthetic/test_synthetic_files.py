@@ -9,11 +9,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_helpers import as_dates
+
 from childindex.contracts import AGENCIES, load_contract
 from childindex.identifiers import valid_nhs_numbers, valid_upns
 from childindex.synthetic import column_layout
 from childindex.synthetic.records import EXTRAS
-from synthetic_helpers import as_dates
 
 DRAMA_PHONE = re.compile(r"^(01(1[3-8]|21|31|41|51|61) 496 0\d{3}|020 7946 0\d{3})$")
 MAILBOX = re.compile(r"^[a-z]+-[a-z]+-team\d+@example\.org$")

@@ -7,13 +7,14 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_helpers import CHILDREN, as_dates
+
 from childindex.contracts import AGENCIES, load_contract
 from childindex.identifiers import valid_nhs_numbers
 from childindex.synthetic import NoiseConfig, generate_night, true_identity_frame
 from childindex.synthetic import names as T
 from childindex.synthetic import population as P
 from childindex.synthetic.noise import swap_day_month, swappable, typo_strings
-from synthetic_helpers import CHILDREN, as_dates
 
 
 def test_agency_coverage(run):

@@ -1,8 +1,9 @@
 """Alembic environment: runs on the connection handed over by childindex.index.db.migrate."""
 
 from alembic import context
-from childindex.index.models import Base
 from sqlalchemy import create_engine
+
+from childindex.index.models import Base
 
 config = context.config
 target_metadata = Base.metadata
