@@ -64,8 +64,8 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
         child(6, given_name=None),
         child(7, date_of_birth=date(2030, 1, 1)),
         child(8, involvement_start=date(2021, 1, 1), involvement_end=date(2020, 1, 1)),
-        child(9, local_id="H0000001"),
-    ]  # duplicate of row 1's id
+        child(9, local_id="H0000002"),  # shares row 2's id: both rows are rejected
+    ]
     drop(settings, "health", render("health", rows))
     [result] = run_intake(settings, "health", NIGHT)
     receipt = _receipt(result)
@@ -73,6 +73,7 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
     assert receipt["outcome"] == "accepted_with_rejections"
     got = [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]]
     assert got == [
+        (2, "LocalPatientID", "duplicate_local_id"),
         (2, "DateOfBirth", "date_format"),
         (3, "NHSNumber", "nhs_number_check"),
         (4, "Gender", "code_set"),

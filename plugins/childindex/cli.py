@@ -266,9 +266,14 @@ def contracts_docs(
     """Generate the human-readable contract pages from the YAML contracts."""
     from childindex.contracts.docs import render_all
 
+    _write_or_check(render_all(), out, check, "childindex contracts docs")
+
+
+def _write_or_check(pages: dict[str, str], out: Path, check: bool, command: str) -> None:
+    """Write generated files, or (check) exit 1 naming those that differ from disk."""
     stale = []
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in render_all().items():
+    for name, text in pages.items():
         path = out / name
         if check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
@@ -276,9 +281,20 @@ def contracts_docs(
         else:
             path.write_text(text, encoding="utf-8")
     if stale:
-        err.print(f"out of date: {', '.join(stale)}; run 'childindex contracts docs'")
+        err.print(f"out of date: {', '.join(stale)}; run '{command}'")
         raise typer.Exit(1)
-    console.print(f"contract pages {'checked' if check else 'written'} in {out}")
+    console.print(f"{len(pages)} files {'checked' if check else 'written'} in {out}")
+
+
+@contracts_app.command("suites")
+def contracts_suites(
+    out: Annotated[Path, typer.Option(help="Folder for the GX suites.")] = Path("expectations"),
+    check: Annotated[bool, typer.Option(help="Exit 1 if the suites on disk are out of date.")] = False,
+) -> None:
+    """Generate the Great Expectations suites (expectations/<agency>.json) from the contracts."""
+    from childindex.expectations import render_all
+
+    _write_or_check(render_all(), out, check, "childindex contracts suites")
 
 
 @app.command()

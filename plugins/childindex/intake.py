@@ -29,6 +29,7 @@ from childindex.contracts import Contract, load_contract
 from childindex.receipts import Receipt, RowRejection
 from childindex.settings import Settings
 from childindex.staging import STAGING_COLUMNS, staging_path
+from childindex.validation import MAX_AGE_YEARS
 
 log = logging.getLogger(__name__)
 
@@ -455,6 +456,7 @@ def validate_file(
         rejections += [RowRejection(row=r, column=c, rule=u) for r, c, u in found]
         rejections.sort(key=lambda r: r.row)
         receipt.rejected_rows = rejections
+        receipt.checks = _run_expectations(con, contract, night)
         rejected_rows = con.execute("SELECT count(DISTINCT row) FROM rejected").fetchall()[0][0]
         receipt.rows_rejected = rejected_rows + len(bad_lines)
         receipt.rows_accepted = receipt.rows_read - receipt.rows_rejected
@@ -470,6 +472,33 @@ def validate_file(
         con.close()
         raise
     return con
+
+
+def _run_expectations(con, contract: Contract, night: date) -> list[dict]:  # noqa: ANN001
+    """Run the agency's GX suite on the file's rows and check it agrees with the SQL rules."""
+    import pandas as pd
+
+    from childindex.expectations import STD, ValidationEnginesDisagree, run_suite
+
+    raw_cols = ", ".join(f'r."{c}"' for c in contract.column_names)
+    fields = ("local_id", "nhs_number", "upn", "postcode", "date_of_birth", "involvement_start", "involvement_end")
+    std_cols = ", ".join(f"{'s.' + f if contract.column_for(f) else 'NULL'} AS {STD}{f}" for f in fields)
+    frame = con.sql(f"SELECT {raw_cols}, {std_cols} FROM raw r JOIN std s USING (_row)").df()
+    for f in ("date_of_birth", "involvement_start", "involvement_end"):
+        frame[STD + f] = pd.to_datetime(frame[STD + f])
+    ts = pd.Timestamp(night)
+    params = {"night": ts, "min_date_of_birth": ts - pd.DateOffset(years=MAX_AGE_YEARS)}
+    checks = run_suite(contract.agency, frame, params)
+    counted = dict(
+        ((c, u), n) for c, u, n in con.execute("SELECT col, rule, count(*) FROM rejected GROUP BY ALL").fetchall()
+    )
+    for check in checks:
+        if counted.get((check.column, check.rule), 0) != check.unexpected_count:
+            raise ValidationEnginesDisagree(
+                f"{check.rule} on {check.column}: GX counted {check.unexpected_count}, "
+                f"the SQL rules {counted.get((check.column, check.rule), 0)}"
+            )
+    return [c.as_dict() for c in checks]
 
 
 def _stage(

@@ -63,6 +63,7 @@ class Receipt:
     rejected_rows: list[RowRejection] = field(default_factory=list)
     columns_dropped: list[str] = field(default_factory=list)
     optional_columns_missing: list[str] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)  # GX expectations: rule, column, success, counts
     receipt_version: int = RECEIPT_VERSION
 
     def rules(self) -> list[str]:

@@ -91,7 +91,8 @@ def row_rules(contract: Contract) -> list[Rule]:
                 )
             )
         if col.field == "local_id":
-            rules.append(Rule(col.name, "duplicate_local_id", "s._dup_rank > 1"))
+            # Every row sharing an id is rejected: which of them is right cannot be known.
+            rules.append(Rule(col.name, "duplicate_local_id", "s._dup_count > 1"))
     start, end = contract.column_for("involvement_start"), contract.column_for("involvement_end")
     if start and end:
         rules.append(Rule(start.name, "date_order", "s.involvement_start > s.involvement_end"))
@@ -113,7 +114,7 @@ def standardise_sql(contract: Contract) -> str:
         elif col.field == "sex":
             expr = f"(SELECT sc.sex FROM sex_codes sc WHERE sc.code = {raw})"
         elif col.field == "service":
-            expr = f"(SELECT sv.service FROM services sv WHERE sv.service = lower({raw}))"
+            expr = f"(SELECT sv.service FROM services sv WHERE sv.service = {raw})"
         elif col.field == "postcode":
             expr = postcode_sql(raw)
         elif col.format in ("nhs_number", "upn"):
@@ -125,6 +126,8 @@ def standardise_sql(contract: Contract) -> str:
         exprs[col.field] = expr
     local = contract.column_for("local_id")
     assert local is not None
-    exprs["_dup_rank"] = f'row_number() OVER (PARTITION BY trim(r."{local.name}") ORDER BY r._row)'
+    exprs["_dup_count"] = (
+        f'CASE WHEN r."{local.name}" IS NULL THEN 0 ELSE count(*) OVER (PARTITION BY trim(r."{local.name}")) END'
+    )
     select = ",\n  ".join(f"{expr} AS {name}" for name, expr in exprs.items())
     return f"SELECT\n  {select}\nFROM raw r"

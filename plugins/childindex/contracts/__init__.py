@@ -93,9 +93,11 @@ class Contract(BaseModel):
         dupes = {f for f in fields if fields.count(f) > 1}
         if dupes:
             raise ValueError(f"fields mapped more than once: {sorted(dupes)}")
-        names = [c.name for c in self.columns]
+        names = [c.name.casefold() for c in self.columns]
         if len(set(names)) != len(names):
-            raise ValueError("column names must be unique")
+            raise ValueError("column names must be unique, ignoring case (GX matches columns case-insensitively)")
+        if any(n.startswith("std_") for n in names):
+            raise ValueError("column names starting with 'std_' are reserved for standardised fields")
         missing = [f for f in REQUIRED_FIELDS if f not in fields]
         if missing:
             raise ValueError(f"contract does not map required fields: {missing}")

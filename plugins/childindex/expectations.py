@@ -1,0 +1,242 @@
+"""Great Expectations suites, derived from the extract contracts, and how they are run.
+
+One suite per agency, built from its contract by :func:`build_suite` and kept rendered in
+``expectations/<agency>.json`` (a test fails when a file and its contract disagree), so the
+contract is the one source of truth. Every expectation carries ``meta.rule`` and
+``meta.column``: the same (rule, column) a receipt names.
+
+GX runs each suite on the file's rows with ``SUMMARY`` results and
+``partial_unexpected_count: 0`` and keeps only success and the unexpected *count*: GX's
+default formats would copy the failing values (children's data) into the result. The row
+numbers a receipt lists come from the same rules evaluated in DuckDB
+(:mod:`childindex.validation`); both engines must agree, rule by rule, or intake stops with
+an error (a bug, never a data problem).
+
+Two checks have no built-in expectation, so two small custom ones are defined here with
+vectorised pandas implementations: the NHS number's modulus 11 and the UPN's check letter,
+and strict date formats.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from childindex.contracts import AGENCIES, Contract, load_contract
+
+# GX must never phone home from a data pipeline, and its INFO chatter fills task logs.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+SUITES_DIR = Path(__file__).resolve().parents[2] / "expectations"
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+POSTCODE_REGEX = r"^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$"
+MAX_AGE_YEARS = 25
+# Standardised fields carry this prefix in the frame GX sees: GX matches column names
+# case-insensitively, and an agency's "Postcode" must never be taken for our "postcode".
+STD = "std_"
+
+
+class ValidationEnginesDisagree(RuntimeError):
+    """GX and the DuckDB rules counted a rule differently: a bug in childindex."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation's outcome: counts only."""
+
+    rule: str
+    column: str
+    expectation: str
+    success: bool
+    unexpected_count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# --------------------------------------------------------------------------- suites
+
+
+def _exp(kind: str, rule: str, receipt_column: str, **kwargs: Any) -> dict[str, Any]:
+    return {"type": kind, "kwargs": kwargs, "meta": {"rule": rule, "column": receipt_column}}
+
+
+def build_suite(contract: Contract) -> dict[str, Any]:
+    """The GX suite of a contract, as the JSON-able dict stored in expectations/.
+
+    Expectations name the agency's raw columns where the rule is about what was sent
+    (required, codes, date formats) and the standardised field where it is about meaning
+    (identifier checks, postcode, date ranges, uniqueness).
+    """
+    exps: list[dict[str, Any]] = []
+    for col in contract.columns:
+        if col.required:
+            exps.append(_exp("expect_column_values_to_not_be_null", "required", col.name, column=col.name))
+        if col.type == "date":
+            exps.append(
+                _exp(
+                    "expect_column_values_to_match_date_format",
+                    "date_format",
+                    col.name,
+                    column=col.name,
+                    date_format=contract.date_format,
+                )
+            )
+        if col.field == "date_of_birth":
+            exps.append(
+                _exp(
+                    "expect_column_values_to_be_between",
+                    "date_of_birth_range",
+                    col.name,
+                    column=STD + "date_of_birth",
+                    min_value={"$PARAMETER": "min_date_of_birth"},
+                    max_value={"$PARAMETER": "night"},
+                )
+            )
+        if col.field == "sex":
+            exps.append(
+                _exp(
+                    "expect_column_values_to_be_in_set",
+                    "code_set",
+                    col.name,
+                    column=col.name,
+                    value_set=sorted(contract.sex_codes),
+                )
+            )
+        if col.field == "service":
+            exps.append(
+                _exp(
+                    "expect_column_values_to_be_in_set",
+                    "code_set",
+                    col.name,
+                    column=col.name,
+                    value_set=sorted(contract.services),
+                )
+            )
+        if col.format == "nhs_number":
+            exps.append(
+                _exp(
+                    "expect_column_values_to_be_valid_nhs_number",
+                    "nhs_number_check",
+                    col.name,
+                    column=STD + "nhs_number",
+                )
+            )
+        if col.format == "upn":
+            exps.append(_exp("expect_column_values_to_be_valid_upn", "upn_check", col.name, column=STD + "upn"))
+        if col.format == "postcode":
+            exps.append(
+                _exp(
+                    "expect_column_values_to_match_regex",
+                    "postcode_format",
+                    col.name,
+                    column=STD + "postcode",
+                    regex=POSTCODE_REGEX,
+                )
+            )
+        if col.field == "local_id":
+            exps.append(
+                _exp("expect_column_values_to_be_unique", "duplicate_local_id", col.name, column=STD + "local_id")
+            )
+    start, end = contract.column_for("involvement_start"), contract.column_for("involvement_end")
+    if start and end:
+        exps.append(
+            _exp(
+                "expect_column_pair_values_a_to_be_greater_than_b",
+                "date_order",
+                start.name,
+                column_A=STD + "involvement_end",
+                column_B=STD + "involvement_start",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            )
+        )
+    return {
+        "name": f"childindex.{contract.agency}.v{contract.version}",
+        "expectations": exps,
+        "meta": {
+            "generated_from": f"plugins/childindex/contracts/{contract.agency}.yaml",
+            "contract_version": contract.version,
+            "generated_by": "childindex contracts suites",
+        },
+    }
+
+
+def render_suite(contract: Contract) -> str:
+    return json.dumps(build_suite(contract), indent=2, sort_keys=True) + "\n"
+
+
+def render_all() -> dict[str, str]:
+    return {f"{agency}.json": render_suite(load_contract(agency)) for agency in AGENCIES}
+
+
+# --------------------------------------------------------------------------- running GX
+
+
+@cache
+def _gx() -> Any:
+    """GX's ephemeral context with our custom expectations registered (imported once)."""
+    for name in ("great_expectations", "great_expectations._docs_decorators"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from childindex import _gx_custom  # noqa: F401 - registers the custom expectations
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch_definition = (
+        context.data_sources.add_pandas("childindex")
+        .add_dataframe_asset("extract")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    return gx, context, batch_definition
+
+
+@cache
+def _suite(agency: str) -> Any:
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    gx, context, _ = _gx()
+    spec = build_suite(load_contract(agency))
+    suite = gx.ExpectationSuite(name=spec["name"])
+    for e in spec["expectations"]:
+        suite.add_expectation(
+            ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]).to_domain_obj()
+        )
+    return context.suites.add_or_update(suite)
+
+
+def run_suite(agency: str, frame: Any, parameters: dict[str, Any]) -> list[Check]:
+    """Validate ``frame`` (pandas) with the agency's suite; return counts only.
+
+    Anything else GX computed is dropped here, and a result that carries values anyway
+    (a GX change, a wrong result format) is refused rather than passed on.
+    """
+    _, _, batch_definition = _gx()
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(_suite(agency), result_format=RESULT_FORMAT, expectation_parameters=parameters)
+    checks = []
+    for r in result.results:
+        res = r.result or {}
+        if res.get("partial_unexpected_list") or res.get("unexpected_list") or res.get("unexpected_index_list"):
+            raise ValidationEnginesDisagree("GX returned unexpected values; refusing to keep them")
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            # The message can hold a value: keep only the expectation's name.
+            raise ValidationEnginesDisagree(f"GX could not evaluate {r.expectation_config.type}")
+        meta = r.expectation_config.meta or {}
+        checks.append(
+            Check(
+                rule=meta["rule"],
+                column=meta["column"],
+                expectation=r.expectation_config.type,
+                success=bool(r.success),
+                unexpected_count=int(res.get("unexpected_count") or 0),
+            )
+        )
+    return checks
