@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from childindex.contracts import AGENCIES, load_contract
-from childindex.expectations import RESULT_FORMAT, SUITES_DIR, build_suite, render_all, run_suite
+from childindex.expectations import RESULT_FORMAT, SUITES_DIR, build_suite, render_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,44 +32,56 @@ def test_every_row_rule_has_its_expectation(agency: str) -> None:
 CANARY = "Qzgxcanary"
 
 
-def _frame() -> pd.DataFrame:
+def _table(tmp_path: Path) -> Path:
+    """A tiny ``std`` table in a DuckDB file: 3 rows, the third full of canaries."""
+    import duckdb
+
+    db = tmp_path / "gx.duckdb"
+    con = duckdb.connect(str(db))
     contract = load_contract("health")
-    rows = {c.name: ["x", "y", CANARY] for c in contract.columns}
-    rows["Gender"] = ["1", "2", CANARY]
-    rows["ServiceCode"] = ["school_nursing"] * 3
-    rows["DateOfBirth"] = ["01/01/2015", "02/01/2015", "03/01/2015"]
-    rows["CaseloadStart"] = rows["CaseloadEnd"] = [None] * 3
-    frame = pd.DataFrame(rows)
-    frame["std_local_id"] = ["a", "b", "c"]
-    frame["std_nhs_number"] = ["9990000018", None, CANARY]
-    frame["std_upn"] = [None] * 3
-    frame["std_postcode"] = ["LS6 2AB", "LS6 2AB", CANARY]
-    frame["std_date_of_birth"] = pd.to_datetime(["2015-01-01", "2015-01-02", "2015-01-03"])
-    frame["std_involvement_start"] = frame["std_involvement_end"] = pd.NaT
-    return frame
+    raw = ", ".join(f"NULL::VARCHAR AS \"{c}\"" for c in contract.column_names if c not in (
+        "LocalPatientID", "Forename", "Surname", "DateOfBirth", "Gender", "Postcode", "ServiceCode", "TeamContact"))
+    con.execute(f"""
+        CREATE TABLE std AS SELECT * FROM (VALUES
+            (1, 'H1', 'A', 'B', '01/01/2015', '1', 'LS6 2AB', 'school_nursing', 'x', 'H1', '9990000018', NULL,
+             'LS6 2AB', DATE '2015-01-01', NULL::DATE, NULL::DATE),
+            (2, 'H2', 'A', 'B', '02/01/2015', '2', 'LS6 2AB', 'school_nursing', 'x', 'H2', NULL, NULL,
+             'LS6 2AB', DATE '2015-01-02', NULL, NULL),
+            (3, 'H3', '{CANARY}', 'B', '03/01/2015', '{CANARY}', '{CANARY}', 'school_nursing', 'x', 'H3',
+             '{CANARY}', NULL, '{CANARY}', DATE '2015-01-03', NULL, NULL)
+        ) t(_row, LocalPatientID, Forename, Surname, DateOfBirth, Gender, Postcode, ServiceCode, TeamContact,
+            std_local_id, std_nhs_number, std_upn, std_postcode, std_date_of_birth, std_involvement_start,
+            std_involvement_end), (SELECT {raw})
+    """)
+    con.close()
+    return db
 
 
-def _params() -> dict:
-    night = pd.Timestamp("2026-11-24")
-    return {"night": night, "min_date_of_birth": night - pd.DateOffset(years=25)}
+def test_gx_results_keep_counts_never_values(tmp_path: Path) -> None:
+    from childindex.expectations import run_suite_on_duckdb
 
-
-def test_gx_results_keep_counts_never_values() -> None:
-    checks = run_suite("health", _frame(), _params())
+    checks = run_suite_on_duckdb(_table(tmp_path), "health", date(2026, 11, 24))
     by_rule = {(c.rule, c.column): c for c in checks}
     assert by_rule[("code_set", "Gender")].unexpected_count == 1
     assert by_rule[("nhs_number_check", "NHSNumber")].unexpected_count == 1
     assert by_rule[("postcode_format", "Postcode")].unexpected_count == 1
     assert by_rule[("required", "Forename")].success
+    assert by_rule[("duplicate_local_id", "LocalPatientID")].success
     assert CANARY not in repr(checks)
 
 
-def test_gx_default_result_format_would_leak_which_is_why_it_is_not_used() -> None:
+def test_gx_default_result_format_would_leak_which_is_why_it_is_not_used(tmp_path: Path) -> None:
     from childindex.expectations import _gx, _suite
 
-    _, _, batch_definition = _gx()
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": _frame()})
-    leaky = batch.validate(_suite("health"), expectation_parameters=_params())  # GX's default: SUMMARY
-    assert CANARY in str(leaky.to_json_dict())
-    safe = batch.validate(_suite("health"), result_format=RESULT_FORMAT, expectation_parameters=_params())
-    assert CANARY not in str(safe.to_json_dict())
+    _, context = _gx()
+    ds = context.data_sources.add_sql(name="leak_test", connection_string=f"duckdb:///{_table(tmp_path)}")
+    try:
+        batch = ds.add_table_asset("std", table_name="std").add_batch_definition_whole_table("w").get_batch()
+        params = {"night": date(2026, 11, 24), "min_date_of_birth": date(2001, 11, 24)}
+        leaky = batch.validate(_suite("health"), expectation_parameters=params)  # GX's default: SUMMARY
+        assert CANARY in str(leaky.to_json_dict())
+        safe = batch.validate(_suite("health"), result_format=RESULT_FORMAT, expectation_parameters=params)
+        assert CANARY not in str(safe.to_json_dict())
+        batch.data.execution_engine.close()
+    finally:
+        context.data_sources.delete("leak_test")

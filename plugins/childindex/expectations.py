@@ -23,22 +23,19 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from childindex.contracts import AGENCIES, Contract, load_contract
+from childindex.validation import MAX_AGE_YEARS, STD
 
 # GX must never phone home from a data pipeline, and its INFO chatter fills task logs.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "expectations"
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
-POSTCODE_REGEX = r"^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$"
-MAX_AGE_YEARS = 25
-# Standardised fields carry this prefix in the frame GX sees: GX matches column names
-# case-insensitively, and an agency's "Postcode" must never be taken for our "postcode".
-STD = "std_"
 
 
 class ValidationEnginesDisagree(RuntimeError):
@@ -131,13 +128,7 @@ def build_suite(contract: Contract) -> dict[str, Any]:
             exps.append(_exp("expect_column_values_to_be_valid_upn", "upn_check", col.name, column=STD + "upn"))
         if col.format == "postcode":
             exps.append(
-                _exp(
-                    "expect_column_values_to_match_regex",
-                    "postcode_format",
-                    col.name,
-                    column=STD + "postcode",
-                    regex=POSTCODE_REGEX,
-                )
+                _exp("expect_column_values_to_be_valid_postcode", "postcode_format", col.name, column=STD + "postcode")
             )
         if col.field == "local_id":
             exps.append(
@@ -180,47 +171,77 @@ def render_all() -> dict[str, str]:
 
 @cache
 def _gx() -> Any:
-    """GX's ephemeral context with our custom expectations registered (imported once)."""
+    """GX's ephemeral context, with our custom expectations registered (imported once)."""
     for name in ("great_expectations", "great_expectations._docs_decorators"):
         logging.getLogger(name).setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.execution_engine.sqlalchemy_execution_engine import SqlAlchemyExecutionEngine
 
     from childindex import _gx_custom  # noqa: F401 - registers the custom expectations
 
+    # GX closes its connection before reading the rows of a query's result; DuckDB's driver
+    # drops unread rows on close. Buffer the rows first (a few aggregates per query).
+    def execute_query(self, query):  # noqa: ANN001, ANN202
+        with self.get_connection() as connection:
+            return self._execute_query_with_recovery(connection, query).freeze()()
+
+    SqlAlchemyExecutionEngine.execute_query = execute_query
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    batch_definition = (
-        context.data_sources.add_pandas("childindex")
-        .add_dataframe_asset("extract")
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    return gx, context, batch_definition
+    return gx, context
 
 
 @cache
 def _suite(agency: str) -> Any:
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    gx, context, _ = _gx()
+    gx, context = _gx()
     spec = build_suite(load_contract(agency))
     suite = gx.ExpectationSuite(name=spec["name"])
     for e in spec["expectations"]:
-        suite.add_expectation(
-            ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]).to_domain_obj()
-        )
+        config = ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"])
+        suite.add_expectation(config.to_domain_obj())
     return context.suites.add_or_update(suite)
 
 
-def run_suite(agency: str, frame: Any, parameters: dict[str, Any]) -> list[Check]:
-    """Validate ``frame`` (pandas) with the agency's suite; return counts only.
+def run_suite_on_duckdb(db_path: Path, agency: str, night: date, table: str = "std") -> list[Check]:
+    """Validate ``table`` of a DuckDB database with the agency's suite, through GX's SQL
+    engine (the rows never leave DuckDB). Returns counts only.
 
     Anything else GX computed is dropped here, and a result that carries values anyway
     (a GX change, a wrong result format) is refused rather than passed on.
     """
-    _, _, batch_definition = _gx()
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(_suite(agency), result_format=RESULT_FORMAT, expectation_parameters=parameters)
+    _, context = _gx()
+    datasource = context.data_sources.add_or_update_sql(
+        name="childindex_work", connection_string=f"duckdb:///{db_path}", create_temp_table=False
+    )
+    try:
+        asset = datasource.add_table_asset(name=f"{table}_{db_path.stem}", table_name=table)
+        batch = asset.add_batch_definition_whole_table("whole").get_batch()
+        params = {"night": night, "min_date_of_birth": _years_before(night, MAX_AGE_YEARS)}
+        try:
+            result = batch.validate(_suite(agency), result_format=RESULT_FORMAT, expectation_parameters=params)
+        finally:
+            batch.data.execution_engine.close()
+        return _counts_only(result)
+    finally:
+        context.data_sources.delete("childindex_work")
+        # GX's engines hold DuckDB connections until collected; the file must be free for
+        # staging (DuckDB shares a file only between connections configured alike).
+        import gc
+
+        gc.collect()
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def _counts_only(result: Any) -> list[Check]:
     checks = []
     for r in result.results:
         res = r.result or {}

@@ -64,7 +64,10 @@ class Receipt:
     columns_dropped: list[str] = field(default_factory=list)
     optional_columns_missing: list[str] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)  # GX expectations: rule, column, success, counts
+    rejected_rows_total: int = 0  # (row, column, rule) triples; rejected_rows lists the first 10,000
+    rule_counts: dict[str, int] = field(default_factory=dict)  # "column:rule" -> rows
     receipt_version: int = RECEIPT_VERSION
+    bad_lines: list[int] = field(default_factory=list, repr=False)  # working state, not written
 
     def rules(self) -> list[str]:
         seen = [p["rule"] for p in self.file_problems] + [r.rule for r in self.rejected_rows]
@@ -78,6 +81,7 @@ class Receipt:
 
     def to_json(self) -> dict:
         data = asdict(self)
+        data.pop("bad_lines")
         data["next_steps"] = self.next_steps()
         return data
 
