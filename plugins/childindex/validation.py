@@ -89,11 +89,10 @@ def normalise_name_sql(col: str) -> str:
 
 def postcode_sql(col: str) -> str:
     """Upper case, inner space restored before the last three characters."""
-    squashed = f"upper(regexp_replace({col}, '\\s', '', 'g'))"
+    # A lambda binds the squashed form once instead of recomputing it five times.
     return (
-        f"CASE WHEN length({squashed}) BETWEEN 5 AND 7 THEN "
-        f"substr({squashed}, 1, length({squashed}) - 3) || ' ' || substr({squashed}, -3) "
-        f"ELSE {squashed} END"
+        f"list_transform([upper(replace({col}, ' ', ''))], lambda p: CASE WHEN length(p) BETWEEN 5 AND 7 "
+        f"THEN substr(p, 1, length(p) - 3) || ' ' || substr(p, -3) ELSE p END)[1]"
     )
 
 
@@ -133,19 +132,21 @@ def row_rules(contract: Contract) -> list[Rule]:
             rules.append(Rule(col.name, "postcode_format", f"{raw} IS NOT NULL AND NOT {postcode_valid_sql(std)}"))
         if col.field == "local_id":
             # Every row sharing an id is rejected: which of them is right cannot be known.
-            rules.append(Rule(col.name, "duplicate_local_id", f"{STD}dup_count > 1"))
+            rules.append(Rule(col.name, "duplicate_local_id", f"{STD}local_id IN (SELECT id FROM duplicated_ids)"))
     start, end = contract.column_for("involvement_start"), contract.column_for("involvement_end")
     if start and end:
         rules.append(Rule(start.name, "date_order", f"{STD}involvement_start > {STD}involvement_end"))
     return rules
 
 
-def standardise_sql(contract: Contract) -> str:
-    """SELECT over ``raw`` (the agency's columns, text, plus ``_row``): the agency's columns
-    trimmed (NULL when blank) beside ``std_<field>`` for every whitelisted field."""
+def standardise_sql(contract: Contract, source: str = "raw") -> str:
+    """SELECT over ``source`` (the agency's columns as text, plus ``_row``): the agency's
+    columns trimmed (NULL when blank) beside ``std_<field>`` for every whitelisted field.
+
+    Row-local only, so it runs batch by batch while the file streams in."""
     fields: dict[str, str] = {}
     for col in contract.columns:
-        raw = f"NULLIF(trim({_q(col.name)}), '')"
+        raw = _q(col.name)  # already trimmed and NULL when blank, by the inner SELECT
         if col.type == "date":
             expr = f"CAST(try_strptime({raw}, $date_format) AS DATE)"
         elif col.field == "sex":
@@ -155,23 +156,20 @@ def standardise_sql(contract: Contract) -> str:
         elif col.field == "postcode":
             expr = postcode_sql(raw)
         elif col.format in ("nhs_number", "upn"):
-            expr = f"upper(regexp_replace({raw}, '\\s', '', 'g'))"
+            expr = f"upper(replace({raw}, ' ', ''))"
         elif col.field in ("given_name", "family_name"):
-            expr = f"regexp_replace({raw}, '\\s+', ' ', 'g')"
+            # Collapse runs of spaces; the regex only runs where there is one to collapse.
+            expr = f"CASE WHEN contains({raw}, '  ') THEN regexp_replace({raw}, ' +', ' ', 'g') ELSE {raw} END"
         else:
             expr = raw
         fields[STD + col.field] = expr
     for field in ("local_id", "nhs_number", "upn", "involvement_start", "involvement_end"):
         fields.setdefault(STD + field, "NULL")  # GX's suite and staging name them all
-    local = contract.column_for("local_id")
-    assert local is not None
-    local_raw = f"NULLIF(trim({_q(local.name)}), '')"
-    fields[STD + "dup_count"] = (
-        f"CASE WHEN {local_raw} IS NULL THEN 0 ELSE count(*) OVER (PARTITION BY {local_raw}) END"
+    cleaned = ", ".join(f"NULLIF(trim({_q(c)}), '') AS {_q(c)}" for c in contract.column_names)
+    select = ",\n  ".join(
+        ["_row", *(_q(c) for c in contract.column_names), *(f"{expr} AS {name}" for name, expr in fields.items())]
     )
-    raw_cols = [f"NULLIF(trim({_q(c)}), '') AS {_q(c)}" for c in contract.column_names]
-    select = ",\n  ".join(["_row", *raw_cols, *(f"{expr} AS {name}" for name, expr in fields.items())])
-    return f"SELECT\n  {select}\nFROM raw"
+    return f"SELECT\n  {select}\nFROM (SELECT _row, {cleaned} FROM {source})"
 
 
 # --------------------------------------------------------------------------- reading
@@ -272,18 +270,31 @@ def check_row_count(settings: Settings, agency: str, rows: int, history: list[in
 
 @dataclass
 class Validated:
-    """A checked file's work database: tables ``std`` and ``rejected``."""
+    """A file's work folder: ``work.duckdb`` (view ``std`` over the standardised Parquet
+    parts, tables ``rejected`` and ``duplicated_ids``). All of it is the file's data."""
 
-    db_path: Path
+    folder: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.folder / "work.duckdb"
+
+    @property
+    def parts(self) -> Path:
+        return self.folder / "std"
 
     def connect(self) -> Any:
         import duckdb
 
-        return duckdb.connect(str(self.db_path), config={"threads": 2, "memory_limit": DUCKDB_MEMORY})
+        return duckdb.connect(
+            str(self.db_path),
+            config={"threads": 2, "memory_limit": DUCKDB_MEMORY, "temp_directory": str(self.folder / "spill")},
+        )
 
     def discard(self) -> None:
-        for p in (self.db_path, self.db_path.with_name(self.db_path.name + ".wal")):
-            p.unlink(missing_ok=True)
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def validate_file(
@@ -313,12 +324,13 @@ def validate_file(
     receipt.optional_columns_missing = [c.name for c in contract.columns if c.name not in header]
 
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    validated = Validated(settings.work_dir / f"validate-{receipt.sha256[:16]}.duckdb")
+    validated = Validated(settings.work_dir / f"validate-{receipt.sha256[:16]}")
     validated.discard()  # a crash may have left one behind
     try:
+        validated.parts.mkdir(parents=True)
         con = validated.connect()
         try:
-            _load(con, contract, path, header, receipt)
+            _load(validated, con, contract, path, header, receipt)
             check_row_count(settings, contract.agency, receipt.rows_read, history)
             _check_rows(con, contract, night, receipt)
             _apply_policy(settings, contract, receipt)
@@ -331,59 +343,90 @@ def validate_file(
         validated.discard()
 
 
-def _load(con: Any, contract: Contract, path: Path, header: list[str], receipt: Receipt) -> None:
-    """Stream the file into table ``raw``, numbering data rows (the header is not a row)."""
+def _load(validated: Validated, con: Any, contract: Contract, path: Path, header: list[str], receipt: Receipt) -> None:
+    """Stream the file through the standardising SELECT into Parquet parts, a batch at a
+    time, numbering data rows (the header is not a row); view ``std`` reads them all."""
+    import duckdb
     import numpy as np
     import pyarrow as pa
 
     present = [h for h in header if h in set(contract.column_names)]
-    columns = ", ".join(f"{_q(c)} VARCHAR" for c in contract.column_names)
-    con.execute(f"CREATE TABLE raw (_row BIGINT, {columns})")
-    bad_lines: list[int] = []
-    next_row = 1
-    for batch in _batches(path, contract, header, bad_lines):
-        # The parser has already reported the bad lines up to the end of this batch: good
-        # rows take the data row numbers that are not bad ones, in order.
-        bad = np.array(sorted({n - 1 for n in bad_lines if n - 1 >= next_row}), dtype=np.int64)
-        span = np.arange(next_row, next_row + batch.num_rows + len(bad), dtype=np.int64)
-        rows = np.setdiff1d(span, bad, assume_unique=True)[: batch.num_rows]
-        table = pa.Table.from_batches([batch]).append_column("_row", pa.array(rows))
-        con.register("batch_in", table)
-        select = ", ".join(_q(c) if c in present else f"NULL AS {_q(c)}" for c in contract.column_names)
-        con.execute(f"INSERT INTO raw SELECT _row, {select} FROM batch_in")
-        con.unregister("batch_in")
-        next_row = int(rows[-1]) + 1 if batch.num_rows else next_row
-    receipt.rows_read = con.execute("SELECT count(*) FROM raw").fetchall()[0][0] + len(bad_lines)
-    receipt.bad_lines = sorted(n - 1 for n in bad_lines if n > 0)  # data row numbers
-
-
-def _check_rows(con: Any, contract: Contract, night: date, receipt: Receipt) -> None:
-    from childindex.receipts import RowRejection
-
     params = {
         "date_format": contract.date_format,
         "sex_codes": list(contract.sex_codes),
         "sex_values": list(contract.sex_codes.values()),
         "services": list(contract.services),
     }
-    con.execute(f"CREATE TABLE std AS {standardise_sql(contract)}", params)
-    con.execute("DROP TABLE raw")
-    rules = row_rules(contract)
-    checks = " UNION ALL ".join(
-        f"SELECT _row AS row, {i} AS ord FROM std WHERE {r.predicate}" for i, r in enumerate(rules)
+    select = standardise_sql(contract, "batch_in")
+    batch_con = duckdb.connect(config={"threads": 2})
+    bad_lines: list[int] = []
+    next_row, good, part = 1, 0, 0
+    empty = pa.RecordBatch.from_pydict({c: pa.array([], pa.string()) for c in present})
+    try:
+        for batch in _with_one(_batches(path, contract, header, bad_lines), empty):
+            # The parser has reported the bad lines up to the end of this batch: good rows
+            # take the data row numbers that are not bad ones, in order.
+            bad = np.array(sorted({n - 1 for n in bad_lines if n - 1 >= next_row}), dtype=np.int64)
+            span = np.arange(next_row, next_row + batch.num_rows + len(bad), dtype=np.int64)
+            rows = np.setdiff1d(span, bad, assume_unique=True)[: batch.num_rows]
+            table = pa.Table.from_batches([batch]).append_column("_row", pa.array(rows, pa.int64()))
+            for c in contract.column_names:  # absent optional columns are NULL
+                if c not in table.column_names:
+                    table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
+            batch_con.register("batch_in", table)
+            out = validated.parts / f"part-{part:05d}.parquet"
+            batch_con.execute(f"COPY ({select}) TO '{_sql_str(out)}' (FORMAT parquet)", params)
+            batch_con.unregister("batch_in")
+            part += 1
+            good += batch.num_rows
+            next_row = int(rows[-1]) + 1 if batch.num_rows else next_row
+    finally:
+        batch_con.close()
+    con.execute(f"CREATE VIEW std AS SELECT * FROM read_parquet('{_sql_str(validated.parts)}/*.parquet')")
+    receipt.rows_read = good + len(bad_lines)
+    receipt.bad_lines = sorted(n - 1 for n in bad_lines if n > 0)  # data row numbers
+
+
+def _with_one(batches: Any, empty: Any) -> Any:
+    """The batches, or one empty batch when there are none (so the schema still exists)."""
+    seen = False
+    for batch in batches:
+        seen = True
+        yield batch
+    if not seen:
+        yield empty
+
+
+def _sql_str(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _check_rows(con: Any, contract: Contract, night: date, receipt: Receipt) -> None:
+    """Every rule in one scan of ``std``: (row, rule) pairs for the failures, into ``rejected``."""
+    from childindex.receipts import RowRejection
+
+    con.execute(
+        f"CREATE TABLE duplicated_ids AS SELECT {STD}local_id AS id FROM std "
+        f"WHERE {STD}local_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1"
     )
-    con.execute(f"CREATE TABLE rejected AS {checks}", {"night": night})
-    counts = con.execute("SELECT count(DISTINCT row) FROM rejected").fetchall()[0][0]
+    rules = row_rules(contract)
+    flags = ", ".join(f"CASE WHEN {r.predicate} THEN {i} END" for i, r in enumerate(rules))
+    con.execute(
+        f"CREATE TABLE rejected AS SELECT row, ord FROM "
+        f"(SELECT _row AS row, unnest([{flags}]) AS ord FROM std) WHERE ord IS NOT NULL",
+        {"night": night},
+    )
+    by_rule = con.execute("SELECT ord, count(*) FROM rejected GROUP BY ord").fetchall()
+    receipt.rule_counts = {f"{rules[o].column}:{rules[o].rule}": n for o, n in sorted(by_rule)}
     listed = con.execute(f"SELECT row, ord FROM rejected ORDER BY row, ord LIMIT {RECEIPT_ROW_LIMIT}").fetchall()
     rejections = [RowRejection(row=n, column="*", rule="field_count") for n in receipt.bad_lines]
     rejections += [RowRejection(row=r, column=rules[o].column, rule=rules[o].rule) for r, o in listed]
     rejections.sort(key=lambda r: r.row)
     receipt.rejected_rows = rejections[:RECEIPT_ROW_LIMIT]
-    receipt.rejected_rows_total = len(receipt.bad_lines) + con.execute("SELECT count(*) FROM rejected").fetchall()[0][0]
-    receipt.rows_rejected = counts + len(receipt.bad_lines)
+    receipt.rejected_rows_total = len(receipt.bad_lines) + sum(n for _, n in by_rule)
+    rows_with_rules = con.execute("SELECT count(DISTINCT row) FROM rejected").fetchall()[0][0]
+    receipt.rows_rejected = rows_with_rules + len(receipt.bad_lines)
     receipt.rows_accepted = receipt.rows_read - receipt.rows_rejected
-    by_rule = con.execute("SELECT ord, count(*) FROM rejected GROUP BY ord").fetchall()
-    receipt.rule_counts = {f"{rules[o].column}:{rules[o].rule}": n for o, n in sorted(by_rule)}
 
 
 def _run_suite(validated: Validated, contract: Contract, night: date, receipt: Receipt) -> list[dict]:
