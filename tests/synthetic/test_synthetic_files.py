@@ -98,7 +98,7 @@ def test_values_follow_contract(run, agency):
     assert routes.nunique() <= 40
     postcode = r"^[A-Z]{1,2}\d{1,2} \d[ABDEFGHJLNPQRSTUWXYZ]{2}$"
     assert df[by_field["postcode"]].str.match(postcode).all()
-    local = {"health": r"^H\d{8}$", "education": r"^P\d{7}$", "social_care": r"^\d+$"}[agency]
+    local = {"health": r"^H\d{8}$", "education": r"^P\d{8}$", "social_care": r"^\d+$"}[agency]
     assert df[by_field["local_id"]].str.match(local).all()
 
 

@@ -13,7 +13,7 @@ Population (:mod:`.population`)
     are in twin pairs. Involvement: health ~97% of children, education ~96% of school-age
     (4-17) children, social care ~4%; every child is known to 1-3 agencies. Each (child,
     agency) has a local id stable across nights (health ``H`` + 8 digits, education ``P`` +
-    7 digits, social care an integer PERSON_ID). Each child has a unique valid NHS number
+    8 digits, social care an integer PERSON_ID). Each child has a unique valid NHS number
     from the 999 range while the ~909,000 valid numbers last (children beyond that get none,
     with a warning); school-age children have a unique valid UPN.
 

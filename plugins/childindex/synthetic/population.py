@@ -45,9 +45,9 @@ LEAVE_RATE = {"health": 5e-5, "education": 2e-4, "social_care": 5e-4}
 CORRECTION_RATE = 0.01  # of the typos still outstanding in an agency
 
 # Local ids: an affine bijection of the agency's enrolment sequence number.
-LOCAL_ID_SPACE = {"health": 10**8, "education": 10**7, "social_care": 9_000_000}
+LOCAL_ID_SPACE = {"health": 10**8, "education": 10**8, "social_care": 9_000_000}
 LOCAL_ID_OFFSET = {"health": 0, "education": 0, "social_care": 1_000_000}
-LOCAL_ID_MULT = {"health": 61_803_399, "education": 6_180_339, "social_care": 5_562_307}  # ~0.618
+LOCAL_ID_MULT = {"health": 61_803_399, "education": 61_803_399, "social_care": 5_562_307}  # ~0.618
 
 # UPN: (LA, establishment 2000-7999, serial 000-999) is a bijection of a permuted index.
 UPN_SPACE = len(T.LA_CODES) * 6000 * 1000

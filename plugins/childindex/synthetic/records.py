@@ -40,7 +40,7 @@ SERVICE_WEIGHTS = {
 }
 COMMUNITY_PAEDIATRICS_RATE = 0.05
 FLAT_RATE = 0.05  # address lines "Flat 3, 12 Kings Road": a comma, so the CSV quotes them
-LOCAL_ID_FORMAT = {"health": ("H", 8), "education": ("P", 7), "social_care": ("", 0)}
+LOCAL_ID_FORMAT = {"health": ("H", 8), "education": ("P", 8), "social_care": ("", 0)}
 _UPN_LETTERS = pa.array(list(UPN_CHECK_LETTERS), pa.string())
 
 
