@@ -38,9 +38,9 @@ settings = load_settings(data_dir=Path(sys.argv[2]))
 start = time.perf_counter()
 receipt = check_file(settings, load_contract("education"), Path(sys.argv[1]), date(2026, 11, 25))
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "rows_read": receipt.rows_read, "rows_accepted": receipt.rows_accepted,
-                  "rows_rejected": receipt.rows_rejected, "outcome": receipt.outcome,
-                  "checks": len(receipt.checks)}))
+Path(sys.argv[3]).write_text(json.dumps({"seconds": seconds, "rows_read": receipt.rows_read,
+    "rows_accepted": receipt.rows_accepted, "rows_rejected": receipt.rows_rejected, "outcome": receipt.outcome,
+    "checks": len(receipt.checks)}))
 """
 
 
@@ -64,11 +64,12 @@ def main() -> None:
             for p in (drop / agency).iterdir():
                 p.unlink()
     env = {**os.environ, "CHILDINDEX_DATA_DIR": str(work / "data")}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(extract), str(work / "data")],
+    out = work / "run.json"
+    done = subprocess.run([sys.executable, "-c", CHILD, str(extract), str(work / "data"), str(out)],
                           env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    run = json.loads(done.stdout.strip().splitlines()[-1])
+    run = json.loads(out.read_text())
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = {
         "benchmark": "validation",

@@ -31,6 +31,7 @@ from childindex.validation import (
     STD,
     FileRejected,
     normalise_name_sql,
+    safe_name,
     validate_file,
 )
 
@@ -208,7 +209,7 @@ def _new_receipt(contract: Contract, path: Path, night: date) -> tuple[Receipt, 
     receipt = Receipt(
         agency=contract.agency,
         contract_version=contract.version,
-        file_name=path.name,
+        file_name=safe_name(path.name),  # formula-looking names are defused
         sha256=sha,
         size_bytes=0 if link else path.stat().st_size,
         night=None,

@@ -349,6 +349,7 @@ def _load(validated: Validated, con: Any, contract: Contract, path: Path, header
     import duckdb
     import numpy as np
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     present = [h for h in header if h in set(contract.column_names)]
     params = {
@@ -363,7 +364,7 @@ def _load(validated: Validated, con: Any, contract: Contract, path: Path, header
     next_row, good, part = 1, 0, 0
     empty = pa.RecordBatch.from_pydict({c: pa.array([], pa.string()) for c in present})
     try:
-        for batch in _with_one(_batches(path, contract, header, bad_lines), empty):
+        for batch in _prefetched(_with_one(_batches(path, contract, header, bad_lines), empty)):
             # The parser has reported the bad lines up to the end of this batch: good rows
             # take the data row numbers that are not bad ones, in order.
             bad = np.array(sorted({n - 1 for n in bad_lines if n - 1 >= next_row}), dtype=np.int64)
@@ -374,8 +375,10 @@ def _load(validated: Validated, con: Any, contract: Contract, path: Path, header
                 if c not in table.column_names:
                     table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
             batch_con.register("batch_in", table)
-            out = validated.parts / f"part-{part:05d}.parquet"
-            batch_con.execute(f"COPY ({select}) TO '{_sql_str(out)}' (FORMAT parquet)", params)
+            # DuckDB standardises; pyarrow writes (faster than DuckDB's writer for text, and
+            # the parts are transient: no compression).
+            standardised = batch_con.sql(select, params=params).to_arrow_table()
+            pq.write_table(standardised, validated.parts / f"part-{part:05d}.parquet", compression="none")
             batch_con.unregister("batch_in")
             part += 1
             good += batch.num_rows
@@ -385,6 +388,51 @@ def _load(validated: Validated, con: Any, contract: Contract, path: Path, header
     con.execute(f"CREATE VIEW std AS SELECT * FROM read_parquet('{_sql_str(validated.parts)}/*.parquet')")
     receipt.rows_read = good + len(bad_lines)
     receipt.bad_lines = sorted(n - 1 for n in bad_lines if n > 0)  # data row numbers
+
+
+def _prefetched(batches: Any, depth: int = 2) -> Any:
+    """Iterate ``batches`` with the next ones parsed in a background thread.
+
+    pyarrow's parser releases the GIL, so the second core parses while DuckDB works on the
+    batch in hand. At most ``depth`` batches wait, which bounds memory. Errors (a file
+    rejected mid-way) surface in the consumer, in order.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        """Hand an item over unless the consumer has gone; never blocks for good."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="childindex-csv-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _with_one(batches: Any, empty: Any) -> Any:
