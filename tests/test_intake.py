@@ -107,7 +107,7 @@ def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
     [
         (b"", "empty_file"),
         (render("health", [child(1)], drop_columns=("Surname",)), "missing_columns"),
-        (b"LocalPatientID,LocalPatientID\nA,B\n", "duplicate_header"),
+        (render("health", [child(1)], extras={"Forename": "x"}), "duplicate_header"),
         (b"\xff\xfe\x00bad header", "encoding"),
         (render("health", [child(1, nhs_number="1"), child(2, sex="Q")]), "all_rows_rejected"),
     ],

@@ -30,6 +30,7 @@ from typing import Any
 
 from childindex.contracts import AGENCIES, Contract, load_contract
 from childindex.validation import MAX_AGE_YEARS, STD
+from childindex.whitelist import MAX_LENGTH
 
 # GX must never phone home from a data pipeline, and its INFO chatter fills task logs.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -74,6 +75,16 @@ def build_suite(contract: Contract) -> dict[str, Any]:
     for col in contract.columns:
         if col.required:
             exps.append(_exp("expect_column_values_to_not_be_null", "required", col.name, column=col.name))
+        if col.field in MAX_LENGTH:
+            exps.append(
+                _exp(
+                    "expect_column_value_lengths_to_be_between",
+                    "max_length",
+                    col.name,
+                    column=col.name,
+                    max_value=MAX_LENGTH[col.field],
+                )
+            )
         if col.type == "date":
             exps.append(
                 _exp(

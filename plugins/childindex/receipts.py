@@ -15,7 +15,8 @@ RECEIPT_VERSION = 1
 # What an agency should do, by rule. Keys are the rule names used in rejections.
 ADVICE = {
     "required": "Fill the required column, or leave the record out until it is known.",
-    "date_format": "Write dates in the contract's date format.",
+    "date_format": "Write dates in the contract's date format (four-digit years).",
+    "max_length": "The value is longer than childindex holds for this field: check the export.",
     "date_of_birth_range": "Check the date of birth: it is in the future or outside ages 0 to 25.",
     "date_order": "The start date is after the end date: check both.",
     "code_set": "Use one of the codes listed in the contract.",
@@ -106,9 +107,16 @@ class Receipt:
         return "\n".join(lines) + "\n"
 
     def write(self, outbox: Path) -> Path:
-        """Write ``<file>.<hash8>.receipt.json`` and ``.txt``; returns the JSON path."""
+        """Write ``<file>.<hash8>.receipt.json`` and ``.txt``; returns the JSON path.
+
+        A later delivery of the same bytes (a duplicate) gets ``.2.receipt``, ``.3.receipt``
+        and so on: the first receipt, which the ledger points to, is never overwritten."""
         outbox.mkdir(parents=True, exist_ok=True)
-        stem = f"{self.file_name}.{self.sha256[:8]}.receipt"
+        base = f"{self.file_name}.{self.sha256[:8]}"
+        stem, n = f"{base}.receipt", 1
+        while (outbox / f"{stem}.json").exists():
+            n += 1
+            stem = f"{base}.{n}.receipt"
         json_path = outbox / f"{stem}.json"
         json_path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (outbox / f"{stem}.txt").write_text(self.to_text(), encoding="utf-8")

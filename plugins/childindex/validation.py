@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from childindex.contracts import Contract
+from childindex.whitelist import MAX_LENGTH
 
 if TYPE_CHECKING:
     from childindex.receipts import Receipt
@@ -38,6 +39,7 @@ GZIP_SUFFIX = ".gz"
 BLOCK_BYTES = 16 << 20  # pyarrow reads this much text at a time
 DUCKDB_MEMORY = "1GB"  # DuckDB spills to the work folder beyond this
 RECEIPT_ROW_LIMIT = 10_000  # rejected rows listed in a receipt; all are counted
+BLANK = " \t\r\n\u00a0"  # what trimming removes: a value of only these is blank
 
 
 class FileRejected(Exception):
@@ -77,9 +79,36 @@ def postcode_valid_sql(col: str) -> str:
     return f"coalesce(regexp_full_match({col}, '{POSTCODE_RE[1:-1]}'), false)"
 
 
+def date_pattern(date_format: str) -> str:
+    """A regex with the shape of a strftime format: %Y is four digits, so "19/07/13" does
+    not pass as the year 13 (strptime alone would take it)."""
+    import re
+
+    parts = {
+        "%Y": "[0-9]{4}",
+        "%m": "[0-9]{1,2}",
+        "%d": "[0-9]{1,2}",
+        "%b": "[A-Za-z]{3}",
+        "%H": "[0-9]{2}",
+        "%M": "[0-9]{2}",
+        "%S": "[0-9]{2}",
+    }
+    out, i = [], 0
+    while i < len(date_format):
+        token = date_format[i : i + 2]
+        if token in parts:
+            out.append(parts[token])
+            i += 2
+        else:
+            out.append(re.escape(date_format[i]))
+            i += 1
+    return "".join(out)
+
+
 def date_valid_sql(col: str, date_format: str) -> str:
     fmt = date_format.replace("'", "''")
-    return f"(try_strptime({col}, '{fmt}') IS NOT NULL)"
+    pattern = date_pattern(date_format).replace("'", "''")
+    return f"(regexp_full_match({col}, '{pattern}') AND try_strptime({col}, '{fmt}') IS NOT NULL)"
 
 
 def normalise_name_sql(col: str) -> str:
@@ -114,6 +143,8 @@ def row_rules(contract: Contract) -> list[Rule]:
         raw, std = _q(col.name), STD + col.field
         if col.required:
             rules.append(Rule(col.name, "required", f"{raw} IS NULL"))
+        if col.field in MAX_LENGTH:
+            rules.append(Rule(col.name, "max_length", f"length({raw}) > {MAX_LENGTH[col.field]}"))
         if col.type == "date":
             rules.append(Rule(col.name, "date_format", f"{raw} IS NOT NULL AND {std} IS NULL"))
         if col.field == "date_of_birth":
@@ -148,7 +179,8 @@ def standardise_sql(contract: Contract, source: str = "raw") -> str:
     for col in contract.columns:
         raw = _q(col.name)  # already trimmed and NULL when blank, by the inner SELECT
         if col.type == "date":
-            expr = f"CAST(try_strptime({raw}, $date_format) AS DATE)"
+            parsed = f"CAST(try_strptime({raw}, $date_format) AS DATE)"
+            expr = f"CASE WHEN regexp_full_match({raw}, $date_pattern) THEN {parsed} END"
         elif col.field == "sex":
             expr = f"list_extract($sex_values, list_position($sex_codes, {raw}))"
         elif col.field == "service":
@@ -165,7 +197,7 @@ def standardise_sql(contract: Contract, source: str = "raw") -> str:
         fields[STD + col.field] = expr
     for field in ("local_id", "nhs_number", "upn", "involvement_start", "involvement_end"):
         fields.setdefault(STD + field, "NULL")  # GX's suite and staging name them all
-    cleaned = ", ".join(f"NULLIF(trim({_q(c)}), '') AS {_q(c)}" for c in contract.column_names)
+    cleaned = ", ".join(f"NULLIF(trim({_q(c)}, $blank), '') AS {_q(c)}" for c in contract.column_names)
     select = ",\n  ".join(
         ["_row", *(_q(c) for c in contract.column_names), *(f"{expr} AS {name}" for name, expr in fields.items())]
     )
@@ -202,18 +234,55 @@ def read_header(path: Path, contract: Contract) -> list[str]:
     if not first.strip():
         raise FileRejected("empty_file", "the file has no header row")
     encoding = contract.file.encoding
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first:
+        raise FileRejected("encoding", f"the file looks like UTF-16; the contract's encoding is {encoding}")
+    if first.startswith(b"\xef\xbb\xbf") and encoding.replace("-", "").lower() not in ("utf8", "utf8sig"):
+        raise FileRejected(
+            "encoding", f"the file starts with a UTF-8 byte-order mark; the contract's encoding is {encoding}"
+        )
     try:
         text = first.decode(encoding)
     except UnicodeDecodeError:
         raise FileRejected("encoding", f"the header is not valid {encoding}") from None
     text = text.lstrip("\ufeff")
-    header = next(csv.reader(io.StringIO(text), delimiter=contract.file.delimiter), [])
-    header = [h.strip() for h in header]
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=contract.file.delimiter), [])
+    except csv.Error:
+        raise FileRejected("unreadable", "the header row could not be parsed (check line endings and quotes)") from None
+    return [h.strip() for h in header]
+
+
+def check_header(contract: Contract, header: list[str]) -> None:
+    """Required columns first: a file without a header row fails here, so its first data
+    row is never mistaken for column names (and never quoted in a receipt)."""
+    missing_required = [c.name for c in contract.columns if c.required and c.name not in header]
+    if missing_required:
+        raise FileRejected("missing_columns", "required columns missing: " + ", ".join(missing_required))
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        names = ", ".join(safe_name(d) for d in dupes)
-        raise FileRejected("duplicate_header", "columns named more than once: " + names)
-    return header
+        known = [d for d in dupes if d in contract.column_names]
+        detail = ", ".join(known) if known else f"{len(dupes)} column names outside the contract"
+        raise FileRejected("duplicate_header", "columns named more than once: " + detail)
+
+
+def scan_bytes(path: Path, contract: Contract) -> None:
+    """One streaming pass over the bytes for what the CSV parser would let through: NUL
+    bytes (never text) and, in a Latin-1 file, C1 control bytes (a Windows-1252 file sent
+    as Latin-1 puts its curly quotes and euro signs there)."""
+    latin1 = contract.file.encoding.replace("-", "").replace("_", "").lower() in ("latin1", "iso88591")
+    c1 = bytes(range(0x80, 0xA0))
+    try:
+        with _open_binary(path) as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                if b"\x00" in block:
+                    raise FileRejected("unreadable", "the file contains NUL bytes")
+                if latin1 and len(block.translate(None, c1)) != len(block):
+                    raise FileRejected(
+                        "encoding",
+                        "the file contains bytes 0x80-0x9F, which are not text in Latin-1 (is it Windows-1252?)",
+                    )
+    except (OSError, EOFError):  # a corrupt gzip stream
+        raise FileRejected("unreadable", "the compressed file is corrupt") from None
 
 
 def _batches(path: Path, contract: Contract, header: list[str], bad_lines: list[int]):  # noqa: ANN202
@@ -245,8 +314,10 @@ def _batches(path: Path, contract: Contract, header: list[str], bad_lines: list[
         yield from reader
     except UnicodeDecodeError:
         raise FileRejected("encoding", f"the file is not valid {contract.file.encoding}") from None
-    except (pa.ArrowInvalid, pa.ArrowException, ValueError, OSError, EOFError):
-        # The parser's message can quote a row: never pass it on.
+    except (pa.ArrowInvalid, pa.ArrowException, ValueError, OSError, EOFError) as exc:
+        # The parser's message can quote a row: never pass it on, only classify it.
+        if "utf8" in str(exc).lower().replace("-", ""):
+            raise FileRejected("encoding", f"the file is not valid {contract.file.encoding}") from None
         raise FileRejected("unreadable", "the file could not be parsed as delimited text") from None
 
 
@@ -317,15 +388,16 @@ def validate_file(
     if path.is_symlink():
         raise FileRejected("symlink", "the drop folder entry is a symbolic link; links are never followed")
     header = read_header(path, contract)
-    missing_required = [c.name for c in contract.columns if c.required and c.name not in header]
-    if missing_required:
-        raise FileRejected("missing_columns", "required columns missing: " + ", ".join(missing_required))
+    check_header(contract, header)
+    scan_bytes(path, contract)
     receipt.columns_dropped = [safe_name(h) for h in header if h not in set(contract.column_names)]
     receipt.optional_columns_missing = [c.name for c in contract.columns if c.name not in header]
 
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    validated = Validated(settings.work_dir / f"validate-{receipt.sha256[:16]}")
-    validated.discard()  # a crash may have left one behind
+    import uuid
+
+    # A fresh name each time: GX's driver may still hold an earlier run's file open.
+    validated = Validated(settings.work_dir / f"validate-{receipt.sha256[:16]}-{uuid.uuid4().hex[:8]}")
     try:
         validated.parts.mkdir(parents=True)
         con = validated.connect()
@@ -357,6 +429,8 @@ def _load(validated: Validated, con: Any, contract: Contract, path: Path, header
         "sex_codes": list(contract.sex_codes),
         "sex_values": list(contract.sex_codes.values()),
         "services": list(contract.services),
+        "blank": BLANK,
+        "date_pattern": date_pattern(contract.date_format),
     }
     select = standardise_sql(contract, "batch_in")
     batch_con = duckdb.connect(config={"threads": 2})

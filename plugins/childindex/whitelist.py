@@ -32,3 +32,7 @@ DATE_FIELDS = ("date_of_birth", "involvement_start", "involvement_end")
 
 # Sex after standardisation: M, F or U (not known / not stated).
 SEX_VALUES = ("M", "F", "U")
+
+# Longest value accepted per field (characters): the index's column sizes. A longer value
+# is a broken export (or an attempt to smuggle text in), so the row is rejected.
+MAX_LENGTH = {"local_id": 100, "given_name": 100, "family_name": 100, "contact_route": 200}
