@@ -39,8 +39,21 @@ def _table(tmp_path: Path) -> Path:
     db = tmp_path / "gx.duckdb"
     con = duckdb.connect(str(db))
     contract = load_contract("health")
-    raw = ", ".join(f"NULL::VARCHAR AS \"{c}\"" for c in contract.column_names if c not in (
-        "LocalPatientID", "Forename", "Surname", "DateOfBirth", "Gender", "Postcode", "ServiceCode", "TeamContact"))
+    raw = ", ".join(
+        f'NULL::VARCHAR AS "{c}"'
+        for c in contract.column_names
+        if c
+        not in (
+            "LocalPatientID",
+            "Forename",
+            "Surname",
+            "DateOfBirth",
+            "Gender",
+            "Postcode",
+            "ServiceCode",
+            "TeamContact",
+        )
+    )
     con.execute(f"""
         CREATE TABLE std AS SELECT * FROM (VALUES
             (1, 'H1', 'A', 'B', '01/01/2015', '1', 'LS6 2AB', 'school_nursing', 'x', 'H1', '9990000018', NULL,

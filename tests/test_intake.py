@@ -193,8 +193,12 @@ def test_reprocess_readmits_a_quarantined_file(settings) -> None:
     from childindex.intake import reprocess
 
     for k in range(3):
-        drop(settings, "health", render("health", [child(i + 100 * k) for i in range(1, 11)]),
-             night=NIGHT + timedelta(days=k))
+        drop(
+            settings,
+            "health",
+            render("health", [child(i + 100 * k) for i in range(1, 11)]),
+            night=NIGHT + timedelta(days=k),
+        )
         run_intake(settings, "health", NIGHT)
     big = render("health", [child(i) for i in range(1000, 1100)])  # a genuine surge: 10x the usual
     drop(settings, "health", big, night=NIGHT + timedelta(days=3))
@@ -217,7 +221,6 @@ def test_reprocess_with_a_corrected_file(settings, tmp_path) -> None:
     assert again["outcome"] == "accepted" and again["file_name"] == "health_2026-11-24.csv"
 
 
-
 def test_too_many_rejected_rows_quarantine_the_file(settings) -> None:
     rows = [child(i) for i in range(1, 9)] + [child(9, sex="Q"), child(10, sex="Q")]
     drop(settings, "health", render("health", rows))
@@ -238,8 +241,12 @@ def test_a_sudden_halving_is_quarantined(settings) -> None:
     from datetime import timedelta
 
     for k in range(3):
-        drop(settings, "health", render("health", [child(i + 100 * k) for i in range(1, 11)]),
-             night=NIGHT + timedelta(days=k))
+        drop(
+            settings,
+            "health",
+            render("health", [child(i + 100 * k) for i in range(1, 11)]),
+            night=NIGHT + timedelta(days=k),
+        )
         run_intake(settings, "health", NIGHT)
     drop(settings, "health", render("health", [child(i) for i in range(500, 503)]), night=NIGHT + timedelta(days=3))
     [result] = run_intake(settings, "health", NIGHT)
