@@ -192,14 +192,7 @@ def test_reprocess_readmits_a_quarantined_file(settings) -> None:
 
     from childindex.intake import reprocess
 
-    for k in range(3):
-        drop(
-            settings,
-            "health",
-            render("health", [child(i + 100 * k) for i in range(1, 11)]),
-            night=NIGHT + timedelta(days=k),
-        )
-        run_intake(settings, "health", NIGHT)
+    _three_nights_of_ten_rows(settings)
     big = render("health", [child(i) for i in range(1000, 1100)])  # a genuine surge: 10x the usual
     drop(settings, "health", big, night=NIGHT + timedelta(days=3))
     [first] = run_intake(settings, "health", NIGHT)
@@ -237,7 +230,8 @@ def test_too_many_rejected_rows_quarantine_the_file(settings) -> None:
     assert [r["rule"] for r in receipt["rejected_rows"]] == ["code_set", "code_set"]
 
 
-def test_a_sudden_halving_is_quarantined(settings) -> None:
+def _three_nights_of_ten_rows(settings) -> None:  # noqa: ANN001
+    """History for the row-count band: three accepted files of 10 rows."""
     from datetime import timedelta
 
     for k in range(3):
@@ -248,6 +242,12 @@ def test_a_sudden_halving_is_quarantined(settings) -> None:
             night=NIGHT + timedelta(days=k),
         )
         run_intake(settings, "health", NIGHT)
+
+
+def test_a_sudden_halving_is_quarantined(settings) -> None:
+    from datetime import timedelta
+
+    _three_nights_of_ten_rows(settings)
     drop(settings, "health", render("health", [child(i) for i in range(500, 503)]), night=NIGHT + timedelta(days=3))
     [result] = run_intake(settings, "health", NIGHT)
     receipt = _receipt(result)

@@ -40,6 +40,21 @@ def _settings():  # noqa: ANN202
     return settings
 
 
+def _check_agency(agency: str) -> None:
+    from childindex.contracts import AGENCIES
+
+    if agency not in AGENCIES:
+        err.print(f"[red]error:[/red] unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
+        raise typer.Exit(2)
+
+
+def _print_result(r: dict) -> None:
+    console.print(
+        f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted "
+        f"{r['rows_accepted']}, rejected {r['rows_rejected']}); receipt {r['receipt_path']}"
+    )
+
+
 def _today() -> date:
     return date.today()
 
@@ -110,20 +125,14 @@ def intake(
     night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD) for files whose name has none.")] = None,
 ) -> None:
     """Process an agency's drop folder without Airflow (what its intake DAG does)."""
-    from childindex.contracts import AGENCIES
     from childindex.intake import run_intake
 
-    if agency not in AGENCIES:
-        err.print(f"[red]error:[/red] unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
-        raise typer.Exit(2)
+    _check_agency(agency)
     settings = _settings()
     settings.ensure_dirs()
     results = run_intake(settings, agency, date.fromisoformat(night) if night else _today() - timedelta(days=1))
     for r in results:
-        console.print(
-            f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted "
-            f"{r['rows_accepted']}, rejected {r['rows_rejected']}); receipt {r['receipt_path']}"
-        )
+        _print_result(r)
     if any(r["outcome"] == "rejected" for r in results):
         raise typer.Exit(1)
 
@@ -139,12 +148,9 @@ def reprocess(
     night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD) for files whose name has none.")] = None,
 ) -> None:
     """Re-admit a quarantined file, or a corrected file in its place, and process it now."""
-    from childindex.contracts import AGENCIES
     from childindex.intake import reprocess as run_reprocess
 
-    if agency not in AGENCIES:
-        err.print(f"[red]error:[/red] unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
-        raise typer.Exit(2)
+    _check_agency(agency)
     settings = _settings()
     settings.ensure_dirs()
     try:
@@ -159,10 +165,7 @@ def reprocess(
     except (LookupError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    console.print(
-        f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted {r['rows_accepted']}, "
-        f"rejected {r['rows_rejected']}); receipt {r['receipt_path']}"
-    )
+    _print_result(r)
     if r["outcome"] == "rejected":
         raise typer.Exit(1)
 
@@ -183,13 +186,11 @@ def check(
     """
     import tempfile
 
-    from childindex.contracts import AGENCIES, load_contract
+    from childindex.contracts import load_contract
     from childindex.intake import check_file
     from childindex.settings import SettingsError, load_settings
 
-    if agency not in AGENCIES:
-        err.print(f"[red]error:[/red] unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
-        raise typer.Exit(2)
+    _check_agency(agency)
     with tempfile.TemporaryDirectory(prefix="childindex-check-") as scratch:
         try:
             settings = load_settings(data_dir=Path(scratch))

@@ -106,24 +106,11 @@ def build_suite(contract: Contract) -> dict[str, Any]:
                     max_value={"$PARAMETER": "night"},
                 )
             )
-        if col.field == "sex":
+        if col.field in ("sex", "service"):
+            codes = contract.sex_codes if col.field == "sex" else contract.services
             exps.append(
                 _exp(
-                    "expect_column_values_to_be_in_set",
-                    "code_set",
-                    col.name,
-                    column=col.name,
-                    value_set=sorted(contract.sex_codes),
-                )
-            )
-        if col.field == "service":
-            exps.append(
-                _exp(
-                    "expect_column_values_to_be_in_set",
-                    "code_set",
-                    col.name,
-                    column=col.name,
-                    value_set=sorted(contract.services),
+                    "expect_column_values_to_be_in_set", "code_set", col.name, column=col.name, value_set=sorted(codes)
                 )
             )
         if col.format == "nhs_number":
