@@ -84,3 +84,16 @@ def test_unlinked_staging_is_never_deleted(settings) -> None:
     cert = run_retention(settings, NIGHT + timedelta(days=100))
     assert {r["rule"]: r for r in cert["rules"]}["staging"]["files_deleted"] == 0
     assert list(settings.staging_dir.rglob("*.parquet"))
+
+
+def test_working_files_only_go_once_a_day_old(settings) -> None:
+    fresh = settings.work_dir / "validate-running" / "work.duckdb"
+    stale = settings.work_dir / "validate-crashed" / "work.duckdb"
+    for p in (fresh, stale):
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+    old = (NIGHT - timedelta(days=3) - date(1970, 1, 1)).days * 86400
+    os.utime(stale, (old, old))
+    cert = run_retention(settings, NIGHT)
+    assert {r["rule"]: r for r in cert["rules"]}["working_files"]["files_deleted"] == 1
+    assert fresh.exists() and not stale.exists()

@@ -92,7 +92,8 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dic
     files_rule("quarantine", r.quarantine_days, lambda c: _older_files(settings.quarantine_dir, c))
     files_rule("receipts", r.receipts_days, lambda c: _older_files(settings.outbox_root, c))
     files_rule("reports", r.reports_days, lambda c: _older_files(settings.reports_dir, c))
-    files_rule("working_files", 0, lambda c: _older_files(settings.work_dir, c + timedelta(days=1)))
+    # Only what a crash left behind: an intake running now keeps its work folder.
+    files_rule("working_files", 1, lambda c: _older_files(settings.work_dir, c))
     if not dry_run:
         _reclaim(engine)
 
