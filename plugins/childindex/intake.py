@@ -136,10 +136,7 @@ def reprocess(
     source = corrected or quarantined
     if source is None:
         raise ValueError("name a quarantined file's SHA-256 prefix, or a corrected file")
-    if corrected is not None and quarantined is not None:
-        name = quarantined.name
-    else:
-        name = source.name
+    name = (quarantined or source).name  # a corrected file takes the quarantined one's name
     folder = settings.drop_folder(agency)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
@@ -180,20 +177,16 @@ def process_file(  # noqa: ANN001
 
     staged = None
     try:
-        if match is None or file_night is None:
-            raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
+        _require_contract_name(contract, match, file_night)
         history = [] if skip_row_count else ledger.recent_row_counts(agency, settings.validation.row_count_history)
         staged = _stage(settings, contract, path, file_night, sha, receipt, history)
     except FileRejected as exc:
-        receipt.outcome = "rejected"
-        receipt.file_problems.append({"rule": exc.rule, "detail": exc.detail})
-        receipt.rows_accepted = 0
-        receipt.rows_rejected = receipt.rows_read
+        receipt.reject(exc.rule, exc.detail)
         result = _finish(settings, ledger, receipt, file_night or night, "quarantined", None)
         _quarantine(settings, agency, path, sha, exc.rule)
         return result
 
-    receipt.outcome = "accepted_with_rejections" if receipt.rows_rejected else "accepted"
+    receipt.accept()
     result = _finish(settings, ledger, receipt, file_night, "staged", staged)
     # The ledger row comes first: a crash before the move leaves the file in the drop folder,
     # and the rerun recognises it by its hash instead of staging it twice.
@@ -229,16 +222,18 @@ def check_file(settings: Settings, contract: Contract, path: Path, today: date) 
     agency's history, so it is not applied here."""
     receipt, match, file_night = _new_receipt(contract, path, today)
     try:
-        if match is None or file_night is None:
-            raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
+        _require_contract_name(contract, match, file_night)
         validate_file(settings, contract, path, file_night, receipt, history=[])
     except FileRejected as exc:
-        receipt.outcome = "rejected"
-        receipt.file_problems.append({"rule": exc.rule, "detail": exc.detail})
-        receipt.rows_accepted, receipt.rows_rejected = 0, receipt.rows_read
+        receipt.reject(exc.rule, exc.detail)
         return receipt
-    receipt.outcome = "accepted_with_rejections" if receipt.rows_rejected else "accepted"
+    receipt.accept()
     return receipt
+
+
+def _require_contract_name(contract: Contract, match: re.Match[str] | None, file_night: date | None) -> None:
+    if match is None or file_night is None:
+        raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
 
 
 def _night_from(text: str) -> date | None:

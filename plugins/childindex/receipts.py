@@ -70,6 +70,15 @@ class Receipt:
     receipt_version: int = RECEIPT_VERSION
     bad_lines: list[int] = field(default_factory=list, repr=False)  # working state, not written
 
+    def reject(self, rule: str, detail: str) -> None:
+        """The whole file is rejected: every row it read counts as rejected."""
+        self.outcome = "rejected"
+        self.file_problems.append({"rule": rule, "detail": detail})
+        self.rows_accepted, self.rows_rejected = 0, self.rows_read
+
+    def accept(self) -> None:
+        self.outcome = "accepted_with_rejections" if self.rows_rejected else "accepted"
+
     def rules(self) -> list[str]:
         seen = [p["rule"] for p in self.file_problems] + [r.rule for r in self.rejected_rows]
         return list(dict.fromkeys(seen))
