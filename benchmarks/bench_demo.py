@@ -30,15 +30,21 @@ def run_once(children: int) -> dict:
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "childindex.cli", "demo", "--children", str(children), "--data-dir", str(data)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"demo failed (exit {done.returncode}); see {data}/airflow/demo-run.log")
         summary = json.loads(next((data / "reports").glob("night-*.json")).read_text())
-        return {"seconds": round(seconds, 2), "children_in_index": summary["children"],
-                "rows_read": summary["rows_read"], "precision": summary["accuracy"]["precision"],
-                "recall": summary["accuracy"]["recall"]}
+        return {
+            "seconds": round(seconds, 2),
+            "children_in_index": summary["children"],
+            "rows_read": summary["rows_read"],
+            "precision": summary["accuracy"]["precision"],
+            "recall": summary["accuracy"]["recall"],
+        }
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
@@ -57,7 +63,9 @@ def main() -> None:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "children": args.children,
-        "seconds_min": times[0], "seconds_median": times[len(times) // 2], "seconds_max": times[-1],
+        "seconds_min": times[0],
+        "seconds_median": times[len(times) // 2],
+        "seconds_max": times[-1],
         "peak_rss_mib_largest_process": round(peak_mib, 1),
         "target_seconds": 180,
         "runs": runs,

@@ -65,8 +65,13 @@ def main() -> None:
                 p.unlink()
     env = {**os.environ, "CHILDINDEX_DATA_DIR": str(work / "data")}
     out = work / "run.json"
-    done = subprocess.run([sys.executable, "-c", CHILD, str(extract), str(work / "data"), str(out)],
-                          env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(extract), str(work / "data"), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
     run = json.loads(out.read_text())

@@ -370,8 +370,6 @@ CASES: list[Case] = [
         "accepted_with_rejections",
         rejected=((3, "*", "field_count"),),
         counts=(10, 9, 1),
-        xfail="observed: the open quote swallows rows 4-10 into row 3 (rows_read 3 of 10, the file rejected "
-        "for rejected_share_over_threshold); expected: one record per line, row 3 field_count, rows read 10",
     ),
     Case(
         "newline_inside_quotes",
@@ -380,8 +378,6 @@ CASES: list[Case] = [
         "accepted_with_rejections",
         rejected=((3, "*", "field_count"), (4, "*", "field_count")),
         counts=(11, 9, 2),
-        xfail="observed: accepted, the line break stored in involvement.contact_route although the contract "
-        "says 'values may not contain line breaks'; expected: one record per line, both halves rejected",
     ),
     # ---- columns
     Case(

@@ -94,3 +94,18 @@ def test_contracts_docs_check(tmp_path) -> None:  # noqa: ANN001
     assert runner.invoke(app, ["contracts", "docs", "--out", str(tmp_path), "--check"]).exit_code == 1
     assert runner.invoke(app, ["contracts", "docs", "--out", str(tmp_path)]).exit_code == 0
     assert runner.invoke(app, ["contracts", "docs", "--out", str(tmp_path), "--check"]).exit_code == 0
+
+
+@pytest.mark.parametrize("night_number", [0, 3])
+def test_check_passes_every_generated_file(tmp_path, night_number: int) -> None:  # noqa: ANN001
+    """The pre-check accepts what the generator writes, initial load and delta, all agencies."""
+    from childindex.synthetic import generate_night
+
+    result = generate_night(tmp_path / "drop", tmp_path / "truth", children=3000, night_number=night_number)
+    assert set(result.files) == {"education", "health", "social_care"}
+    for agency, path in result.files.items():
+        r = runner.invoke(app, ["check", "--agency", agency, str(path), "--json"])
+        assert r.exit_code == 0, r.output[-2000:]
+        receipt = json.loads(r.output)
+        assert receipt["outcome"] == "accepted"
+        assert receipt["rows_read"] == receipt["rows_accepted"] == result.rows[agency] > 0

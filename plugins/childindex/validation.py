@@ -308,10 +308,11 @@ def _batches(path: Path, contract: Contract, header: list[str], bad_lines: list[
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )
-    source = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip") if path.name.endswith(GZIP_SUFFIX) else str(path)
     try:
-        reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
-        yield from reader
+        with _open_binary(path) as raw:
+            source = pa.PythonFile(OneRecordPerLine(raw), mode="r")
+            reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+            yield from reader
     except UnicodeDecodeError:
         raise FileRejected("encoding", f"the file is not valid {contract.file.encoding}") from None
     except (pa.ArrowInvalid, pa.ArrowException, ValueError, OSError, EOFError) as exc:
@@ -319,6 +320,70 @@ def _batches(path: Path, contract: Contract, header: list[str], bad_lines: list[
         if "utf8" in str(exc).lower().replace("-", ""):
             raise FileRejected("encoding", f"the file is not valid {contract.file.encoding}") from None
         raise FileRejected("unreadable", "the file could not be parsed as delimited text") from None
+
+
+class OneRecordPerLine(io.RawIOBase):
+    """The file's bytes with every line whose double quotes do not pair up blanked out.
+
+    The contract says a record is one line. A CSV parser instead lets an open quote run on
+    to the next line break, and the next, so one stray quote would swallow the rest of the
+    file into a single record, and a quoted line break would sneak into a value. Each line
+    with an odd number of quotes has its bytes overwritten with ``?`` here (the line count
+    and line lengths stay the same), so the parser sees a one-field record: that row is
+    rejected for its field count, and every other line is read as sent.
+
+    Works on bytes: quote and line feed are the same byte in every encoding a contract may
+    name (UTF-8, Windows-1252, Latin-1; UTF-16 is refused before this). Vectorised, and
+    only for blocks that hold a quote at all.
+    """
+
+    def __init__(self, raw: Any, block: int = BLOCK_BYTES) -> None:
+        super().__init__()
+        self._raw, self._block = raw, block
+        self._carry = b""  # a line not yet ended
+        self._out = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._out and not self._eof:
+            self._fill()
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def _fill(self) -> None:
+        data = self._raw.read(self._block)
+        if not data:
+            self._eof, lines, self._carry = True, self._carry, b""
+        else:
+            data = self._carry + data
+            end = data.rfind(b"\n") + 1
+            lines, self._carry = data[:end], data[end:]
+        self._out = memoryview(blank_unpaired_quotes(lines) if b'"' in lines else lines)
+
+
+def blank_unpaired_quotes(lines: bytes) -> bytes:
+    """``lines`` with each line that holds an odd number of ``"`` overwritten by ``?``."""
+    import numpy as np
+
+    arr = np.frombuffer(lines, np.uint8)
+    breaks = np.flatnonzero(arr == 0x0A)
+    ends = breaks if lines.endswith(b"\n") else np.append(breaks, len(arr))
+    quotes_before_end = np.searchsorted(np.flatnonzero(arr == 0x22), ends)
+    odd = np.flatnonzero(np.diff(quotes_before_end, prepend=0) & 1)
+    if not len(odd):
+        return lines
+    starts = np.concatenate(([0], breaks + 1))[: len(ends)]
+    inside = np.zeros(len(arr) + 1, np.int8)  # +1 at each bad line's start, -1 at its end
+    np.add.at(inside, starts[odd], 1)
+    np.add.at(inside, ends[odd], -1)
+    out = arr.copy()
+    out[np.cumsum(inside[:-1], dtype=np.int8) > 0] = ord("?")
+    return out.tobytes()
 
 
 def check_row_count(settings: Settings, agency: str, rows: int, history: list[int]) -> None:
