@@ -7,13 +7,13 @@ from pathlib import Path
 from typer.main import get_command
 
 from childindex.cli import app
-from childindex.settings import ENV_PREFIX, RetentionSettings, Settings, ValidationPolicy
+from childindex.settings import ENV_PREFIX, LinkageSettings, RetentionSettings, Settings, ValidationPolicy
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    nested = ("retention", "drop_folders", "validation")
+    nested = ("retention", "drop_folders", "validation", "linkage")
     names = [f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields if n not in nested]
     names.append(f"{ENV_PREFIX}DROP_FOLDERS__<AGENCY>")
     names += [f"{ENV_PREFIX}RETENTION__{n.upper()}" for n in RetentionSettings.model_fields]
@@ -22,6 +22,7 @@ def test_every_setting_is_in_the_configuration_table() -> None:
         f"{ENV_PREFIX}VALIDATION__{n.upper()}" for n in ValidationPolicy.model_fields if not n.endswith("by_agency")
     ]
     names.append(f"{ENV_PREFIX}VALIDATION__MAX_REJECTED_SHARE_BY_AGENCY__<AGENCY>")
+    names += [f"{ENV_PREFIX}LINKAGE__{n.upper()}" for n in LinkageSettings.model_fields]
     missing = [n for n in names if f"| `{n}` |" not in README]
     assert missing == []
 

@@ -66,7 +66,12 @@ def test_unseen_records_children_and_files_go(settings) -> None:
     cert = run_retention(settings, today)
     rules = {r["rule"]: r for r in cert["rules"]}
     assert rules["involvement_ended"]["rows_deleted"] == {"involvement": 1}
-    assert rules["record_unseen"]["rows_deleted"] == {"involvement": 2, "source_record": 3}
+    assert rules["record_unseen"]["rows_deleted"] == {
+        "involvement": 2,
+        "review_item": 0,
+        "source_record": 3,
+        "link_decision": 0,
+    }
     assert rules["child_orphaned"]["rows_deleted"] == {"child": 3}
     assert rules["archive"]["files_deleted"] == 1
     assert rules["staging"]["files_deleted"] == 1

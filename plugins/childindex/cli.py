@@ -215,6 +215,20 @@ def link(night: Annotated[str | None, typer.Option(help="Night being linked (YYY
 
 
 @app.command()
+def train(seed: Annotated[int, typer.Option(help="Seed for sampling random pairs.")] = 42) -> None:
+    """Train the linkage model on the index's records and save it as the next version
+    (what the train_linkage_model DAG does). Nights use the newest version."""
+    from childindex.linkage.training import NotEnoughRecords, train_model
+
+    try:
+        path, report = train_model(_settings(), seed=seed)
+    except NotEnoughRecords as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print_json(data={"model": str(path), **report})
+
+
+@app.command()
 def summary(night: Annotated[str, typer.Option(help="Night to summarise (YYYY-MM-DD).")]) -> None:
     """Write and show a night's summary (what the night_summary DAG does)."""
     from childindex.summary import night_summary

@@ -55,7 +55,18 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dic
         r.record_unseen_days,
         [
             ("involvement", "source_key IN (SELECT source_key FROM source_record WHERE last_seen < :cutoff)"),
+            (
+                "review_item",
+                "new_key IN (SELECT source_key FROM source_record WHERE last_seen < :cutoff) "
+                "OR other_key IN (SELECT source_key FROM source_record WHERE last_seen < :cutoff)",
+            ),
             ("source_record", "last_seen < :cutoff"),
+            # A person's decision about a pair goes once either record has gone.
+            (
+                "link_decision",
+                "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = link_decision.key_a) "
+                "OR NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = link_decision.key_b)",
+            ),
         ],
     )
     # A child with no source record left is no longer known to any agency.

@@ -73,6 +73,32 @@ class RetentionSettings(BaseModel):
     )
 
 
+class LinkageSettings(BaseModel):
+    """How sure linkage must be before it joins records, and where its model lives."""
+
+    match_threshold: float = Field(
+        0.99, gt=0, lt=1, description="Link two records when the model's match probability is at least this."
+    )
+    review_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Between this and MATCH_THRESHOLD, a pair goes to the clerical review queue instead.",
+    )
+    model_dir: Path | None = Field(
+        None, description="Trained models, one versioned JSON file each (default DATA_DIR/models)."
+    )
+    training_max_pairs: int = Field(
+        10_000_000, ge=10_000, description="Random pairs sampled to estimate u when training."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LinkageSettings:
+        if self.review_threshold > self.match_threshold:
+            raise ValueError("review_threshold must not be above match_threshold")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything childindex needs to know about where it runs."""
 
@@ -112,6 +138,7 @@ class Settings(BaseSettings):
     )
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     validation: ValidationPolicy = Field(default_factory=ValidationPolicy)
+    linkage: LinkageSettings = Field(default_factory=LinkageSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -149,6 +176,8 @@ class Settings(BaseSettings):
         unknown = sorted(set(self.drop_folders) - set(AGENCIES))
         if unknown:
             raise ValueError(f"drop_folders names unknown agencies {unknown}; known: {', '.join(AGENCIES)}")
+        if self.linkage.model_dir is None:
+            self.linkage.model_dir = base / "models"
         if self.index_url is None:
             object.__setattr__(self, "index_url", f"sqlite:///{(base / 'index.sqlite').absolute()}")
         return self

@@ -15,6 +15,8 @@ EXPECTED = {
     "file_ledger",
     "night_metric",
     "deletion_log",
+    "review_item",
+    "link_decision",
     "alembic_version",
 }
 
@@ -41,7 +43,10 @@ def _check(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO child VALUES ('C1','A','B',:d,'F','LS6 2AB',:d,:d)"), {"d": date(2020, 1, 1)})
         conn.execute(
-            text("INSERT INTO source_record VALUES (:k,'health','C1',NULL,NULL,:k,:d,:d)"),
+            text(
+                "INSERT INTO source_record (source_key, agency, child_id, match_key, first_seen, last_seen) "
+                "VALUES (:k,'health','C1',:k,:d,:d)"
+            ),
             {"k": "a" * 64, "d": date(2020, 1, 1)},
         )
         conn.execute(

@@ -65,6 +65,14 @@ class SourceRecord(Base):
     match_key: Mapped[str] = mapped_column(KEY, index=True)
     first_seen: Mapped[date] = mapped_column(Date)
     last_seen: Mapped[date] = mapped_column(Date, index=True)
+    # The record's identity fields as the agency last sent them (standardised), which
+    # linkage compares each night's new records against. The same fields as ``child``,
+    # per agency record; deleted with the record.
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(1))
+    postcode: Mapped[str | None] = mapped_column(String(8))
 
 
 class Involvement(Base):
@@ -94,6 +102,39 @@ class ChildIdHistory(Base):
     new_child_id: Mapped[str] = mapped_column(String(20))
     night: Mapped[date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(String(16))  # merge | split
+
+
+class ReviewItem(Base):
+    """A pair of records the model could not decide: for a person to look at."""
+
+    __tablename__ = "review_item"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    night: Mapped[date] = mapped_column(Date, index=True)
+    new_key: Mapped[str] = mapped_column(ForeignKey("source_record.source_key", ondelete="CASCADE"), index=True)
+    other_key: Mapped[str] = mapped_column(ForeignKey("source_record.source_key", ondelete="CASCADE"), index=True)
+    match_probability: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(32))  # probability_between_thresholds | given_names_differ
+    model_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | decided
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LinkDecision(Base):
+    """A person's decision about a pair of records; it wins over the model on every night."""
+
+    __tablename__ = "link_decision"
+    __table_args__ = (Index("ix_link_decision_pair", "key_a", "key_b", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # key_a < key_b, so a pair has one row whichever way round it was decided. No foreign
+    # keys: a record re-sent by its agency is replaced, and the decision must outlive that;
+    # retention deletes a decision once either record has gone.
+    key_a: Mapped[str] = mapped_column(KEY)
+    key_b: Mapped[str] = mapped_column(KEY, index=True)
+    decision: Mapped[str] = mapped_column(String(16))  # match | non_match
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class FileLedger(Base):

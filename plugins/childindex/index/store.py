@@ -13,7 +13,9 @@ from childindex.index.models import (
     Child,
     ChildIdHistory,
     Involvement,
+    LinkDecision,
     NightMetric,
+    ReviewItem,
     SourceRecord,
 )
 
@@ -46,11 +48,17 @@ def fetch_existing(url: str) -> tuple[Any, Any]:
     rec_schema = pa.schema(
         [
             ("source_key", pa.string()),
+            ("agency", pa.string()),
             ("child_id", pa.string()),
             ("nhs_key", pa.string()),
             ("upn_key", pa.string()),
             ("match_key", pa.string()),
             ("first_seen", pa.date32()),
+            ("given_name", pa.string()),
+            ("family_name", pa.string()),
+            ("date_of_birth", pa.date32()),
+            ("sex", pa.string()),
+            ("postcode", pa.string()),
         ]
     )
     child_schema = pa.schema(
@@ -69,9 +77,7 @@ def fetch_existing(url: str) -> tuple[Any, Any]:
         sr, c = SourceRecord, Child
         records = fetch_arrow(
             conn,
-            select(sr.source_key, sr.child_id, sr.nhs_key, sr.upn_key, sr.match_key, sr.first_seen).order_by(
-                sr.source_key
-            ),
+            select(*(getattr(sr, f.name) for f in rec_schema)).order_by(sr.source_key),
             rec_schema,
         )
         children = fetch_arrow(
@@ -82,6 +88,16 @@ def fetch_existing(url: str) -> tuple[Any, Any]:
             child_schema,
         )
     return records, children
+
+
+def fetch_decisions(url: str) -> Any:
+    """People's link decisions as an Arrow table (key_a, key_b, decision)."""
+    import pyarrow as pa
+
+    schema = pa.schema([("key_a", pa.string()), ("key_b", pa.string()), ("decision", pa.string())])
+    d = LinkDecision
+    with engine_for(url).connect() as conn:
+        return fetch_arrow(conn, select(d.key_a, d.key_b, d.decision).order_by(d.key_a, d.key_b), schema)
 
 
 def _rows(table: Any, drop: tuple[str, ...] = ()) -> list[dict]:
@@ -135,8 +151,16 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
                         table.update().where(table.c.source_key == bindparam("k")).values(child_id=bindparam("c")),
                         [{"k": r["source_key"], "c": r["child_id"]} for r in remap],
                     )
-            # 3. Tonight's records replace their previous versions.
+            # 3. Tonight's records replace their previous versions, and their open review
+            #    items are replaced by tonight's (review items cascade with the records).
             keys = plan["source_record"]["source_key"].to_pylist()
+            relinked = plan["tonight_keys"]["source_key"].to_pylist()
+            for column in (ReviewItem.new_key, ReviewItem.other_key):
+                stmt = delete(ReviewItem).where(
+                    ReviewItem.status == "open", column.in_(bindparam("keys", expanding=True))
+                )
+                for chunk in _chunks(relinked):
+                    conn.execute(stmt, {"keys": chunk})
             _delete_in(conn, Involvement.__table__, Involvement.source_key, keys)
             _delete_in(conn, SourceRecord.__table__, SourceRecord.source_key, keys)
             if keys:
@@ -152,6 +176,9 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
                     ).bindparams(bindparam("ids", expanding=True)),
                     {"ids": chunk},
                 )
+            review = _rows(plan["review"])
+            if review:
+                conn.execute(insert(ReviewItem), review)
             history = _rows(plan["history"])
             if history:
                 conn.execute(insert(ChildIdHistory), [{**h, "night": night} for h in history])

@@ -1,0 +1,113 @@
+"""Scoring tonight's records with the Splink model, and turning scores into decisions.
+
+Tonight's records are compared with each other (``predict_within``) and with the records
+already in the index (``predict_between``), never the index with itself: its pairs were
+decided on earlier nights. Each scored pair then gets one outcome:
+
+- ``link``: the model is sure (at least the match threshold), or a person said so;
+- ``review``: the model is unsure (between the thresholds), or the given names only
+  loosely resemble each other with no shared identifier ("Ella" and "Ellie" may be one
+  child with a typo, or twins);
+- nothing, when the probability is below the review threshold, the pseudonymised NHS
+  numbers or UPNs differ (different children, whatever else agrees), the given names do
+  not resemble each other at all with no shared identifier (twins share a birthday,
+  surname and address; their given names are what tells them apart), or a person said
+  they are different children.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from childindex.linkage.features import register_features
+from childindex.linkage.model import GIVEN_LOOSE_LEVELS, TF_COLUMNS, LoadedModel
+from childindex.settings import LinkageSettings
+
+log = logging.getLogger(__name__)
+
+
+def score(con: Any, model: LoadedModel, lower: float) -> int:
+    """Create table ``scored`` (new_key, other_key, other_is_new, p, gamma_*) with every
+    pair from tonight's records (table ``tonight``) to themselves and to the index
+    (``old_records``) at or above probability ``lower``. Returns the pairs scored."""
+    from splink import DuckDBAPI, Linker
+
+    register_features(con, "tonight", "new_f")
+    register_features(con, "old_records", "old_f")
+    # Matching columns bring the gamma (level) columns with them, which decide() reads.
+    population = con.execute("SELECT (SELECT count(*) FROM new_f) + (SELECT count(*) FROM old_f)").fetchall()[0][0]
+    settings = dict(
+        model.for_population(population), retain_intermediate_calculation_columns=False, retain_matching_columns=True
+    )
+    db_api = DuckDBAPI(connection=con)
+    new_sdf = db_api.register("new_f", table_name="new_records_in")
+    old_sdf = db_api.register("old_f", table_name="old_records_in")
+    linker = Linker(new_sdf, settings, log_level=logging.WARNING)
+    # Term frequencies of the names across everything the index will hold: computed here,
+    # kept nowhere (a table of names and their counts is itself personal data).
+    for col in TF_COLUMNS:
+        con.execute(f"""
+            CREATE OR REPLACE TABLE tf_{col} AS
+            SELECT {col}, count(*) / sum(count(*)) OVER () AS tf_{col}
+            FROM (SELECT {col} FROM new_f UNION ALL SELECT {col} FROM old_f) WHERE {col} IS NOT NULL GROUP BY 1
+        """)
+        linker.table_management.register_term_frequency_lookup(db_api.register(f"tf_{col}"), col)
+    within = linker.inference.predict_within(new_sdf, threshold_match_probability=lower, warning_mode="never")
+    between = linker.inference.predict_between(
+        old_sdf, new_sdf, threshold_match_probability=lower, warning_mode="never"
+    )
+    cols = "match_probability AS p, gamma_given, gamma_nhs_key, gamma_upn_key"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE scored AS
+        SELECT unique_id_l AS new_key, unique_id_r AS other_key, true AS other_is_new, {cols}
+        FROM {within.physical_name}
+        UNION ALL
+        SELECT n.unique_id AS new_key, o.unique_id AS other_key, false, {cols}
+        FROM {between.physical_name} b
+        JOIN new_f n ON n.unique_id IN (b.unique_id_l, b.unique_id_r)
+        JOIN old_f o ON o.unique_id IN (b.unique_id_l, b.unique_id_r)
+    """)
+    for sdf in (within, between):
+        sdf.drop_table_from_database_and_remove_from_cache()
+    return con.execute("SELECT count(*) FROM scored").fetchall()[0][0]
+
+
+def decide(con: Any, linkage: LinkageSettings) -> None:
+    """Table ``outcome`` (new_key, other_key, other_is_new, p, outcome, reason) from
+    ``scored`` and people's decisions (table ``decision``: key_a < key_b, decision)."""
+    loose = ", ".join(str(level) for level in GIVEN_LOOSE_LEVELS)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE outcome AS
+        WITH judged AS (
+            SELECT s.*, d.decision,
+                   (gamma_nhs_key = 1 OR gamma_upn_key = 1) AS shares_id
+            FROM scored s LEFT JOIN decision d
+              ON d.key_a = least(s.new_key, s.other_key) AND d.key_b = greatest(s.new_key, s.other_key))
+        SELECT new_key, other_key, other_is_new, p,
+            CASE
+                WHEN decision = 'match' THEN 'link'
+                WHEN decision = 'non_match' THEN 'none'
+                WHEN gamma_nhs_key = 0 OR gamma_upn_key = 0 THEN 'none'
+                WHEN NOT shares_id AND gamma_given = 0 THEN 'none'
+                WHEN NOT shares_id AND gamma_given IN ({loose}) THEN 'review'
+                WHEN p >= $match THEN 'link'
+                ELSE 'review'
+            END AS outcome,
+            CASE
+                WHEN decision IS NOT NULL THEN 'decided'
+                WHEN gamma_nhs_key = 0 OR gamma_upn_key = 0 THEN 'identifiers_differ'
+                WHEN NOT shares_id AND gamma_given = 0 THEN 'given_names_differ'
+                WHEN NOT shares_id AND gamma_given IN ({loose}) THEN 'given_names_resemble'
+                WHEN p >= $match THEN 'probable_match'
+                ELSE 'probability_between_thresholds'
+            END AS reason
+        FROM judged
+        UNION ALL
+        -- A person's "same child" stands on every night, whatever the model says.
+        SELECT d.key_a, d.key_b, NULL, NULL, 'link', 'decided' FROM decision d
+        WHERE d.decision = 'match'
+    """,
+        {"match": linkage.match_threshold},
+    )
