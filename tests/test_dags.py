@@ -23,7 +23,13 @@ def dagbag():  # noqa: ANN201
 
 def test_no_import_errors(dagbag) -> None:  # noqa: ANN001
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {*(f"intake_{a}" for a in AGENCIES), "link_and_publish", "night_summary", "retention"}
+    assert set(dagbag.dag_ids) == {
+        *(f"intake_{a}" for a in AGENCIES),
+        "train_linkage_model",
+        "link_and_publish",
+        "night_summary",
+        "retention",
+    }
 
 
 @pytest.mark.parametrize("agency", AGENCIES)

@@ -127,91 +127,17 @@ def test_every_dag_succeeded_and_files_were_processed(night) -> None:  # noqa: A
     )
 
 
-def test_index_matches_ground_truth_for_the_deterministic_rules(night) -> None:  # noqa: ANN001
-    """An independent, plain-Python implementation of the rules gives the same clusters."""
-    import duckdb
-
-    from childindex.pseudonymise import hmac_hex
-    from childindex.validation import MAX_AGE_YEARS  # noqa: F401 - rows here are all in range
-
-    settings, paths, _ = night
-    records = []
-    for agency in AGENCIES:
-        c = load_contract(agency)
-        [path] = list((settings.archive_dir / agency / NIGHT.isoformat()).iterdir())
-        rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode(c.file.encoding)), delimiter=c.file.delimiter))
-        for row in rows:
-            f = {col.field: (row.get(col.name) or "").strip() for col in c.columns}
-            if f["date_of_birth"] == "not-a-date":
-                continue
-            import unicodedata
-            from datetime import datetime
-
-            def norm(s: str) -> str:
-                s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode().upper()
-                return "".join(ch for ch in s if "A" <= ch <= "Z")
-
-            dob = datetime.strptime(f["date_of_birth"], c.date_format).date()
-            records.append(
-                {
-                    "key": hmac_hex(settings.key, f"local_id:{agency}", f["local_id"]),
-                    "nhs": f.get("nhs_number") or None,
-                    "upn": f.get("upn") or None,
-                    "match": (norm(f["given_name"]), norm(f["family_name"]), dob),
-                }
-            )
-    # Rule 1: union on identifiers.
-    parent = list(range(len(records)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first: dict[tuple[str, str], int] = {}
-    for i, r in enumerate(records):
-        for kind in ("nhs", "upn"):
-            if r[kind]:
-                j = first.setdefault((kind, r[kind]), i)
-                parent[find(i)] = find(j)
-    comp1 = [find(i) for i in range(len(records))]
-    ids: dict[int, dict[str, set]] = {}
-    for i, r in enumerate(records):
-        d = ids.setdefault(comp1[i], {"nhs": set(), "upn": set()})
-        for kind in ("nhs", "upn"):
-            if r[kind]:
-                d[kind].add(r[kind])
-    groups: dict[tuple, set[int]] = {}
-    for i, r in enumerate(records):
-        groups.setdefault(r["match"], set()).add(comp1[i])
-
-    def conflict(a: int, b: int) -> bool:
-        return any(ids[a][k] and ids[b][k] and not ids[a][k] & ids[b][k] for k in ("nhs", "upn"))
-
-    for comps in groups.values():
-        cl = sorted(comps)
-        if any(conflict(a, b) for x, a in enumerate(cl) for b in cl[x + 1 :]):
-            continue
-        for other in cl[1:]:
-            parent[find(other)] = find(cl[0])
-    expected = {}
-    for i, r in enumerate(records):
-        expected.setdefault(find(i), set()).add(r["key"])
-    expected_partition = {frozenset(s) for s in expected.values()}
-
-    got: dict[str, set[str]] = {}
-    for key, child_id in _index(settings).execute("SELECT source_key, child_id FROM source_record"):
-        got.setdefault(child_id, set()).add(key)
-    assert {frozenset(s) for s in got.values()} == expected_partition
-
-    # And against the generator's truth: no false merge at the default noise.
+def test_linkage_meets_the_accuracy_floor(night) -> None:  # noqa: ANN001
+    """Against the generator's truth, at its default noise: no false merge, few missed links.
+    (400 children: a few hundred true pairs, so the recall floor is looser than the 0.99
+    that tests/test_linkage_accuracy.py holds on thousands.)"""
     from childindex.evaluation import accuracy
 
+    settings, paths, _ = night
     acc = accuracy(settings, paths.truth_dir)
-    assert acc["precision"] == 1.0
-    assert acc["recall"] > 0.8
-    del duckdb
+    assert acc["precision"] >= 0.999
+    assert acc["recall"] >= 0.98
+    assert acc["bcubed_precision"] >= 0.999 and acc["bcubed_recall"] >= 0.99
 
 
 def test_the_summary_reports_the_night(night) -> None:  # noqa: ANN001
@@ -226,7 +152,9 @@ def test_the_summary_reports_the_night(night) -> None:  # noqa: ANN001
     assert s["agencies"]["health"]["rows_rejected"] == 1
     assert s["agencies"]["social_care"]["files"] == 1  # the quarantined file was for night 23
     assert s["rows_read"] == s["rows_accepted"] + s["rows_rejected"]
-    assert 0.99 < s["accuracy"]["precision"] <= 1.0
+    assert 0.999 <= s["accuracy"]["precision"] <= 1.0
+    assert s["linkage"]["model_version"] in (0, 1) and s["linkage"]["records"] > 0
+    assert s["linkage"]["review_queue_open"] == s["linkage"]["review_items"]
     cert = settings.reports_dir / "retention" / f"certificate-{NIGHT.replace(day=25)}.json"
     assert cert.exists()
 

@@ -27,7 +27,7 @@ def _history(settings) -> dict[str, str]:  # noqa: ANN001
         return dict(conn.execute(text("SELECT old_child_id, new_child_id FROM child_id_history")).all())
 
 
-def test_four_nights_keep_ids_stable_and_precision_perfect(settings, tmp_path) -> None:  # noqa: ANN001
+def test_four_nights_keep_ids_stable_and_accuracy_high(settings, tmp_path) -> None:  # noqa: ANN001
     truth = tmp_path / "truth"
     previous: dict[str, str] = {}
     sizes = []
@@ -48,8 +48,8 @@ def test_four_nights_keep_ids_stable_and_precision_perfect(settings, tmp_path) -
             assert new_id == old_id or history.get(old_id) == new_id or new_id in history.values()
         previous = mapping
         acc = accuracy(settings, truth)
-        assert acc["precision"] == 1.0, k
-        assert acc["recall"] > 0.8
+        assert acc["precision"] >= 0.999, k
+        assert acc["recall"] >= 0.99, k
         summary = night_summary(settings, night)
         assert summary["rows_read"] == summary["rows_accepted"] + summary["rows_rejected"]
         sizes.append(summary["children"])

@@ -229,6 +229,72 @@ def train(seed: Annotated[int, typer.Option(help="Seed for sampling random pairs
 
 
 @app.command()
+def review(
+    item_id: Annotated[
+        int | None, typer.Option("--item", help="Review this item (default: the oldest open one).")
+    ] = None,
+    decide: Annotated[str | None, typer.Option(help="Record this decision without asking: match or non_match.")] = None,
+    reviewer: Annotated[
+        str | None, typer.Option(help="Who decides, kept with the decision (default: the login name).")
+    ] = None,
+    list_only: Annotated[bool, typer.Option("--list", help="List open items (ids and scores only).")] = False,
+) -> None:
+    """Work the clerical review queue: pairs of records the linkage model could not decide.
+
+    Shows both records' minimal fields side by side and records "same child" or
+    "different children". A decision wins over the model on every later night.
+    """
+    from childindex.linkage import review as rq
+
+    settings = _settings()
+    url = settings.index_url
+    if list_only:
+        table = Table("item", "night", "match probability", "reason", title=f"{rq.open_count(url)} open")
+        for i, night, p, reason in rq.open_items(url):
+            table.add_row(str(i), night.isoformat(), f"{p:.4f}", reason)
+        console.print(table)
+        return
+    who = reviewer or os.environ.get("USER") or "unknown"
+    while (it := rq.item(url, item_id)) is not None:
+        _show_item(it)
+        answer = decide or _ask()
+        if answer == "quit":
+            return
+        if answer != "skip":
+            try:
+                rq.decide(url, it.id, answer, who)
+            except (LookupError, ValueError) as exc:
+                err.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(2) from None
+            console.print(f"item {it.id}: {answer} recorded; it applies from the next night's linkage")
+        if decide or item_id is not None or answer == "skip":
+            return
+    if item_id is not None:
+        err.print(f"[red]error:[/red] no open review item {item_id}")
+        raise typer.Exit(2)
+    console.print("the review queue is empty")
+
+
+def _show_item(it) -> None:  # noqa: ANN001
+    table = Table("", "tonight's record", "record in the index", title=(
+        f"item {it.id} (night {it.night}): match probability {it.match_probability:.4f}, {it.reason}"
+    ))  # fmt: skip
+    for field in it.new:
+        a, b = it.new[field], it.other[field]
+        mark = "" if a == b else "[yellow]"
+        table.add_row(
+            field.replace("_", " "), f"{mark}{a if a is not None else ''}", f"{mark}{b if b is not None else ''}"
+        )
+    console.print(table)
+
+
+def _ask() -> str:
+    choices = {"s": "match", "d": "non_match", "k": "skip", "q": "quit"}
+    answer = typer.prompt("[s]ame child, [d]ifferent children, s[k]ip, [q]uit", default="k")
+    return choices.get(answer.strip().lower()[:1], "skip")
+
+
+@app.command()
 def summary(night: Annotated[str, typer.Option(help="Night to summarise (YYYY-MM-DD).")]) -> None:
     """Write and show a night's summary (what the night_summary DAG does)."""
     from childindex.summary import night_summary

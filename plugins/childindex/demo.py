@@ -20,6 +20,7 @@ DEMO_ORDER = (
     "intake_education",
     "intake_health",
     "intake_social_care",
+    "train_linkage_model",
     "link_and_publish",
     "night_summary",
     "retention",

@@ -91,6 +91,14 @@ def link(night: date) -> dict:
     return link_pending(load_settings(), night).as_dict()
 
 
+def train() -> dict:
+    from childindex.linkage.training import train_model
+    from childindex.settings import load_settings
+
+    path, report = train_model(load_settings())
+    return {"model": str(path), **report}
+
+
 def summarise(night: date) -> dict:
     from childindex.settings import load_settings
     from childindex.summary import night_summary, summary_path

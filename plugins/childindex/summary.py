@@ -80,16 +80,40 @@ def night_summary(settings: Settings, night: date) -> dict:
         "involvements": involvements,
         "children_in_several_agencies": multi,
         "records_linked": records - children,
+        "linkage": _linkage(settings, night),
         "accuracy": accuracy(settings),
         "index_url": _safe_url(settings.index_url),
         "receipts": str(settings.outbox_root),
     }
     metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
+    metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
     if summary["accuracy"]:
         metrics.update({f"accuracy_{k}": v for k, v in summary["accuracy"].items()})
     put_metrics(settings.index_url, night, metrics)
     write_summary(settings, night, summary)
     return summary
+
+
+def _linkage(settings: Settings, night: date) -> dict:
+    """What linkage did on ``night`` (its metrics, written when it ran), the open review
+    queue, and the model a night would use now."""
+    from childindex.index.db import engine_for
+    from childindex.index.models import NightMetric
+    from childindex.linkage.model import current_model_path
+    from childindex.linkage.review import open_count
+
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            select(NightMetric.name, NightMetric.value).where(
+                NightMetric.night == night, NightMetric.name.like("linkage_%")
+            )
+        ).all()
+    assert settings.linkage.model_dir is not None
+    return {
+        **{name.removeprefix("linkage_"): int(value) for name, value in rows},
+        "review_queue_open": open_count(settings.index_url),
+        "model_now": current_model_path(settings.linkage.model_dir).name,
+    }
 
 
 def summary_path(settings: Settings, night: date) -> Path:

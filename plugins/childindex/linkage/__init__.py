@@ -45,7 +45,7 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     import duckdb
 
     from childindex.index.ledger import Ledger
-    from childindex.index.store import fetch_decisions, fetch_existing, publish
+    from childindex.index.store import fetch_decisions, fetch_existing, publish, put_metrics
     from childindex.linkage.graph import assign_ids, cluster, plan
     from childindex.linkage.model import current_model_path, load_model
     from childindex.linkage.scoring import decide, score
@@ -82,6 +82,8 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
             setattr(result, key, stats[key])
     finally:
         con.close()
+    # For the night summary and the quality report: counts only.
+    put_metrics(settings.index_url, night, {f"linkage_{k}": v for k, v in result.as_dict().items()})
     log.info("linkage: %s", result.as_dict())
     return result
 

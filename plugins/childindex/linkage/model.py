@@ -136,10 +136,14 @@ def blocking_rules() -> list[Any]:
     return [
         block_on("nhs_key"),
         block_on("upn_key"),
-        block_on("dob"),
         block_on("given", "family"),
         block_on("family", "postcode"),
         block_on("given", "postcode"),
+        # A birthday alone makes blocks too large at national scale (a million children
+        # share about 6,600 birthdays): pair it with an initial or the postcode district.
+        block_on("dob", "substr(family, 1, 1)"),
+        block_on("dob", "substr(given, 1, 1)"),
+        block_on("dob", "substr(postcode, 1, 3)"),
         block_on("substr(dob, 1, 4)", "given_formal[1]", "substr(family, 1, 2)"),
     ]
 

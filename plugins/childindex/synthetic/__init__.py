@@ -38,6 +38,9 @@ keyed on (seed, agency, child), or on the household, so a re-sent row keeps its 
                          the previous address and postcode (until a real move is sent)
     twins          1.5%  of children: same surname, date of birth, address and postcode,
                          different given names, NHS numbers and UPNs (truth ``twin=True``)
+    siblings       10%   of pairs of children (ids 4r+2, 4r+3) join the household of the
+                         pair before them: same surname, address and postcode, their own
+                         dates of birth (truth ``household`` in the identity frame)
 Noise never touches the ground truth, which maps every written (agency, local_id) to the
 generator's person_id.
 """

@@ -26,7 +26,13 @@ from childindex.synthetic.records import Chunk, build_chunk, column_layout
 
 CHUNK_ROWS = 250_000  # rows built and encoded at a time: bounds memory
 TRUTH_SCHEMA = pa.schema(
-    [("agency", pa.string()), ("local_id", pa.string()), ("person_id", pa.int64()), ("twin", pa.bool_())]
+    [
+        ("agency", pa.string()),
+        ("local_id", pa.string()),
+        ("person_id", pa.int64()),
+        ("twin", pa.bool_()),
+        ("household", pa.int64()),
+    ]
 )
 _FILE_NAMES: dict[str, Callable[[date], str]] = {
     "health": lambda night: f"health_{night:%Y-%m-%d}.csv",
@@ -146,6 +152,7 @@ def write_extract(
                         "local_id": chunk.local_id,
                         "person_id": pa.array(chunk.person_id, pa.int64()),
                         "twin": pa.array(chunk.twin, pa.bool_()),
+                        "household": pa.array(chunk.household, pa.int64()),
                     },
                     schema=TRUTH_SCHEMA,
                 )

@@ -26,6 +26,7 @@ class NoiseConfig:
     missing_upn_social_care: float = 0.50
     house_move: float = 0.03  # of children in 2+ agencies: one agency holds an old address
     twins: float = 0.015  # of children, in twin pairs (a population property)
+    siblings: float = 0.1  # of child pairs, sharing a household (surname, address) with the next pair
 
     def __post_init__(self) -> None:
         for f in fields(self):

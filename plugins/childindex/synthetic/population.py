@@ -110,14 +110,28 @@ class Population:
         return np.searchsorted(self.bounds, p, side="right")
 
 
-def households(pop: Population, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(household id, twin flag): twins are pairs (2q, 2q+1) born in the same cohort."""
+def births(pop: Population, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(birth id, twin flag): twins are pairs (2q, 2q+1) born in the same cohort and share
+    a birth id (so a date of birth)."""
     p = np.asarray(p, dtype=np.int64)
     q = p // 2
     follower = 2 * q + 1
     twin = (uniform(pop.seed, "twin", q) < pop.noise.twins) & (follower < pop.children)
     twin &= pop.cohort(2 * q) == pop.cohort(np.minimum(follower, pop.children - 1))
-    hh = np.where(twin & (p % 2 == 1), p - 1, p)
+    return np.where(twin & (p % 2 == 1), p - 1, p), twin
+
+
+def households(pop: Population, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(household id, twin flag). A household shares a surname and an address: twins, and
+    siblings: in a quad (4r .. 4r+3) of one cohort, the second pair joins the first pair's
+    household, with their own dates of birth."""
+    p = np.asarray(p, dtype=np.int64)
+    birth, twin = births(pop, p)
+    r = p // 4
+    last = np.minimum(4 * r + 3, pop.children - 1)
+    siblings = (uniform(pop.seed, "siblings", r) < pop.noise.siblings) & (4 * r + 3 < pop.children)
+    siblings &= pop.cohort(4 * r) == pop.cohort(last)
+    hh = np.where(siblings, 4 * r, birth)
     return hh, twin
 
 
@@ -171,10 +185,10 @@ def _base_dates(pop: Population) -> None:
     total = len(pop.dob)
     for start in range(0, total, 2_000_000):  # bounded temporaries for 11M children
         p = np.arange(start, min(total, start + 2_000_000), dtype=np.int64)
-        hh, _ = households(pop, p)
+        birth, _ = births(pop, p)
         cohort = pop.cohort(p)
-        base_dob = pop.first_day - 1 - integers(pop.seed, "dob", hh, MAX_DOB_OFFSET)
-        birth_dob = pop.first_day + cohort - 1 - integers(pop.seed, "birth_dob", hh, 10)
+        base_dob = pop.first_day - 1 - integers(pop.seed, "dob", birth, MAX_DOB_OFFSET)
+        birth_dob = pop.first_day + cohort - 1 - integers(pop.seed, "birth_dob", birth, 10)
         pop.dob[p] = np.where(cohort == 0, base_dob, birth_dob)
         age = age_years(pop.dob[p], pop.first_night)
         pop.school_age[p] = (age >= SCHOOL_AGE[0]) & (age <= SCHOOL_AGE[1])
@@ -297,12 +311,13 @@ def identity(pop: Population, p: np.ndarray) -> Identity:
     seed = pop.seed
     p = np.asarray(p, dtype=np.int64)
     hh, twin = households(pop, p)
+    birth, _ = births(pop, p)
     sex = _sex(seed, p)
     name_list, idx, given = _given(seed, p, sex)
     # A twin's given name differs from their co-twin's.
-    follower = twin & (hh != p)
+    follower = twin & (birth != p)
     if follower.any():
-        lead = hh[follower]
+        lead = birth[follower]
         _, _, lead_given = _given(seed, lead, _sex(seed, lead))
         clash = np.flatnonzero(follower)[lead_given == given[follower]]
         lists = name_list[clash]

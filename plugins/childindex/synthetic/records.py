@@ -62,6 +62,7 @@ class Chunk:
     local_id: pa.Array
     person_id: np.ndarray
     twin: np.ndarray
+    household: np.ndarray  # person id of the household's first child (twins, siblings)
 
 
 def _ints(values: np.ndarray, mask: np.ndarray | None = None, width: int = 0) -> pa.Array:
@@ -181,7 +182,7 @@ def build_chunk(pop: Population, agency: str, p: np.ndarray) -> Chunk:
     by_name = {c.name: c.field for c in contract.columns}
     for name in column_layout(agency):
         columns[name] = f[by_name[name]] if name in by_name else extras[name]
-    return Chunk(columns=columns, local_id=f["local_id"], person_id=p, twin=who.twin)
+    return Chunk(columns=columns, local_id=f["local_id"], person_id=p, twin=who.twin, household=who.household)
 
 
 def _typo(values: pa.Array, mask: np.ndarray, seed: int, agency: str, p: np.ndarray) -> pa.Array:

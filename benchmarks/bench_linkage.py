@@ -1,0 +1,160 @@
+"""Benchmark: probabilistic linkage at national scale (issue: linkage with Splink).
+
+Targets on this 2-core machine:
+- one million children (every agency's initial load) linked from scratch into an empty
+  index in at most 10 minutes, peak RSS at most 8 GiB;
+- a nightly increment of at least 10,000 records linked against that index in at most
+  60 seconds;
+- and, for scale, a plain Splink deduplication of the same records (same model, predict and
+  cluster at the match threshold, nothing written), timed in the same run.
+
+Each measured step runs in its own process, so its peak RSS is its own. The generated
+extracts and the index are kept in ``--workdir`` (reused when present: generating and
+validating a million children is not what is measured).
+
+    uv run python benchmarks/bench_linkage.py [--children 1000000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FIRST = date(2026, 11, 24)
+INCREMENT_RECORDS = 10_000
+
+# Steps run as `python -c STEP <name> <args...>` in a child process.
+STEP = r"""
+import json, sys, time
+from datetime import date
+from pathlib import Path
+step, out = sys.argv[1], Path(sys.argv[2])
+from childindex.settings import load_settings
+settings = load_settings()
+t = time.perf_counter()
+if step == "intake":
+    from childindex.contracts import AGENCIES
+    from childindex.intake import run_intake
+    night = date.fromisoformat(sys.argv[3])
+    rows = 0
+    for agency in AGENCIES:
+        rows += sum(r["rows_accepted"] for r in run_intake(settings, agency, night))
+    result = {"rows_accepted": rows}
+elif step == "link":
+    from childindex.linkage import link_pending
+    result = link_pending(settings, date.fromisoformat(sys.argv[3])).as_dict()
+elif step == "plain_splink":
+    import logging
+    import duckdb
+    from splink import DuckDBAPI, Linker
+    from childindex.linkage.features import register_features
+    from childindex.linkage.model import current_model_path, load_model
+    con = duckdb.connect(config={"threads": 2, "temp_directory": str(settings.work_dir)})
+    con.execute("CREATE TABLE staged AS SELECT * FROM read_parquet($g)", {"g": sys.argv[3]})
+    con.execute("CREATE TABLE latest AS SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY source_key) = 1")
+    register_features(con, "latest", "f")
+    model = load_model(current_model_path(settings.linkage.model_dir))
+    n = con.execute("SELECT count(*) FROM f").fetchall()[0][0]
+    linker = Linker(DuckDBAPI(connection=con).register("f"), model.for_population(n), log_level=logging.WARNING)
+    predictions = linker.inference.predict(threshold_match_probability=settings.linkage.match_threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=settings.linkage.match_threshold)
+    result = {"records": n, "clusters": con.execute(f"SELECT count(DISTINCT cluster_id) FROM {clusters.physical_name}").fetchall()[0][0]}
+result["seconds"] = round(time.perf_counter() - t, 2)
+out.write_text(json.dumps(result))
+"""
+
+
+def run_step(env: dict, work: Path, name: str, *args: str) -> dict:
+    """Run one step in a child process; its result with its wall time and peak RSS."""
+    out = work / f"{name}.json"
+    proc = subprocess.Popen([sys.executable, "-c", STEP, name, str(out), *args], env=env, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name} failed:\n{stderr[-3000:]}")
+    result = json.loads(out.read_text())
+    result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
+    print(name, json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--children", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="childindex-bench-linkage-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    key = work / "key"
+    from childindex.settings import create_key_file
+
+    if not key.exists():
+        create_key_file(key)
+    env = {
+        **os.environ,
+        "CHILDINDEX_DATA_DIR": str(data),
+        "CHILDINDEX_PSEUDONYMISATION_KEY_FILE": str(key),
+        # A large first load: no row-count band (there is no history) and no staging expiry.
+        "CHILDINDEX_RETENTION__STAGING_DAYS": "365",
+    }
+    os.environ.update(env)
+    from childindex.index.db import migrate
+    from childindex.settings import load_settings
+    from childindex.synthetic import generate_night
+
+    settings = load_settings()
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    truth = work / "truth"
+    result: dict = {
+        "benchmark": "linkage",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "children": args.children,
+    }
+    # The initial load, staged (not measured).
+    t = time.perf_counter()
+    generate_night(settings.drop_root, truth, children=args.children, seed=7, first_night=FIRST)
+    staged0 = run_step(env, work, "intake", FIRST.isoformat())
+    result["initial_records_staged"] = staged0["rows_accepted"]
+    result["prepare_seconds"] = round(time.perf_counter() - t, 1)
+    # Plain Splink on the same records, then our night from scratch.
+    first_files = f"{settings.staging_dir}/agency=*/night={FIRST.isoformat()}/*.parquet"
+    result["plain_splink"] = run_step(env, work, "plain_splink", first_files)
+    result["from_scratch"] = run_step(env, work, "link", FIRST.isoformat())
+    # Nightly deltas, staged until they hold at least INCREMENT_RECORDS records, then linked at once.
+    k, staged = 0, 0
+    while staged < INCREMENT_RECORDS:
+        k += 1
+        night = FIRST + timedelta(days=k)
+        generate_night(settings.drop_root, truth, children=args.children, seed=7, first_night=FIRST, night_number=k)
+        staged += run_step(env, work, "intake", night.isoformat())["rows_accepted"]
+    result["increment_nights"] = k
+    result["increment"] = run_step(env, work, "link", night.isoformat())
+    from childindex.evaluation import accuracy
+
+    result["accuracy"] = accuracy(settings, truth)
+    result["targets"] = {"from_scratch_seconds": 600, "from_scratch_peak_rss_mib": 8192, "increment_seconds": 60}
+    result["ratio_from_scratch_to_plain_splink"] = round(
+        result["from_scratch"]["seconds"] / result["plain_splink"]["seconds"], 2
+    )
+    result["ratio_increment_to_plain_splink"] = round(
+        result["increment"]["seconds"] / result["plain_splink"]["seconds"], 3
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"linkage-{args.children}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
