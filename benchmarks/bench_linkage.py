@@ -67,7 +67,8 @@ elif step == "plain_splink":
     predictions = linker.inference.predict(threshold_match_probability=settings.linkage.match_threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         predictions, threshold_match_probability=settings.linkage.match_threshold)
-    result = {"records": n, "clusters": con.execute(f"SELECT count(DISTINCT cluster_id) FROM {clusters.physical_name}").fetchall()[0][0]}
+    count = f"SELECT count(DISTINCT cluster_id) FROM {clusters.physical_name}"
+    result = {"records": n, "clusters": con.execute(count).fetchall()[0][0]}
 result["seconds"] = round(time.perf_counter() - t, 2)
 out.write_text(json.dumps(result))
 """
