@@ -449,6 +449,13 @@ def _print_summary(s: dict, seconds: float, settings) -> None:  # noqa: ANN001
         f"records linked to another record {s['records_linked']}, "
         f"children known to several agencies {s['children_in_several_agencies']})"
     )
+    lk = s.get("linkage") or {}
+    if lk:
+        console.print(
+            f"linkage: model {lk['model_now']}, {lk.get('pairs_scored', 0)} pairs scored, "
+            f"{lk.get('links', 0)} links, review queue {lk['review_queue_open']} open "
+            f"(childindex review)"
+        )
     acc = s.get("accuracy")
     if acc:
         console.print(

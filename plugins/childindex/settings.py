@@ -88,6 +88,11 @@ class LinkageSettings(BaseModel):
     model_dir: Path | None = Field(
         None, description="Trained models, one versioned JSON file each (default DATA_DIR/models)."
     )
+    duckdb_memory_limit: str = Field(
+        "4GB",
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory DuckDB may use for linkage and training before it spills to the work folder.",
+    )
     training_max_pairs: int = Field(
         10_000_000, ge=10_000, description="Random pairs sampled to estimate u when training."
     )

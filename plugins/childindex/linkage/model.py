@@ -8,8 +8,9 @@ Comparisons (each with a null level where a value can be missing):
   double-barrelled name, Jaro-Winkler;
 - date of birth: exact, one character different, day and month swapped, within a month,
   within a year (dates reach Splink as ISO strings: Splink issue #2714);
-- postcode: full, sector, district, area; sex; and the pseudonymised NHS number and UPN,
-  exact only, since they are keyed hashes: any difference is a different number.
+- postcode: full, sector, district, area; sex; the agency (same or different); and the
+  pseudonymised NHS number and UPN, exact only, since they are keyed hashes: any
+  difference is a different number.
 
 u is estimated by random sampling and m by expectation-maximisation; the result is a
 versioned JSON file (:func:`save_model`). It holds probabilities only: no names, no term
@@ -95,6 +96,9 @@ def comparisons() -> list[Any]:
         dob,
         cl.PostcodeComparison("postcode"),
         cl.ExactMatch("sex"),
+        # An agency keeps one record per child (one local id), so two of its records are
+        # rarely one child; two children who share a name and a birthday often are.
+        cl.ExactMatch("agency"),
         identifier_comparison("nhs_key"),
         identifier_comparison("upn_key"),
     ]

@@ -24,16 +24,14 @@ class NotEnoughRecords(RuntimeError):
 
 def train_model(settings: Settings, seed: int = 42) -> tuple[Path, dict[str, Any]]:
     """Train on the index's records plus staged ones; save the next model version."""
-    import duckdb
-
     from childindex.index.ledger import Ledger
     from childindex.index.store import fetch_existing
-    from childindex.linkage import _load_batch
+    from childindex.linkage import _load_batch, connect
     from childindex.linkage.features import MINIMAL_COLUMNS, register_features
     from childindex.linkage.model import save_model, train
 
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"threads": 2, "temp_directory": str(settings.work_dir)})
+    con = connect(settings)
     try:
         existing, _children = fetch_existing(settings.index_url)
         con.register("existing", existing)

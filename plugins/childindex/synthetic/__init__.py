@@ -35,7 +35,8 @@ keyed on (seed, agency, child), or on the household, so a re-sent row keeps its 
     missing NHS    health 3%, social care 30% (education never sends one)
     missing UPN    education 2%, social care 50% (health never sends one)
     house move     3%    of children known to 2+ agencies: one of their agencies still holds
-                         the previous address and postcode (until a real move is sent)
+                         the previous address and postcode (until a real move is sent);
+                         half of moves stay in the postcode district, 80% in the area
     twins          1.5%  of children: same surname, date of birth, address and postcode,
                          different given names, NHS numbers and UPNs (truth ``twin=True``)
     siblings       10%   of pairs of children (ids 4r+2, 4r+3) join the household of the

@@ -39,6 +39,8 @@ SERVICE_WEIGHTS = {
     "social_care": {"early_help": 0.40, "child_in_need": 0.35, "child_protection": 0.12, "looked_after": 0.13},
 }
 COMMUNITY_PAEDIATRICS_RATE = 0.05
+LOCAL_MOVE_DISTRICT = 0.5  # of moves that stay in the postcode district
+LOCAL_MOVE_AREA = 0.8  # ... or at least in the postcode area
 FLAT_RATE = 0.05  # address lines "Flat 3, 12 Kings Road": a comma, so the CSV quotes them
 LOCAL_ID_FORMAT = {"health": ("H", 8), "education": ("P", 8), "social_care": ("", 0)}
 _UPN_LETTERS = pa.array(list(UPN_CHECK_LETTERS), pa.string())
@@ -96,11 +98,17 @@ def local_id_strings(agency: str, numbers: np.ndarray) -> pa.Array:
 
 def address(seed: int, household: np.ndarray, version: np.ndarray) -> dict[str, pa.Array]:
     """Address line, postcode and town of each (household, address version)."""
-    key = pair_keys(household, np.asarray(version, dtype=np.int64) + 1)
-    area = integers(seed, "pc/area", key, len(T.POSTCODE_AREAS))
+    version = np.asarray(version, dtype=np.int64)
+    key = pair_keys(household, version + 1)
+    # Most moves are local: after a move, half of households stay in their postcode
+    # district and another 30% in their postcode area (the first address's).
+    first = pair_keys(household, np.ones_like(version))
+    local = np.where(version != 0, uniform(seed, "move/local", key), 1.0)  # -1: the address before
+    area = integers(seed, "pc/area", np.where(local < LOCAL_MOVE_AREA, first, key), len(T.POSTCODE_AREAS))
+    district = integers(seed, "pc/district", np.where(local < LOCAL_MOVE_DISTRICT, first, key), 30)
     postcode = _join(
         T.AREA_TABLE.take(area),
-        _ints(1 + integers(seed, "pc/district", key, 30)),
+        _ints(1 + district),
         " ",
         _ints(integers(seed, "pc/digit", key, 10)),
         T.INWARD_LETTERS.take(integers(seed, "pc/l1", key, 20)),
