@@ -8,9 +8,9 @@ Targets on this 2-core machine:
 - and, for scale, a plain Splink deduplication of the same records (same model, predict and
   cluster at the match threshold, nothing written), timed in the same run.
 
-Each measured step runs in its own process, so its peak RSS is its own. The generated
-extracts and the index are kept in ``--workdir`` (reused when present: generating and
-validating a million children is not what is measured).
+Each measured step runs in its own process, so its peak RSS is its own. Everything is
+written to ``--workdir`` (a fresh temporary folder by default; give an empty one): the
+extracts are generated and validated there first, which is not what is measured.
 
     uv run python benchmarks/bench_linkage.py [--children 1000000] [--workdir DIR]
 """
@@ -91,11 +91,13 @@ def run_step(env: dict, work: Path, name: str, *args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=1_000_000)
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None, help="An empty folder to work in.")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="childindex-bench-linkage-"))
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
+    if data.exists():
+        raise SystemExit(f"{work} holds an earlier run; give an empty --workdir")
     key = work / "key"
     from childindex.settings import create_key_file
 

@@ -26,19 +26,29 @@ _KEY_CHUNK = 5_000  # bound parameters per IN list (SQLite allows 32k)
 def fetch_arrow(conn: Connection, stmt: Any, schema: Any) -> Any:
     """Run a Core statement and return a pyarrow Table with ``schema``, fetched in batches.
 
-    A Core statement (not raw SQL) so that SQLAlchemy's types turn SQLite's text dates
-    into dates.
+    The statement is compiled and run through the driver directly: SQLAlchemy's per-row
+    result processing costs more than the query on a large index. Dates come back as
+    ``date`` objects (PostgreSQL) or ISO text (SQLite); Arrow casts the text in bulk.
     """
     import pyarrow as pa
 
+    compiled = stmt.compile(dialect=conn.dialect)
+    # Only parameter-free statements take the fast path: a bound value pasted into SQL
+    # text would end up in any error message, and values here can be children's data.
+    result = conn.execute(stmt) if compiled.params else conn.exec_driver_sql(str(compiled))
     batches = []
-    result = conn.execute(stmt)
     while rows := result.fetchmany(_FETCH_BATCH):
         cols = list(zip(*rows, strict=True))
-        batches.append(
-            pa.record_batch([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
-        )
+        batches.append(pa.record_batch([_column(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema))
     return pa.Table.from_batches(batches, schema=schema)
+
+
+def _column(values: tuple, type_: Any) -> Any:
+    import pyarrow as pa
+
+    if pa.types.is_date(type_) and any(isinstance(v, str) for v in values):
+        return pa.array(values, pa.string()).cast(type_)
+    return pa.array(values, type=type_)
 
 
 def fetch_existing(url: str) -> tuple[Any, Any]:
@@ -100,6 +110,19 @@ def fetch_decisions(url: str) -> Any:
         return fetch_arrow(conn, select(d.key_a, d.key_b, d.decision).order_by(d.key_a, d.key_b), schema)
 
 
+def _insert(conn: Connection, model: Any, table: Any) -> None:
+    """Bulk insert an Arrow table, a batch of rows at a time (bounded memory)."""
+    for batch in table.to_batches(_FETCH_BATCH):
+        if batch.num_rows:
+            conn.execute(insert(model), batch.to_pylist())
+
+
+def pc_invert(mask: Any) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.invert(mask)
+
+
 def _rows(table: Any, drop: tuple[str, ...] = ()) -> list[dict]:
     cols = [c for c in table.column_names if c not in drop]
     return table.select(cols).to_pylist()
@@ -129,20 +152,17 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             stats["children_updated"] = len(is_new) - stats["children_created"]
             # 1. Children first, so every reference below has a target: update the ids the
             #    index holds, insert the others.
-            in_index = child["in_index"].to_pylist()
-            rows = _rows(child, drop=("is_new", "in_index"))
-            updates = [r for r, present in zip(rows, in_index, strict=True) if present]
-            inserts = [r for r, present in zip(rows, in_index, strict=True) if not present]
-            if updates:
-                t = Child.__table__
-                conn.execute(
-                    t.update()
-                    .where(t.c.child_id == bindparam("b_child_id"))
-                    .values({c: bindparam(f"b_{c}") for c in rows[0] if c != "child_id"}),
-                    [{f"b_{k}": v for k, v in r.items()} for r in updates],
-                )
-            if inserts:
-                conn.execute(insert(Child), inserts)
+            fields = [c for c in child.column_names if c not in ("is_new", "in_index")]
+            t = Child.__table__
+            update_stmt = (
+                t.update()
+                .where(t.c.child_id == bindparam("b_child_id"))
+                .values({c: bindparam(f"b_{c}") for c in fields if c != "child_id"})
+            )
+            present = child["in_index"]
+            for batch in child.filter(present).select(fields).to_batches(_FETCH_BATCH):
+                conn.execute(update_stmt, [{f"b_{k}": v for k, v in r.items()} for r in batch.to_pylist()])
+            _insert(conn, Child, child.filter(pc_invert(present)).select(fields))
             # 2. Existing records whose child changed (merges and splits).
             remap = _rows(plan["remap"])
             if remap:
@@ -164,8 +184,8 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             _delete_in(conn, Involvement.__table__, Involvement.source_key, keys)
             _delete_in(conn, SourceRecord.__table__, SourceRecord.source_key, keys)
             if keys:
-                conn.execute(insert(SourceRecord), _rows(plan["source_record"]))
-                conn.execute(insert(Involvement), _rows(plan["involvement"]))
+                _insert(conn, SourceRecord, plan["source_record"])
+                _insert(conn, Involvement, plan["involvement"])
             # 4. Ids that no longer hold any record were merged away.
             retired = plan["retired"]["child_id"].to_pylist()
             for chunk in _chunks(retired):

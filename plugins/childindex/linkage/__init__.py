@@ -58,32 +58,59 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     model = load_model(current_model_path(settings.linkage.model_dir))
     result.model_version = model.version
     con = connect(settings)
+    phase = _Phases()
     try:
-        _load_batch(con, [path for _id, _agency, path, _night in staged if path])
-        result.records = con.execute("SELECT count(*) FROM batch").fetchall()[0][0]
-        existing, children = fetch_existing(settings.index_url)
-        con.register("existing", existing)
-        con.register("old_child", children)
-        con.register("decision", fetch_decisions(settings.index_url))
+        with phase("read"):
+            _load_batch(con, [path for _id, _agency, path, _night in staged if path])
+            result.records = con.execute("SELECT count(*) FROM batch").fetchall()[0][0]
+            existing, children = fetch_existing(settings.index_url)
+            con.register("existing", existing)
+            con.register("old_child", children)
+            con.register("decision", fetch_decisions(settings.index_url))
         the_plan = None
         if result.records:
-            _split_sets(con)
-            result.pairs_scored = score(con, model, settings.linkage.review_threshold)
-            decide(con, settings.linkage)
-            result.links_undone = cluster(con)
-            assign_ids(con, night)
-            the_plan = plan(con, night, result.model_version)
-            result.links = con.execute("SELECT count(*) FROM outcome WHERE outcome = 'link'").fetchall()[0][0]
-            result.review_items = the_plan["review"].num_rows
-        stats = publish(settings.index_url, the_plan, [r[0] for r in staged], night)
+            with phase("score"):
+                _split_sets(con)
+                result.pairs_scored = score(con, model, settings.linkage.review_threshold)
+            with phase("cluster"):
+                decide(con, settings.linkage)
+                result.links_undone = cluster(con)
+                assign_ids(con, night)
+                the_plan = plan(con, night, result.model_version)
+                result.links = con.execute("SELECT count(*) FROM outcome WHERE outcome = 'link'").fetchall()[0][0]
+                result.review_items = the_plan["review"].num_rows
+        with phase("publish"):
+            stats = publish(settings.index_url, the_plan, [r[0] for r in staged], night)
         for key in ("children_created", "children_updated", "merges", "splits"):
             setattr(result, key, stats[key])
     finally:
         con.close()
+    log.info("linkage seconds by phase: %s", phase.seconds)
     # For the night summary and the quality report: counts only.
     put_metrics(settings.index_url, night, {f"linkage_{k}": v for k, v in result.as_dict().items()})
     log.info("linkage: %s", result.as_dict())
     return result
+
+
+class _Phases:
+    """Wall time per phase of a night, for the log (where a slow night spends its time)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):  # noqa: ANN204
+        import time
+        from contextlib import contextmanager
+
+        @contextmanager
+        def timed():  # noqa: ANN202
+            start = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.seconds[name] = round(time.perf_counter() - start, 2)
+
+        return timed()
 
 
 def connect(settings: Settings):  # noqa: ANN201
