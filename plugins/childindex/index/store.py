@@ -83,20 +83,10 @@ def fetch_existing(url: str) -> tuple[Any, Any]:
             ("last_seen", pa.date32()),
         ]
     )
-    with engine_for(url).connect() as conn:
-        sr, c = SourceRecord, Child
-        records = fetch_arrow(
-            conn,
-            select(*(getattr(sr, f.name) for f in rec_schema)).order_by(sr.source_key),
-            rec_schema,
-        )
-        children = fetch_arrow(
-            conn,
-            select(
-                c.child_id, c.given_name, c.family_name, c.date_of_birth, c.sex, c.postcode, c.first_seen, c.last_seen
-            ),
-            child_schema,
-        )
+    sr, c = SourceRecord, Child
+    records_stmt = select(*(getattr(sr, f.name) for f in rec_schema)).order_by(sr.source_key)
+    children_stmt = select(*(getattr(c, f.name) for f in child_schema))
+    records, children = read_arrow(url, [(records_stmt, rec_schema), (children_stmt, child_schema)])
     return records, children
 
 
@@ -106,8 +96,20 @@ def fetch_decisions(url: str) -> Any:
 
     schema = pa.schema([("key_a", pa.string()), ("key_b", pa.string()), ("decision", pa.string())])
     d = LinkDecision
+    [decisions] = read_arrow(url, [(select(d.key_a, d.key_b, d.decision).order_by(d.key_a, d.key_b), schema)])
+    return decisions
+
+
+def read_arrow(url: str, queries: list[tuple[Any, Any]]) -> list[Any]:
+    """Run Core statements and return Arrow tables with the given schemas, all on one
+    connection (one consistent view of the index).
+
+    Not through an Arrow-native driver on SQLite: ADBC's driver links its own copy of
+    SQLite, and two copies in one process break SQLite's file locks (seen here as
+    "disk I/O error" on the index after a read). See :func:`fetch_arrow`.
+    """
     with engine_for(url).connect() as conn:
-        return fetch_arrow(conn, select(d.key_a, d.key_b, d.decision).order_by(d.key_a, d.key_b), schema)
+        return [fetch_arrow(conn, stmt, schema) for stmt, schema in queries]
 
 
 def _insert(conn: Connection, model: Any, table: Any) -> None:

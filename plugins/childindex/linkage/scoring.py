@@ -63,10 +63,11 @@ def score(con: Any, model: LoadedModel, lower: float) -> int:
         SELECT unique_id_l AS new_key, unique_id_r AS other_key, true AS other_is_new, {cols}
         FROM {within.physical_name}
         UNION ALL
-        SELECT n.unique_id AS new_key, o.unique_id AS other_key, false, {cols}
-        FROM {between.physical_name} b
-        JOIN new_f n ON n.unique_id IN (b.unique_id_l, b.unique_id_r)
-        JOIN old_f o ON o.unique_id IN (b.unique_id_l, b.unique_id_r)
+        -- Either side of a pair may be tonight's record: an equi-join tells which (an IN
+        -- join against the whole index would be a nested loop).
+        SELECT CASE WHEN n.unique_id IS NULL THEN b.unique_id_r ELSE b.unique_id_l END,
+               CASE WHEN n.unique_id IS NULL THEN b.unique_id_l ELSE b.unique_id_r END, false, {cols}
+        FROM {between.physical_name} b LEFT JOIN new_f n ON n.unique_id = b.unique_id_l
     """)
     for sdf in (within, between):
         sdf.drop_table_from_database_and_remove_from_cache()
