@@ -18,10 +18,7 @@ def build(agency: str):  # noqa: ANN201
     @dag(
         dag_id=f"intake_{agency}",
         schedule="0 2 * * *",
-        start_date=orch.START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=orch.DEFAULT_ARGS,
+        **orch.DAG_DEFAULTS,
         tags=[*orch.TAGS, "intake", agency],
         doc_md=__doc__,
     )

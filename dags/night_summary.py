@@ -14,10 +14,7 @@ from childindex import orchestration as orch
 @dag(
     dag_id="night_summary",
     schedule=orch.INDEX,
-    start_date=orch.START,
-    catchup=False,
-    max_active_runs=1,
-    default_args=orch.DEFAULT_ARGS,
+    **orch.DAG_DEFAULTS,
     tags=[*orch.TAGS, "report"],
     doc_md=__doc__,
 )

@@ -14,10 +14,7 @@ from childindex import orchestration as orch
 @dag(
     dag_id="retention",
     schedule="30 4 * * *",
-    start_date=orch.START,
-    catchup=False,
-    max_active_runs=1,
-    default_args=orch.DEFAULT_ARGS,
+    **orch.DAG_DEFAULTS,
     params={"dry_run": Param(False, type="boolean", description="Count, do not delete.")},
     tags=[*orch.TAGS, "retention"],
     doc_md=__doc__,

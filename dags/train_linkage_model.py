@@ -15,10 +15,7 @@ from childindex import orchestration as orch
 @dag(
     dag_id="train_linkage_model",
     schedule=None,
-    start_date=orch.START,
-    catchup=False,
-    max_active_runs=1,
-    default_args=orch.DEFAULT_ARGS,
+    **orch.DAG_DEFAULTS,
     tags=[*orch.TAGS, "linkage"],
     doc_md=__doc__,
 )

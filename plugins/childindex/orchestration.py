@@ -31,6 +31,10 @@ DEFAULT_ARGS = {
 
 START = datetime(2026, 1, 1)
 TAGS = ["childindex"]
+# What every childindex DAG shares: no catch-up (intake picks up every complete file
+# whatever its date, so a missed night is processed by the next run) and one run at a time
+# (nights touch the same index in order).
+DAG_DEFAULTS = {"start_date": START, "catchup": False, "max_active_runs": 1, "default_args": DEFAULT_ARGS}
 
 
 def night_of(moment: datetime | None) -> date:
