@@ -123,7 +123,7 @@ def test_ids_are_stable_across_nights_and_merges_are_recorded(settings) -> None:
     with engine_for(settings.index_url).connect() as conn:
         hist = conn.execute(text("SELECT old_child_id, new_child_id, reason, night FROM child_id_history")).all()
         kids = {r[0] for r in conn.execute(text("SELECT child_id FROM child")).all()}
-    assert [tuple(h) for h in hist] == [(max(id_a, id_b), survivor, "merge", N2.isoformat())]
+    assert [tuple(h) for h in hist] == [(max(id_a, id_b), survivor, "merge:linkage", N2.isoformat())]
     assert max(id_a, id_b) not in kids, "a merged-away id leaves the child table"
 
 
@@ -174,7 +174,7 @@ def test_a_corrected_record_that_no_longer_matches_is_split_off(settings) -> Non
     with engine_for(settings.index_url).connect() as conn:
         hist = [tuple(r) for r in conn.execute(text("SELECT old_child_id, new_child_id, reason FROM child_id_history"))]
         n_children = conn.execute(text("SELECT count(*) FROM child")).scalar_one()
-    assert hist == [(old, new, "split")]
+    assert hist == [(old, new, "split:changed")]
     assert n_children == 2
 
 

@@ -66,6 +66,8 @@ def test_a_decision_wins_on_every_later_night(settings) -> None:  # noqa: ANN001
     # Night 2 brings an unrelated record: the decision is applied, the other item stays open.
     _load(settings, N2, {"education": [child(40, "education")]})
     assert _child_of(settings, "social_care", "S0000003") == _child_of(settings, "health", partner)
+    with engine_for(settings.index_url).connect() as conn:
+        assert conn.execute(text("SELECT reason FROM child_id_history")).scalars().all() == ["merge:decision"]
     assert _child_of(settings, "social_care", "S0000003") == min(sc, local.pop())
     # Night 3: social care re-sends its record; the model alone would still not link it.
     again = child(3, "social_care", nhs_number=None, upn=None, given_name="Jack", family_name="Jones",
@@ -95,6 +97,8 @@ def test_different_children_splits_a_child_that_holds_both(settings) -> None:  #
         )
     result = _load(settings, N2, {"education": [child(40, "education")]})
     assert result["splits"] == 1
+    with engine_for(settings.index_url).connect() as conn:
+        assert conn.execute(text("SELECT reason FROM child_id_history")).scalars().all() == ["split:decision"]
     ids = {_child_of(settings, "health", "H0000001"), _child_of(settings, "social_care", "S0000001")}
     assert len(ids) == 2 and old in ids
     # And it stays split when both records are sent again.

@@ -101,7 +101,7 @@ class ChildIdHistory(Base):
     old_child_id: Mapped[str] = mapped_column(String(20), index=True)
     new_child_id: Mapped[str] = mapped_column(String(20))
     night: Mapped[date] = mapped_column(Date)
-    reason: Mapped[str] = mapped_column(String(16))  # merge | split
+    reason: Mapped[str] = mapped_column(String(16))  # merge:linkage|merge:decision|split:changed|split:decision
 
 
 class ReviewItem(Base):

@@ -204,8 +204,8 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             history = _rows(plan["history"])
             if history:
                 conn.execute(insert(ChildIdHistory), [{**h, "night": night} for h in history])
-            stats["merges"] = sum(h["reason"] == "merge" for h in history)
-            stats["splits"] = sum(h["reason"] == "split" for h in history)
+            stats["merges"] = sum(h["reason"].startswith("merge") for h in history)
+            stats["splits"] = sum(h["reason"].startswith("split") for h in history)
         Ledger.mark_linked(conn, ledger_ids)
     return stats
 

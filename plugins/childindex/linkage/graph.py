@@ -132,11 +132,19 @@ def assign_ids(con: Any, night: date) -> None:
         CREATE OR REPLACE TABLE assigned AS
         SELECT c.*, cc.child_id FROM clustered c JOIN comp_child cc USING (comp);
         -- Merges: owned ids that did not survive. Splits: records that left their id's group.
+        -- Why: a person's decision, or the model on tonight's records (a merge), or a
+        -- record sent again with changed details (a split).
+        CREATE OR REPLACE TABLE decided_comp AS
+        SELECT DISTINCT c.comp FROM edge e JOIN node_comp c ON c.node = e.l WHERE e.decided;
         CREATE OR REPLACE TABLE history AS
-        SELECT DISTINCT o.old_child_id, cc.child_id AS new_child_id, 'merge' AS reason
+        SELECT DISTINCT o.old_child_id, cc.child_id AS new_child_id,
+               CASE WHEN o.comp IN (SELECT comp FROM decided_comp) THEN 'merge:decision'
+                    ELSE 'merge:linkage' END AS reason
         FROM owner o JOIN comp_child cc USING (comp) WHERE o.old_child_id <> cc.child_id
         UNION
-        SELECT DISTINCT a.old_child_id, a.child_id, 'split'
+        SELECT DISTINCT a.old_child_id, a.child_id,
+               CASE WHEN a.old_child_id IN (SELECT child_id FROM reopened) THEN 'split:decision'
+                    ELSE 'split:changed' END
         FROM assigned a JOIN owner o USING (old_child_id)
         WHERE a.comp <> o.comp;
     """)
