@@ -102,3 +102,80 @@ def test_working_files_only_go_once_a_day_old(settings) -> None:
     cert = run_retention(settings, NIGHT)
     assert {r["rule"]: r for r in cert["rules"]}["working_files"]["files_deleted"] == 1
     assert fresh.exists() and not stale.exists()
+
+
+def test_the_policy_file_lists_every_rule_and_setting() -> None:
+    from childindex.retention import ROW_RULES, policy
+    from childindex.settings import RetentionSettings
+
+    rules = policy()
+    assert len({r.name for r in rules}) == len(rules)
+    assert {r.name for r in rules if r.kind == "rows"} == set(ROW_RULES)
+    assert {r.setting for r in rules if r.setting} == set(RetentionSettings.model_fields)
+    for r in rules:
+        assert r.purpose and r.deletes, r.name
+        if r.setting:
+            assert RetentionSettings.model_fields[r.setting].default == r.period_days
+
+
+def test_the_retention_docs_are_generated_from_the_policy() -> None:
+    from pathlib import Path
+
+    from childindex.retention import policy_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "retention.md").read_text()
+    assert policy_markdown() in doc, "run `childindex retention --policy` and update docs/retention.md"
+
+
+def test_a_child_past_the_age_served_goes_with_everything_linked(settings) -> None:  # noqa: ANN001
+    from childindex.intake import run_intake
+    from childindex.linkage import link_pending
+    from tests.helpers import child, drop, render
+
+    old = child(1, date_of_birth=date(2002, 1, 1))  # 24 on the night: accepted
+    young = child(2, date_of_birth=date(2015, 1, 1))
+    drop(settings, "health", render("health", [old, young]), night=NIGHT)
+    run_intake(settings, "health", NIGHT)
+    link_pending(settings, NIGHT)
+    assert _count(settings, "child") == 2
+    # Two years later the first is past 25 (records still fresh: only the age rule applies).
+    today = date(2027, 1, 2)
+    with engine_for(settings.index_url).begin() as conn:
+        conn.execute(text("UPDATE source_record SET last_seen = :d"), {"d": today})
+    cert = run_retention(settings, today)
+    rules = {r["rule"]: r for r in cert["rules"]}
+    assert rules["child_over_age"]["rows_deleted"]["child"] == 1
+    assert rules["child_over_age"]["rows_deleted"]["source_record"] == 1
+    assert rules["child_over_age"]["rows_deleted"]["involvement"] == 1
+    assert _count(settings, "child") == 1 and _count(settings, "source_record") == 1
+
+
+def test_decided_review_items_go_after_their_period(settings) -> None:  # noqa: ANN001
+    from datetime import datetime
+
+    from childindex.intake import run_intake
+    from childindex.linkage import link_pending
+    from tests.helpers import child, drop, render
+
+    same = {"given_name": "Jack", "family_name": "Jones", "date_of_birth": date(2014, 5, 5), "sex": "M"}
+    drop(settings, "health", render("health", [child(1, **same), child(2, **same)]), night=NIGHT)
+    drop(settings, "social_care", render("social_care", [child(3, "social_care", nhs_number=None, upn=None, **same)]),
+         night=NIGHT)  # fmt: skip
+    for agency in ("health", "social_care"):
+        run_intake(settings, agency, NIGHT)
+    link_pending(settings, NIGHT)
+    with engine_for(settings.index_url).begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE review_item SET status = 'decided', resolved_at = :t "
+                "WHERE id = (SELECT min(id) FROM review_item)"
+            ),
+            {"t": datetime(2026, 11, 25, 9, 0)},
+        )
+        conn.execute(text("UPDATE source_record SET last_seen = :d"), {"d": date(2027, 6, 1)})
+    assert _count(settings, "review_item") == 2
+    early = run_retention(settings, date(2027, 1, 1))
+    assert {r["rule"]: r for r in early["rules"]}["review_resolved"]["rows_deleted"] == {"review_item": 0}
+    late = run_retention(settings, date(2027, 3, 1))
+    assert {r["rule"]: r for r in late["rules"]}["review_resolved"]["rows_deleted"] == {"review_item": 1}
+    assert _count(settings, "review_item") == 1, "the open item stays"

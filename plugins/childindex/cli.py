@@ -306,9 +306,23 @@ def summary(night: Annotated[str, typer.Option(help="Night to summarise (YYYY-MM
 def retention(
     dry_run: Annotated[bool, typer.Option(help="Count what would be deleted; delete nothing.")] = False,
     today: Annotated[str | None, typer.Option(help="Run as of this day (YYYY-MM-DD).")] = None,
+    show_policy: Annotated[
+        bool, typer.Option("--policy", help="Print the retention policy (a Markdown table) and exit.")
+    ] = False,
 ) -> None:
     """Apply the retention periods and print the deletion certificate."""
-    from childindex.retention import run_retention
+    from childindex.retention import policy_markdown, run_retention
+
+    if show_policy:
+        from childindex.settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        console.print(policy_markdown(settings), markup=False, highlight=False, soft_wrap=True)
+        return
 
     cert = run_retention(_settings(), date.fromisoformat(today) if today else _today(), dry_run=dry_run)
     console.print_json(data=cert)

@@ -1,6 +1,7 @@
 """Retention: delete what is stale, each rule in its own transaction, and certify it.
 
-The periods come from settings (``CHILDINDEX_RETENTION__*``). Every run writes a deletion
+The rules, their purposes and default periods are listed in ``retention_policy.yaml``;
+each period can be changed with its setting (``CHILDINDEX_RETENTION__*``). Every run writes a deletion
 certificate, ``REPORTS_DIR/retention/certificate-YYYY-MM-DD.json``: rule, cutoff, rows
 deleted per table and files deleted. Counts only, never a child's data. ``today`` is
 injectable (the DAG passes its logical date), so a rerun of a day deletes the same things.
@@ -31,80 +32,118 @@ class RuleOutcome:
     files_deleted: int = 0
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One entry of retention_policy.yaml."""
+
+    name: str
+    kind: str  # rows | files
+    setting: str | None  # RetentionSettings field holding the period, if it can be changed
+    period_days: int  # the default period
+    purpose: str
+    deletes: tuple[str, ...]
+
+    def period(self, settings: Settings) -> int:
+        return getattr(settings.retention, self.setting) if self.setting else self.period_days
+
+
+def policy() -> list[Rule]:
+    """The retention rules, in the order they run."""
+    import yaml
+
+    from childindex.settings import RETENTION_POLICY
+
+    data = yaml.safe_load(RETENTION_POLICY.read_text(encoding="utf-8"))
+    return [
+        Rule(r["name"], r["kind"], r.get("setting"), int(r["period_days"]), " ".join(r["purpose"].split()),
+             tuple(r["deletes"]))
+        for r in data["rules"]
+    ]  # fmt: skip
+
+
+def policy_markdown(settings: Settings | None = None) -> str:
+    """The policy as a Markdown table (docs/retention.md holds it; a test compares)."""
+    lines = [
+        "| rule | deletes | after (days) | setting | why |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in policy():
+        days = r.period(settings) if settings else r.period_days
+        setting = f"`CHILDINDEX_RETENTION__{r.setting.upper()}`" if r.setting else "fixed"
+        lines.append(f"| `{r.name}` | {', '.join(r.deletes)} | {days} | {setting} | {r.purpose} |")
+    return "\n".join(lines) + "\n"
+
+
+_ORPHANED_DECISIONS = (
+    "link_decision",
+    "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = link_decision.key_a) "
+    "OR NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = link_decision.key_b)",
+)
+
+
+def _records_of(where: str) -> list[tuple[str, str]]:
+    """Delete statements for every row tied to the source records matching ``where``."""
+    keys = f"(SELECT source_key FROM source_record WHERE {where})"
+    return [
+        ("involvement", f"source_key IN {keys}"),
+        ("review_item", f"new_key IN {keys} OR other_key IN {keys}"),
+        ("source_record", where),
+        _ORPHANED_DECISIONS,
+    ]
+
+
+# Rules that delete rows: (table, predicate) in order, one transaction per rule. Table
+# names and predicates are fixed strings; the cutoff is a bound parameter.
+_OVER_AGE = "child_id IN (SELECT child_id FROM child WHERE date_of_birth < :cutoff)"
+ROW_RULES: dict[str, list[tuple[str, str]]] = {
+    "involvement_ended": [("involvement", "end_date IS NOT NULL AND end_date < :cutoff")],
+    "record_unseen": _records_of("last_seen < :cutoff"),
+    "child_over_age": [*_records_of(_OVER_AGE), ("child", "date_of_birth < :cutoff")],
+    "child_orphaned": [
+        (
+            "child",
+            "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.child_id = child.child_id) AND last_seen <= :cutoff",
+        )
+    ],
+    "review_resolved": [("review_item", "status = 'decided' AND resolved_at < :cutoff")],
+}
+
+
 def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dict:
-    """Apply every rule; returns the certificate (also written to disk unless dry run)."""
+    """Apply every rule of the policy; returns the certificate (also written to disk
+    unless dry run)."""
     from childindex.index.db import engine_for
 
-    r = settings.retention
     engine = engine_for(settings.index_url)
     outcomes: list[RuleOutcome] = []
-
-    def rows_rule(name: str, days: int, statements: list[tuple[str, str]]) -> None:
-        cutoff = today - timedelta(days=days)
-        outcome = RuleOutcome(name, cutoff.isoformat())
-        with engine.begin() as conn:
-            for table, where in statements:
-                outcome.rows_deleted[table] = _delete(conn, table, where, cutoff, dry_run)
-        outcomes.append(outcome)
-
-    rows_rule(
-        "involvement_ended", r.involvement_ended_days, [("involvement", "end_date IS NOT NULL AND end_date < :cutoff")]
-    )
-    rows_rule(
-        "record_unseen",
-        r.record_unseen_days,
-        [
-            ("involvement", "source_key IN (SELECT source_key FROM source_record WHERE last_seen < :cutoff)"),
-            (
-                "review_item",
-                "new_key IN (SELECT source_key FROM source_record WHERE last_seen < :cutoff) "
-                "OR other_key IN (SELECT source_key FROM source_record WHERE last_seen < :cutoff)",
-            ),
-            ("source_record", "last_seen < :cutoff"),
-            # A person's decision about a pair goes once either record has gone.
-            (
-                "link_decision",
-                "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = link_decision.key_a) "
-                "OR NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = link_decision.key_b)",
-            ),
-        ],
-    )
-    # A child with no source record left is no longer known to any agency.
-    rows_rule(
-        "child_orphaned",
-        0,
-        [
-            (
-                "child",
-                "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.child_id = child.child_id) AND last_seen <= :cutoff",
-            ),
-        ],
-    )
-
-    def files_rule(name: str, days: int, paths: Callable[[date], Iterable[Path]]) -> None:
-        cutoff = today - timedelta(days=days)
-        outcome = RuleOutcome(name, cutoff.isoformat())
-        for path in list(paths(cutoff)):
-            outcome.files_deleted += _remove(path, dry_run)
-        outcomes.append(outcome)
-
     linked = _loaded_staging(settings)
-    files_rule("archive", r.archive_days, lambda c: _dated_dirs(settings.archive_dir, "*/*", c, ""))
-    files_rule(
-        "staging",
-        r.staging_days,
-        lambda c: (
+    file_rules: dict[str, Callable[[date], Iterable[Path]]] = {
+        "archive": lambda c: _dated_dirs(settings.archive_dir, "*/*", c, ""),
+        "staging": lambda c: (
             p
             for d in _dated_dirs(settings.staging_dir, "agency=*/night=*", c, "night=")
             for p in d.glob("*.parquet")
             if str(p) in linked
         ),
-    )
-    files_rule("quarantine", r.quarantine_days, lambda c: _older_files(settings.quarantine_dir, c))
-    files_rule("receipts", r.receipts_days, lambda c: _older_files(settings.outbox_root, c))
-    files_rule("reports", r.reports_days, lambda c: _older_files(settings.reports_dir, c))
-    # Only what a crash left behind: an intake running now keeps its work folder.
-    files_rule("working_files", 1, lambda c: _older_files(settings.work_dir, c))
+        "quarantine": lambda c: _older_files(settings.quarantine_dir, c),
+        "receipts": lambda c: _older_files(settings.outbox_root, c),
+        "reports": lambda c: _older_files(settings.reports_dir, c),
+        # Only what a crash left behind: an intake running now keeps its work folder.
+        "working_files": lambda c: _older_files(settings.work_dir, c),
+    }
+    for rule in policy():
+        cutoff = today - timedelta(days=rule.period(settings))
+        outcome = RuleOutcome(rule.name, cutoff.isoformat())
+        if rule.kind == "rows":
+            with engine.begin() as conn:
+                for table, where in ROW_RULES[rule.name]:
+                    outcome.rows_deleted[table] = outcome.rows_deleted.get(table, 0) + _delete(
+                        conn, table, where, cutoff, dry_run
+                    )
+        else:
+            for path in list(file_rules[rule.name](cutoff)):
+                outcome.files_deleted += _remove(path, dry_run)
+        outcomes.append(outcome)
     if not dry_run:
         _reclaim(engine)
 

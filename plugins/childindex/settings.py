@@ -57,19 +57,53 @@ class ValidationPolicy(BaseModel):
         return self.max_rejected_share_by_agency.get(agency, self.max_rejected_share)
 
 
-class RetentionSettings(BaseModel):
-    """How long each kind of data is kept (days). Issue-level policies build on these."""
+RETENTION_POLICY = Path(__file__).with_name("retention_policy.yaml")
 
-    involvement_ended_days: int = Field(365, ge=0, description="Delete an involvement this many days after it ended.")
-    record_unseen_days: int = Field(
-        400, ge=1, description="Delete a source record no agency has sent for this many days."
+
+def _retention_defaults() -> dict[str, int]:
+    """Default periods, from the retention policy file (the one place that states them)."""
+    import yaml
+
+    rules = yaml.safe_load(RETENTION_POLICY.read_text(encoding="utf-8"))["rules"]
+    return {r["setting"]: int(r["period_days"]) for r in rules if r.get("setting")}
+
+
+_PERIODS = _retention_defaults()
+
+
+class RetentionSettings(BaseModel):
+    """How long each kind of data is kept (days). Defaults and purposes: retention_policy.yaml."""
+
+    involvement_ended_days: int = Field(
+        _PERIODS["involvement_ended_days"], ge=0, description="Delete an involvement this many days after it ended."
     )
-    archive_days: int = Field(30, ge=0, description="Delete loaded raw extracts from the archive after this many days.")
-    staging_days: int = Field(7, ge=0, description="Delete staging Parquet files after this many days.")
-    quarantine_days: int = Field(30, ge=0, description="Delete quarantined files after this many days.")
-    receipts_days: int = Field(90, ge=0, description="Delete receipts from agency outboxes after this many days.")
+    record_unseen_days: int = Field(
+        _PERIODS["record_unseen_days"],
+        ge=1,
+        description="Delete a source record no agency has sent for this many days.",
+    )
+    over_age_days: int = Field(
+        _PERIODS["over_age_days"], ge=1, description="Delete a child (and all linked to them) older than this, in days."
+    )
+    review_resolved_days: int = Field(
+        _PERIODS["review_resolved_days"], ge=0, description="Delete a decided review item after this many days."
+    )
+    archive_days: int = Field(
+        _PERIODS["archive_days"], ge=0, description="Delete loaded raw extracts from the archive after this many days."
+    )
+    staging_days: int = Field(
+        _PERIODS["staging_days"], ge=0, description="Delete staging Parquet files after this many days."
+    )
+    quarantine_days: int = Field(
+        _PERIODS["quarantine_days"], ge=0, description="Delete quarantined files after this many days."
+    )
+    receipts_days: int = Field(
+        _PERIODS["receipts_days"], ge=0, description="Delete receipts from agency outboxes after this many days."
+    )
     reports_days: int = Field(
-        365, ge=0, description="Delete night summaries and deletion certificates after this many days."
+        _PERIODS["reports_days"],
+        ge=0,
+        description="Delete night summaries and deletion certificates after this many days.",
     )
 
 
