@@ -125,6 +125,7 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dic
             for p in d.glob("*.parquet")
             if str(p) in linked
         ),
+        "staging_unlinked": lambda c: _expire_unlinked(settings, c, dry_run),
         "quarantine": lambda c: _older_files(settings.quarantine_dir, c),
         "receipts": lambda c: _older_files(settings.outbox_root, c),
         "reports": lambda c: _older_files(settings.reports_dir, c),
@@ -188,6 +189,19 @@ def _loaded_staging(settings: Settings) -> set[str]:
             text("SELECT staged_path FROM file_ledger WHERE status = 'linked' AND staged_path IS NOT NULL")
         ).all()
     return {r[0] for r in rows}
+
+
+def _expire_unlinked(settings: Settings, cutoff: date, dry_run: bool) -> list[Path]:
+    """Staged files never linked, of nights before ``cutoff``: marked expired in the ledger
+    (so linkage stops looking for them) and returned for deletion."""
+    from childindex.index.db import engine_for
+
+    where = "status = 'staged' AND night < :cutoff"
+    with engine_for(settings.index_url).begin() as conn:
+        rows = conn.execute(text(f"SELECT staged_path FROM file_ledger WHERE {where}"), {"cutoff": cutoff}).all()
+        if not dry_run:
+            conn.execute(text(f"UPDATE file_ledger SET status = 'expired' WHERE {where}"), {"cutoff": cutoff})
+    return [Path(r[0]) for r in rows if r[0] and Path(r[0]).exists()]
 
 
 def _dated_dirs(root: Path | None, pattern: str, cutoff: date, prefix: str) -> Iterable[Path]:
