@@ -155,6 +155,7 @@ def test_the_summary_reports_the_night(night) -> None:  # noqa: ANN001
     assert 0.999 <= s["accuracy"]["precision"] <= 1.0
     assert s["linkage"]["model_version"] in (0, 1) and s["linkage"]["records"] > 0
     assert s["linkage"]["review_queue_open"] == s["linkage"]["review_items"]
+    assert s["retention"] is None or set(s["retention"]["rules"]) >= {"involvement_ended", "staging"}
     cert = settings.reports_dir / "retention" / f"certificate-{NIGHT.replace(day=25)}.json"
     assert cert.exists()
 

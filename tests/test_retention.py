@@ -9,7 +9,7 @@ from sqlalchemy import text
 from childindex.index.db import engine_for
 from childindex.intake import run_intake
 from childindex.linkage import link_pending
-from childindex.retention import run_retention
+from childindex.retention import policy, run_retention
 from tests.helpers import child, drop, render
 
 NIGHT = date(2026, 11, 24)
@@ -179,3 +179,14 @@ def test_decided_review_items_go_after_their_period(settings) -> None:  # noqa: 
     late = run_retention(settings, date(2027, 3, 1))
     assert {r["rule"]: r for r in late["rules"]}["review_resolved"]["rows_deleted"] == {"review_item": 1}
     assert _count(settings, "review_item") == 1, "the open item stays"
+
+
+def test_the_night_summary_shows_the_last_retention_run(settings) -> None:  # noqa: ANN001
+    from childindex.summary import night_summary
+
+    _night(settings)
+    assert night_summary(settings, NIGHT)["retention"] is None
+    run_retention(settings, NIGHT + timedelta(days=1))
+    shown = night_summary(settings, NIGHT)["retention"]
+    assert set(shown["rules"]) == {r.name for r in policy()}
+    assert shown["rows_deleted"] == 0 and shown["rules"]["staging"]["cutoff"] == "2026-11-18"

@@ -81,6 +81,7 @@ def night_summary(settings: Settings, night: date) -> dict:
         "children_in_several_agencies": multi,
         "records_linked": records - children,
         "linkage": _linkage(settings, night),
+        "retention": _last_retention(settings),
         "accuracy": accuracy(settings),
         "index_url": _safe_url(settings.index_url),
         "receipts": str(settings.outbox_root),
@@ -92,6 +93,30 @@ def night_summary(settings: Settings, night: date) -> dict:
     put_metrics(settings.index_url, night, metrics)
     write_summary(settings, night, summary)
     return summary
+
+
+def _last_retention(settings: Settings) -> dict | None:
+    """The latest retention run (its deletion certificate's counts), or None before any."""
+    from childindex.index.db import engine_for
+    from childindex.index.models import DeletionLog
+
+    with engine_for(settings.index_url).connect() as conn:
+        last = conn.execute(select(func.max(DeletionLog.run_at))).scalar_one()
+        if last is None:
+            return None
+        rows = conn.execute(
+            select(DeletionLog.rule, DeletionLog.cutoff, DeletionLog.rows_deleted, DeletionLog.files_deleted)
+            .where(DeletionLog.run_at == last)
+            .order_by(DeletionLog.id)
+        ).all()
+    return {
+        "run_at": last.isoformat(),
+        "rows_deleted": sum(r.rows_deleted for r in rows),
+        "files_deleted": sum(r.files_deleted for r in rows),
+        "rules": {
+            r.rule: {"cutoff": r.cutoff.isoformat(), "rows": r.rows_deleted, "files": r.files_deleted} for r in rows
+        },
+    }
 
 
 def _linkage(settings: Settings, night: date) -> dict:
