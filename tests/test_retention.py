@@ -48,6 +48,7 @@ def test_ended_involvement_goes_after_its_period(settings) -> None:
         "cutoff": (today - timedelta(days=365)).isoformat(),
         "rows_deleted": {"involvement": 1},
         "files_deleted": 0,
+        "skipped": None,
     }
     assert _count(settings, "involvement") == 2
     again = run_retention(settings, today)

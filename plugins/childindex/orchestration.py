@@ -121,5 +121,5 @@ def retention(today: date, dry_run: bool) -> dict:
     from childindex.retention import run_retention
     from childindex.settings import load_settings
 
-    cert = run_retention(load_settings(), today, dry_run=dry_run)
+    cert = run_retention(load_settings(), today, dry_run=dry_run, airflow=True)
     return {"rows_deleted": cert["rows_deleted"], "files_deleted": cert["files_deleted"], "dry_run": dry_run}

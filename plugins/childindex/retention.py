@@ -30,6 +30,7 @@ class RuleOutcome:
     cutoff: str
     rows_deleted: dict[str, int] = field(default_factory=dict)
     files_deleted: int = 0
+    skipped: str | None = None  # why a rule did not run
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,9 @@ ROW_RULES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dict:
+def run_retention(settings: Settings, today: date, dry_run: bool = False, airflow: bool = False) -> dict:
     """Apply every rule of the policy; returns the certificate (also written to disk
-    unless dry run)."""
+    unless dry run). ``airflow``: also clean Airflow's metadata (inside Airflow only)."""
     from childindex.index.db import engine_for
 
     engine = engine_for(settings.index_url)
@@ -135,7 +136,12 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False) -> dic
     for rule in policy():
         cutoff = today - timedelta(days=rule.period(settings))
         outcome = RuleOutcome(rule.name, cutoff.isoformat())
-        if rule.kind == "rows":
+        if rule.kind == "airflow":
+            if airflow:
+                outcome.rows_deleted = _airflow_db_clean(cutoff, dry_run)
+            else:
+                outcome.skipped = "Airflow's metadata is cleaned by the retention DAG"
+        elif rule.kind == "rows":
             with engine.begin() as conn:
                 for table, where in ROW_RULES[rule.name]:
                     outcome.rows_deleted[table] = outcome.rows_deleted.get(table, 0) + _delete(
@@ -189,6 +195,35 @@ def _loaded_staging(settings: Settings) -> set[str]:
             text("SELECT staged_path FROM file_ledger WHERE status = 'linked' AND staged_path IS NOT NULL")
         ).all()
     return {r[0] for r in rows}
+
+
+def _airflow_db_clean(cutoff: date, dry_run: bool) -> dict[str, int]:
+    """``airflow db clean`` before the cutoff; rows found per metadata table.
+
+    Airflow's command is the supported way to prune its database; it prints, per table,
+    "Checking table T" and "Found N rows meeting deletion criteria" (never the rows).
+    """
+    import re
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable, "-m", "airflow", "db", "clean",
+        "--clean-before-timestamp", f"{cutoff.isoformat()}T00:00:00+00:00",
+        "--yes", "--skip-archive",
+        *(["--dry-run"] if dry_run else []),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow db clean exited {done.returncode}; see its output in the task log")
+    counts: dict[str, int] = {}
+    table = None
+    for line in done.stdout.splitlines():
+        if m := re.match(r"Checking table (\S+)", line):
+            table = m.group(1)
+        elif (m := re.match(r"Found (\d+) rows meeting deletion criteria", line)) and table:
+            counts[f"airflow.{table}"] = int(m.group(1))
+    return counts
 
 
 def _expire_unlinked(settings: Settings, cutoff: date, dry_run: bool) -> list[Path]:

@@ -100,6 +100,9 @@ class RetentionSettings(BaseModel):
     receipts_days: int = Field(
         _PERIODS["receipts_days"], ge=0, description="Delete receipts from agency outboxes after this many days."
     )
+    airflow_metadata_days: int = Field(
+        _PERIODS["airflow_metadata_days"], ge=1, description="Clean Airflow's metadata older than this many days."
+    )
     reports_days: int = Field(
         _PERIODS["reports_days"],
         ge=0,
