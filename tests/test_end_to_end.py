@@ -59,6 +59,7 @@ def _append_canaries(drop_root: Path) -> None:
             "contact_route": "0113 496 0999",
             "involvement_start": "",
             "involvement_end": "",
+            "sensitive": "",
         }
         by_name = {col.name: values[col.field] for col in c.columns}
         good = [by_name.get(h, "QZCANARYEXTRA" if "ADDRESS" not in h.upper() else "1 Qzcanary Street") for h in header]

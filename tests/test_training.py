@@ -40,5 +40,5 @@ def test_train_saves_versions_and_nights_use_the_newest(settings, tmp_path) -> N
         {"g": f"{settings.staging_dir}/*/*/*.parquet"},
     ).fetchall()[0][0]
     text = path.read_text()
-    assert not [n for n in names if len(n) > 3 and f'"{n}"' in text]
+    assert not [n for n in names if n and len(n) > 3 and f'"{n}"' in text]
     assert link_pending(settings, NIGHT).model_version == 2

@@ -106,8 +106,10 @@ def build_suite(contract: Contract) -> dict[str, Any]:
                     max_value={"$PARAMETER": "night"},
                 )
             )
-        if col.field in ("sex", "service"):
-            codes = contract.sex_codes if col.field == "sex" else contract.services
+        if col.field in ("sex", "service", "sensitive"):
+            codes = {"sex": contract.sex_codes, "service": contract.services, "sensitive": contract.sensitive_codes}[
+                col.field
+            ]
             exps.append(
                 _exp(
                     "expect_column_values_to_be_in_set", "code_set", col.name, column=col.name, value_set=sorted(codes)

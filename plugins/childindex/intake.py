@@ -34,6 +34,7 @@ from childindex.validation import (
     safe_name,
     validate_file,
 )
+from childindex.whitelist import SENSITIVE_SERVICE
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +346,10 @@ def _write_staging(con, settings: Settings, contract: Contract, night: date, tmp
         "upn_key": hmac_sql(f"{STD}upn", "d_upn"),
         "match_key": hmac_sql(f"{given} || '|' || {family} || '|' || CAST({STD}date_of_birth AS VARCHAR)", "d_match"),
         **{f: STD + f for f in STAGING_COLUMNS[7:]},
+        # A shielded involvement: the index learns that a sensitive service is involved and
+        # how to reach it, never which service, nor the address on that record.
+        "service": f"CASE WHEN coalesce({STD}sensitive, false) THEN '{SENSITIVE_SERVICE}' ELSE {STD}service END",
+        "postcode": f"CASE WHEN coalesce({STD}sensitive, false) THEN NULL ELSE {STD}postcode END",
     }
     assert tuple(select) == STAGING_COLUMNS, "staging layout and intake disagree"
     tmp.parent.mkdir(parents=True, exist_ok=True)

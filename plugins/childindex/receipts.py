@@ -60,6 +60,7 @@ class Receipt:
     rows_read: int = 0
     rows_accepted: int = 0
     rows_rejected: int = 0
+    rows_sensitive: int = 0  # accepted rows flagged sensitive: service type and address not kept
     file_problems: list[dict[str, str]] = field(default_factory=list)
     rejected_rows: list[RowRejection] = field(default_factory=list)
     columns_dropped: list[str] = field(default_factory=list)
@@ -102,6 +103,11 @@ class Receipt:
             f"Outcome: {self.outcome.replace('_', ' ')}",
             f"Rows read {self.rows_read}, accepted {self.rows_accepted}, rejected {self.rows_rejected}.",
         ]
+        if self.rows_sensitive:
+            lines.append(
+                f"Rows flagged sensitive: {self.rows_sensitive}. For these the index keeps only that a sensitive "
+                "service is involved and how to reach it: not the service, not the postcode."
+            )
         for problem in self.file_problems:
             lines.append(f"File problem: {problem['rule']}: {problem['detail']}")
         if self.columns_dropped:

@@ -153,7 +153,7 @@ def row_rules(contract: Contract) -> list[Rule]:
                     col.name, "date_of_birth_range", f"{std} > $night OR {std} < $night - INTERVAL {MAX_AGE_YEARS} YEAR"
                 )
             )
-        if col.field in ("sex", "service"):
+        if col.field in ("sex", "service", "sensitive"):
             rules.append(Rule(col.name, "code_set", f"{raw} IS NOT NULL AND {std} IS NULL"))
         if col.format == "nhs_number":
             rules.append(Rule(col.name, "nhs_number_check", f"{raw} IS NOT NULL AND NOT {nhs_valid_sql(std)}"))
@@ -185,6 +185,8 @@ def standardise_sql(contract: Contract, source: str = "raw") -> str:
             expr = f"list_extract($sex_values, list_position($sex_codes, {raw}))"
         elif col.field == "service":
             expr = f"CASE WHEN list_contains($services, {raw}) THEN {raw} END"
+        elif col.field == "sensitive":
+            expr = f"list_extract($sensitive_values, list_position($sensitive_codes, {raw}))"
         elif col.field == "postcode":
             expr = postcode_sql(raw)
         elif col.format in ("nhs_number", "upn"):
@@ -195,7 +197,7 @@ def standardise_sql(contract: Contract, source: str = "raw") -> str:
         else:
             expr = raw
         fields[STD + col.field] = expr
-    for field in ("local_id", "nhs_number", "upn", "involvement_start", "involvement_end"):
+    for field in ("local_id", "nhs_number", "upn", "involvement_start", "involvement_end", "sensitive"):
         fields.setdefault(STD + field, "NULL")  # GX's suite and staging name them all
     cleaned = ", ".join(f"NULLIF(trim({_q(c)}, $blank), '') AS {_q(c)}" for c in contract.column_names)
     select = ",\n  ".join(
@@ -471,6 +473,9 @@ def validate_file(
             check_row_count(settings, contract.agency, receipt.rows_read, history)
             _check_rows(con, contract, night, receipt)
             _apply_policy(settings, contract, receipt)
+            receipt.rows_sensitive = con.execute(
+                f"SELECT count(*) FROM std ANTI JOIN rejected ON rejected.row = std._row WHERE {STD}sensitive"
+            ).fetchall()[0][0]
             outcome = on_accepted(con) if on_accepted else None
         finally:
             con.close()
@@ -497,6 +502,9 @@ def _load(validated: Validated, con: Any, contract: Contract, path: Path, header
         "blank": BLANK,
         "date_pattern": date_pattern(contract.date_format),
     }
+    if contract.sensitive_codes:  # DuckDB refuses parameters a statement does not use
+        params["sensitive_codes"] = list(contract.sensitive_codes)
+        params["sensitive_values"] = list(contract.sensitive_codes.values())
     select = standardise_sql(contract, "batch_in")
     batch_con = duckdb.connect(config={"threads": 2})
     bad_lines: list[int] = []

@@ -13,7 +13,12 @@ from __future__ import annotations
 IDENTIFIER_FIELDS = ("local_id", "nhs_number", "upn")
 IDENTITY_FIELDS = ("given_name", "family_name", "date_of_birth", "sex", "postcode")
 INVOLVEMENT_FIELDS = ("service", "contact_route", "involvement_start", "involvement_end")
-SOURCE_FIELDS = IDENTIFIER_FIELDS + IDENTITY_FIELDS + INVOLVEMENT_FIELDS
+# A flag, not stored: an agency marks an involvement as sensitive (sexual health, substance
+# misuse, a refuge), and the index then keeps only that a sensitive service is involved and
+# how to reach it: never the service type, never the record's address.
+FLAG_FIELDS = ("sensitive",)
+SENSITIVE_SERVICE = "sensitive"  # what the index shows instead of a shielded service's type
+SOURCE_FIELDS = IDENTIFIER_FIELDS + IDENTITY_FIELDS + INVOLVEMENT_FIELDS + FLAG_FIELDS
 
 # Fields every extract must carry for a row to be usable.
 REQUIRED_FIELDS = (

@@ -85,6 +85,7 @@ class Contract(BaseModel):
     date_format: str
     sex_codes: dict[str, Literal["M", "F", "U"]]
     services: tuple[str, ...]
+    sensitive_codes: dict[str, bool] = Field(default_factory=dict)
     columns: tuple[ColumnSpec, ...]
 
     @model_validator(mode="after")
@@ -101,6 +102,8 @@ class Contract(BaseModel):
         missing = [f for f in REQUIRED_FIELDS if f not in fields]
         if missing:
             raise ValueError(f"contract does not map required fields: {missing}")
+        if ("sensitive" in fields) != bool(self.sensitive_codes):
+            raise ValueError("a column mapped to 'sensitive' and sensitive_codes go together")
         for col in self.columns:
             if (col.type == "date") != (col.field in DATE_FIELDS):
                 raise ValueError(f"column {col.name}: date fields and type 'date' must agree")

@@ -53,6 +53,18 @@ def render(contract: Contract) -> str:
         "",
         f"- Sex: {codes} (M male, F female, U not known).",
         f"- Services: {', '.join(f'`{s}`' for s in contract.services)}.",
+    ]
+    if contract.sensitive_codes:
+        flag = contract.column_for("sensitive")
+        marks = ", ".join(
+            f"`{k}` = {'sensitive' if v else 'not sensitive'}" for k, v in contract.sensitive_codes.items()
+        )
+        lines.append(
+            f"- Sensitive involvement (`{flag.name if flag else 'sensitive'}`): {marks}. A sensitive row is checked "
+            "like any other, but the index keeps only that a sensitive service is involved and how to reach it: "
+            "the service type and the row's postcode never leave intake. The receipt counts such rows."
+        )
+    lines += [
         "",
         "## Anything else",
         "",

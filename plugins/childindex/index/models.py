@@ -47,7 +47,8 @@ class Child(Base):
     family_name: Mapped[str] = mapped_column(String(100))
     date_of_birth: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(1))
-    postcode: Mapped[str] = mapped_column(String(8))
+    # None when the only postcode the agencies sent is on a sensitive involvement.
+    postcode: Mapped[str | None] = mapped_column(String(8))
     first_seen: Mapped[date] = mapped_column(Date)
     last_seen: Mapped[date] = mapped_column(Date, index=True)
 

@@ -162,7 +162,11 @@ def plan(con: Any, night: date, model_version: int) -> dict:
         WITH touched AS ({changed_comps}),
         best AS (
             SELECT a.comp, arg_min(b, (CASE b.agency WHEN 'health' THEN 1 WHEN 'education' THEN 2
-                                       ELSE 3 END, -epoch(b.night), b.source_key)) AS b
+                                       ELSE 3 END, -epoch(b.night), b.source_key)) AS b,
+                   -- The postcode from the best record that has one: a sensitive record has none.
+                   arg_min(b.postcode, (CASE b.agency WHEN 'health' THEN 1 WHEN 'education' THEN 2
+                                        ELSE 3 END, -epoch(b.night), b.source_key))
+                       FILTER (WHERE b.postcode IS NOT NULL) AS postcode
             FROM assigned a JOIN batch b USING (source_key) WHERE a.in_batch GROUP BY a.comp),
         prev AS (
             SELECT a.comp, arg_max(oc, oc.last_seen) AS oc, min(oc.first_seen) AS first_seen,
@@ -173,7 +177,7 @@ def plan(con: Any, night: date, model_version: int) -> dict:
                coalesce(best.b.family_name, prev.oc.family_name) AS family_name,
                coalesce(best.b.date_of_birth, prev.oc.date_of_birth) AS date_of_birth,
                coalesce(best.b.sex, prev.oc.sex) AS sex,
-               coalesce(best.b.postcode, prev.oc.postcode) AS postcode,
+               coalesce(best.postcode, prev.oc.postcode) AS postcode,
                least(coalesce(prev.first_seen, $night::DATE), $night::DATE) AS first_seen,
                greatest(coalesce(prev.last_seen, $night::DATE), CASE WHEN best.comp IS NULL
                         THEN coalesce(prev.last_seen, $night::DATE) ELSE $night::DATE END) AS last_seen,

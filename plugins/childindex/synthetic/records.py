@@ -39,6 +39,7 @@ SERVICE_WEIGHTS = {
     "social_care": {"early_help": 0.40, "child_in_need": 0.35, "child_protection": 0.12, "looked_after": 0.13},
 }
 COMMUNITY_PAEDIATRICS_RATE = 0.05
+SENSITIVE_RATE = 0.01  # involvements an agency flags sensitive (where its contract has the flag)
 LOCAL_MOVE_DISTRICT = 0.5  # of moves that stay in the postcode district
 LOCAL_MOVE_AREA = 0.8  # ... or at least in the postcode area
 FLAT_RATE = 0.05  # address lines "Flat 3, 12 Kings Road": a comma, so the CSV quotes them
@@ -181,6 +182,12 @@ def build_chunk(pop: Population, agency: str, p: np.ndarray) -> Chunk:
     service = _services(pop, contract, agency, p, who.dob)
     f["service"] = pa.array(contract.services, pa.string()).take(service)
     f["contact_route"] = _contacts(contract, seed, agency, p, service)
+    if contract.sensitive_codes:
+        # A few involvements are flagged sensitive (a refuge, a sexual health service).
+        yes = next(c for c, v in contract.sensitive_codes.items() if v)
+        no = next(c for c, v in contract.sensitive_codes.items() if not v)
+        flagged = uniform(seed, f"sensitive/{agency}", p) < SENSITIVE_RATE
+        f["sensitive"] = pa.array(np.where(flagged, yes, no), pa.string())
     start, end, ended = _involvement(pop, agency, p, who.dob)
     f["involvement_start"] = _dates(start, contract.date_format)
     f["involvement_end"] = _dates(end, contract.date_format, mask=~ended)
