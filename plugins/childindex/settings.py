@@ -114,7 +114,7 @@ class LinkageSettings(BaseModel):
     """How sure linkage must be before it joins records, and where its model lives."""
 
     match_threshold: float = Field(
-        0.99, gt=0, lt=1, description="Link two records when the model's match probability is at least this."
+        0.95, gt=0, lt=1, description="Link two records when the model's match probability is at least this."
     )
     review_threshold: float = Field(
         0.5,
