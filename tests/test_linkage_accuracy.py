@@ -144,9 +144,7 @@ def test_the_bundled_model_matches_the_code() -> None:
         b["blocking_rule"] for b in creator["blocking_rules_to_generate_predictions"]
     ]
     assert model.version == 0 and model.trained_records > 10_000
-    text = BUNDLED_MODEL.read_text()
     assert "tf_" not in json.dumps(trained.get("comparisons")).replace("tf_adjustment", ""), "no name frequencies"
-    del text
 
 
 def test_loose_given_name_levels_are_the_jaro_winkler_ones() -> None:

@@ -119,12 +119,6 @@ def _insert(conn: Connection, model: Any, table: Any) -> None:
             conn.execute(insert(model), batch.to_pylist())
 
 
-def pc_invert(mask: Any) -> Any:
-    import pyarrow.compute as pc
-
-    return pc.invert(mask)
-
-
 def _rows(table: Any, drop: tuple[str, ...] = ()) -> list[dict]:
     cols = [c for c in table.column_names if c not in drop]
     return table.select(cols).to_pylist()
@@ -154,6 +148,8 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             stats["children_updated"] = len(is_new) - stats["children_created"]
             # 1. Children first, so every reference below has a target: update the ids the
             #    index holds, insert the others.
+            import pyarrow.compute as pc
+
             fields = [c for c in child.column_names if c not in ("is_new", "in_index")]
             t = Child.__table__
             update_stmt = (
@@ -164,7 +160,7 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             present = child["in_index"]
             for batch in child.filter(present).select(fields).to_batches(_FETCH_BATCH):
                 conn.execute(update_stmt, [{f"b_{k}": v for k, v in r.items()} for r in batch.to_pylist()])
-            _insert(conn, Child, child.filter(pc_invert(present)).select(fields))
+            _insert(conn, Child, child.filter(pc.invert(present)).select(fields))
             # 2. Existing records whose child changed (merges and splits).
             remap = _rows(plan["remap"])
             if remap:

@@ -158,18 +158,18 @@ def _split_sets(con) -> None:  # noqa: ANN001
     """``tonight``: the records to link now: tonight's, plus every record of a child that a
     person has since said holds two different children (so it can be split). ``old_records``:
     the rest of the index, kept together child by child."""
-    con.execute("""
+    from childindex.linkage.features import MINIMAL_COLUMNS
+
+    cols = ", ".join(MINIMAL_COLUMNS)
+    con.execute(f"""
         CREATE OR REPLACE TABLE reopened AS
         SELECT DISTINCT a.child_id FROM decision d
         JOIN existing a ON a.source_key = d.key_a JOIN existing b ON b.source_key = d.key_b
         WHERE d.decision = 'non_match' AND a.child_id = b.child_id;
         CREATE OR REPLACE TABLE tonight AS
-        SELECT source_key, agency, given_name, family_name, date_of_birth, sex, postcode, nhs_key, upn_key
-        FROM batch
+        SELECT {cols} FROM batch
         UNION ALL
-        SELECT e.source_key, e.agency, e.given_name, e.family_name, e.date_of_birth, e.sex, e.postcode,
-               e.nhs_key, e.upn_key
-        FROM existing e ANTI JOIN batch b USING (source_key)
+        SELECT {cols} FROM existing e ANTI JOIN batch b USING (source_key)
         WHERE e.child_id IN (SELECT child_id FROM reopened);
         CREATE OR REPLACE TABLE old_records AS
         SELECT e.* FROM existing e ANTI JOIN tonight t USING (source_key);

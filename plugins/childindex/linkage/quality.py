@@ -33,27 +33,3 @@ def blocking_recall(con: Any, features: str, true_pairs: str, rules: list[Any] |
         "recall": caught / total if total else 1.0,
         "by_rule": dict(zip(conditions, row[2:], strict=True)),
     }
-
-
-def comparisons_per_rule(con: Any, features: str, rules: list[Any] | None = None) -> list[dict[str, Any]]:
-    """Pairs each rule adds (beyond the rules before it) in a deduplication of
-    ``features``, and the running total: what the blocking costs. Exact counts."""
-    import logging
-
-    from splink import DuckDBAPI, Linker
-
-    from childindex.linkage.model import blocking_rules, settings_creator
-
-    db_api = DuckDBAPI(connection=con)
-    linker = Linker(db_api.register(features), settings_creator(), log_level=logging.WARNING)
-    records = linker.blocking_analysis.count_comparisons_from_blocking_rules(
-        rules if rules is not None else blocking_rules(), record_sample_proportion=1.0
-    )
-    return [
-        {
-            "rule": r["blocking_rule"],
-            "added": r["marginal_comparison_count"],
-            "cumulative": r["cumulative_comparison_count"],
-        }
-        for r in records
-    ]

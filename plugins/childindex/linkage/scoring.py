@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def score(con: Any, model: LoadedModel, lower: float) -> int:
-    """Create table ``scored`` (new_key, other_key, other_is_new, p, gamma_*) with every
+    """Create table ``scored`` (new_key, other_key, p, gamma_*) with every
     pair from tonight's records (table ``tonight``) to themselves and to the index
     (``old_records``) at or above probability ``lower``. Returns the pairs scored."""
     from splink import DuckDBAPI, Linker
@@ -60,13 +60,13 @@ def score(con: Any, model: LoadedModel, lower: float) -> int:
     cols = "match_probability AS p, gamma_given, gamma_nhs_key, gamma_upn_key"
     con.execute(f"""
         CREATE OR REPLACE TABLE scored AS
-        SELECT unique_id_l AS new_key, unique_id_r AS other_key, true AS other_is_new, {cols}
+        SELECT unique_id_l AS new_key, unique_id_r AS other_key, {cols}
         FROM {within.physical_name}
         UNION ALL
         -- Either side of a pair may be tonight's record: an equi-join tells which (an IN
         -- join against the whole index would be a nested loop).
         SELECT CASE WHEN n.unique_id IS NULL THEN b.unique_id_r ELSE b.unique_id_l END,
-               CASE WHEN n.unique_id IS NULL THEN b.unique_id_l ELSE b.unique_id_r END, false, {cols}
+               CASE WHEN n.unique_id IS NULL THEN b.unique_id_l ELSE b.unique_id_r END, {cols}
         FROM {between.physical_name} b LEFT JOIN new_f n ON n.unique_id = b.unique_id_l
     """)
     for sdf in (within, between):
@@ -75,7 +75,7 @@ def score(con: Any, model: LoadedModel, lower: float) -> int:
 
 
 def decide(con: Any, linkage: LinkageSettings) -> None:
-    """Table ``outcome`` (new_key, other_key, other_is_new, p, outcome, reason) from
+    """Table ``outcome`` (new_key, other_key, p, outcome, reason) from
     ``scored`` and people's decisions (table ``decision``: key_a < key_b, decision)."""
     loose = ", ".join(str(level) for level in GIVEN_LOOSE_LEVELS)
     con.execute(
@@ -85,29 +85,32 @@ def decide(con: Any, linkage: LinkageSettings) -> None:
             SELECT s.*, d.decision,
                    (gamma_nhs_key = 1 OR gamma_upn_key = 1) AS shares_id
             FROM scored s LEFT JOIN decision d
-              ON d.key_a = least(s.new_key, s.other_key) AND d.key_b = greatest(s.new_key, s.other_key))
-        SELECT new_key, other_key, other_is_new, p,
-            CASE
-                WHEN decision = 'match' THEN 'link'
-                WHEN decision = 'non_match' THEN 'none'
-                WHEN gamma_nhs_key = 0 OR gamma_upn_key = 0 THEN 'none'
-                WHEN NOT shares_id AND gamma_given = 0 THEN 'none'
-                WHEN NOT shares_id AND gamma_given IN ({loose}) THEN 'review'
-                WHEN p >= $match THEN 'link'
+              ON d.key_a = least(s.new_key, s.other_key) AND d.key_b = greatest(s.new_key, s.other_key)),
+        reasoned AS (
+            SELECT new_key, other_key, p, decision,
+                CASE
+                    WHEN decision IS NOT NULL THEN 'decided'
+                    WHEN gamma_nhs_key = 0 OR gamma_upn_key = 0 THEN 'identifiers_differ'
+                    WHEN NOT shares_id AND gamma_given = 0 THEN 'given_names_differ'
+                    WHEN NOT shares_id AND gamma_given IN ({loose}) THEN 'given_names_resemble'
+                    WHEN p >= $match THEN 'probable_match'
+                    ELSE 'probability_between_thresholds'
+                END AS reason
+            FROM judged)
+        -- Each reason has one outcome; a decision's is the decision.
+        SELECT new_key, other_key, p,
+            CASE reason
+                WHEN 'decided' THEN CASE decision WHEN 'match' THEN 'link' ELSE 'none' END
+                WHEN 'probable_match' THEN 'link'
+                WHEN 'identifiers_differ' THEN 'none'
+                WHEN 'given_names_differ' THEN 'none'
                 ELSE 'review'
             END AS outcome,
-            CASE
-                WHEN decision IS NOT NULL THEN 'decided'
-                WHEN gamma_nhs_key = 0 OR gamma_upn_key = 0 THEN 'identifiers_differ'
-                WHEN NOT shares_id AND gamma_given = 0 THEN 'given_names_differ'
-                WHEN NOT shares_id AND gamma_given IN ({loose}) THEN 'given_names_resemble'
-                WHEN p >= $match THEN 'probable_match'
-                ELSE 'probability_between_thresholds'
-            END AS reason
-        FROM judged
+            reason
+        FROM reasoned
         UNION ALL
         -- A person's "same child" stands on every night, whatever the model says.
-        SELECT d.key_a, d.key_b, NULL, NULL, 'link', 'decided' FROM decision d
+        SELECT d.key_a, d.key_b, NULL, 'link', 'decided' FROM decision d
         WHERE d.decision = 'match'
     """,
         {"match": linkage.match_threshold},
