@@ -191,3 +191,78 @@ def test_the_night_summary_shows_the_last_retention_run(settings) -> None:  # no
     shown = night_summary(settings, NIGHT)["retention"]
     assert set(shown["rules"]) == {r.name for r in policy()}
     assert shown["rows_deleted"] == 0 and shown["rules"]["staging"]["cutoff"] == "2026-11-18"
+
+
+def test_an_open_involvement_is_kept_while_its_agency_still_delivers(settings) -> None:  # noqa: ANN001
+    # Agencies send deltas: a child whose involvement goes on is not re-sent for years.
+    _night(settings)
+    later = NIGHT + timedelta(days=settings.retention.record_unseen_days + 30)
+    drop(settings, "health", render("health", [child(5)]), night=later)  # the agency still delivers
+    run_intake(settings, "health", later)
+    link_pending(settings, later)
+    cert = run_retention(settings, later + timedelta(days=1))
+    rules = {r["rule"]: r for r in cert["rules"]}
+    # Child 2's involvement ended (and has gone): its record goes; children 1 and 3 stay.
+    assert rules["record_unseen"]["rows_deleted"]["source_record"] == 1
+    assert _count(settings, "source_record") == 3 and _count(settings, "child") == 3
+    # Once the agency stops delivering, the open involvements' records go as well.
+    silent = later + timedelta(days=settings.retention.record_unseen_days + 1)
+    cert = run_retention(settings, silent)
+    assert {r["rule"]: r for r in cert["rules"]}["record_unseen"]["rows_deleted"]["source_record"] == 3
+    assert _count(settings, "child") == 0
+
+
+def test_merge_history_goes_once_the_child_it_leads_to_has_gone(settings) -> None:  # noqa: ANN001
+    _night(settings)
+    with engine_for(settings.index_url).begin() as conn:
+        kept = conn.execute(text("SELECT min(child_id) FROM child")).scalar_one()
+        rows = [("OLD1", "OLD2"), ("OLD2", "GONE"), ("OLD3", kept)]  # a dead chain and a live one
+        for old, new in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO child_id_history (old_child_id, new_child_id, night, reason) VALUES (:o, :n, :d, 'x')"
+                ),
+                {"o": old, "n": new, "d": NIGHT},
+            )
+    dry = run_retention(settings, NIGHT + timedelta(days=1), dry_run=True)
+    assert {r["rule"]: r for r in dry["rules"]}["history_orphaned"]["rows_deleted"] == {"child_id_history": 1}
+    cert = run_retention(settings, NIGHT + timedelta(days=1))
+    assert {r["rule"]: r for r in cert["rules"]}["history_orphaned"]["rows_deleted"] == {"child_id_history": 2}
+    with engine_for(settings.index_url).connect() as conn:
+        assert conn.execute(text("SELECT old_child_id FROM child_id_history")).scalars().all() == ["OLD3"]
+
+
+def test_ledger_metrics_and_deletion_log_keep_a_year(settings) -> None:  # noqa: ANN001
+    _night(settings)
+    run_retention(settings, NIGHT + timedelta(days=1))
+    ledger = _count(settings, "file_ledger")
+    assert ledger == 2 and _count(settings, "deletion_log") > 0
+    year_on = NIGHT + timedelta(days=settings.retention.reports_days + 2)
+    cert = run_retention(settings, year_on)
+    rows = {r["rule"]: r for r in cert["rules"]}["operational_records"]["rows_deleted"]
+    assert rows["file_ledger"] == 2 and rows["deletion_log"] == len(cert["rules"])
+    assert _count(settings, "file_ledger") == 0
+    assert _count(settings, "deletion_log") == len(cert["rules"]), "only this run's rows are left"
+
+
+def test_files_are_aged_by_their_night_not_the_clock(settings) -> None:  # noqa: ANN001
+    # A rerun, or a simulated clock, must delete the same files: receipts, quarantined files
+    # and reports are dated by the ledger's night or the night in their name.
+    old = NIGHT - timedelta(days=400)
+    drop(settings, "health", render("health", [child(1)]), night=old)
+    run_intake(settings, "health", old)
+    drop(settings, "health", render("health", [child(1)]), night=old + timedelta(days=1))  # same bytes
+    run_intake(settings, "health", old + timedelta(days=1))
+    bad = render("health", [child(2)]).replace(b"LocalPatientID", b"PatientRef")
+    drop(settings, "health", bad, night=old + timedelta(days=2))
+    run_intake(settings, "health", old + timedelta(days=2))
+    (settings.reports_dir / f"night-{old}.json").write_text("{}")
+    assert list(settings.archive_dir.glob("health/*/duplicates/*")), "the duplicate is kept under its night"
+    # Files written just now, with nights long past: the clock says new, the nights say old.
+    cert = run_retention(settings, NIGHT)
+    files = {r["rule"]: r["files_deleted"] for r in cert["rules"]}
+    assert files["receipts"] == 6 and files["quarantine"] == 2 and files["reports"] == 1
+    assert files["archive"] == 2  # the extract and the copy delivered twice
+    assert not any(p.is_file() for p in settings.quarantine_dir.rglob("*"))
+    assert not any(settings.quarantine_dir.glob("health/*")), "the hash-named folder goes too"
+    assert run_retention(settings, NIGHT)["files_deleted"] == 0, "a rerun deletes nothing more"

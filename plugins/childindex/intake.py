@@ -173,7 +173,9 @@ def process_file(  # noqa: ANN001
         receipt.outcome = "duplicate"
         receipt.file_problems.append({"rule": "already_loaded", "detail": "a file with this SHA-256 was loaded before"})
         result = _finish(settings, ledger, receipt, file_night or night, "duplicate", None)
-        _move(path, settings.archive_dir / agency / "duplicates" / f"{sha[:16]}-{path.name}")
+        # Under the night's folder, so the archive rule ages it out with the night.
+        dest = settings.archive_dir / agency / (file_night or night).isoformat() / "duplicates"
+        _move(path, dest / f"{sha[:16]}-{path.name}")
         return result
 
     staged = None

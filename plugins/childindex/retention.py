@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -95,10 +96,28 @@ def _records_of(where: str) -> list[tuple[str, str]]:
 
 # Rules that delete rows: (table, predicate) in order, one transaction per rule. Table
 # names and predicates are fixed strings; the cutoff is a bound parameter.
+#
+# Agencies send deltas: a record is re-sent only when it changes, so "unseen" alone would
+# delete every child whose involvement simply goes on. A record counts as stale when it was
+# last sent before the cutoff and either its involvement ended (or was deleted) or its
+# agency has delivered nothing since the cutoff (a system switched off never closes its
+# records).
+_STALE = (
+    "last_seen < :cutoff AND NOT ("
+    "EXISTS (SELECT 1 FROM involvement i WHERE i.source_key = source_record.source_key "
+    "AND (i.end_date IS NULL OR i.end_date >= :cutoff)) "
+    "AND EXISTS (SELECT 1 FROM file_ledger f WHERE f.agency = source_record.agency AND f.night >= :cutoff))"
+)
 _OVER_AGE = "child_id IN (SELECT child_id FROM child WHERE date_of_birth < :cutoff)"
+# A merge or split is worth following only while the id it leads to is in the index (or
+# leads on to one): one pass removes the last link of each dead chain, so the rule repeats.
+_DEAD_HISTORY = (
+    "NOT EXISTS (SELECT 1 FROM child c WHERE c.child_id = child_id_history.new_child_id) "
+    "AND NOT EXISTS (SELECT 1 FROM child_id_history h WHERE h.old_child_id = child_id_history.new_child_id)"
+)
 ROW_RULES: dict[str, list[tuple[str, str]]] = {
     "involvement_ended": [("involvement", "end_date IS NOT NULL AND end_date < :cutoff")],
-    "record_unseen": _records_of("last_seen < :cutoff"),
+    "record_unseen": _records_of(_STALE),
     "child_over_age": [*_records_of(_OVER_AGE), ("child", "date_of_birth < :cutoff")],
     "child_orphaned": [
         (
@@ -106,8 +125,16 @@ ROW_RULES: dict[str, list[tuple[str, str]]] = {
             "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.child_id = child.child_id) AND last_seen <= :cutoff",
         )
     ],
+    "history_orphaned": [("child_id_history", _DEAD_HISTORY)],
     "review_resolved": [("review_item", "status = 'decided' AND resolved_at < :cutoff")],
+    # Counts and hashes only; a staged file's row stays until it is linked or expires.
+    "operational_records": [
+        ("file_ledger", "night < :cutoff AND status <> 'staged'"),
+        ("night_metric", "night < :cutoff"),
+        ("deletion_log", "run_for < :cutoff"),
+    ],
 }
+REPEAT_UNTIL_DONE = {"history_orphaned"}
 
 
 def run_retention(settings: Settings, today: date, dry_run: bool = False, airflow: bool = False) -> dict:
@@ -117,7 +144,7 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
 
     engine = engine_for(settings.index_url)
     outcomes: list[RuleOutcome] = []
-    linked = _loaded_staging(settings)
+    linked, nights = _ledger_paths(settings)
     file_rules: dict[str, Callable[[date], Iterable[Path]]] = {
         "archive": lambda c: _dated_dirs(settings.archive_dir, "*/*", c, ""),
         "staging": lambda c: (
@@ -127,9 +154,9 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
             if str(p) in linked
         ),
         "staging_unlinked": lambda c: _expire_unlinked(settings, c, dry_run),
-        "quarantine": lambda c: _older_files(settings.quarantine_dir, c),
-        "receipts": lambda c: _older_files(settings.outbox_root, c),
-        "reports": lambda c: _older_files(settings.reports_dir, c),
+        "quarantine": lambda c: _files_before(settings.quarantine_dir, c, nights),
+        "receipts": lambda c: _files_before(settings.outbox_root, c, nights),
+        "reports": lambda c: _files_before(settings.reports_dir, c, nights),
         # Only what a crash left behind: an intake running now keeps its work folder.
         "working_files": lambda c: _older_files(settings.work_dir, c),
     }
@@ -144,14 +171,20 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         elif rule.kind == "rows":
             with engine.begin() as conn:
                 for table, where in ROW_RULES[rule.name]:
-                    outcome.rows_deleted[table] = outcome.rows_deleted.get(table, 0) + _delete(
-                        conn, table, where, cutoff, dry_run
-                    )
+                    while True:
+                        n = _delete(conn, table, where, cutoff, dry_run)
+                        outcome.rows_deleted[table] = outcome.rows_deleted.get(table, 0) + n
+                        if not n or dry_run or rule.name not in REPEAT_UNTIL_DONE:
+                            break
         else:
             for path in list(file_rules[rule.name](cutoff)):
                 outcome.files_deleted += _remove(path, dry_run)
         outcomes.append(outcome)
     if not dry_run:
+        # Folders named by a file's hash or a night say which files were there: once
+        # empty, they go too.
+        for root in (settings.quarantine_dir, settings.staging_dir):
+            _prune_empty(root)
         _reclaim(engine)
 
     certificate = {
@@ -164,7 +197,7 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         "files_deleted": sum(o.files_deleted for o in outcomes),
     }
     if not dry_run:
-        _log_certificate(engine, outcomes)
+        _log_certificate(engine, outcomes, today)
         assert settings.reports_dir is not None
         path = settings.reports_dir / "retention" / f"certificate-{today.isoformat()}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,15 +219,27 @@ def _delete(conn: Connection, table: str, where: str, cutoff: date, dry_run: boo
     return conn.execute(text(f"DELETE FROM {table} WHERE {where}"), {"cutoff": cutoff}).rowcount
 
 
-def _loaded_staging(settings: Settings) -> set[str]:
-    """Staging files already linked into the index: only these may be deleted."""
+def _ledger_paths(settings: Settings) -> tuple[set[str], dict[str, date]]:
+    """(staging files already linked into the index: only these may be deleted; the night
+    of each receipt and quarantine folder the ledger knows, to age them by)."""
     from childindex.index.db import engine_for
 
     with engine_for(settings.index_url).connect() as conn:
         rows = conn.execute(
-            text("SELECT staged_path FROM file_ledger WHERE status = 'linked' AND staged_path IS NOT NULL")
+            text("SELECT agency, sha256, night, status, staged_path, receipt_path FROM file_ledger")
         ).all()
-    return {r[0] for r in rows}
+    linked, nights = set(), {}
+    assert settings.quarantine_dir is not None
+    for agency, sha, night, status, staged, receipt in rows:
+        if status == "linked" and staged:
+            linked.add(staged)
+        night = night if isinstance(night, date) else date.fromisoformat(night)
+        folders = [str(settings.quarantine_dir / agency / sha[:16])] if status == "quarantined" else []
+        if receipt:  # the text receipt sits beside the JSON one
+            folders += [receipt, receipt.removesuffix(".json") + ".txt"]
+        for key in folders:
+            nights[key] = max(nights.get(key, night), night)
+    return linked, nights
 
 
 def _airflow_db_clean(cutoff: date, dry_run: bool) -> dict[str, int]:
@@ -254,11 +299,40 @@ def _dated_dirs(root: Path | None, pattern: str, cutoff: date, prefix: str) -> I
     return found
 
 
-def _older_files(root: Path | None, cutoff: date) -> Iterable[Path]:
+def _older_files(root: Path | None, cutoff: date) -> list[Path]:
     if root is None or not root.exists():
         return []
     limit = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_mtime < limit]
+
+
+_DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+def _files_before(root: Path | None, cutoff: date, nights: dict[str, date]) -> list[Path]:
+    """Files under ``root`` of nights before ``cutoff``. A file's night is the ledger's for
+    it or its folder, else the date in its name (reports), else its modification time (a
+    file the ledger never knew): never the wall clock where the night is known, so a rerun
+    or a simulated clock deletes the same files."""
+    if root is None or not root.exists():
+        return []
+    limit = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
+    found = []
+    for p in root.rglob("*"):
+        if not p.is_file() or p.is_symlink():
+            continue
+        night = nights.get(str(p)) or nights.get(str(p.parent))
+        if night is None and (m := _DATE_IN_NAME.search(p.name)):
+            try:
+                night = date.fromisoformat(m.group(1))
+            except ValueError:
+                night = None
+        if night is not None:
+            if night < cutoff:
+                found.append(p)
+        elif p.stat().st_mtime < limit:
+            found.append(p)
+    return found
 
 
 def _remove(path: Path, dry_run: bool) -> int:
@@ -272,6 +346,15 @@ def _remove(path: Path, dry_run: bool) -> int:
     return 1
 
 
+def _prune_empty(root: Path | None) -> None:
+    """Remove empty folders two levels below ``root`` (``<agency>/<file or night>``)."""
+    if root is None or not root.exists():
+        return
+    for d in root.glob("*/*"):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+
+
 def _reclaim(engine) -> None:  # noqa: ANN001
     """Return freed pages to the OS (SQLite); PostgreSQL reclaims with autovacuum."""
     if engine.dialect.name == "sqlite":
@@ -280,7 +363,7 @@ def _reclaim(engine) -> None:  # noqa: ANN001
             conn.exec_driver_sql("VACUUM")
 
 
-def _log_certificate(engine, outcomes: list[RuleOutcome]) -> None:  # noqa: ANN001
+def _log_certificate(engine, outcomes: list[RuleOutcome], today: date) -> None:  # noqa: ANN001
     from childindex.index.models import DeletionLog
 
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -290,6 +373,7 @@ def _log_certificate(engine, outcomes: list[RuleOutcome]) -> None:  # noqa: ANN0
             [
                 {
                     "run_at": now,
+                    "run_for": today,
                     "rule": o.rule,
                     "cutoff": date.fromisoformat(o.cutoff),
                     "rows_deleted": sum(o.rows_deleted.values()),

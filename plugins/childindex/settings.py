@@ -106,7 +106,8 @@ class RetentionSettings(BaseModel):
     reports_days: int = Field(
         _PERIODS["reports_days"],
         ge=0,
-        description="Delete night summaries and deletion certificates after this many days.",
+        description="Delete night summaries, deletion certificates, and the file ledger, night metrics and "
+        "deletion log rows after this many days.",
     )
 
 

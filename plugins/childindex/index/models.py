@@ -174,6 +174,7 @@ class DeletionLog(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_at: Mapped[datetime] = mapped_column(DateTime)
+    run_for: Mapped[date] = mapped_column(Date, index=True)  # the run's logical date
     rule: Mapped[str] = mapped_column(String(64))
     cutoff: Mapped[date] = mapped_column(Date)
     rows_deleted: Mapped[int] = mapped_column(Integer)
