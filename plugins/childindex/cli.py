@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,18 @@ console = Console()
 err = Console(stderr=True)
 
 DEFAULT_FIRST_NIGHT = date(2026, 11, 24)
+
+
+@contextmanager
+def _key_checked():  # noqa: ANN202
+    """A key that is not the index's is a configuration error: one line, exit 2."""
+    from childindex.pseudonymise import KeyMismatch
+
+    try:
+        yield
+    except KeyMismatch as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _settings():  # noqa: ANN202
@@ -108,6 +121,62 @@ def init_key(path: Annotated[Path, typer.Argument(help="File to create (mode 060
     console.print(f"key written to {path}; set CHILDINDEX_PSEUDONYMISATION_KEY_FILE={path}")
 
 
+@app.command("rotate-key")
+def rotate_key(
+    new_key_file: Annotated[
+        Path, typer.Option(help="The new key (from 'childindex init-key'; mode 0600).", show_default=False)
+    ],
+    extract: Annotated[
+        list[Path] | None,
+        typer.Option(help="A full extract from an agency, named as its contract says (repeat for each)."),
+    ] = None,
+    drop_unmapped: Annotated[
+        bool, typer.Option(help="Delete records that no extract covers instead of stopping.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Read the extracts and count; change nothing.")] = False,
+    today: Annotated[str | None, typer.Option(help="The day of the rotation (YYYY-MM-DD).")] = None,
+) -> None:
+    """Re-key every pseudonym in the index to a new key, keeping every link (docs/keys.md).
+
+    Reads the archived extracts and any --extract files with the current key
+    (CHILDINDEX_PSEUDONYMISATION_KEY or _FILE) and the new one, replaces every key in one
+    transaction and starts a new key epoch. Afterwards set the key setting to the new
+    key: intake and linkage refuse the old one. Exits 1 when records no extract covers
+    stop the rotation (nothing changed), 2 on a configuration error.
+    """
+    from childindex.keyrotation import RotationRefused
+    from childindex.keyrotation import rotate_key as rotate
+    from childindex.pseudonymise import KeyMismatch
+    from childindex.settings import SettingsError, read_key_file
+
+    settings = _settings()
+    try:
+        new_key = read_key_file(new_key_file, "--new-key-file")
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        with console.status("reading extracts with both keys"):
+            result = rotate(
+                settings,
+                new_key,
+                date.fromisoformat(today) if today else _today(),
+                extracts=list(extract or []),
+                drop_unmapped=drop_unmapped,
+                dry_run=dry_run,
+            )
+    except (RotationRefused, KeyMismatch) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1 if isinstance(exc, RotationRefused) else 2) from None
+    console.print_json(data=result.__dict__)
+    if not dry_run:
+        console.print(
+            f"key epoch {result.epoch} ({result.new_key_id}) started. Now set "
+            f"CHILDINDEX_PSEUDONYMISATION_KEY_FILE={new_key_file.absolute()} everywhere childindex runs, "
+            "then destroy the old key."
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the index schema to the newest version."""
@@ -130,7 +199,8 @@ def intake(
     _check_agency(agency)
     settings = _settings()
     settings.ensure_dirs()
-    results = run_intake(settings, agency, date.fromisoformat(night) if night else _today() - timedelta(days=1))
+    with _key_checked():
+        results = run_intake(settings, agency, date.fromisoformat(night) if night else _today() - timedelta(days=1))
     for r in results:
         _print_result(r)
     if any(r["outcome"] == "rejected" for r in results):
@@ -210,7 +280,8 @@ def link(night: Annotated[str | None, typer.Option(help="Night being linked (YYY
     """Link every staged file into the index (what the linkage DAG does)."""
     from childindex.linkage import link_pending
 
-    result = link_pending(_settings(), date.fromisoformat(night) if night else _today() - timedelta(days=1))
+    with _key_checked():
+        result = link_pending(_settings(), date.fromisoformat(night) if night else _today() - timedelta(days=1))
     console.print_json(data=result.as_dict())
 
 

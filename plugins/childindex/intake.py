@@ -90,11 +90,15 @@ def pending_files(settings: Settings, agency: str) -> list[Path]:
 def run_intake(settings: Settings, agency: str, night: date) -> list[dict]:
     """Process every complete file for one agency; returns one count dict per file."""
     from childindex.index.ledger import Ledger
+    from childindex.pseudonymise import check_key
 
     contract = load_contract(agency)
     ledger = Ledger(settings.index_url)
     results = []
-    for path in pending_files(settings, agency):
+    files = pending_files(settings, agency)
+    if files:  # before any pseudonym is made: the key must be the index's
+        check_key(settings.index_url, settings.key, night)
+    for path in files:
         result = process_file(settings, contract, path, night, ledger)
         log.info(
             "intake %s: %s rows read=%d accepted=%d rejected=%d",
@@ -166,7 +170,7 @@ def process_file(  # noqa: ANN001
 ) -> IntakeResult:
     """Receive, check and stage one file; quarantine it when it is unusable as a whole."""
     agency = contract.agency
-    receipt, match, file_night = _new_receipt(contract, path, night)
+    receipt, match, file_night = new_receipt(contract, path, night)
     sha = receipt.sha256
 
     if ledger.already_loaded(agency, sha):
@@ -197,7 +201,7 @@ def process_file(  # noqa: ANN001
     return result
 
 
-def _new_receipt(contract: Contract, path: Path, night: date) -> tuple[Receipt, re.Match[str] | None, date | None]:
+def new_receipt(contract: Contract, path: Path, night: date) -> tuple[Receipt, re.Match[str] | None, date | None]:
     """A receipt for ``path`` before any check, with the name matched against the contract."""
     # Never read through a symlink: its "hash" is of its name, so the ledger still has a key.
     link = path.is_symlink()
@@ -223,7 +227,7 @@ def check_file(settings: Settings, contract: Contract, path: Path, today: date) 
     """The pre-check: the very same reading and rules as intake, offline (no key, no database,
     nothing moved or written but DuckDB's scratch space). The row-count band needs the
     agency's history, so it is not applied here."""
-    receipt, match, file_night = _new_receipt(contract, path, today)
+    receipt, match, file_night = new_receipt(contract, path, today)
     try:
         _require_contract_name(contract, match, file_night)
         validate_file(settings, contract, path, file_night, receipt, history=[])
@@ -326,27 +330,38 @@ def _stage(
     return out
 
 
-def _write_staging(con, settings: Settings, contract: Contract, night: date, tmp: Path) -> None:  # noqa: ANN001
+def pseudonym_sql(key: bytes, agency: str, pads: str = "") -> tuple[dict[str, str], dict[str, object]]:
+    """SELECT expressions over the standardised rows (``std``) for the four pseudonyms, and
+    their bound parameters; ``pads`` names a second key's parameters (key rotation)."""
     from childindex.pseudonymise import hmac_sql, key_params
 
-    params = {
-        **key_params(settings.key),
-        "d_local": f"local_id:{contract.agency}",
+    ipad, opad = f"ipad{pads}", f"opad{pads}"
+    params: dict[str, object] = {
+        **{name + pads: value for name, value in key_params(key).items()},
+        "d_local": f"local_id:{agency}",
         "d_nhs": "nhs_number",
         "d_upn": "upn",
         "d_match": "name_dob",
-        "night": night,
-        "agency": contract.agency,
     }
     given, family = normalise_name_sql(f"{STD}given_name"), normalise_name_sql(f"{STD}family_name")
+    name_dob = f"{given} || '|' || {family} || '|' || CAST({STD}date_of_birth AS VARCHAR)"
+    exprs = {
+        "source_key": hmac_sql(f"{STD}local_id", "d_local", ipad, opad),
+        "nhs_key": hmac_sql(f"{STD}nhs_number", "d_nhs", ipad, opad),
+        "upn_key": hmac_sql(f"{STD}upn", "d_upn", ipad, opad),
+        "match_key": hmac_sql(name_dob, "d_match", ipad, opad),
+    }
+    return exprs, params
+
+
+def _write_staging(con, settings: Settings, contract: Contract, night: date, tmp: Path) -> None:  # noqa: ANN001
+    keys, params = pseudonym_sql(settings.key, contract.agency)
+    params.update(night=night, agency=contract.agency)
     select = {
         "night": "$night::DATE",
         "agency": "$agency",
         "source_row": "_row",
-        "source_key": hmac_sql(f"{STD}local_id", "d_local"),
-        "nhs_key": hmac_sql(f"{STD}nhs_number", "d_nhs"),
-        "upn_key": hmac_sql(f"{STD}upn", "d_upn"),
-        "match_key": hmac_sql(f"{given} || '|' || {family} || '|' || CAST({STD}date_of_birth AS VARCHAR)", "d_match"),
+        **keys,
         **{f: STD + f for f in STAGING_COLUMNS[7:]},
         # A shielded involvement: the index learns that a sensitive service is involved and
         # how to reach it, never which service, nor the address on that record.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import date
 
 _BLOCK = 64  # SHA-256 block size in bytes
 
@@ -40,3 +41,37 @@ def key_params(key: bytes) -> dict[str, bytes]:
     """Bound parameters for :func:`hmac_sql`."""
     ipad, opad = _pads(key)
     return {"ipad": ipad, "opad": opad}
+
+
+def key_id(key: bytes) -> str:
+    """A short public id of a key (an HMAC of a fixed label): names the key in the index and
+    in certificates so a wrong or stale key is caught, and reveals nothing of it."""
+    return hmac.new(key, b"childindex key id", hashlib.sha256).hexdigest()[:16]
+
+
+class KeyMismatch(RuntimeError):
+    """The configured key is not the one the index's pseudonyms were made with."""
+
+
+def check_key(url: str, key: bytes, today: date) -> int:
+    """The index's current key epoch, after checking ``key`` is its key; the first use of
+    an index records the key as epoch 1. Raises KeyMismatch otherwise."""
+    from sqlalchemy import func, select
+
+    from childindex.index.db import engine_for
+    from childindex.index.models import KeyEpoch
+
+    wanted = key_id(key)
+    with engine_for(url).begin() as conn:
+        current = conn.execute(select(KeyEpoch).order_by(KeyEpoch.epoch.desc()).limit(1)).first()
+        if current is None:
+            conn.execute(KeyEpoch.__table__.insert().values(epoch=1, key_id=wanted, since=today))
+            return 1
+        if current.key_id != wanted:
+            epochs = conn.execute(select(func.count()).select_from(KeyEpoch)).scalar_one()
+            raise KeyMismatch(
+                f"the index's pseudonyms were made with key {current.key_id} (epoch {current.epoch} of {epochs}); "
+                f"the configured key is {wanted}. Set CHILDINDEX_PSEUDONYMISATION_KEY(_FILE) to the index's key, "
+                "or finish the rotation (docs/keys.md)"
+            )
+        return current.epoch

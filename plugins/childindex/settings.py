@@ -275,19 +275,27 @@ def _resolve_key(settings: Settings) -> bytes:
     elif settings.pseudonymisation_key_file is not None:
         path = settings.pseudonymisation_key_file
         origin = f"{env_file} ({path})"
-        try:
-            mode = path.stat().st_mode
-        except OSError as exc:
-            raise SettingsError(f"{origin}: cannot read the key file: {exc.strerror}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SettingsError(f"{origin}: the key file is readable by others; run chmod 600 on it")
-        key = path.read_bytes().strip()
+        key = read_key_file(path, origin)
     else:
         raise SettingsError(
             f"pseudonymisation key missing: set {env_key}, or {env_file} to a file of mode 0600 "
             f"(looked in the environment and in the file named by {ENV_PREFIX}CONFIG_FILE, if any); "
             "'childindex init-key FILE' creates one"
         )
+    if len(key) < MIN_KEY_BYTES:
+        raise SettingsError(f"{origin}: the key must be at least {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def read_key_file(path: Path, origin: str) -> bytes:
+    """A key from a file that only its owner can read; errors name ``origin``."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise SettingsError(f"{origin}: cannot read the key file: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SettingsError(f"{origin}: the key file is readable by others; run chmod 600 on it")
+    key = path.read_bytes().strip()
     if len(key) < MIN_KEY_BYTES:
         raise SettingsError(f"{origin}: the key must be at least {MIN_KEY_BYTES} bytes")
     return key

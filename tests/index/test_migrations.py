@@ -17,6 +17,7 @@ EXPECTED = {
     "deletion_log",
     "review_item",
     "link_decision",
+    "key_epoch",
     "alembic_version",
 }
 

@@ -180,3 +180,13 @@ class DeletionLog(Base):
     rows_deleted: Mapped[int] = mapped_column(Integer)
     files_deleted: Mapped[int] = mapped_column(Integer)
     dry_run: Mapped[int] = mapped_column(Integer)
+
+
+class KeyEpoch(Base):
+    """The pseudonymisation key each epoch's keys were made with: an id, never the key."""
+
+    __tablename__ = "key_epoch"
+
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))  # pseudonymise.key_id of the key
+    since: Mapped[date] = mapped_column(Date)

@@ -47,12 +47,14 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     from childindex.linkage.graph import assign_ids, cluster, plan
     from childindex.linkage.model import current_model_path, load_model
     from childindex.linkage.scoring import decide, score
+    from childindex.pseudonymise import check_key
 
     ledger = Ledger(settings.index_url)
     staged = ledger.staged()
     result = LinkResult(files=len(staged))
     if not staged:
         return result
+    check_key(settings.index_url, settings.key, night)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     assert settings.linkage.model_dir is not None
     model = load_model(current_model_path(settings.linkage.model_dir))
