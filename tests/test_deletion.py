@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+from sqlalchemy import text
+
+from childindex.index.db import engine_for
 from childindex.intake import run_intake
 from childindex.linkage import link_pending
 from childindex.retention import run_retention
@@ -63,3 +66,56 @@ def test_a_child_aged_past_every_policy_leaves_no_trace(settings) -> None:  # no
     assert index.exists() and not any(n.encode() in index.read_bytes() for n in needles)
     # The ledger no longer offers the expired file to linkage.
     assert link_pending(settings, NIGHT + timedelta(days=365 * 30)).files == 0
+
+
+def test_on_postgresql_retention_leaves_no_trace_in_the_tables_files(data_dir, pg_url) -> None:  # noqa: ANN001
+    # PostgreSQL keeps deleted tuples in a table's pages until VACUUM: retention vacuums the
+    # tables it deleted from, so after it no file of the database holds the child's values.
+    import pytest
+    from sqlalchemy import create_engine
+
+    from childindex.index.db import migrate
+    from childindex.settings import load_settings
+
+    settings = load_settings(index_url=pg_url)
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            root = Path(conn.execute(text("SHOW data_directory")).scalar_one())
+            oid = conn.execute(text("SELECT oid FROM pg_database WHERE datname = current_database()")).scalar_one()
+        base = root / "base" / str(oid)
+        try:
+            files = _files(base)
+        except PermissionError:
+            pytest.skip(f"PostgreSQL's data directory {root} is not readable here")
+        assert files
+        drop(
+            settings, "health", render("health", [child(777, **CANARY), *(child(i) for i in range(2, 40))]), night=NIGHT
+        )
+        run_intake(settings, "health", NIGHT)
+        link_pending(settings, NIGHT)
+        needles = [CANARY["given_name"], CANARY["family_name"]]
+
+        def on_disk() -> list[tuple[str, str]]:
+            with admin.connect() as conn:
+                conn.execute(text("CHECKPOINT"))  # pages reach the files
+            return _found(base, needles)
+
+        assert on_disk(), "the values are in the table's files before retention"
+        with engine_for(settings.index_url).begin() as conn:  # only the canary child ages past its rules
+            conn.execute(
+                text("UPDATE source_record SET last_seen = :d WHERE lower(given_name) = :g"),
+                {"d": NIGHT - timedelta(days=1000), "g": CANARY["given_name"].lower()},
+            )
+            conn.execute(
+                text("UPDATE involvement SET end_date = :d WHERE source_key IN "
+                     "(SELECT source_key FROM source_record WHERE last_seen < :d2)"),
+                {"d": NIGHT - timedelta(days=1000), "d2": NIGHT},
+            )  # fmt: skip
+        cert = run_retention(settings, NIGHT + timedelta(days=1))
+        assert {r["rule"]: r for r in cert["rules"]}["child_orphaned"]["rows_deleted"] == {"child": 1}
+        assert on_disk() == []
+    finally:
+        admin.dispose()

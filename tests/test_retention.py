@@ -112,7 +112,8 @@ def test_the_policy_file_lists_every_rule_and_setting() -> None:
     rules = policy()
     assert len({r.name for r in rules}) == len(rules)
     assert {r.name for r in rules if r.kind == "rows"} == set(ROW_RULES)
-    assert {r.setting for r in rules if r.setting} == set(RetentionSettings.model_fields)
+    periods = {name for name in RetentionSettings.model_fields if name.endswith("_days")}
+    assert {r.setting for r in rules if r.setting} == periods
     for r in rules:
         assert r.purpose and r.deletes, r.name
         if r.setting:
@@ -266,3 +267,24 @@ def test_files_are_aged_by_their_night_not_the_clock(settings) -> None:  # noqa:
     assert not any(p.is_file() for p in settings.quarantine_dir.rglob("*"))
     assert not any(settings.quarantine_dir.glob("health/*")), "the hash-named folder goes too"
     assert run_retention(settings, NIGHT)["files_deleted"] == 0, "a rerun deletes nothing more"
+
+
+def test_retention_on_postgresql(data_dir, pg_url) -> None:  # noqa: ANN001
+    # The production index: every row rule runs there as on SQLite, one transaction each.
+    from childindex.index.db import migrate
+    from childindex.settings import load_settings
+
+    settings = load_settings(index_url=pg_url)
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    _night(settings)
+    today = NIGHT + timedelta(days=settings.retention.record_unseen_days + 1)
+    dry = run_retention(settings, today, dry_run=True)
+    assert dry["rows_deleted"] > 0 and _count(settings, "child") == 3, "a dry run counts, deletes nothing"
+    cert = run_retention(settings, today)
+    rules = {r["rule"]: r for r in cert["rules"]}
+    assert rules["involvement_ended"]["rows_deleted"] == {"involvement": 1}
+    assert rules["record_unseen"]["rows_deleted"]["source_record"] == 3
+    assert rules["child_orphaned"]["rows_deleted"] == {"child": 3}
+    assert _count(settings, "child") == 0 and _count(settings, "involvement") == 0
+    assert _count(settings, "deletion_log") == len(cert["rules"])

@@ -185,7 +185,8 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         # empty, they go too.
         for root in (settings.quarantine_dir, settings.staging_dir):
             _prune_empty(root)
-        _reclaim(engine)
+        tables = {t for o in outcomes for t, n in o.rows_deleted.items() if n and "." not in t}
+        _reclaim(engine, tables, full=settings.retention.postgres_vacuum == "full")
 
     certificate = {
         "certificate_version": 1,
@@ -355,12 +356,24 @@ def _prune_empty(root: Path | None) -> None:
             d.rmdir()
 
 
-def _reclaim(engine) -> None:  # noqa: ANN001
-    """Return freed pages to the OS (SQLite); PostgreSQL reclaims with autovacuum."""
+def _reclaim(engine, tables: set[str], full: bool) -> None:  # noqa: ANN001
+    """Make deleted rows unreadable on disk now, not whenever the database gets round to it.
+
+    SQLite (secure_delete) has overwritten them already: a WAL checkpoint and VACUUM return
+    the freed pages. PostgreSQL has no secure delete: a deleted tuple stays in its page
+    until VACUUM prunes it, and even then its bytes can stay in the page's free space
+    (measured: benchmarks/pg_deletion.py). ``VACUUM FULL`` rewrites each table this run
+    deleted from, so none of them is left in the table's files. The write-ahead log and
+    backups keep the bytes for their own retention (docs/retention.md).
+    """
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.exec_driver_sql("VACUUM")
+    elif engine.dialect.name == "postgresql" and tables:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in sorted(tables):  # names from ROW_RULES, never from input
+                conn.exec_driver_sql(f"VACUUM {'FULL ' if full else ''}{table}")
 
 
 def _log_certificate(engine, outcomes: list[RuleOutcome], today: date) -> None:  # noqa: ANN001
