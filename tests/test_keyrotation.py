@@ -121,3 +121,18 @@ def test_the_new_key_must_be_new_and_strong(settings) -> None:  # noqa: ANN001
         rotate_key(settings, TEST_KEY.encode(), NIGHT)
     with pytest.raises(RotationRefused, match="at least 32 bytes"):
         rotate_key(settings, b"short", NIGHT)
+
+
+def test_rotation_on_postgresql(data_dir, pg_url) -> None:  # noqa: ANN001
+    from childindex.index.db import migrate
+
+    settings = load_settings(index_url=pg_url)
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    _linked_night(settings)
+    before = _index(settings)
+    done = rotate_key(settings, NEW_KEY.encode(), NIGHT + timedelta(days=1))
+    after = _index(settings)
+    assert done.rows_rekeyed["source_record"] == 4 and done.unmapped == {}
+    assert after["children"] == before["children"] and after["records"] == before["records"]
+    assert after["keys"].isdisjoint(before["keys"]) and len(after["epochs"]) == 2

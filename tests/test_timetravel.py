@@ -93,3 +93,22 @@ def test_the_life_course_is_deterministic_and_sends_only_changes(tmp_path) -> No
     assert (health.end[health.start != NEVER] > health.start[health.start != NEVER]).all()
     with pytest.raises(ValueError, match="forward"):
         a.deliver(tmp_path / "a", 91)
+
+
+def test_the_command_runs_a_simulation_and_refuses_a_used_folder(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from typer.testing import CliRunner
+
+    from childindex.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "result.json"
+    args = ["time-travel", "--data-dir", str(tmp_path / "tt"), "--years", "1", "--children", "60"]
+    result = runner.invoke(app, [*args, "--delivery-days", "182", "--retention-days", "91", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "nothing outlived its policy" in result.output
+    data = json.loads(out.read_text())
+    assert data["deliveries"] == 3 and data["retention_runs"] == 5 and data["violations"] == []
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "deletes data" in again.output

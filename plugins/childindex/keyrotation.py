@@ -22,6 +22,7 @@ import json
 import logging
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,6 +35,7 @@ from childindex.settings import MIN_KEY_BYTES, Settings
 log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("source_key", "nhs_key", "upn_key", "match_key")
+_BATCH = 50_000  # pseudonym pairs loaded at a time
 
 
 class RotationRefused(RuntimeError):
@@ -63,7 +65,7 @@ def rotate_key(
     new_key: bytes,
     today: date,
     *,
-    extracts: list[Path] = (),  # type: ignore[assignment]
+    extracts: Sequence[Path] = (),
     drop_unmapped: bool = False,
     dry_run: bool = False,
 ) -> Rotation:
@@ -110,7 +112,7 @@ def rotate_key(
     return result
 
 
-def _extract_files(settings: Settings, extracts: list[Path]) -> list[tuple[str, Path]]:
+def _extract_files(settings: Settings, extracts: Sequence[Path]) -> list[tuple[str, Path]]:
     """(agency, path) of every archived extract and every extra file, by contract name."""
     found = []
     assert settings.archive_dir is not None
@@ -155,36 +157,12 @@ def _map_file(settings: Settings, agency: str, path: Path, new_key: bytes, work:
 
 def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool) -> None:
     """Replace every key in the index by its new pseudonym, in one transaction."""
-    import duckdb
-
     from childindex.index.db import engine_for
-
-    parts = sorted(work.glob("*.parquet"))
-    maps: dict[str, list[tuple[str, str]]] = {}
-    con = duckdb.connect()
-    try:
-        for column in KEY_COLUMNS:
-            if parts:
-                files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
-                rows = con.execute(
-                    f"SELECT DISTINCT {column}, {column}_next FROM read_parquet({files}) WHERE {column} IS NOT NULL"
-                ).fetchall()
-            else:
-                rows = []
-            maps[column] = rows
-    finally:
-        con.close()
 
     engine = engine_for(settings.index_url)
     with engine.begin() as conn:
         _drop_temp(conn)  # a pooled SQLite connection keeps its temporary tables
-        for column in KEY_COLUMNS:
-            conn.execute(text(f"CREATE TEMPORARY TABLE rekey_{column} (old VARCHAR(64) PRIMARY KEY, new VARCHAR(64))"))
-            if maps[column]:
-                conn.execute(
-                    text(f"INSERT INTO rekey_{column} (old, new) VALUES (:o, :n)"),
-                    [{"o": o, "n": n} for o, n in maps[column]],
-                )
+        _load_maps(conn, sorted(work.glob("*.parquet")))
         result.records = dict(conn.execute(text("SELECT agency, count(*) FROM source_record GROUP BY agency")).all())
         # A record is covered when each of its keys has a new pseudonym.
         covered = " AND ".join(
@@ -209,20 +187,42 @@ def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool
                 f"({', '.join(f'{a}: {n}' for a, n in sorted(result.unmapped.items()))}): ask those agencies for a "
                 "full extract and pass it with --extract, or accept that they are deleted with --drop-unmapped"
             )
-        if result.dry_run:
-            _drop_temp(conn)
-            return
-        result.records_deleted = _delete_unmapped(conn)
-        result.rows_rekeyed = _rekey(conn)
-        conn.execute(
-            text("INSERT INTO key_epoch (epoch, key_id, since) VALUES (:e, :k, :d)"),
-            {"e": result.epoch, "k": result.new_key_id, "d": date.fromisoformat(result.today)},
-        )
+        if not result.dry_run:
+            result.records_deleted = _delete_unmapped(conn)
+            result.rows_rekeyed = _rekey(conn)
+            conn.execute(
+                text("INSERT INTO key_epoch (epoch, key_id, since) VALUES (:e, :k, :d)"),
+                {"e": result.epoch, "k": result.new_key_id, "d": date.fromisoformat(result.today)},
+            )
         _drop_temp(conn)
-    if engine.dialect.name == "sqlite":  # the old pseudonyms' pages are overwritten (secure_delete) and freed
+    if engine.dialect.name == "sqlite" and not result.dry_run:
+        # The old pseudonyms' pages were overwritten (secure_delete); return them.
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.exec_driver_sql("VACUUM")
+
+
+def _load_maps(conn, parts: list[Path]) -> None:  # noqa: ANN001
+    """One temporary table per key kind: old pseudonym -> new, loaded in bounded batches
+    (as publish loads the index). Old -> new is a function, so DISTINCT leaves one row
+    per old pseudonym."""
+    import duckdb
+
+    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
+    con = duckdb.connect()
+    try:
+        for column in KEY_COLUMNS:
+            conn.execute(text(f"CREATE TEMPORARY TABLE rekey_{column} (old VARCHAR(64) PRIMARY KEY, new VARCHAR(64))"))
+            if not parts:
+                continue
+            pairs = con.sql(
+                f"SELECT DISTINCT {column} AS old, {column}_next AS new FROM read_parquet({files}) "
+                f"WHERE {column} IS NOT NULL"
+            ).to_arrow_reader(_BATCH)
+            for batch in pairs:
+                conn.execute(text(f"INSERT INTO rekey_{column} (old, new) VALUES (:old, :new)"), batch.to_pylist())
+    finally:
+        con.close()
 
 
 def _drop_temp(conn) -> None:  # noqa: ANN001
