@@ -85,6 +85,15 @@ def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:
     drop(settings, "health", render("health", [child(1, postcode="LS1 1AA")]), night=later)
     with pytest.raises(KeyMismatch, match="epoch 2"):
         run_intake(settings, "health", later)
+    # In Airflow it fails the task for good: retrying cannot fix a key.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from childindex.orchestration import intake_one
+
+    pending = next(settings.drop_folder("health").glob("*.csv"))
+    with pytest.raises(AirflowFailException, match=key_id(NEW_KEY.encode())):
+        intake_one("health", str(pending), later)
+    assert pending.exists(), "the file waits for the right key"
     rotated = load_settings(pseudonymisation_key=NEW_KEY)
     run_intake(rotated, "health", later)
     link_pending(rotated, later)

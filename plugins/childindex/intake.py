@@ -90,15 +90,11 @@ def pending_files(settings: Settings, agency: str) -> list[Path]:
 def run_intake(settings: Settings, agency: str, night: date) -> list[dict]:
     """Process every complete file for one agency; returns one count dict per file."""
     from childindex.index.ledger import Ledger
-    from childindex.pseudonymise import check_key
 
     contract = load_contract(agency)
     ledger = Ledger(settings.index_url)
     results = []
-    files = pending_files(settings, agency)
-    if files:  # before any pseudonym is made: the key must be the index's
-        check_key(settings.index_url, settings.key, night)
-    for path in files:
+    for path in pending_files(settings, agency):
         result = process_file(settings, contract, path, night, ledger)
         log.info(
             "intake %s: %s rows read=%d accepted=%d rejected=%d",
@@ -168,7 +164,13 @@ def sha256_file(path: Path) -> str:
 def process_file(  # noqa: ANN001
     settings: Settings, contract: Contract, path: Path, night: date, ledger, *, skip_row_count: bool = False
 ) -> IntakeResult:
-    """Receive, check and stage one file; quarantine it when it is unusable as a whole."""
+    """Receive, check and stage one file; quarantine it when it is unusable as a whole.
+
+    Raises KeyMismatch, before reading the file, when the configured key is not the index's.
+    """
+    from childindex.pseudonymise import check_key
+
+    check_key(settings.index_url, settings.key, night)  # no pseudonym under a stranger key
     agency = contract.agency
     receipt, match, file_night = new_receipt(contract, path, night)
     sha = receipt.sha256

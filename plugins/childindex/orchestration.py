@@ -8,6 +8,8 @@ at DAG-parse time.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -66,6 +68,19 @@ def discover_files(agency: str) -> list[str]:
     return [str(p) for p in pending_files(load_settings(), agency)]
 
 
+@contextmanager
+def _terminal_key_errors() -> Iterator[None]:
+    """A key that is not the index's will not fix itself: fail the task without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from childindex.pseudonymise import KeyMismatch
+
+    try:
+        yield
+    except KeyMismatch as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 def intake_one(agency: str, path: str, night: date) -> dict:
     from childindex.contracts import load_contract
     from childindex.index.ledger import Ledger
@@ -76,7 +91,8 @@ def intake_one(agency: str, path: str, night: date) -> dict:
     settings.ensure_dirs()
     if not Path(path).exists():  # already handled by an earlier try of this task
         return {"agency": agency, "outcome": "gone", "rows_read": 0, "rows_accepted": 0, "rows_rejected": 0}
-    result = process_file(settings, load_contract(agency), Path(path), night, Ledger(settings.index_url))
+    with _terminal_key_errors():
+        result = process_file(settings, load_contract(agency), Path(path), night, Ledger(settings.index_url))
     return {k: v for k, v in result.as_dict().items() if k != "sha256"}
 
 
@@ -92,7 +108,8 @@ def link(night: date) -> dict:
     from childindex.linkage import link_pending
     from childindex.settings import load_settings
 
-    return link_pending(load_settings(), night).as_dict()
+    with _terminal_key_errors():
+        return link_pending(load_settings(), night).as_dict()
 
 
 def train() -> dict:
