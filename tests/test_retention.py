@@ -288,3 +288,21 @@ def test_retention_on_postgresql(data_dir, pg_url) -> None:  # noqa: ANN001
     assert rules["child_orphaned"]["rows_deleted"] == {"child": 3}
     assert _count(settings, "child") == 0 and _count(settings, "involvement") == 0
     assert _count(settings, "deletion_log") == len(cert["rules"])
+
+
+def test_the_same_bytes_quarantined_on_two_nights_go_each_with_its_own_night(settings) -> None:  # noqa: ANN001
+    # An agency's empty delta is the same bytes every time: quarantined twice, one folder.
+    empty = render("social_care", [])
+    first, second = NIGHT, NIGHT + timedelta(days=60)
+    for night in (first, second):
+        for i in range(3):  # an accepted history, so the empty file is a row-count anomaly
+            day = night - timedelta(days=10 - i)
+            drop(settings, "social_care", render("social_care", [child(i, "social_care")]), night=day)
+            run_intake(settings, "social_care", day)
+        drop(settings, "social_care", empty, night=night)
+        assert run_intake(settings, "social_care", night)[0]["outcome"] == "rejected"
+    folder = next(settings.quarantine_dir.glob("social_care/*"))
+    assert len([p for p in folder.iterdir() if p.suffix == ".txt"]) == 2
+    cert = run_retention(settings, second + timedelta(days=1))
+    assert {r["rule"]: r for r in cert["rules"]}["quarantine"]["files_deleted"] == 1, "the first night's file"
+    assert sorted(p.name for p in folder.iterdir()) == ["quarantine.json", "sc_extract_20270123.txt"]

@@ -227,18 +227,23 @@ def _ledger_paths(settings: Settings) -> tuple[set[str], dict[str, date]]:
 
     with engine_for(settings.index_url).connect() as conn:
         rows = conn.execute(
-            text("SELECT agency, sha256, night, status, staged_path, receipt_path FROM file_ledger")
+            text("SELECT agency, file_name, sha256, night, status, staged_path, receipt_path FROM file_ledger")
         ).all()
     linked, nights = set(), {}
     assert settings.quarantine_dir is not None
-    for agency, sha, night, status, staged, receipt in rows:
+    for agency, name, sha, night, status, staged, receipt in rows:
         if status == "linked" and staged:
             linked.add(staged)
         night = night if isinstance(night, date) else date.fromisoformat(night)
-        folders = [str(settings.quarantine_dir / agency / sha[:16])] if status == "quarantined" else []
+        keys = []
+        if status == "quarantined":
+            # The same bytes quarantined on several nights share a folder, one file per
+            # name: each file goes with its own night, the folder's note with the latest.
+            folder = settings.quarantine_dir / agency / sha[:16]
+            keys += [str(folder), str(folder / name)]
         if receipt:  # the text receipt sits beside the JSON one
-            folders += [receipt, receipt.removesuffix(".json") + ".txt"]
-        for key in folders:
+            keys += [receipt, receipt.removesuffix(".json") + ".txt"]
+        for key in keys:
             nights[key] = max(nights.get(key, night), night)
     return linked, nights
 
