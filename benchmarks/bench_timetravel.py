@@ -3,10 +3,11 @@
 Issue "Retention that proves itself": runs ``childindex time-travel`` (the real intake,
 linkage and retention over a synthetic life-course population) in a child process on a
 fresh folder, and writes the result (peak and final index size, rows and files deleted per
-rule, every audit's verdict; counts only) beside the wall time and peak RSS.
+rule, every audit's verdict; counts only) beside the wall time and peak RSS. High noise by
+default, so that review items and the simulated clerk's decisions (and their retention) occur.
 
     uv run python benchmarks/bench_timetravel.py [--years 20] [--children 300]
-        [--delivery-days 28] [--retention-days 1]
+        [--delivery-days 28] [--retention-days 1] [--default-noise]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=300)
     parser.add_argument("--delivery-days", type=int, default=28)
     parser.add_argument("--retention-days", type=int, default=1)
+    parser.add_argument("--default-noise", action="store_true", help="the generator's usual noise (few reviews)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="childindex-timetravel-"))
     out = scratch / "result.json"
@@ -43,6 +45,7 @@ def main() -> None:
                 "--data-dir", str(scratch / "data"), "--out", str(out),
                 "--years", str(args.years), "--children", str(args.children),
                 "--delivery-days", str(args.delivery_days), "--retention-days", str(args.retention_days),
+                *([] if args.default_noise else ["--high-noise"]),
             ],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

@@ -25,8 +25,9 @@ def test_twenty_years_of_deliveries_keep_every_policy(small_deltas, settings) ->
     from childindex.settings import load_settings
 
     settings = load_settings()
-    result = simulate(settings, years=20, children=200, delivery_days=91, retention_days=28)
+    result = simulate(settings, years=20, children=200, delivery_days=91, retention_days=28, high_noise=True)
     assert result.violations == []
+    assert result.reviews_decided > 0 and result.rows_deleted["review_resolved"]["review_item"] > 0
     assert result.deliveries == 81 and result.retention_runs == 261
     assert result.files.get("accepted", 0) >= 200
     # Every kind of row and file the policy names was deleted at some point.
@@ -79,9 +80,9 @@ def test_the_life_course_is_deterministic_and_sends_only_changes(tmp_path) -> No
     a, b = Lifecourse(100, 3, seed=5), Lifecourse(100, 3, seed=5)
     for agency in a.intervals:
         assert (a.intervals[agency].start == b.intervals[agency].start).all()
-    rows0 = a.deliver(tmp_path / "a", 0)
-    assert sum(rows0.values()) == a.open_involvements(0)
-    rows1 = a.deliver(tmp_path / "a", 91)
+    rows0, truth0 = a.deliver(tmp_path / "a", 0)
+    assert sum(rows0.values()) == a.open_involvements(0) == truth0.num_rows
+    rows1, _ = a.deliver(tmp_path / "a", 91)
     health = a.intervals["health"]
     starts = int(((health.start > 0) & (health.start <= 91)).sum())
     ends = int(((health.end > 0) & (health.end <= 91) & (health.start <= 91)).sum())

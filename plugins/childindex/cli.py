@@ -409,6 +409,9 @@ def time_travel(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     delivery_days: Annotated[int, typer.Option(min=1, help="Days between agencies' deliveries.")] = 28,
     retention_days: Annotated[int, typer.Option(min=1, help="Days between retention runs.")] = 1,
+    high_noise: Annotated[
+        bool, typer.Option(help="Five times the usual typos and nicknames: review items and decisions happen.")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the result (counts only) to this JSON file.")] = None,
 ) -> None:
     """Simulate years of deliveries with retention on a simulated clock; check nothing outlives its policy.
@@ -445,6 +448,7 @@ def time_travel(
             seed=seed,
             delivery_days=delivery_days,
             retention_days=retention_days,
+            high_noise=high_noise,
             progress=progress,
         )
     data = result.as_dict()
@@ -461,7 +465,7 @@ def time_travel(
     console.print(deleted)
     console.print(
         f"{years} years: {result.deliveries} deliveries, {result.retention_runs} retention runs, "
-        f"{result.seconds:.0f} s; files {result.files}"
+        f"{result.reviews_decided} review items decided, {result.seconds:.0f} s; files {result.files}"
     )
     if result.violations:
         for v in result.violations[:20]:

@@ -26,9 +26,11 @@ from sqlalchemy import text
 
 from childindex.contracts import AGENCIES
 from childindex.settings import Settings
+from childindex.synthetic.noise import NoiseConfig
 
 log = logging.getLogger(__name__)
 
+HIGH_NOISE = NoiseConfig(typo=0.15, nickname=0.15, surname_change=0.05, dob_swap=0.05)
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _COMPACT_DATE = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)")
 
@@ -56,6 +58,7 @@ class SimulationResult:
     retention_runs: int = 0
     seconds: float = 0.0
     files: dict[str, int] = field(default_factory=dict)  # intake outcome -> files
+    reviews_decided: int = 0  # review items the simulated clerk decided
     rows_deleted: dict[str, dict[str, int]] = field(default_factory=dict)  # rule -> table -> rows
     files_deleted: dict[str, int] = field(default_factory=dict)  # rule -> files
     peak: dict[str, int] = field(default_factory=dict)  # Snapshot field -> highest value
@@ -77,9 +80,14 @@ def simulate(
     first_night: date = date(2026, 11, 24),
     delivery_days: int = 91,
     retention_days: int = 7,
+    high_noise: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
-    """Run the simulation in ``settings``' data directory (which must hold no index yet)."""
+    """Run the simulation in ``settings``' data directory (which must hold no index yet).
+
+    ``high_noise``: five times the usual typos and nicknames, so that linkage sends pairs
+    to the review queue and the clerk's decisions (and their retention) happen even in a
+    small population."""
     from childindex.index.db import migrate
     from childindex.intake import run_intake
     from childindex.linkage import link_pending
@@ -93,20 +101,23 @@ def simulate(
         raise ValueError(
             f"the index at {settings.data_dir} is not empty: time travel needs a data directory of its own"
         )
-    life = Lifecourse(children, years, seed=seed, first_night=first_night)
+    life = Lifecourse(children, years, seed=seed, first_night=first_night, noise=HIGH_NOISE if high_noise else None)
+    clerk = Clerk(settings)
     result = SimulationResult(years, children, delivery_days, retention_days)
     # Retention's slack: a record is last sent up to one delivery period before it ends.
     grace = settings.retention.record_unseen_days + delivery_days + retention_days
     for n in range(life.horizon + 1):
         day = first_night + timedelta(days=n)
         if n % delivery_days == 0:
-            life.deliver(settings.drop_root, n)
+            _, truth = life.deliver(settings.drop_root, n)
+            clerk.learn(truth)
             for agency in AGENCIES:
                 for outcome in run_intake(settings, agency, day):
                     result.files[outcome["outcome"]] = result.files.get(outcome["outcome"], 0) + 1
                     if outcome["outcome"] == "rejected":
                         log.warning("time travel: %s quarantined on %s", outcome["file_name"], day)
             link_pending(settings, day)
+            result.reviews_decided += clerk.decide_open_items(day)
             result.deliveries += 1
             snap = snapshot(settings, day)
             result.history.append(snap)
@@ -138,6 +149,46 @@ def simulate(
         result.seconds,
     )
     return result
+
+
+class Clerk:
+    """A reviewer who works the clerical review queue at each delivery, deciding every
+    open item from the simulation's truth (so decisions, and their retention, happen)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.person: dict[str, int] = {}  # source key -> true person
+
+    def learn(self, truth) -> None:  # noqa: ANN001 - a pyarrow table
+        from childindex.pseudonymise import hmac_hex
+
+        key = self.settings.key
+        for agency, local_id, person in zip(
+            truth["agency"].to_pylist(), truth["local_id"].to_pylist(), truth["person_id"].to_pylist(), strict=True
+        ):  # a few rows a delivery: harness code, not a pipeline path
+            self.person[hmac_hex(key, f"local_id:{agency}", local_id)] = person
+
+    def decide_open_items(self, day: date) -> int:
+        from datetime import datetime, time
+
+        from childindex.linkage.review import decide
+
+        url = self.settings.index_url
+        with _connect(self.settings) as conn:
+            items = conn.execute(text("SELECT id, new_key, other_key FROM review_item WHERE status = 'open'")).all()
+        decided = 0
+        for item_id, a, b in items:
+            if a not in self.person or b not in self.person:
+                continue
+            same = self.person[a] == self.person[b]
+            try:
+                decide(
+                    url, item_id, "match" if same else "non_match", "time-travel clerk", datetime.combine(day, time(9))
+                )
+            except LookupError:  # answered by the decision on the same pair
+                continue
+            decided += 1
+        return decided
 
 
 def audit(settings: Settings, today: date) -> list[str]:

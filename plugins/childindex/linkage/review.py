@@ -73,12 +73,13 @@ def item(url: str, item_id: int | None = None) -> Item | None:
     )  # fmt: skip
 
 
-def decide(url: str, item_id: int, decision: str, reviewer: str) -> None:
-    """Record a decision on an open item's pair (replacing any earlier one on that pair)."""
+def decide(url: str, item_id: int, decision: str, reviewer: str, at: datetime | None = None) -> None:
+    """Record a decision on an open item's pair (replacing any earlier one on that pair),
+    made ``at`` (now by default; a simulated clock passes its own)."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
     r = ReviewItem
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = at or datetime.now(UTC).replace(tzinfo=None)
     with engine_for(url).begin() as conn:
         row = conn.execute(select(r.new_key, r.other_key).where(r.id == item_id, r.status == "open")).first()
         if row is None:

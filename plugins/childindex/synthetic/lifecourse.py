@@ -29,10 +29,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from childindex.contracts import AGENCIES
-from childindex.synthetic.extracts import TRUTH_SCHEMA, truth_path, write_extract
+from childindex.synthetic.extracts import TRUTH_SCHEMA, write_extract
 from childindex.synthetic.noise import NoiseConfig
 from childindex.synthetic.population import MAX_DOB_OFFSET, births, build_population, households
 from childindex.synthetic.rand import integers, uniform
@@ -181,21 +182,21 @@ class Lifecourse:
             alive |= (iv.start <= night) & (iv.end > night - grace)
         return int(alive.sum())
 
-    def deliver(self, drop_root: Path, night: int, truth_root: Path | None = None) -> dict[str, int]:
+    def deliver(self, drop_root: Path, night: int) -> tuple[dict[str, int], pa.Table]:
         """Write every agency's extract of the changes since the last delivery, named for
-        ``first_night + night``, and (when ``truth_root`` is given) its truth; returns rows
-        per agency."""
+        ``first_night + night``; returns rows per agency and the delivery's truth
+        (agency, local id, person id: kept in memory, never beside the extracts)."""
         if night <= self.delivered:
             raise ValueError("deliveries go forward in time")
         self._state(night)
         when = self.first_night + timedelta(days=night)
         rows = {}
         with tempfile.TemporaryDirectory() as scratch:
-            truth = truth_path(truth_root, when) if truth_root else Path(scratch) / "truth.parquet"
-            truth.parent.mkdir(parents=True, exist_ok=True)
+            truth = Path(scratch) / "truth.parquet"
             with pq.ParquetWriter(truth, TRUTH_SCHEMA) as writer:
                 for agency in AGENCIES:
                     self.pop.sent[agency] = self.changed(agency, self.delivered, night)
                     _, rows[agency] = write_extract(self.pop, agency, when, drop_root, writer)
+            table = pq.read_table(truth)
         self.delivered = night
-        return rows
+        return rows, table
