@@ -139,11 +139,12 @@ def _map_file(settings: Settings, agency: str, path: Path, new_key: bytes, work:
     params.update(new_params)
     select = ", ".join([f"{old[c]} AS {c}" for c in KEY_COLUMNS] + [f"{new[c]} AS {c}_next" for c in KEY_COLUMNS])
     part = work / f"{agency}-{uuid.uuid4().hex[:8]}.parquet"
+    target = str(part).replace("'", "''")  # a path in SQL text: quotes doubled
 
     def write(con) -> None:  # noqa: ANN001
         con.execute(
             f"COPY (SELECT {select} FROM std ANTI JOIN rejected ON rejected.row = std._row) "
-            f"TO '{str(part).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)",
+            f"TO '{target}' (FORMAT parquet)",
             params,
         )
 
