@@ -28,6 +28,9 @@ def _check(url: str) -> None:
     engine = engine_for(url)
     insp = inspect(engine)
     assert set(insp.get_table_names()) == EXPECTED
+    # What readers may select: no keys, no source-record mapping.
+    assert set(insp.get_view_names()) == {"reader_child", "reader_involvement", "reader_child_id_history"}
+    assert not any("key" in c["name"] for v in insp.get_view_names() for c in insp.get_columns(v))
     for table in Base.metadata.sorted_tables:
         assert {c["name"] for c in insp.get_columns(table.name)} == set(table.columns.keys())
     # The child table holds minimal identity and nothing else.

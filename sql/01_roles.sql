@@ -1,0 +1,28 @@
+-- childindex roles on PostgreSQL. Run once per cluster and database, as a superuser (or a
+-- role with CREATEROLE), BEFORE the first `childindex db upgrade`:
+--     psql -v ON_ERROR_STOP=1 -d childindex -f sql/01_roles.sql
+-- Then migrate as childindex_owner and run sql/02_grants.sql (after every upgrade).
+-- Roles are created without passwords: set them out of band (ALTER ROLE ... PASSWORD, or
+-- certificate authentication), never in this repository.
+--
+--   childindex_owner      owns the schema's tables and views; runs migrations and key rotation
+--   childindex_loader     intake and linkage: writes the index and its bookkeeping
+--   childindex_retention  retention: reads and deletes, logs what it deleted
+--   childindex_reader     practitioners' tools: selects the reader_* views only
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['childindex_owner', 'childindex_loader', 'childindex_retention', 'childindex_reader']
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE', r);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Only the owner creates objects; nobody else, PUBLIC included.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE, CREATE ON SCHEMA public TO childindex_owner;
+GRANT USAGE ON SCHEMA public TO childindex_loader, childindex_retention, childindex_reader;
