@@ -474,6 +474,28 @@ def time_travel(
     console.print("nothing outlived its policy; every open involvement was kept")
 
 
+@app.command()
+def doctor() -> None:
+    """Check configuration, the index database and schema, the key and every folder; say what to fix.
+
+    Exits 0 when a night can run (warnings included), 1 when something must be fixed first.
+    Prints no secret: the key is shown only by its id.
+    """
+    from childindex.doctor import diagnose
+
+    checks = diagnose()
+    table = Table("check", "status", "detail")
+    colour = {"ok": "green", "warn": "yellow", "FAIL": "red"}
+    for c in checks:
+        table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail)
+    console.print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        err.print(f"[red]{len(failed)} check(s) failed[/red]: fix them before the next night")
+        raise typer.Exit(1)
+    console.print("ready")
+
+
 @app.command("settings")
 def show_settings() -> None:
     """Show the resolved settings (secrets masked)."""

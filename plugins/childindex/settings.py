@@ -270,7 +270,10 @@ class Settings(BaseSettings):
         folders += [self.drop_folder(a) for a in AGENCIES] + [self.outbox(a) for a in AGENCIES]
         for path in folders:
             assert path is not None
-            path.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                path.mkdir(parents=True)
+                # Children's data lives below: no access for other users of the machine.
+                path.chmod(0o750)
 
 
 def _resolve_key(settings: Settings) -> bytes:
