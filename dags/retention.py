@@ -20,7 +20,7 @@ from childindex import orchestration as orch
     doc_md=__doc__,
 )
 def retention() -> None:
-    @task
+    @task(queue=orch.RETENTION_QUEUE)
     def apply_retention(**context) -> dict:  # noqa: ANN003
         return orch.retention(orch.context_day(context), bool(context["params"]["dry_run"]))
 

@@ -69,12 +69,13 @@ def role_urls(pg_url: str) -> dict[str, str]:
 
 
 def _psql(url: str, name: str) -> None:
-    """Run one of sql/'s files as psql would: the whole script, no client-side parameters."""
-    import psycopg
+    """Run one of sql/'s files with the command operators use (``childindex db apply-sql``)."""
+    from typer.testing import CliRunner
 
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute((SQL / name).read_text().encode())
+    from childindex.cli import app
+
+    result = CliRunner().invoke(app, ["db", "apply-sql", str(SQL / name)], env={"CHILDINDEX_INDEX_URL": url})
+    assert result.exit_code == 0, result.output
 
 
 def _refused(url: str, statement: str) -> bool:

@@ -474,6 +474,31 @@ def time_travel(
     console.print("nothing outlived its policy; every open involvement was kept")
 
 
+@db_app.command("apply-sql")
+def db_apply_sql(
+    path: Annotated[Path, typer.Argument(help="The script, e.g. sql/02_grants.sql.", exists=True, dir_okay=False)],
+) -> None:
+    """Run an SQL script (roles, grants) on the PostgreSQL index, as the role in CHILDINDEX_INDEX_URL."""
+    from childindex.index.db import apply_sql_file
+    from childindex.settings import SettingsError, load_settings
+
+    try:
+        url = load_settings().index_url
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    assert url is not None
+    try:
+        apply_sql_file(url, path)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - the database's own message names the statement
+        err.print(f"[red]error:[/red] {path.name}: {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{path.name} applied")
+
+
 @app.command()
 def doctor() -> None:
     """Check configuration, the index database and schema, the key and every folder; say what to fix.

@@ -31,6 +31,10 @@ DEFAULT_ARGS = {
     "max_retry_delay": timedelta(minutes=20),
 }
 
+# Retention deletes as its own database role: with the CeleryExecutor its task goes to a
+# queue whose workers hold that role's credentials (docs/production.md).
+RETENTION_QUEUE = os.environ.get("CHILDINDEX_RETENTION_QUEUE", "default")
+
 START = datetime(2026, 1, 1)
 TAGS = ["childindex"]
 # What every childindex DAG shares: no catch-up (intake picks up every complete file

@@ -57,3 +57,17 @@ def migrate(url: str) -> None:
     with engine_for(url).begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def apply_sql_file(url: str, path: Path) -> None:
+    """Run an SQL script (``sql/01_roles.sql``, ``sql/02_grants.sql``) on a PostgreSQL index
+    as psql would: the whole script in one call, autocommit, no client-side parameters."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"SQL scripts are for PostgreSQL; the index is {parsed.get_backend_name()}")
+    conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(Path(path).read_bytes())
