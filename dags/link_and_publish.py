@@ -20,7 +20,7 @@ from childindex import orchestration as orch
     doc_md=__doc__,
 )
 def link_and_publish() -> None:
-    @task(outlets=[orch.INDEX])
+    @task(outlets=[orch.INDEX], pool=orch.LINKAGE_POOL)
     def link(**context) -> dict:  # noqa: ANN003
         return orch.link(orch.context_night(context))
 

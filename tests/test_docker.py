@@ -28,7 +28,7 @@ AIRFLOW_SERVICES = {
 }
 # CHILDINDEX_ variables that are not Settings fields: read by the DAG files, or by the
 # database container's init script.
-NOT_SETTINGS = {"RETENTION_QUEUE", "TASK_RETRIES"} | {
+NOT_SETTINGS = {"RETENTION_QUEUE", "TASK_RETRIES", "LINKAGE_POOL", "FAILURE_WEBHOOK_CONN"} | {
     f"{r}_PASSWORD" for r in ("OWNER", "LOADER", "RETENTION", "READER")
 }
 
@@ -61,6 +61,7 @@ def test_workers_scale_and_long_running_services_are_health_checked(compose) -> 
         if name == "airflow-init":
             assert service["healthcheck"] == {"disable": True} and service["restart"] == "no"
             assert "childindex db upgrade" in service["command"][-1] and "02_grants.sql" in service["command"][-1]
+            assert "airflow pools set childindex_linkage 1" in service["command"][-1]
         else:
             assert service["healthcheck"]["test"], name
     for name in AIRFLOW_SERVICES - {"airflow-init"}:

@@ -35,6 +35,24 @@ DEFAULT_ARGS = {
 # queue whose workers hold that role's credentials (docs/production.md).
 RETENTION_QUEUE = os.environ.get("CHILDINDEX_RETENTION_QUEUE", "default")
 
+# Linkage writes the whole index in one transaction: a pool (create it with one slot,
+# e.g. `airflow pools set childindex_linkage 1 "one linkage at a time"`) keeps it alone.
+LINKAGE_POOL = os.environ.get("CHILDINDEX_LINKAGE_POOL", "default_pool")
+
+
+def _failure_callbacks() -> list:
+    """Notifiers for failed tasks: none unless CHILDINDEX_FAILURE_WEBHOOK_CONN is set."""
+    conn_id = os.environ.get("CHILDINDEX_FAILURE_WEBHOOK_CONN")
+    if not conn_id:
+        return []
+    from childindex.notifiers import FailureWebhookNotifier
+
+    return [FailureWebhookNotifier(conn_id)]
+
+
+if _callbacks := _failure_callbacks():
+    DEFAULT_ARGS["on_failure_callback"] = _callbacks
+
 START = datetime(2026, 1, 1)
 TAGS = ["childindex"]
 # What every childindex DAG shares: no catch-up (intake picks up every complete file
