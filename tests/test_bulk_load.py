@@ -63,5 +63,12 @@ def test_a_night_on_postgresql_equals_the_same_night_on_sqlite(data_dir, pg_url,
                 )
             }  # fmt: skip
     assert len(contents["postgresql"]["child"]) > 1000
+    with engine_for(pg_url).connect() as conn:  # involvement's child is its record's
+        assert not conn.execute(
+            text(
+                "SELECT count(*) FROM involvement i JOIN source_record s USING (source_key) "
+                "WHERE s.child_id <> i.child_id"
+            )
+        ).scalar_one()
     for table in contents["sqlite"]:
         assert contents["postgresql"][table] == contents["sqlite"][table], table

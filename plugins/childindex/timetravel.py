@@ -228,6 +228,11 @@ def audit(settings: Settings, today: date) -> list[str]:
             " (SELECT 1 FROM source_record s WHERE s.source_key = v.other_key))",
             None,
         ),
+        "an involvement whose child is not its record's": (
+            "SELECT count(*) FROM involvement i JOIN source_record s ON s.source_key = i.source_key"
+            " WHERE s.child_id <> i.child_id",
+            None,
+        ),
         "a decision about a record that has gone": (
             "SELECT count(*) FROM link_decision d WHERE (NOT EXISTS"
             " (SELECT 1 FROM source_record s WHERE s.source_key = d.key_a) OR NOT EXISTS"

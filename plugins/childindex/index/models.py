@@ -61,9 +61,10 @@ class SourceRecord(Base):
     source_key: Mapped[str] = mapped_column(KEY, primary_key=True)
     agency: Mapped[str] = mapped_column(String(32))
     child_id: Mapped[str] = mapped_column(ForeignKey("child.child_id"), index=True)
-    nhs_key: Mapped[str | None] = mapped_column(KEY, index=True)
-    upn_key: Mapped[str | None] = mapped_column(KEY, index=True)
-    match_key: Mapped[str] = mapped_column(KEY, index=True)
+    # Not indexed: linkage compares pseudonyms in DuckDB, never by lookup here (0007).
+    nhs_key: Mapped[str | None] = mapped_column(KEY)
+    upn_key: Mapped[str | None] = mapped_column(KEY)
+    match_key: Mapped[str] = mapped_column(KEY)
     first_seen: Mapped[date] = mapped_column(Date)
     last_seen: Mapped[date] = mapped_column(Date, index=True)
     # The record's identity fields as the agency last sent them (standardised), which
@@ -84,7 +85,9 @@ class Involvement(Base):
     source_key: Mapped[str] = mapped_column(
         ForeignKey("source_record.source_key", ondelete="CASCADE"), primary_key=True
     )
-    child_id: Mapped[str] = mapped_column(ForeignKey("child.child_id"), index=True)
+    # A copy of the source record's child_id (for the reader view), written with it; no key
+    # of its own to child (0008): the record's is the one that holds.
+    child_id: Mapped[str] = mapped_column(String(20), index=True)
     agency: Mapped[str] = mapped_column(String(32))
     service: Mapped[str] = mapped_column(String(64))
     contact_route: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,163 @@
+"""Benchmark: load a one-million-child index into PostgreSQL through publish's bulk path.
+
+Issue "Production stack, for real": a one-million-child index loaded in at most 60 s. The
+index tables (children, their agency source records, involvements) are built from the
+project's generator (true identities of a 1M-child population, one source record per agency
+that knows the child, HMAC-shaped keys from DuckDB's sha256) as Arrow tables, then written
+with ``childindex.index.store._insert`` (COPY on PostgreSQL) in one transaction, with the
+schema's indexes in place, and committed. For contrast, the previous path (executemany)
+loads the first 50,000 children into a second database.
+
+    uv run python benchmarks/bench_pg_load.py [--children 1000000]
+        [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NIGHT = date(2026, 11, 24)
+
+
+def index_tables(children: int):  # noqa: ANN201
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    from childindex.contracts import AGENCIES
+    from childindex.synthetic.population import build_population
+    from childindex.synthetic.records import true_identity_frame
+
+    pop = build_population(children, seed=11, first_night=NIGHT)
+    p = np.arange(children, dtype=np.int64)
+    who = true_identity_frame(pop, p)
+    child = pa.table(
+        {
+            "child_id": pa.array([f"C{i:09d}" for i in range(children)]),
+            "given_name": pa.array(who["given_name"]),
+            "family_name": pa.array(who["family_name"]),
+            "date_of_birth": pa.array(who["date_of_birth"].dt.date, pa.date32()),
+            "sex": pa.array(who["sex"]),
+            "postcode": pa.array(who["postcode"]),
+            "first_seen": pa.array(np.full(children, NIGHT), pa.date32()),
+            "last_seen": pa.array(np.full(children, NIGHT), pa.date32()),
+        }
+    )
+    known = pa.table(
+        {
+            "p": pa.array(np.concatenate([np.flatnonzero(pop.enrol[a] >= 0) for a in AGENCIES])),
+            "agency": pa.array(np.concatenate([np.full(int((pop.enrol[a] >= 0).sum()), a) for a in AGENCIES])),
+        }
+    )
+    con = duckdb.connect()
+    con.register("child", child)
+    con.register("known", known)
+    base = con.sql(
+        """SELECT sha256(k.agency || ':' || k.p) AS source_key, k.agency, c.child_id,
+                  CASE WHEN k.agency <> 'education' THEN sha256('nhs:' || k.p) END AS nhs_key,
+                  CASE WHEN k.agency <> 'health' THEN sha256('upn:' || k.p) END AS upn_key,
+                  sha256('m:' || c.given_name || c.family_name || c.date_of_birth) AS match_key,
+                  c.given_name, c.family_name, c.date_of_birth, c.sex, c.postcode
+           FROM known k JOIN child c ON c.child_id = printf('C%09d', k.p)"""
+    ).to_arrow_table()
+    con.register("base", base)
+    record = con.sql(
+        "SELECT source_key, agency, child_id, nhs_key, upn_key, match_key, DATE '2026-11-24' AS first_seen, "
+        "DATE '2026-11-24' AS last_seen, given_name, family_name, date_of_birth, sex, postcode FROM base"
+    ).to_arrow_table()
+    involvement = con.sql(
+        "SELECT source_key, child_id, agency, 'school_nursing' AS service, '0113 496 0001' AS contact_route, "
+        "DATE '2020-09-01' AS start_date, CAST(NULL AS DATE) AS end_date, DATE '2026-11-24' AS last_seen FROM base"
+    ).to_arrow_table()
+    con.close()
+    return child, record, involvement
+
+
+def load(url: str, tables, copy: bool) -> float:  # noqa: ANN001
+    from sqlalchemy import insert
+
+    from childindex.index.db import engine_for, migrate
+    from childindex.index.models import Child, Involvement, SourceRecord
+    from childindex.index.store import _FETCH_BATCH, _insert
+
+    migrate(url)
+    start = time.perf_counter()
+    with engine_for(url).begin() as conn:
+        for model, table in zip((Child, SourceRecord, Involvement), tables, strict=True):
+            if copy:
+                _insert(conn, model, table)
+            else:  # the path before COPY: the driver's executemany
+                for batch in table.to_batches(_FETCH_BATCH):
+                    conn.execute(insert(model), batch.to_pylist())
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from childindex.index.db import engine_for
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--children", type=int, default=1_000_000)
+    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    child, record, involvement = index_tables(args.children)
+    build = time.perf_counter() - t0
+    small = args.children // 20
+    small_ids = set(child["child_id"].to_pylist()[:small])
+    import pyarrow.compute as pc
+
+    subset = [
+        child.slice(0, small),
+        record.filter(pc.is_in(record["child_id"], value_set=__import__("pyarrow").array(sorted(small_ids)))),
+        involvement.filter(pc.is_in(involvement["child_id"], value_set=__import__("pyarrow").array(sorted(small_ids)))),
+    ]
+    admin = create_engine(args.url, isolation_level="AUTOCOMMIT")
+    names = [f"childindex_load_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    try:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        urls = [make_url(args.url).set(database=n).render_as_string(hide_password=False) for n in names]
+        copy_seconds = load(urls[0], (child, record, involvement), copy=True)
+        many_seconds = load(urls[1], subset, copy=False)
+        for url in urls:
+            engine_for(url).dispose()
+    finally:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    rows = child.num_rows + record.num_rows + involvement.num_rows
+    small_rows = sum(t.num_rows for t in subset)
+    result = {
+        "benchmark": "pg_load",
+        "measured_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "children": child.num_rows,
+        "source_records": record.num_rows,
+        "involvements": involvement.num_rows,
+        "copy_seconds": round(copy_seconds, 1),
+        "copy_rows_per_second": round(rows / copy_seconds),
+        "executemany_children": small,
+        "executemany_seconds": round(many_seconds, 1),
+        "executemany_rows_per_second": round(small_rows / many_seconds),
+        "build_tables_seconds": round(build, 1),
+        "target_seconds": 60,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"pg-load-{args.children}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
