@@ -67,6 +67,9 @@ def night_summary(settings: Settings, night: date) -> dict:
             entry["files_quarantined"] += n
         if status == "duplicate":
             entry["files_duplicate"] += n
+    for agency, (rejected, quarantined) in _rules_by_agency(settings, night).items():
+        per_agency.setdefault(agency, {})["rejected_by_rule"] = rejected
+        per_agency[agency]["quarantined_by_rule"] = quarantined
     summary = {
         "night": night.isoformat(),
         "agencies": per_agency,
@@ -87,12 +90,53 @@ def night_summary(settings: Settings, night: date) -> dict:
         "receipts": str(settings.outbox_root),
     }
     metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
+    # Per agency, for the quality reports' trends: counts, and rows rejected and files
+    # quarantined by rule (rule names only: column names stay in the summary file).
+    for agency, entry in per_agency.items():
+        metrics.update({f"{agency}:{k}": float(v) for k, v in entry.items() if isinstance(v, int)})
+        for kind in ("rejected", "quarantined"):
+            for rule, n in _by_rule_name(entry.get(f"{kind}_by_rule", {})).items():
+                metrics[f"{agency}:{kind}:{rule}"] = float(n)
     metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
     if summary["accuracy"]:
         metrics.update({f"accuracy_{k}": v for k, v in summary["accuracy"].items()})
     put_metrics(settings.index_url, night, metrics)
     write_summary(settings, night, summary)
     return summary
+
+
+def _rules_by_agency(settings: Settings, night: date) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+    """Per agency: rows rejected by "column:rule" (from the night's receipts) and files
+    quarantined by rule (from the ledger). Counts, rule and column names only."""
+    from childindex.index.db import engine_for
+    from childindex.index.models import FileLedger
+
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            select(FileLedger.agency, FileLedger.status, FileLedger.reason, FileLedger.receipt_path).where(
+                FileLedger.night == night
+            )
+        ).all()
+    out: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+    for agency, status, reason, receipt_path in rows:
+        rejected, quarantined = out.setdefault(agency, ({}, {}))
+        if status == "quarantined":
+            for rule in (reason or "unknown").split(","):
+                quarantined[rule] = quarantined.get(rule, 0) + 1
+        elif receipt_path and Path(receipt_path).exists():
+            counts = json.loads(Path(receipt_path).read_text(encoding="utf-8")).get("rule_counts", {})
+            for key, n in counts.items():
+                rejected[key] = rejected.get(key, 0) + int(n)
+    return out
+
+
+def _by_rule_name(counts: dict[str, int]) -> dict[str, int]:
+    """{"column:rule": n} -> {"rule": n}."""
+    out: dict[str, int] = {}
+    for key, n in counts.items():
+        rule = key.rsplit(":", 1)[-1]
+        out[rule] = out.get(rule, 0) + n
+    return out
 
 
 def _last_retention(settings: Settings) -> dict | None:

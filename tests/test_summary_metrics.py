@@ -1,0 +1,40 @@
+"""The night's metrics history: per agency, rows rejected by rule and files quarantined by
+rule, counts only, for the quality reports' trends."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import text
+
+from childindex.index.db import engine_for
+from childindex.intake import run_intake
+from childindex.linkage import link_pending
+from childindex.summary import night_summary
+from tests.helpers import child, drop, render
+
+NIGHT = date(2026, 11, 24)
+CANARY = "Zqmetricscanary"
+
+
+def test_rejections_and_quarantines_are_counted_by_rule(settings) -> None:  # noqa: ANN001
+    rows = [child(i, given_name=CANARY if i == 1 else f"Given{i}") for i in range(1, 10)] + [child(10, sex="Q")]
+    drop(settings, "health", render("health", rows))
+    drop(settings, "education", render("education", [child(9, "education", sex="Q")]))  # every row bad
+    run_intake(settings, "health", NIGHT)
+    run_intake(settings, "education", NIGHT)
+    link_pending(settings, NIGHT)
+    summary = night_summary(settings, NIGHT)
+    assert summary["agencies"]["health"]["rejected_by_rule"] == {"Gender:code_set": 1}
+    assert summary["agencies"]["education"]["quarantined_by_rule"] == {"all_rows_rejected": 1}
+    with engine_for(settings.index_url).connect() as conn:
+        metrics = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all())
+    assert metrics["health:rejected:code_set"] == 1
+    assert metrics["health:rows_read"] == 10 and metrics["health:rows_accepted"] == 9
+    assert metrics["education:quarantined:all_rows_rejected"] == 1
+    assert metrics["social_care:files"] == 0
+    assert not any(CANARY.lower() in name.lower() for name in metrics), "names and counts only"
+    night_summary(settings, NIGHT)  # a rerun gives the same metrics, not double
+    with engine_for(settings.index_url).connect() as conn:
+        again = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all())
+    assert again == metrics
