@@ -374,6 +374,18 @@ def summary(night: Annotated[str, typer.Option(help="Night to summarise (YYYY-MM
 
 
 @app.command()
+def report(
+    night: Annotated[str, typer.Option(help="Night to report on (YYYY-MM-DD).")],
+    days: Annotated[int, typer.Option(min=2, max=366, help="Nights of history in the trend plots.")] = 30,
+) -> None:
+    """Build (or rebuild) a night's HTML quality report and the index of all reports."""
+    from childindex.reports import build_report
+
+    path = build_report(_settings(), date.fromisoformat(night), days)
+    console.print(f"quality report: {path}")
+
+
+@app.command()
 def retention(
     dry_run: Annotated[bool, typer.Option(help="Count what would be deleted; delete nothing.")] = False,
     today: Annotated[str | None, typer.Option(help="Run as of this day (YYYY-MM-DD).")] = None,

@@ -70,10 +70,12 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
             con.register("old_child", children)
             con.register("decision", fetch_decisions(settings.index_url))
         the_plan = None
+        histogram: dict[str, float] = {}
         if result.records:
             with phase("score"):
                 _split_sets(con)
                 result.pairs_scored = score(con, model, settings.linkage.review_threshold)
+                histogram = _probability_histogram(con)
             with phase("cluster"):
                 decide(con, settings.linkage)
                 result.links_undone = cluster(con)
@@ -89,9 +91,16 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
         con.close()
     log.info("linkage seconds by phase: %s", phase.seconds)
     # For the night summary and the quality report: counts only.
-    put_metrics(settings.index_url, night, {f"linkage_{k}": v for k, v in result.as_dict().items()})
+    put_metrics(settings.index_url, night, {**{f"linkage_{k}": v for k, v in result.as_dict().items()}, **histogram})
     log.info("linkage: %s", result.as_dict())
     return result
+
+
+def _probability_histogram(con) -> dict[str, float]:  # noqa: ANN001
+    """Scored pairs by match probability, in bins of 0.05 (``linkage_p_bin_BB``: BB/20 up
+    to the next bin), for the quality report's histogram. Counts only."""
+    rows = con.execute("SELECT least(floor(p * 20)::INT, 19) AS b, count(*) FROM scored GROUP BY b").fetchall()
+    return {f"linkage_p_bin_{b:02d}": float(n) for b, n in rows}
 
 
 class _Phases:

@@ -1,0 +1,40 @@
+"""Quality reports: one self-contained HTML file per night, and an index of all nights.
+
+Built from the metrics history (``night_metric``: counts only) and the file ledger, never
+from rows: a report names agencies, files, rules and counts. Plots are drawn with
+matplotlib and embedded as PNG data, so a report opens offline with no script or font
+from anywhere. ``REPORTS_DIR/quality/night-YYYY-MM-DD.html`` and ``index.html``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from childindex.reports.data import NightData, load_night
+from childindex.settings import Settings
+
+__all__ = ["NightData", "build_report", "load_night", "report_dir"]
+
+
+def report_dir(settings: Settings) -> Path:
+    assert settings.reports_dir is not None
+    return settings.reports_dir / "quality"
+
+
+def build_report(settings: Settings, night: date, days: int = 30) -> Path:
+    """Write the night's report (and refresh the index page); returns the report's path."""
+    from childindex.reports import plots
+    from childindex.reports.render import render_index, render_night
+
+    data = load_night(settings, night, days)
+    figures = plots.night_figures(data)
+    out = report_dir(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"night-{night.isoformat()}.html"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render_night(data, figures, path.parent), encoding="utf-8")
+    tmp.replace(path)
+    nights = sorted((p.stem.removeprefix("night-") for p in out.glob("night-*.html")), reverse=True)
+    (out / "index.html").write_text(render_index(nights), encoding="utf-8")
+    return path

@@ -1,0 +1,108 @@
+"""What a report shows, read from the metrics history and the ledger: counts only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from childindex.contracts import AGENCIES
+from childindex.settings import Settings
+
+REJECTION_WARNING = 0.05  # a share of rows rejected that an analyst should look at
+
+
+@dataclass
+class NightData:
+    night: date
+    nights: list[date]  # the trend window, oldest first
+    metrics: dict[date, dict[str, float]]  # night -> name -> value
+    files: list[dict] = field(default_factory=list)  # the night's files: agency, name, outcome, counts, receipt
+    retention: list[dict] = field(default_factory=list)  # the latest run up to the night: rule, rows, files
+    attention: list[str] = field(default_factory=list)  # what needs a person, in words
+
+    def series(self, name: str) -> list[float | None]:
+        return [self.metrics.get(n, {}).get(name) for n in self.nights]
+
+    def value(self, name: str, default: float = 0.0) -> float:
+        return self.metrics.get(self.night, {}).get(name, default)
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.attention
+
+
+def load_night(settings: Settings, night: date, days: int = 30) -> NightData:
+    from childindex.index.db import engine_for
+    from childindex.index.models import DeletionLog, FileLedger, NightMetric
+
+    first = night - timedelta(days=days - 1)
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            select(NightMetric.night, NightMetric.name, NightMetric.value).where(
+                NightMetric.night >= first, NightMetric.night <= night
+            )
+        ).all()
+        files = conn.execute(
+            select(
+                FileLedger.agency,
+                FileLedger.file_name,
+                FileLedger.status,
+                FileLedger.rows_read,
+                FileLedger.rows_accepted,
+                FileLedger.rows_rejected,
+                FileLedger.reason,
+                FileLedger.receipt_path,
+            )
+            .where(FileLedger.night == night)
+            .order_by(FileLedger.agency, FileLedger.id)
+        ).all()
+        last_run = conn.execute(select(DeletionLog.run_for).where(DeletionLog.run_for <= night + timedelta(days=1))
+                                .order_by(DeletionLog.run_for.desc()).limit(1)).scalar()  # fmt: skip
+        retention = (
+            conn.execute(
+                select(DeletionLog.rule, DeletionLog.rows_deleted, DeletionLog.files_deleted)
+                .where(DeletionLog.run_for == last_run, DeletionLog.dry_run == 0)
+                .order_by(DeletionLog.id)
+            ).all()
+            if last_run
+            else []
+        )
+    metrics: dict[date, dict[str, float]] = {}
+    for n, name, value in rows:
+        n = n if isinstance(n, date) else date.fromisoformat(n)
+        metrics.setdefault(n, {})[name] = value
+    data = NightData(
+        night=night,
+        nights=[first + timedelta(days=i) for i in range(days)],
+        metrics=metrics,
+        files=[r._asdict() for r in files],
+        retention=[r._asdict() for r in retention],
+    )
+    data.attention = _attention(data)
+    return data
+
+
+def _attention(data: NightData) -> list[str]:
+    """What needs a person tonight, most important first."""
+    out = []
+    if data.night not in data.metrics:
+        return ["no metrics for this night: did the night summary run?"]
+    for agency in AGENCIES:
+        if not data.value(f"{agency}:files"):
+            out.append(f"{agency} sent no file")
+        quarantined = data.value(f"{agency}:files_quarantined")
+        if quarantined:
+            out.append(f"{agency}: {quarantined:.0f} file(s) quarantined")
+        read = data.value(f"{agency}:rows_read")
+        if read and data.value(f"{agency}:rows_rejected") / read > REJECTION_WARNING:
+            share = data.value(f"{agency}:rows_rejected") / read
+            out.append(f"{agency}: {share:.1%} of rows rejected (over {REJECTION_WARNING:.0%})")
+    if not data.value("linkage_files"):
+        out.append("linkage linked no file tonight")
+    queue = data.series("review_queue_open")
+    earlier = [q for q in queue[:-1] if q is not None]
+    if earlier and queue[-1] is not None and queue[-1] > 1.5 * max(earlier[-7:]) + 10:
+        out.append(f"the review queue grew to {queue[-1]:.0f} open items")
+    return out

@@ -1,0 +1,134 @@
+"""The report's plots, drawn with matplotlib and returned as PNG data (no file, no script)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+
+from childindex.contracts import AGENCIES
+from childindex.reports.data import NightData
+
+COLOURS = {"education": "#1b9e77", "health": "#7570b3", "social_care": "#d95f02"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    title: str
+    alt: str  # what the plot shows, for screen readers and a failed image
+    png_base64: str
+
+
+def night_figures(data: NightData) -> list[Figure]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    return [
+        _rows_read(data),
+        *(_rejections(data, agency) for agency in AGENCIES),
+        _probabilities(data),
+        _review_queue(data),
+        _retention(data),
+    ]
+
+
+def _png(fig, key: str, title: str, alt: str) -> Figure:  # noqa: ANN001
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=96)
+    plt.close(fig)
+    return Figure(key, title, alt, base64.b64encode(buffer.getvalue()).decode("ascii"))
+
+
+def _axes(width: float = 7.5, height: float = 2.8):  # noqa: ANN202
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def _dates(data: NightData) -> list[str]:
+    return [n.strftime("%d %b") for n in data.nights]
+
+
+def _rows_read(data: NightData) -> Figure:
+    fig, ax = _axes()
+    x = range(len(data.nights))
+    for agency in AGENCIES:
+        ax.plot(x, [v if v is not None else float("nan") for v in data.series(f"{agency}:rows_read")],
+                marker="o", markersize=3, label=agency, color=COLOURS[agency])  # fmt: skip
+    _date_ticks(ax, data)
+    ax.set_ylabel("rows read")
+    ax.legend(frameon=False, fontsize=8)
+    return _png(fig, "rows_read", "Rows read per agency", f"rows read per agency over the {len(data.nights)} nights")
+
+
+def _rejections(data: NightData, agency: str) -> Figure:
+    rules = sorted({name.rsplit(":", 1)[1] for m in data.metrics.values() for name in m
+                    if name.startswith(f"{agency}:rejected:")})  # fmt: skip
+    fig, ax = _axes(height=2.4)
+    x = list(range(len(data.nights)))
+    bottom = [0.0] * len(x)
+    read = data.series(f"{agency}:rows_read")
+    for rule in rules:
+        share = [
+            (r or 0) / n if n else 0.0 for r, n in zip(data.series(f"{agency}:rejected:{rule}"), read, strict=True)
+        ]
+        ax.bar(x, share, bottom=bottom, label=rule, width=0.8)
+        bottom = [b + s for b, s in zip(bottom, share, strict=True)]
+    if not rules:
+        ax.text(0.5, 0.5, "no row rejected in this window", ha="center", va="center", transform=ax.transAxes)
+    ax.yaxis.set_major_formatter(__import__("matplotlib.ticker", fromlist=["PercentFormatter"]).PercentFormatter(1.0))
+    _date_ticks(ax, data)
+    ax.set_ylabel("rows rejected")
+    if rules:
+        ax.legend(frameon=False, fontsize=7, ncol=min(len(rules), 4))
+    return _png(fig, f"rejections_{agency}", f"{agency}: rejection rate by rule",
+                f"share of {agency}'s rows rejected each night, by rule")  # fmt: skip
+
+
+def _probabilities(data: NightData) -> Figure:
+    fig, ax = _axes()
+    bins = [b / 20 for b in range(10, 20)]
+    counts = [data.value(f"linkage_p_bin_{b:02d}") for b in range(10, 20)]
+    ax.bar(bins, counts, width=0.045, align="edge", color="#4c72b0")
+    ax.set_xlabel("match probability of scored pairs")
+    ax.set_ylabel("pairs")
+    ax.set_xlim(0.5, 1.0)
+    return _png(fig, "probabilities", "Linkage: match probabilities tonight",
+                "histogram of tonight's scored pairs by match probability, 0.5 to 1")  # fmt: skip
+
+
+def _review_queue(data: NightData) -> Figure:
+    fig, ax = _axes(height=2.4)
+    ax.plot(range(len(data.nights)), [v if v is not None else float("nan") for v in data.series("review_queue_open")],
+            marker="o", markersize=3, color="#c44e52")  # fmt: skip
+    _date_ticks(ax, data)
+    ax.set_ylabel("open review items")
+    return _png(fig, "review_queue", "Linkage: review queue", "open clerical review items each night")
+
+
+def _retention(data: NightData) -> Figure:
+    fig, ax = _axes(height=3.2)
+    rules = [r["rule"] for r in data.retention]
+    ax.barh(rules, [r["rows_deleted"] for r in data.retention], color="#55a868", label="rows")
+    ax.barh(rules, [r["files_deleted"] for r in data.retention], left=[r["rows_deleted"] for r in data.retention],
+            color="#8172b3", label="files")  # fmt: skip
+    if not rules:
+        ax.text(0.5, 0.5, "retention has not run yet", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend(frameon=False, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlim(0, max([1] + [r["rows_deleted"] + r["files_deleted"] for r in data.retention]) * 1.05)
+    ax.set_xlabel("deleted in the latest retention run")
+    return _png(fig, "retention", "Retention: deleted by rule", "rows and files deleted by each retention rule")
+
+
+def _date_ticks(ax, data: NightData) -> None:  # noqa: ANN001
+    labels = _dates(data)
+    step = max(1, len(labels) // 8)
+    ax.set_xticks(range(0, len(labels), step), labels[::step], fontsize=7)

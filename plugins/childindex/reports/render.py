@@ -1,0 +1,52 @@
+"""HTML for a night's report and the index page: Jinja2 templates, autoescaped, with
+no script, stylesheet or font from outside the file."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from childindex.reports.data import NightData
+from childindex.reports.plots import Figure
+
+
+@cache
+def _env():  # noqa: ANN202
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    return Environment(loader=PackageLoader("childindex.reports", "templates"), autoescape=select_autoescape())
+
+
+def render_night(data: NightData, figures: list[Figure], report_folder: Path) -> str:
+    files = []
+    for f in data.files:
+        receipt = f.get("receipt_path")
+        # A relative link, so the report and the outboxes can move together.
+        link = os.path.relpath(receipt, report_folder) if receipt and Path(receipt).exists() else None
+        files.append({**f, "receipt_link": link})
+    return (
+        _env()
+        .get_template("night.html.j2")
+        .render(data=data, figures={f.key: f for f in figures}, files=files, agencies=_agencies(data))
+    )
+
+
+def render_index(nights: list[str]) -> str:
+    return _env().get_template("index.html.j2").render(nights=nights)
+
+
+def _agencies(data: NightData) -> list[dict]:
+    from childindex.contracts import AGENCIES
+
+    return [
+        {
+            "name": a,
+            "files": int(data.value(f"{a}:files")),
+            "rows_read": int(data.value(f"{a}:rows_read")),
+            "rows_accepted": int(data.value(f"{a}:rows_accepted")),
+            "rows_rejected": int(data.value(f"{a}:rows_rejected")),
+            "files_quarantined": int(data.value(f"{a}:files_quarantined")),
+        }
+        for a in AGENCIES
+    ]
