@@ -1,7 +1,8 @@
-"""Night summary: files in, rows accepted and rejected, the index's size and accuracy.
+"""Night summary and quality report: files in, rows accepted and rejected, the index's size
+and accuracy, and the night's HTML report with 30 nights of trends.
 
-Scheduled on the index Asset. Writes REPORTS_DIR/night-YYYY-MM-DD.json and the
-night_metric table; counts only.
+Scheduled on the index Asset. Writes REPORTS_DIR/night-YYYY-MM-DD.json, the night_metric
+table and REPORTS_DIR/quality/night-YYYY-MM-DD.html; counts only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ def night_summary() -> None:
     def summarise(**context) -> dict:  # noqa: ANN003
         return orch.summarise(orch.context_night(context))
 
-    summarise()
+    @task
+    def report(summary: dict) -> dict:
+        return orch.quality_report(summary["night"])
+
+    report(summarise())
 
 
 night_summary()

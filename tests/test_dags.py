@@ -62,6 +62,8 @@ def test_summary_and_retention(dagbag) -> None:  # noqa: ANN001
 
     summary = dagbag.dags["night_summary"]
     assert summary.timetable.asset_condition.uri == INDEX.uri
+    assert summary.task_ids == ["report", "summarise"] or summary.task_ids == ["summarise", "report"]
+    assert summary.get_task("report").upstream_task_ids == {"summarise"}
     retention = dagbag.dags["retention"]
     assert retention.task_ids == ["apply_retention"]
     assert retention.params["dry_run"] is False

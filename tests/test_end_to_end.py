@@ -157,6 +157,9 @@ def test_the_summary_reports_the_night(night) -> None:  # noqa: ANN001
     assert s["linkage"]["model_version"] in (0, 1) and s["linkage"]["records"] > 0
     assert s["linkage"]["review_queue_open"] == s["linkage"]["review_items"]
     assert s["retention"] is None or set(s["retention"]["rules"]) >= {"involvement_ended", "staging"}
+    # The night_summary DAG's report task wrote the night's quality report.
+    report = settings.reports_dir / "quality" / f"night-{NIGHT}.html"
+    assert report.exists() and 'id="plot-rows_read"' in report.read_text()
     cert = settings.reports_dir / "retention" / f"certificate-{NIGHT.replace(day=25)}.json"
     assert cert.exists()
     # Inside Airflow the retention DAG also cleans Airflow's metadata (nothing is old yet).

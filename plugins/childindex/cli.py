@@ -685,6 +685,11 @@ def _print_summary(s: dict, seconds: float, settings) -> None:  # noqa: ANN001
     console.print(f"index: {s['index_url']}")
     console.print(f"receipts: {settings.outbox_root}")
     console.print(f"night summary: {settings.reports_dir}")
+    from childindex.reports import report_dir
+
+    quality = report_dir(settings) / f"night-{s['night']}.html"
+    if quality.exists():
+        console.print(f"quality report: {quality}")
 
 
 def main() -> None:

@@ -156,6 +156,14 @@ def summarise(night: date) -> dict:
     }
 
 
+def quality_report(night: str) -> dict:
+    """The night's HTML quality report, after its summary wrote the night's metrics."""
+    from childindex.reports import build_report
+    from childindex.settings import load_settings
+
+    return {"night": night, "report_path": str(build_report(load_settings(), date.fromisoformat(night)))}
+
+
 def retention(today: date, dry_run: bool) -> dict:
     from childindex.retention import run_retention
     from childindex.settings import load_settings
