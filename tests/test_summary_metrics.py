@@ -27,6 +27,7 @@ def test_rejections_and_quarantines_are_counted_by_rule(settings) -> None:  # no
     summary = night_summary(settings, NIGHT)
     assert summary["agencies"]["health"]["rejected_by_rule"] == {"Gender:code_set": 1}
     assert summary["agencies"]["education"]["quarantined_by_rule"] == {"all_rows_rejected": 1}
+    assert summary["agencies"]["education"]["rejected_by_rule"] == {"Sex:code_set": 1}, "why it was quarantined"
     with engine_for(settings.index_url).connect() as conn:
         metrics = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all())
     assert metrics["health:rejected:code_set"] == 1

@@ -123,7 +123,8 @@ def _rules_by_agency(settings: Settings, night: date) -> dict[str, tuple[dict[st
         if status == "quarantined":
             for rule in (reason or "unknown").split(","):
                 quarantined[rule] = quarantined.get(rule, 0) + 1
-        elif receipt_path and Path(receipt_path).exists():
+        # Rows rejected by rule, quarantined files' included (their rules say why).
+        if status != "duplicate" and receipt_path and Path(receipt_path).exists():
             counts = json.loads(Path(receipt_path).read_text(encoding="utf-8")).get("rule_counts", {})
             for key, n in counts.items():
                 rejected[key] = rejected.get(key, 0) + int(n)

@@ -108,6 +108,7 @@ def _review_queue(data: NightData) -> Figure:
     ax.plot(range(len(data.nights)), [v if v is not None else float("nan") for v in data.series("review_queue_open")],
             marker="o", markersize=3, color="#c44e52")  # fmt: skip
     _date_ticks(ax, data)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("open review items")
     return _png(fig, "review_queue", "Linkage: review queue", "open clerical review items each night")
 
