@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 import uuid
@@ -100,6 +101,8 @@ def load(url: str, tables, copy: bool) -> float:  # noqa: ANN001
 
 
 def main() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -114,12 +117,11 @@ def main() -> None:
     build = time.perf_counter() - t0
     small = args.children // 20
     small_ids = set(child["child_id"].to_pylist()[:small])
-    import pyarrow.compute as pc
-
+    ids = pa.array(sorted(small_ids))
     subset = [
         child.slice(0, small),
-        record.filter(pc.is_in(record["child_id"], value_set=__import__("pyarrow").array(sorted(small_ids)))),
-        involvement.filter(pc.is_in(involvement["child_id"], value_set=__import__("pyarrow").array(sorted(small_ids)))),
+        record.filter(pc.is_in(record["child_id"], value_set=ids)),
+        involvement.filter(pc.is_in(involvement["child_id"], value_set=ids)),
     ]
     admin = create_engine(args.url, isolation_level="AUTOCOMMIT")
     names = [f"childindex_load_{uuid.uuid4().hex[:8]}" for _ in range(2)]
@@ -142,7 +144,7 @@ def main() -> None:
     result = {
         "benchmark": "pg_load",
         "measured_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "children": child.num_rows,
         "source_records": record.num_rows,
         "involvements": involvement.num_rows,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -59,7 +60,7 @@ def main() -> None:
     record = {
         "benchmark": "timetravel",
         "measured_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "exit_code": done.returncode,
         "wall_seconds": round(seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),

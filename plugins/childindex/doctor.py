@@ -100,22 +100,15 @@ def _schema(settings) -> str:  # noqa: ANN001
 
 
 def _epoch(settings, today: date) -> str:  # noqa: ANN001
-    from sqlalchemy import text
+    from childindex.pseudonymise import KeyMismatch, key_id, verify_key
 
-    from childindex.index.db import engine_for
-    from childindex.pseudonymise import key_id
-
-    with engine_for(settings.index_url).connect() as conn:
-        row = conn.execute(text("SELECT epoch, key_id FROM key_epoch ORDER BY epoch DESC LIMIT 1")).first()
-    mine = key_id(settings.key)
-    if row is None:
-        return f"no key recorded yet: the first intake records {mine}"
-    if row.key_id != mine:
-        raise Problem(
-            f"the index was made with key {row.key_id} (epoch {row.epoch}), the configured key is {mine}: "
-            "set the index's key, or finish the rotation (docs/keys.md)"
-        )
-    return f"the configured key is the index's (epoch {row.epoch})"
+    try:
+        epoch = verify_key(settings.index_url, settings.key)
+    except KeyMismatch as exc:
+        raise Problem(str(exc)) from None
+    if epoch is None:
+        return f"no key recorded yet: the first intake records {key_id(settings.key)}"
+    return f"the configured key is the index's (epoch {epoch})"
 
 
 def _folders(settings) -> list[tuple[str, Path]]:  # noqa: ANN001

@@ -158,7 +158,7 @@ def _map_file(settings: Settings, agency: str, path: Path, new_key: bytes, work:
 
 def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool) -> None:
     """Replace every key in the index by its new pseudonym, in one transaction."""
-    from childindex.index.db import engine_for
+    from childindex.index.db import engine_for, reclaim
 
     engine = engine_for(settings.index_url)
     with engine.begin() as conn:
@@ -196,11 +196,8 @@ def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool
                 {"e": result.epoch, "k": result.new_key_id, "d": date.fromisoformat(result.today)},
             )
         _drop_temp(conn)
-    if engine.dialect.name == "sqlite" and not result.dry_run:
-        # The old pseudonyms' pages were overwritten (secure_delete); return them.
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.exec_driver_sql("VACUUM")
+    if not result.dry_run:  # SQLite: the old pseudonyms' pages were overwritten; return them
+        reclaim(engine)
 
 
 def _load_maps(conn, parts: list[Path]) -> None:  # noqa: ANN001

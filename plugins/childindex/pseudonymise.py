@@ -53,25 +53,43 @@ class KeyMismatch(RuntimeError):
     """The configured key is not the one the index's pseudonyms were made with."""
 
 
+def verify_key(url: str, key: bytes) -> int | None:
+    """The index's current key epoch when ``key`` is its key, None while no key is recorded;
+    raises KeyMismatch otherwise. Reads only (``childindex doctor``)."""
+    from childindex.index.db import engine_for
+
+    with engine_for(url).connect() as conn:
+        return _verified(conn, key_id(key))
+
+
 def check_key(url: str, key: bytes, today: date) -> int:
     """The index's current key epoch, after checking ``key`` is its key; the first use of
     an index records the key as epoch 1. Raises KeyMismatch otherwise."""
-    from sqlalchemy import func, select
-
     from childindex.index.db import engine_for
     from childindex.index.models import KeyEpoch
 
     wanted = key_id(key)
     with engine_for(url).begin() as conn:
-        current = conn.execute(select(KeyEpoch).order_by(KeyEpoch.epoch.desc()).limit(1)).first()
-        if current is None:
+        epoch = _verified(conn, wanted)
+        if epoch is None:
             conn.execute(KeyEpoch.__table__.insert().values(epoch=1, key_id=wanted, since=today))
             return 1
-        if current.key_id != wanted:
-            epochs = conn.execute(select(func.count()).select_from(KeyEpoch)).scalar_one()
-            raise KeyMismatch(
-                f"the index's pseudonyms were made with key {current.key_id} (epoch {current.epoch} of {epochs}); "
-                f"the configured key is {wanted}. Set CHILDINDEX_PSEUDONYMISATION_KEY(_FILE) to the index's key, "
-                "or finish the rotation (docs/keys.md)"
-            )
-        return current.epoch
+        return epoch
+
+
+def _verified(conn, wanted: str) -> int | None:  # noqa: ANN001
+    from sqlalchemy import func, select
+
+    from childindex.index.models import KeyEpoch
+
+    current = conn.execute(select(KeyEpoch).order_by(KeyEpoch.epoch.desc()).limit(1)).first()
+    if current is None:
+        return None
+    if current.key_id != wanted:
+        epochs = conn.execute(select(func.count()).select_from(KeyEpoch)).scalar_one()
+        raise KeyMismatch(
+            f"the index's pseudonyms were made with key {current.key_id} (epoch {current.epoch} of {epochs}); "
+            f"the configured key is {wanted}. Set CHILDINDEX_PSEUDONYMISATION_KEY(_FILE) to the index's key, "
+            "or finish the rotation (docs/keys.md)"
+        )
+    return current.epoch

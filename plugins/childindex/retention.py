@@ -140,7 +140,7 @@ REPEAT_UNTIL_DONE = {"history_orphaned"}
 def run_retention(settings: Settings, today: date, dry_run: bool = False, airflow: bool = False) -> dict:
     """Apply every rule of the policy; returns the certificate (also written to disk
     unless dry run). ``airflow``: also clean Airflow's metadata (inside Airflow only)."""
-    from childindex.index.db import engine_for
+    from childindex.index.db import engine_for, reclaim
 
     engine = engine_for(settings.index_url)
     outcomes: list[RuleOutcome] = []
@@ -186,7 +186,7 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         for root in (settings.quarantine_dir, settings.staging_dir):
             _prune_empty(root)
         tables = {t for o in outcomes for t, n in o.rows_deleted.items() if n and "." not in t}
-        _reclaim(engine, tables, full=settings.retention.postgres_vacuum == "full")
+        reclaim(engine, tables, full=settings.retention.postgres_vacuum == "full")
 
     certificate = {
         "certificate_version": 1,
@@ -359,45 +359,6 @@ def _prune_empty(root: Path | None) -> None:
     for d in root.glob("*/*"):
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
-
-
-def _reclaim(engine, tables: set[str], full: bool) -> None:  # noqa: ANN001
-    """Make deleted rows unreadable on disk now, not whenever the database gets round to it.
-
-    SQLite (secure_delete) has overwritten them already: a WAL checkpoint and VACUUM return
-    the freed pages. PostgreSQL has no secure delete: a deleted tuple stays in its page
-    until VACUUM prunes it, and even then its bytes can stay in the page's free space
-    (measured: benchmarks/pg_deletion.py). ``VACUUM FULL`` rewrites each table this run
-    deleted from, so none of them is left in the table's files. The write-ahead log and
-    backups keep the bytes for their own retention (docs/retention.md).
-    """
-    if engine.dialect.name == "sqlite":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.exec_driver_sql("VACUUM")
-    elif engine.dialect.name == "postgresql" and tables:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for table in sorted(tables):  # names from ROW_RULES, never from input
-                # VACUUM by a role that may not skips the table with only a notice: say so.
-                allowed = conn.execute(
-                    text(
-                        # CASE: PostgreSQL before 17 does not know the MAINTAIN privilege.
-                        "SELECT pg_has_role(current_user, tableowner, 'USAGE') OR CASE WHEN "
-                        "current_setting('server_version_num')::int >= 170000 "
-                        "THEN has_table_privilege(:t, 'MAINTAIN') ELSE false END "
-                        "FROM pg_tables WHERE schemaname = current_schema() AND tablename = :t"
-                    ),
-                    {"t": table},
-                ).scalar()
-                if not allowed:
-                    log.warning(
-                        "retention may not vacuum %s: its deleted rows stay in the table's files until its owner "
-                        "runs VACUUM FULL %s (docs/retention.md)",
-                        table,
-                        table,
-                    )
-                    continue
-                conn.exec_driver_sql(f"VACUUM {'FULL ' if full else ''}{table}")
 
 
 def _log_certificate(engine, outcomes: list[RuleOutcome], today: date) -> None:  # noqa: ANN001

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -71,3 +75,43 @@ def apply_sql_file(url: str, path: Path) -> None:
     conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(Path(path).read_bytes())
+
+
+def reclaim(engine: Engine, tables: Iterable[str] = (), full: bool = True) -> None:
+    """Make deleted rows unreadable on disk now, not whenever the database gets round to it.
+
+    SQLite (secure_delete) has overwritten them already: a WAL checkpoint and VACUUM return
+    the freed pages. PostgreSQL has no secure delete: a deleted tuple stays in its page
+    until VACUUM prunes it, and even then its bytes can stay in the page's free space
+    (measured: benchmarks/pg_deletion.py). ``VACUUM FULL`` rewrites each table this run
+    deleted from, so none of them is left in the table's files (``tables``: names from the
+    index's own schema, never input). The write-ahead log and backups keep the bytes for
+    their own retention (docs/retention.md).
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.exec_driver_sql("VACUUM")
+    elif engine.dialect.name == "postgresql" and tables:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in sorted(tables):
+                # VACUUM by a role that may not skips the table with only a notice: say so.
+                allowed = conn.execute(
+                    text(
+                        # CASE: PostgreSQL before 17 does not know the MAINTAIN privilege.
+                        "SELECT pg_has_role(current_user, tableowner, 'USAGE') OR CASE WHEN "
+                        "current_setting('server_version_num')::int >= 170000 "
+                        "THEN has_table_privilege(:t, 'MAINTAIN') ELSE false END "
+                        "FROM pg_tables WHERE schemaname = current_schema() AND tablename = :t"
+                    ),
+                    {"t": table},
+                ).scalar()
+                if not allowed:
+                    log.warning(
+                        "retention may not vacuum %s: its deleted rows stay in the table's files until its owner "
+                        "runs VACUUM FULL %s (docs/retention.md)",
+                        table,
+                        table,
+                    )
+                    continue
+                conn.exec_driver_sql(f"VACUUM {'FULL ' if full else ''}{table}")

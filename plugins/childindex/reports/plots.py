@@ -68,6 +68,8 @@ def _rows_read(data: NightData) -> Figure:
 
 
 def _rejections(data: NightData, agency: str) -> Figure:
+    from matplotlib.ticker import PercentFormatter
+
     rules = sorted({name.rsplit(":", 1)[1] for m in data.metrics.values() for name in m
                     if name.startswith(f"{agency}:rejected:")})  # fmt: skip
     fig, ax = _axes(height=2.4)
@@ -82,7 +84,7 @@ def _rejections(data: NightData, agency: str) -> Figure:
         bottom = [b + s for b, s in zip(bottom, share, strict=True)]
     if not rules:
         ax.text(0.5, 0.5, "no row rejected in this window", ha="center", va="center", transform=ax.transAxes)
-    ax.yaxis.set_major_formatter(__import__("matplotlib.ticker", fromlist=["PercentFormatter"]).PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     _date_ticks(ax, data)
     ax.set_ylabel("rows rejected")
     if rules:
