@@ -40,17 +40,32 @@ def compose() -> dict:
 
 def test_every_service_and_volume_is_there(compose) -> None:  # noqa: ANN001
     assert set(compose["services"]) == {"postgres", "redis"} | AIRFLOW_SERVICES
-    assert {"postgres-data", "drop", "quarantine", "outbox", "childindex-data", "airflow-logs"} == set(
+    assert {"postgres-data", "drop", "quarantine", "outbox", "reports", "childindex-data", "airflow-logs"} == set(
         compose["volumes"]
     )
     for name in AIRFLOW_SERVICES:
         service = compose["services"][name]
         assert service["build"]["dockerfile"] == "docker/Dockerfile", name
-        mounts = {v.split(":")[0] for v in service["volumes"]}
-        assert {"drop", "quarantine", "outbox", "childindex-data"} <= mounts, name
         assert service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert service["environment"]["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        assert service["environment"]["CHILDINDEX_REPORTS_DIR"] == "/data/reports"
+        if name == "api-server":
+            continue
+        mounts = {v.split(":")[0] for v in service["volumes"]}
+        assert {"drop", "quarantine", "outbox", "reports", "childindex-data"} <= mounts, name
         assert service["secrets"] == ["pseudonymisation_key"]
+
+
+def test_the_api_server_reads_reports_and_receipts_only(compose) -> None:  # noqa: ANN001
+    """It serves Airflow's UI and the quality reports: no key, no index, no extracts."""
+    service = compose["services"]["api-server"]
+    assert service["secrets"] == []
+    assert sorted(service["volumes"]) == [
+        "airflow-logs:/opt/airflow/logs",
+        "outbox:/data/outbox:ro",
+        "reports:/data/reports:ro",
+    ]
+    assert not {"CHILDINDEX_INDEX_URL", "CHILDINDEX_PSEUDONYMISATION_KEY_FILE"} & set(service["environment"])
 
 
 def test_workers_scale_and_long_running_services_are_health_checked(compose) -> None:  # noqa: ANN001

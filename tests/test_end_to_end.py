@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import sqlite3
 from datetime import date
@@ -18,6 +19,7 @@ import pytest
 
 from childindex.contracts import AGENCIES, load_contract
 from tests.helpers import nhs, upn
+from tests.test_report_browser import chromium as chromium  # a fixture
 
 pytestmark = pytest.mark.airflow
 
@@ -181,6 +183,145 @@ def test_a_rerun_of_the_night_gives_the_same_index(night) -> None:  # noqa: ANN0
     before = snapshot()
     demo.run_dags(env, NIGHT, paths.log_file, ("intake_health", "link_and_publish"))
     assert snapshot() == before
+
+
+@pytest.fixture(scope="module")
+def api_server(night):  # noqa: ANN001, ANN201
+    """Airflow's api-server on the night's metadata, as a data engineer runs it; its log
+    stays in the Airflow home, where the canary test scans it."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    import httpx
+
+    _, paths, env = night
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = paths.airflow_home / "logs" / "api-server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # An analyst who may only read (Airflow's "viewer" role), with a password of this run's own.
+    passwords = paths.airflow_home / "passwords.json"
+    password = uuid.uuid4().hex
+    passwords.write_text(json.dumps({"analyst": password}))
+    server_env = {
+        **os.environ,
+        **env,
+        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex * 2,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "analyst:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+    }
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "--port", str(port)],
+            env=server_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v2/monitor/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        login = {"username": "analyst", "password": password}
+        token = httpx.post(f"{base}/auth/token", json=login, timeout=30).json()["access_token"]
+        yield base, token
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def _latest_run(base: str, token: str, dag_id: str) -> str:
+    import httpx
+
+    runs = httpx.get(
+        f"{base}/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ).json()["dag_runs"]
+    return runs[0]["dag_run_id"]
+
+
+def test_every_dag_run_links_to_its_nights_report(night, api_server) -> None:  # noqa: ANN001
+    from urllib.parse import quote
+
+    import httpx
+
+    settings, _, _ = night
+    base, token = api_server
+    auth = {"Authorization": f"Bearer {token}"}
+    plugins = httpx.get(f"{base}/api/v2/plugins", headers=auth, timeout=30).json()["plugins"]
+    (plugin,) = [p for p in plugins if p["name"] == "childindex"]
+    assert {v["destination"]: v["name"] for v in plugin["external_views"]} == {
+        "dag_run": "Quality report",
+        "nav": "Quality reports",
+    }
+    report = settings.reports_dir / "quality" / f"night-{NIGHT}.html"
+    assert report.exists()
+    for dag_id in ("night_summary", "intake_health", "link_and_publish"):
+        run_id = _latest_run(base, token, dag_id)
+        # As the UI fills in the tab's href: each id URI-encoded.
+        link = f"{base}/childindex/reports/run/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
+        assert httpx.get(link, timeout=30).status_code == 401
+        hop = httpx.get(link, headers=auth, timeout=30)
+        assert hop.status_code == 307 and hop.headers["location"] == f"../../night-{NIGHT}.html", dag_id
+        page = httpx.get(link, headers=auth, timeout=30, follow_redirects=True)
+        assert page.status_code == 200 and str(page.url) == f"{base}/childindex/reports/night-{NIGHT}.html"
+        assert page.text.count('<figure class="plot"') == 7
+    missing = httpx.get(f"{base}/childindex/reports/run/night_summary/no-such-run", headers=auth, timeout=30)
+    assert missing.status_code == 404
+
+
+def test_the_report_tab_of_a_dag_run_in_airflows_ui(night, api_server, chromium) -> None:  # noqa: ANN001
+    """The data engineer's path: a DAG run's page in Airflow's UI, its "Quality report" tab,
+    the night's report inside, every plot drawn; a screenshot is kept."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_report_browser import ARTIFACTS, CHROMIUM_ARGS
+
+    base, token = api_server
+    run_id = _latest_run(base, token, "night_summary")
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_cookies([{"name": "_token", "value": token, "url": base}])  # the UI's own session cookie
+            page = context.new_page()
+            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+            # Airflow's own page may log what it likes; the report's frame must raise nothing.
+            csp = ("Content Security Policy", "childindex")
+            page.on("console", lambda m: problems.append(m.text) if any(w in m.text for w in csp) else None)
+            page.goto(f"{base}/dags/night_summary/runs/{run_id}/plugin/quality-report", wait_until="load")
+            tab = page.get_by_role("tab", name="Quality report").or_(page.get_by_text("Quality report").first)
+            tab.first.wait_for(timeout=60_000)
+            frame = page.frame_locator("iframe")
+            frame.locator("#headline").wait_for(timeout=60_000)
+            images = frame.locator("figure.plot img").evaluate_all(
+                "imgs => imgs.map(i => [i.complete, i.naturalWidth])"
+            )
+            receipts = frame.locator("a.receipt").evaluate_all("links => links.map(a => a.href)")
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = ARTIFACTS / "airflow-quality-report-tab.png"
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert problems == []
+    assert len(images) == 7 and all(done and width > 300 for done, width in images), images
+    assert receipts and all(r.startswith(f"{base}/childindex/reports/receipts/") for r in receipts), receipts
+    assert shot.stat().st_size > 30_000
 
 
 def _scan(paths: list[Path], needles: list[str]) -> list[tuple[str, str]]:

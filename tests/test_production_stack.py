@@ -13,14 +13,17 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from childindex.orchestration import night_of
 from tests.conftest import PG_ADMIN_URL, TEST_KEY
 
 REDIS = ("127.0.0.1", 6379)
@@ -159,6 +162,17 @@ def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path)
         for dag_id, run_id in triggered.items():
             assert api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"] == "success"
         assert states["link_and_publish"] and states["night_summary"]
+        # The night's quality report, from the run's "Quality report" tab (childindex's plugin).
+        # Asset-triggered, its night is the day before it ran: the night its report task wrote.
+        for run in api("GET", "/api/v2/dags/night_summary/dagRuns")["dag_runs"]:
+            night = night_of(datetime.fromisoformat(run["logical_date"] or run["run_after"]))
+            report = urllib.request.Request(
+                f"{api.base}/childindex/reports/run/night_summary/{urllib.parse.quote(run['dag_run_id'], safe='')}",
+                headers={"Authorization": f"Bearer {api.token}"},
+            )
+            with urllib.request.urlopen(report, timeout=30) as response:  # follows the redirect to the night
+                assert response.url.endswith(f"/childindex/reports/night-{night}.html")
+                assert response.read().count(b'<figure class="plot"') == 7
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -51,7 +51,7 @@ def test_a_multi_night_report_is_complete_and_self_contained(settings) -> None: 
     # The headline says what needs attention.
     assert "Needs attention" in html and "education: 1 file(s) quarantined" in html
     # The night's files, each linked to its receipt, relative to the report.
-    links = re.findall(r'<a href="([^"]+receipt\.json)">receipt</a>', html)
+    links = re.findall(r'<a class="receipt" href="([^"]+receipt\.json)">receipt</a>', html)
     assert len(links) == 3 and all((path.parent / link).resolve().exists() for link in links)
     index = (path.parent / "index.html").read_text()
     assert f'href="night-{last}.html"' in index
