@@ -20,6 +20,7 @@ def test_a_ready_installation_passes_every_check(settings) -> None:  # noqa: ANN
     assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
     assert {"settings", "pseudonymisation key", "index database", "index schema", "key epoch"} <= set(checks)
     assert "folder: drop health" in checks and "folder: outbox social_care" in checks
+    assert "quality report" in checks["airflow plugin"].detail
     assert not any(c.warning for c in checks.values()), "folders are created closed to other users"
     result = runner.invoke(app, ["doctor"])
     assert result.exit_code == 0 and "ready" in result.output
@@ -59,3 +60,10 @@ def test_what_is_wrong_is_named_with_what_to_do(settings, monkeypatch) -> None: 
     monkeypatch.delenv("CHILDINDEX_PSEUDONYMISATION_KEY")
     key = _by_name(diagnose())["pseudonymisation key"]
     assert not key.ok and "CHILDINDEX_PSEUDONYMISATION_KEY_FILE" in key.detail
+
+
+def test_an_unregistered_airflow_plugin_is_a_warning() -> None:
+    from childindex.doctor import _plugin, _run
+
+    check = _run("airflow plugin", lambda: _plugin(group="no.such.group"))
+    assert check.ok and check.warning and "pip install ." in check.detail

@@ -39,6 +39,7 @@ def diagnose(today: date | None = None) -> list[Check]:
         if checks[1].ok and checks[-1].ok:
             checks.append(_run("key epoch", lambda: _epoch(settings, today or date.today())))
     checks += [_run(f"folder: {name}", lambda p=path: _folder(p)) for name, path in _folders(settings)]
+    checks.append(_run("airflow plugin", _plugin))
     return checks
 
 
@@ -134,3 +135,17 @@ def _folder(path: Path) -> str:
     if path.stat().st_mode & 0o007:
         raise Warning_(f"{path} is open to every user of this machine: chmod o-rwx {path}")
     return str(path)
+
+
+PLUGIN_ENTRY_POINT = "childindex.airflow_plugin:ChildindexPlugin"
+
+
+def _plugin(group: str = "airflow.plugins") -> str:
+    from importlib.metadata import entry_points
+
+    if PLUGIN_ENTRY_POINT not in {e.value for e in entry_points(group=group)}:
+        raise Warning_(
+            "childindex's Airflow plugin is not registered, so DAG runs do not link to their quality "
+            "reports: install the package (uv sync, or pip install .) rather than copying its files"
+        )
+    return "registered: each DAG run links to its night's quality report in Airflow's UI"
