@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -171,6 +172,7 @@ def process_file(  # noqa: ANN001
     from childindex.pseudonymise import check_key
 
     check_key(settings.index_url, settings.key, night)  # no pseudonym under a stranger key
+    started = time.perf_counter()
     agency = contract.agency
     receipt, match, file_night = new_receipt(contract, path, night)
     sha = receipt.sha256
@@ -178,7 +180,7 @@ def process_file(  # noqa: ANN001
     if ledger.already_loaded(agency, sha):
         receipt.outcome = "duplicate"
         receipt.file_problems.append({"rule": "already_loaded", "detail": "a file with this SHA-256 was loaded before"})
-        result = _finish(settings, ledger, receipt, file_night or night, "duplicate", None)
+        result = _finish(settings, ledger, receipt, file_night or night, "duplicate", None, started)
         # Under the night's folder, so the archive rule ages it out with the night.
         dest = settings.archive_dir / agency / (file_night or night).isoformat() / "duplicates"
         _move(path, dest / f"{sha[:16]}-{path.name}")
@@ -191,12 +193,12 @@ def process_file(  # noqa: ANN001
         staged = _stage(settings, contract, path, file_night, sha, receipt, history)
     except FileRejected as exc:
         receipt.reject(exc.rule, exc.detail)
-        result = _finish(settings, ledger, receipt, file_night or night, "quarantined", None)
+        result = _finish(settings, ledger, receipt, file_night or night, "quarantined", None, started)
         _quarantine(settings, agency, path, sha, exc.rule)
         return result
 
     receipt.accept()
-    result = _finish(settings, ledger, receipt, file_night, "staged", staged)
+    result = _finish(settings, ledger, receipt, file_night, "staged", staged, started)
     # The ledger row comes first: a crash before the move leaves the file in the drop folder,
     # and the rerun recognises it by its hash instead of staging it twice.
     _move(path, settings.archive_dir / agency / file_night.isoformat() / path.name)
@@ -260,6 +262,7 @@ def _finish(
     night: date,
     status: str,  # noqa: ANN001
     staged: Path | None,
+    started: float,
 ) -> IntakeResult:
     receipt_path = receipt.write(settings.outbox(receipt.agency))
     ledger.record(
@@ -274,6 +277,7 @@ def _finish(
         staged_path=str(staged) if staged else None,
         receipt_path=str(receipt_path),
         reason=",".join(p["rule"] for p in receipt.file_problems) or None,
+        seconds=round(time.perf_counter() - started, 3),
     )
     return IntakeResult(
         agency=receipt.agency,

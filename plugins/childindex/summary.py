@@ -31,6 +31,7 @@ def night_summary(settings: Settings, night: date) -> dict:
                 func.sum(FileLedger.rows_read),
                 func.sum(FileLedger.rows_accepted),
                 func.sum(FileLedger.rows_rejected),
+                func.sum(FileLedger.seconds),
             )
             .where(FileLedger.night == night)
             .group_by(FileLedger.agency, FileLedger.status)
@@ -54,12 +55,14 @@ def night_summary(settings: Settings, night: date) -> dict:
             "rows_rejected": 0,
             "files_quarantined": 0,
             "files_duplicate": 0,
+            "seconds": 0.0,
         }
         for a in AGENCIES
     }
-    for agency, status, n, read, acc, rej in files:
+    for agency, status, n, read, acc, rej, seconds in files:
         entry = per_agency.setdefault(agency, {})
         entry["files"] += n
+        entry["seconds"] = round(entry["seconds"] + float(seconds or 0), 3)
         entry["rows_read"] += int(read or 0)
         entry["rows_accepted"] += int(acc or 0)
         entry["rows_rejected"] += int(rej or 0)
@@ -93,16 +96,39 @@ def night_summary(settings: Settings, night: date) -> dict:
     # Per agency, for the quality reports' trends: counts, and rows rejected and files
     # quarantined by rule (rule names only: column names stay in the summary file).
     for agency, entry in per_agency.items():
-        metrics.update({f"{agency}:{k}": float(v) for k, v in entry.items() if isinstance(v, int)})
+        metrics.update({f"{agency}:{k}": float(v) for k, v in entry.items() if isinstance(v, int | float)})
         for kind in ("rejected", "quarantined"):
             for rule, n in _by_rule_name(entry.get(f"{kind}_by_rule", {})).items():
                 metrics[f"{agency}:{kind}:{rule}"] = float(n)
     metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
+    metrics.update(_retention_metrics(settings, night))
     if summary["accuracy"]:
         metrics.update({f"accuracy_{k}": v for k, v in summary["accuracy"].items()})
     put_metrics(settings.index_url, night, metrics)
     write_summary(settings, night, summary)
     return summary
+
+
+def _retention_metrics(settings: Settings, night: date) -> dict[str, float]:
+    """Rows and files deleted by each rule in the retention run for the night's day
+    (``retention:RULE:rows``, ``retention:RULE:files``); none when it did not run.
+
+    Retention runs for day D after D's small hours, so the summary of night D, written on
+    D+1, sees it: each run is counted once, and a rerun of the summary counts the same."""
+    from childindex.index.db import engine_for
+    from childindex.index.models import DeletionLog
+
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            select(DeletionLog.rule, func.sum(DeletionLog.rows_deleted), func.sum(DeletionLog.files_deleted))
+            .where(DeletionLog.run_for == night, DeletionLog.dry_run == 0)
+            .group_by(DeletionLog.rule)
+        ).all()
+    out: dict[str, float] = {}
+    for rule, n_rows, n_files in rows:
+        out[f"retention:{rule}:rows"] = float(n_rows or 0)
+        out[f"retention:{rule}:files"] = float(n_files or 0)
+    return out
 
 
 def _rules_by_agency(settings: Settings, night: date) -> dict[str, tuple[dict[str, int], dict[str, int]]]:

@@ -160,6 +160,7 @@ class FileLedger(Base):
     staged_path: Mapped[str | None] = mapped_column(Text)
     receipt_path: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float | None] = mapped_column(Float)  # intake's time over the file
 
 
 class NightMetric(Base):

@@ -19,7 +19,7 @@ class NightData:
     nights: list[date]  # the trend window, oldest first
     metrics: dict[date, dict[str, float]]  # night -> name -> value
     files: list[dict] = field(default_factory=list)  # the night's files: agency, name, outcome, counts, receipt
-    retention: list[dict] = field(default_factory=list)  # the latest run up to the night: rule, rows, files
+    retention: list[dict] = field(default_factory=list)  # the run for the night's day: rule, rows, files
     attention: list[str] = field(default_factory=list)  # what needs a person, in words
 
     def series(self, name: str) -> list[float | None]:
@@ -35,7 +35,7 @@ class NightData:
 
 def load_night(settings: Settings, night: date, days: int = 30) -> NightData:
     from childindex.index.db import engine_for
-    from childindex.index.models import DeletionLog, FileLedger, NightMetric
+    from childindex.index.models import FileLedger, NightMetric
 
     first = night - timedelta(days=days - 1)
     with engine_for(settings.index_url).connect() as conn:
@@ -58,17 +58,6 @@ def load_night(settings: Settings, night: date, days: int = 30) -> NightData:
             .where(FileLedger.night == night)
             .order_by(FileLedger.agency, FileLedger.id)
         ).all()
-        last_run = conn.execute(select(DeletionLog.run_for).where(DeletionLog.run_for <= night + timedelta(days=1))
-                                .order_by(DeletionLog.run_for.desc()).limit(1)).scalar()  # fmt: skip
-        retention = (
-            conn.execute(
-                select(DeletionLog.rule, DeletionLog.rows_deleted, DeletionLog.files_deleted)
-                .where(DeletionLog.run_for == last_run, DeletionLog.dry_run == 0)
-                .order_by(DeletionLog.id)
-            ).all()
-            if last_run
-            else []
-        )
     metrics: dict[date, dict[str, float]] = {}
     for n, name, value in rows:
         n = n if isinstance(n, date) else date.fromisoformat(n)
@@ -78,10 +67,21 @@ def load_night(settings: Settings, night: date, days: int = 30) -> NightData:
         nights=[first + timedelta(days=i) for i in range(days)],
         metrics=metrics,
         files=[r._asdict() for r in files],
-        retention=[r._asdict() for r in retention],
+        retention=_retention(metrics.get(night, {})),
     )
     data.attention = _attention(data)
     return data
+
+
+def _retention(metrics: dict[str, float]) -> list[dict]:
+    """The night's ``retention:RULE:rows|files`` metrics, in the policy's order."""
+    from childindex.retention import policy
+
+    return [
+        {"rule": r.name, "rows_deleted": int(metrics[rows]), "files_deleted": int(metrics[f"retention:{r.name}:files"])}
+        for r in policy()
+        if (rows := f"retention:{r.name}:rows") in metrics
+    ]
 
 
 def _attention(data: NightData) -> list[str]:

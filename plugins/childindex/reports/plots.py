@@ -122,12 +122,13 @@ def _retention(data: NightData) -> Figure:
     ax.barh(rules, [r["files_deleted"] for r in data.retention], left=[r["rows_deleted"] for r in data.retention],
             color="#8172b3", label="files")  # fmt: skip
     if not rules:
-        ax.text(0.5, 0.5, "retention has not run yet", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no retention run for this day", ha="center", va="center", transform=ax.transAxes)
     else:
         ax.legend(frameon=False, fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
+        ax.invert_yaxis()  # the policy's order, top down
     ax.set_xlim(0, max([1] + [r["rows_deleted"] + r["files_deleted"] for r in data.retention]) * 1.05)
-    ax.set_xlabel("deleted in the latest retention run")
+    ax.set_xlabel(f"deleted by the retention run of {data.night.isoformat()}")
     return _png(fig, "retention", "Retention: deleted by rule", "rows and files deleted by each retention rule")
 
 

@@ -47,6 +47,7 @@ def _agencies(data: NightData) -> list[dict]:
             "rows_accepted": int(data.value(f"{a}:rows_accepted")),
             "rows_rejected": int(data.value(f"{a}:rows_rejected")),
             "files_quarantined": int(data.value(f"{a}:files_quarantined")),
+            "seconds": data.value(f"{a}:seconds"),
         }
         for a in AGENCIES
     ]
