@@ -109,3 +109,15 @@ def test_check_passes_every_generated_file(tmp_path, night_number: int) -> None:
         receipt = json.loads(r.output)
         assert receipt["outcome"] == "accepted"
         assert receipt["rows_read"] == receipt["rows_accepted"] == result.rows[agency] > 0
+
+
+def test_the_demos_airflow_ui_listens_on_this_machine_only() -> None:
+    from childindex import demo
+
+    result = runner.invoke(app, ["demo", "--help"], env={"COLUMNS": "200"})
+    assert "--serve" in result.output and "laptop demo only" in result.output
+    assert demo.ui_command(8080)[-4:] == ["--host", "127.0.0.1", "--port", "8080"]
+    first, second = demo.ui_env({}), demo.ui_env({})
+    assert first["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "True"
+    assert len(first["AIRFLOW__API_AUTH__JWT_SECRET"]) == 64
+    assert first["AIRFLOW__API_AUTH__JWT_SECRET"] != second["AIRFLOW__API_AUTH__JWT_SECRET"], "a secret per run"

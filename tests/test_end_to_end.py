@@ -192,11 +192,12 @@ def api_server(night):  # noqa: ANN001, ANN201
     import signal
     import socket
     import subprocess
-    import sys
     import time
     import uuid
 
     import httpx
+
+    from childindex import demo
 
     _, paths, env = night
     with socket.socket() as s:
@@ -208,18 +209,17 @@ def api_server(night):  # noqa: ANN001, ANN201
     passwords = paths.airflow_home / "passwords.json"
     password = uuid.uuid4().hex
     passwords.write_text(json.dumps({"analyst": password}))
+    # As `childindex demo --serve` starts it, but with a login instead of admin for all.
     server_env = {
-        **os.environ,
-        **env,
-        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex * 2,
+        **demo.ui_env(env),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "analyst:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
     }
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--port", str(port)],
-            env=server_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            demo.ui_command(port), env=server_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180

@@ -605,6 +605,14 @@ def demo(
     night: Annotated[
         str, typer.Option(help="The night to generate and process (YYYY-MM-DD).")
     ] = DEFAULT_FIRST_NIGHT.isoformat(),
+    serve: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            help="Then serve Airflow's UI on 127.0.0.1:PORT until Ctrl-C, to see each DAG run's "
+            "'Quality report' tab. Every visitor is admin: for a laptop demo only.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic night and run every DAG on it with Airflow's own runner."""
     from childindex import demo as demo_mod
@@ -634,6 +642,12 @@ def demo(
 
     summary_data = json.loads(summary_path(settings, night_date).read_text(encoding="utf-8"))
     _print_summary(summary_data, time.perf_counter() - start, settings)
+    if serve:
+        console.print(
+            f"Airflow's UI: http://127.0.0.1:{serve}/dags/night_summary (a run's 'Quality report' tab); "
+            f"Ctrl-C stops it (log: {paths.log_file})"
+        )
+        raise typer.Exit(demo_mod.serve_ui(env, serve, paths.log_file))
 
 
 def _print_summary(s: dict, seconds: float, settings) -> None:  # noqa: ANN001

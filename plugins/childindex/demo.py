@@ -102,6 +102,35 @@ def run_dags(env: dict[str, str], night: date, log_file: Path, dag_ids: tuple[st
                 raise RuntimeError(f"'{' '.join(cmd[2:4])}' failed (exit {done.returncode}); see {log_file}")
 
 
+def ui_command(port: int) -> list[str]:
+    """Airflow's api-server (its UI, with childindex's plugin), on this machine only."""
+    return [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def ui_env(env: dict[str, str]) -> dict[str, str]:
+    """The demo's environment for its api-server: a JWT secret of this run's own, and every
+    visitor logged in as admin (Airflow's simple auth manager): a laptop demo, nothing more."""
+    import secrets
+
+    return {
+        **os.environ,
+        **env,
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    }
+
+
+def serve_ui(env: dict[str, str], port: int, log_file: Path) -> int:
+    """Serve Airflow's UI over the demo's night until interrupted (Ctrl-C)."""
+    with log_file.open("a", encoding="utf-8") as log:
+        proc = subprocess.Popen(ui_command(port), env=ui_env(env), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            return proc.wait(timeout=30)
+
+
 def _runner(night: date, dag_ids: list[str]) -> int:
     """Inside the child process: dag.test() each DAG in order, stop at the first failure."""
     from airflow.dag_processing.dagbag import DagBag
