@@ -78,3 +78,15 @@ def test_a_quiet_night_reports_success(settings) -> None:  # noqa: ANN001
     night_summary(settings, NIGHT)
     html = build_report(settings, NIGHT).read_text()
     assert 'class="ok" id="headline"' in html and "Needs attention" not in html
+
+
+def test_the_report_command_needs_no_key(settings, monkeypatch) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from childindex.cli import app
+
+    _nights(settings, n=1)
+    monkeypatch.delenv("CHILDINDEX_PSEUDONYMISATION_KEY")
+    result = CliRunner().invoke(app, ["report", "--night", NIGHT.isoformat()], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert f"night-{NIGHT}.html" in result.output

@@ -41,12 +41,13 @@ def _key_checked():  # noqa: ANN202
         raise typer.Exit(2) from None
 
 
-def _settings():  # noqa: ANN202
+def _settings(need_key: bool = True):  # noqa: ANN202
     from childindex.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()
-        settings.key  # noqa: B018 - fail early, with the setting's name
+        if need_key:
+            settings.key  # noqa: B018 - fail early, with the setting's name
     except SettingsError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -381,7 +382,8 @@ def report(
     """Build (or rebuild) a night's HTML quality report and the index of all reports."""
     from childindex.reports import build_report
 
-    path = build_report(_settings(), date.fromisoformat(night), days)
+    # Counts from the index: whoever rebuilds a report needs no key.
+    path = build_report(_settings(need_key=False), date.fromisoformat(night), days)
     console.print(f"quality report: {path}")
 
 
