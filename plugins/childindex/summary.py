@@ -23,18 +23,18 @@ def night_summary(settings: Settings, night: date) -> dict:
     from childindex.index.store import put_metrics
 
     with engine_for(settings.index_url).connect() as conn:
+        # One row per file of the night (a handful): its counts, and why it was quarantined.
         files = conn.execute(
             select(
                 FileLedger.agency,
                 FileLedger.status,
-                func.count(),
-                func.sum(FileLedger.rows_read),
-                func.sum(FileLedger.rows_accepted),
-                func.sum(FileLedger.rows_rejected),
-                func.sum(FileLedger.seconds),
-            )
-            .where(FileLedger.night == night)
-            .group_by(FileLedger.agency, FileLedger.status)
+                FileLedger.rows_read,
+                FileLedger.rows_accepted,
+                FileLedger.rows_rejected,
+                FileLedger.seconds,
+                FileLedger.reason,
+                FileLedger.receipt_path,
+            ).where(FileLedger.night == night)
         ).all()
         children = conn.execute(select(func.count()).select_from(Child)).scalar_one()
         records = conn.execute(select(func.count()).select_from(SourceRecord)).scalar_one()
@@ -47,6 +47,7 @@ def night_summary(settings: Settings, night: date) -> dict:
                 .subquery()
             )
         ).scalar_one()
+        retention = _retention_metrics(conn, night)
     per_agency = {
         a: {
             "files": 0,
@@ -59,20 +60,28 @@ def night_summary(settings: Settings, night: date) -> dict:
         }
         for a in AGENCIES
     }
-    for agency, status, n, read, acc, rej, seconds in files:
+    for agency, status, read, acc, rej, seconds, reason, receipt_path in files:
         entry = per_agency.setdefault(agency, {})
-        entry["files"] += n
+        entry["files"] += 1
         entry["seconds"] = round(entry["seconds"] + float(seconds or 0), 3)
         entry["rows_read"] += int(read or 0)
         entry["rows_accepted"] += int(acc or 0)
         entry["rows_rejected"] += int(rej or 0)
+        # Per agency: rows rejected by "column:rule" (from the night's receipts) and files
+        # quarantined by rule (from the ledger). Counts, rule and column names only.
+        rejected = entry.setdefault("rejected_by_rule", {})
+        quarantined = entry.setdefault("quarantined_by_rule", {})
         if status == "quarantined":
-            entry["files_quarantined"] += n
+            entry["files_quarantined"] += 1
+            for rule in (reason or "unknown").split(","):
+                quarantined[rule] = quarantined.get(rule, 0) + 1
         if status == "duplicate":
-            entry["files_duplicate"] += n
-    for agency, (rejected, quarantined) in _rules_by_agency(settings, night).items():
-        per_agency.setdefault(agency, {})["rejected_by_rule"] = rejected
-        per_agency[agency]["quarantined_by_rule"] = quarantined
+            entry["files_duplicate"] += 1
+        # Rows rejected by rule, quarantined files' included (their rules say why).
+        elif receipt_path and Path(receipt_path).exists():
+            counts = json.loads(Path(receipt_path).read_text(encoding="utf-8")).get("rule_counts", {})
+            for key, n in counts.items():
+                rejected[key] = rejected.get(key, 0) + int(n)
     summary = {
         "night": night.isoformat(),
         "agencies": per_agency,
@@ -101,7 +110,7 @@ def night_summary(settings: Settings, night: date) -> dict:
             for rule, n in _by_rule_name(entry.get(f"{kind}_by_rule", {})).items():
                 metrics[f"{agency}:{kind}:{rule}"] = float(n)
     metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
-    metrics.update(_retention_metrics(settings, night))
+    metrics.update(retention)
     if summary["accuracy"]:
         metrics.update({f"accuracy_{k}": v for k, v in summary["accuracy"].items()})
     put_metrics(settings.index_url, night, metrics)
@@ -109,51 +118,23 @@ def night_summary(settings: Settings, night: date) -> dict:
     return summary
 
 
-def _retention_metrics(settings: Settings, night: date) -> dict[str, float]:
+def _retention_metrics(conn, night: date) -> dict[str, float]:  # noqa: ANN001
     """Rows and files deleted by each rule in the retention run for the night's day
     (``retention:RULE:rows``, ``retention:RULE:files``); none when it did not run.
 
     Retention runs for day D after D's small hours, so the summary of night D, written on
     D+1, sees it: each run is counted once, and a rerun of the summary counts the same."""
-    from childindex.index.db import engine_for
     from childindex.index.models import DeletionLog
 
-    with engine_for(settings.index_url).connect() as conn:
-        rows = conn.execute(
-            select(DeletionLog.rule, func.sum(DeletionLog.rows_deleted), func.sum(DeletionLog.files_deleted))
-            .where(DeletionLog.run_for == night, DeletionLog.dry_run == 0)
-            .group_by(DeletionLog.rule)
-        ).all()
+    rows = conn.execute(
+        select(DeletionLog.rule, func.sum(DeletionLog.rows_deleted), func.sum(DeletionLog.files_deleted))
+        .where(DeletionLog.run_for == night, DeletionLog.dry_run == 0)
+        .group_by(DeletionLog.rule)
+    ).all()
     out: dict[str, float] = {}
     for rule, n_rows, n_files in rows:
         out[f"retention:{rule}:rows"] = float(n_rows or 0)
         out[f"retention:{rule}:files"] = float(n_files or 0)
-    return out
-
-
-def _rules_by_agency(settings: Settings, night: date) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
-    """Per agency: rows rejected by "column:rule" (from the night's receipts) and files
-    quarantined by rule (from the ledger). Counts, rule and column names only."""
-    from childindex.index.db import engine_for
-    from childindex.index.models import FileLedger
-
-    with engine_for(settings.index_url).connect() as conn:
-        rows = conn.execute(
-            select(FileLedger.agency, FileLedger.status, FileLedger.reason, FileLedger.receipt_path).where(
-                FileLedger.night == night
-            )
-        ).all()
-    out: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
-    for agency, status, reason, receipt_path in rows:
-        rejected, quarantined = out.setdefault(agency, ({}, {}))
-        if status == "quarantined":
-            for rule in (reason or "unknown").split(","):
-                quarantined[rule] = quarantined.get(rule, 0) + 1
-        # Rows rejected by rule, quarantined files' included (their rules say why).
-        if status != "duplicate" and receipt_path and Path(receipt_path).exists():
-            counts = json.loads(Path(receipt_path).read_text(encoding="utf-8")).get("rule_counts", {})
-            for key, n in counts.items():
-                rejected[key] = rejected.get(key, 0) + int(n)
     return out
 
 
