@@ -494,13 +494,8 @@ def db_apply_sql(
 ) -> None:
     """Run an SQL script (roles, grants) on the PostgreSQL index, as the role in CHILDINDEX_INDEX_URL."""
     from childindex.index.db import apply_sql_file
-    from childindex.settings import SettingsError, load_settings
 
-    try:
-        url = load_settings().index_url
-    except SettingsError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    url = _settings(need_key=False).index_url
     assert url is not None
     try:
         apply_sql_file(url, path)
@@ -701,9 +696,9 @@ def _print_summary(s: dict, seconds: float, settings) -> None:  # noqa: ANN001
     console.print(f"index: {s['index_url']}")
     console.print(f"receipts: {settings.outbox_root}")
     console.print(f"night summary: {settings.reports_dir}")
-    from childindex.reports import report_dir
+    from childindex.reports import report_path
 
-    quality = report_dir(settings) / f"night-{s['night']}.html"
+    quality = report_path(settings, date.fromisoformat(s["night"]))
     if quality.exists():
         console.print(f"quality report: {quality}")
 

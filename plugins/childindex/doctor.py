@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 
@@ -22,7 +21,7 @@ class Check:
         return "FAIL" if not self.ok else "warn" if self.warning else "ok"
 
 
-def diagnose(today: date | None = None) -> list[Check]:
+def diagnose() -> list[Check]:
     """Every check, in the order a night needs them; later checks are skipped (and say so)
     when what they depend on failed."""
     from childindex.settings import SettingsError, load_settings
@@ -37,7 +36,7 @@ def diagnose(today: date | None = None) -> list[Check]:
     if checks[-1].ok:
         checks.append(_run("index schema", lambda: _schema(settings)))
         if checks[1].ok and checks[-1].ok:
-            checks.append(_run("key epoch", lambda: _epoch(settings, today or date.today())))
+            checks.append(_run("key epoch", lambda: _epoch(settings)))
     checks += [_run(f"folder: {name}", lambda p=path: _folder(p)) for name, path in _folders(settings)]
     checks.append(_run("airflow plugin", _plugin))
     return checks
@@ -100,7 +99,7 @@ def _schema(settings) -> str:  # noqa: ANN001
     return f"at {head}, the newest migration"
 
 
-def _epoch(settings, today: date) -> str:  # noqa: ANN001
+def _epoch(settings) -> str:  # noqa: ANN001
     from childindex.pseudonymise import KeyMismatch, key_id, verify_key
 
     try:

@@ -256,10 +256,8 @@ def audit(settings: Settings, today: date) -> list[str]:
             before(r.reports_days),
         ),
     }
-    from childindex.index.db import engine_for
-
     found = []
-    with engine_for(settings.index_url).connect() as conn:
+    with _connect(settings) as conn:
         for what, (sql, cutoff) in checks.items():
             n = conn.execute(text(sql), {"c": cutoff} if cutoff else {}).scalar_one()
             if n:
@@ -316,9 +314,7 @@ def _night_of(path: Path, root: Path) -> date | None:
 
 def _unlinked(settings: Settings, path: Path, today: date) -> bool:
     """A staged file not linked yet is kept (up to the record period): not a violation."""
-    from childindex.index.db import engine_for
-
-    with engine_for(settings.index_url).connect() as conn:
+    with _connect(settings) as conn:
         row = conn.execute(
             text("SELECT night FROM file_ledger WHERE staged_path = :p AND status = 'staged'"), {"p": str(path)}
         ).first()

@@ -87,12 +87,6 @@ def _settings():  # noqa: ANN202
     return load_settings()
 
 
-def _quality_dir() -> Path:
-    from childindex.reports import report_dir
-
-    return report_dir(_settings())
-
-
 def _html(text: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(text, status_code=status_code, headers=HEADERS)
 
@@ -130,7 +124,9 @@ def served_receipt_links(page: str, report_folder: Path, outboxes: dict[str, Pat
 @app.get("/reports/index.html")
 async def index(request: Request) -> HTMLResponse:
     await _authorise(request, REPORTS_DAG)
-    path = _quality_dir() / "index.html"
+    from childindex.reports import report_dir
+
+    path = report_dir(_settings()) / "index.html"
     if not path.is_file():
         return _missing(None)
     return _html(path.read_text(encoding="utf-8"))
@@ -144,14 +140,14 @@ async def night_report(request: Request, night: str) -> HTMLResponse:
     except ValueError:
         raise HTTPException(status_code=404, detail="Not Found") from None
     from childindex.contracts import AGENCIES
+    from childindex.reports import report_path
 
     settings = _settings()
-    folder = _quality_dir()
-    path = folder / f"night-{day.isoformat()}.html"
+    path = report_path(settings, day)
     if not path.is_file():
         return _missing(day)
     outboxes = {a: settings.outbox(a) for a in AGENCIES}
-    return _html(served_receipt_links(path.read_text(encoding="utf-8"), folder, outboxes))
+    return _html(served_receipt_links(path.read_text(encoding="utf-8"), path.parent, outboxes))
 
 
 @app.get("/reports/receipts/{agency}/{name}")
@@ -171,9 +167,11 @@ async def receipt(request: Request, agency: str, name: str) -> FileResponse:
 @app.get("/reports/run/{dag_id}/{run_id}")
 async def run_report(request: Request, dag_id: str, run_id: str) -> RedirectResponse:
     await _authorise(request, dag_id, REPORTS_DAG)
+    from childindex.reports import report_name
+
     night = await asyncio.to_thread(_night_of_run, dag_id, run_id)
     # Relative, so it holds behind a proxy that mounts Airflow under a prefix.
-    return RedirectResponse(f"../../night-{night.isoformat()}.html", status_code=307, headers=HEADERS)
+    return RedirectResponse(f"../../{report_name(night)}", status_code=307, headers=HEADERS)
 
 
 def _night_of_run(dag_id: str, run_id: str) -> date:

@@ -14,12 +14,21 @@ from pathlib import Path
 from childindex.reports.data import NightData, load_night
 from childindex.settings import Settings
 
-__all__ = ["NightData", "build_report", "load_night", "report_dir"]
+__all__ = ["NightData", "build_report", "load_night", "report_dir", "report_name", "report_path"]
 
 
 def report_dir(settings: Settings) -> Path:
     assert settings.reports_dir is not None
     return settings.reports_dir / "quality"
+
+
+def report_name(night: date) -> str:
+    """A night's report's file name (also its name in Airflow's UI, childindex.webui)."""
+    return f"night-{night.isoformat()}.html"
+
+
+def report_path(settings: Settings, night: date) -> Path:
+    return report_dir(settings) / report_name(night)
 
 
 def build_report(settings: Settings, night: date, days: int = 30) -> Path:
@@ -29,9 +38,9 @@ def build_report(settings: Settings, night: date, days: int = 30) -> Path:
 
     data = load_night(settings, night, days)
     figures = plots.night_figures(data)
-    out = report_dir(settings)
+    path = report_path(settings, night)
+    out = path.parent
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"night-{night.isoformat()}.html"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(render_night(data, figures, path.parent), encoding="utf-8")
     tmp.replace(path)

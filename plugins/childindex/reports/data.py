@@ -22,8 +22,9 @@ class NightData:
     retention: list[dict] = field(default_factory=list)  # the run for the night's day: rule, rows, files
     attention: list[str] = field(default_factory=list)  # what needs a person, in words
 
-    def series(self, name: str) -> list[float | None]:
-        return [self.metrics.get(n, {}).get(name) for n in self.nights]
+    def series(self, name: str, missing: float | None = None) -> list[float | None]:
+        """The metric over the window, ``missing`` on nights without it (NaN: a gap in a line)."""
+        return [self.metrics.get(n, {}).get(name, missing) for n in self.nights]
 
     def value(self, name: str, default: float = 0.0) -> float:
         return self.metrics.get(self.night, {}).get(name, default)

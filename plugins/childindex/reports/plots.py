@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from childindex.contracts import AGENCIES
 from childindex.reports.data import NightData
 
+NAN = float("nan")  # a night without the metric: a gap in the line
 COLOURS = {"education": "#1b9e77", "health": "#7570b3", "social_care": "#d95f02"}
 
 
@@ -59,8 +60,8 @@ def _rows_read(data: NightData) -> Figure:
     fig, ax = _axes()
     x = range(len(data.nights))
     for agency in AGENCIES:
-        ax.plot(x, [v if v is not None else float("nan") for v in data.series(f"{agency}:rows_read")],
-                marker="o", markersize=3, label=agency, color=COLOURS[agency])  # fmt: skip
+        ax.plot(x, data.series(f"{agency}:rows_read", NAN), marker="o", markersize=3, label=agency,
+                color=COLOURS[agency])  # fmt: skip
     _date_ticks(ax, data)
     ax.set_ylabel("rows read")
     ax.legend(frameon=False, fontsize=8)
@@ -107,8 +108,7 @@ def _probabilities(data: NightData) -> Figure:
 
 def _review_queue(data: NightData) -> Figure:
     fig, ax = _axes(height=2.4)
-    ax.plot(range(len(data.nights)), [v if v is not None else float("nan") for v in data.series("review_queue_open")],
-            marker="o", markersize=3, color="#c44e52")  # fmt: skip
+    ax.plot(range(len(data.nights)), data.series("review_queue_open", NAN), marker="o", markersize=3, color="#c44e52")
     _date_ticks(ax, data)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("open review items")
