@@ -29,7 +29,16 @@ def run_once(children: int) -> dict:
     try:
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "childindex.cli", "demo", "--children", str(children), "--data-dir", str(data)],
+            [
+                sys.executable,
+                "-m",
+                "childindex.cli.commands",
+                "demo",
+                "--children",
+                str(children),
+                "--data-dir",
+                str(data),
+            ],
             capture_output=True,
             text=True,
             check=False,

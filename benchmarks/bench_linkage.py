@@ -41,15 +41,15 @@ from childindex.settings import load_settings
 settings = load_settings()
 t = time.perf_counter()
 if step == "intake":
-    from childindex.contracts import AGENCIES
-    from childindex.intake import run_intake
+    from childindex.contracts.contract import AGENCIES
+    from childindex.intake.process import run_intake
     night = date.fromisoformat(sys.argv[3])
     rows = 0
     for agency in AGENCIES:
         rows += sum(r["rows_accepted"] for r in run_intake(settings, agency, night))
     result = {"rows_accepted": rows}
 elif step == "link":
-    from childindex.linkage import link_pending
+    from childindex.linkage.night import link_pending
     result = link_pending(settings, date.fromisoformat(sys.argv[3])).as_dict()
 elif step == "plain_splink":
     import logging
@@ -113,7 +113,7 @@ def main() -> None:
     os.environ.update(env)
     from childindex.index.db import migrate
     from childindex.settings import load_settings
-    from childindex.synthetic import generate_night
+    from childindex.simulation.synthetic import generate_night
 
     settings = load_settings()
     settings.ensure_dirs()
@@ -144,7 +144,7 @@ def main() -> None:
         staged += run_step(env, work, "intake", night.isoformat())["rows_accepted"]
     result["increment_nights"] = k
     result["increment"] = run_step(env, work, "link", night.isoformat())
-    from childindex.evaluation import accuracy
+    from childindex.linkage.evaluation import accuracy
 
     result["accuracy"] = accuracy(settings, truth)
     result["targets"] = {"from_scratch_seconds": 600, "from_scratch_peak_rss_mib": 8192, "increment_seconds": 60}

@@ -32,9 +32,9 @@ def index_tables(children: int):  # noqa: ANN201
     import numpy as np
     import pyarrow as pa
 
-    from childindex.contracts import AGENCIES
-    from childindex.synthetic.population import build_population
-    from childindex.synthetic.records import true_identity_frame
+    from childindex.contracts.contract import AGENCIES
+    from childindex.simulation.synthetic.population import build_population
+    from childindex.simulation.synthetic.records import true_identity_frame
 
     pop = build_population(children, seed=11, first_night=NIGHT)
     p = np.arange(children, dtype=np.int64)

@@ -29,9 +29,9 @@ CHILD = r"""
 import json, sys, time
 from datetime import date
 from pathlib import Path
-from childindex.contracts import load_contract
-from childindex.expectations import _gx
-from childindex.intake import check_file
+from childindex.contracts.contract import load_contract
+from childindex.validation.gx.suites import _gx
+from childindex.intake.process import check_file
 from childindex.settings import load_settings
 _gx()  # GX's import is a one-off per worker process; not part of the per-file cost
 settings = load_settings(data_dir=Path(sys.argv[2]))
@@ -55,7 +55,7 @@ def main() -> None:
     extract = drop / "education" / "EDU_PUPILS_20261124.csv"
     gen_seconds = None
     if not extract.exists():
-        from childindex.synthetic import generate_night
+        from childindex.simulation.synthetic import generate_night
 
         t = time.perf_counter()
         generate_night(drop, truth, children=children, seed=2026)

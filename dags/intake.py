@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from childindex import orchestration as orch
-from childindex.contracts import AGENCIES
+from childindex.contracts.contract import AGENCIES
+from childindex.orchestration import tasks as orch
 
 
 def build(agency: str):  # noqa: ANN201

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from childindex import orchestration as orch
+from childindex.orchestration import tasks as orch
 
 
 @dag(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from childindex import orchestration as orch
+from childindex.orchestration import tasks as orch
 
 
 @dag(

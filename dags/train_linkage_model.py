@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from childindex import orchestration as orch
+from childindex.orchestration import tasks as orch
 
 
 @dag(
@@ -24,7 +24,7 @@ def train_linkage_model() -> None:
     def train() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from childindex.linkage.training import NotEnoughRecords
+        from childindex.errors import NotEnoughRecords
 
         try:
             return orch.train()

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from childindex.settings import SettingsError, create_key_file, load_settings
+from childindex.errors import SettingsError
+from childindex.settings import create_key_file, load_settings
 
 
 def test_defaults_derive_from_data_dir(data_dir: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,12 +23,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from childindex.errors import SettingsError
+
 ENV_PREFIX = "CHILDINDEX_"
 MIN_KEY_BYTES = 32
-
-
-class SettingsError(RuntimeError):
-    """Configuration is missing or invalid; the message names every setting at fault."""
 
 
 class ValidationPolicy(BaseModel):
@@ -57,56 +55,53 @@ class ValidationPolicy(BaseModel):
         return self.max_rejected_share_by_agency.get(agency, self.max_rejected_share)
 
 
-RETENTION_POLICY = Path(__file__).with_name("retention_policy.yaml")
+# The retention rules and their default periods (childindex.retention.policy reads the rules
+# from here, so the file is read once per process, and only when first needed).
+RETENTION_POLICY_FILE = Path(__file__).parent / "retention" / "policy.yaml"
 
 
-def _retention_defaults() -> dict[str, int]:
-    """Default periods, from the retention policy file (the one place that states them)."""
+@cache
+def retention_policy() -> tuple[dict[str, Any], ...]:
+    """The rules of the retention policy file, as written there."""
     import yaml
 
-    rules = yaml.safe_load(RETENTION_POLICY.read_text(encoding="utf-8"))["rules"]
-    return {r["setting"]: int(r["period_days"]) for r in rules if r.get("setting")}
+    return tuple(yaml.safe_load(RETENTION_POLICY_FILE.read_text(encoding="utf-8"))["rules"])
 
 
-_PERIODS = _retention_defaults()
+def default_period(setting: str) -> int:
+    """The default period (days) of the rule whose period ``setting`` holds."""
+    return next(int(r["period_days"]) for r in retention_policy() if r.get("setting") == setting)
+
+
+def _period(setting: str, minimum: int, description: str) -> Any:
+    """A retention period field whose default is the policy file's."""
+    return Field(default_factory=lambda: default_period(setting), ge=minimum, description=description)
 
 
 class RetentionSettings(BaseModel):
-    """How long each kind of data is kept (days). Defaults and purposes: retention_policy.yaml."""
+    """How long each kind of data is kept (days). Defaults and purposes: retention/policy.yaml."""
 
-    involvement_ended_days: int = Field(
-        _PERIODS["involvement_ended_days"], ge=0, description="Delete an involvement this many days after it ended."
+    involvement_ended_days: int = _period(
+        "involvement_ended_days", 0, "Delete an involvement this many days after it ended."
     )
-    record_unseen_days: int = Field(
-        _PERIODS["record_unseen_days"],
-        ge=1,
-        description="Delete a source record no agency has sent for this many days.",
+    record_unseen_days: int = _period(
+        "record_unseen_days", 1, "Delete a source record no agency has sent for this many days."
     )
-    over_age_days: int = Field(
-        _PERIODS["over_age_days"], ge=1, description="Delete a child (and all linked to them) older than this, in days."
+    over_age_days: int = _period(
+        "over_age_days", 1, "Delete a child (and all linked to them) older than this, in days."
     )
-    review_resolved_days: int = Field(
-        _PERIODS["review_resolved_days"], ge=0, description="Delete a decided review item after this many days."
+    review_resolved_days: int = _period("review_resolved_days", 0, "Delete a decided review item after this many days.")
+    archive_days: int = _period("archive_days", 0, "Delete loaded raw extracts from the archive after this many days.")
+    staging_days: int = _period("staging_days", 0, "Delete staging Parquet files after this many days.")
+    quarantine_days: int = _period("quarantine_days", 0, "Delete quarantined files after this many days.")
+    receipts_days: int = _period("receipts_days", 0, "Delete receipts from agency outboxes after this many days.")
+    airflow_metadata_days: int = _period(
+        "airflow_metadata_days", 1, "Clean Airflow's metadata older than this many days."
     )
-    archive_days: int = Field(
-        _PERIODS["archive_days"], ge=0, description="Delete loaded raw extracts from the archive after this many days."
-    )
-    staging_days: int = Field(
-        _PERIODS["staging_days"], ge=0, description="Delete staging Parquet files after this many days."
-    )
-    quarantine_days: int = Field(
-        _PERIODS["quarantine_days"], ge=0, description="Delete quarantined files after this many days."
-    )
-    receipts_days: int = Field(
-        _PERIODS["receipts_days"], ge=0, description="Delete receipts from agency outboxes after this many days."
-    )
-    airflow_metadata_days: int = Field(
-        _PERIODS["airflow_metadata_days"], ge=1, description="Clean Airflow's metadata older than this many days."
-    )
-    reports_days: int = Field(
-        _PERIODS["reports_days"],
-        ge=0,
-        description="Delete night summaries, deletion certificates, and the file ledger, night metrics and "
+    reports_days: int = _period(
+        "reports_days",
+        0,
+        "Delete night summaries, deletion certificates, and the file ledger, night metrics and "
         "deletion log rows after this many days.",
     )
 
@@ -186,6 +181,19 @@ class Settings(BaseSettings):
     ground_truth_dir: Path | None = Field(
         None, description="Synthetic ground truth, for accuracy figures in demos and tests only."
     )
+    # Read when Airflow parses the DAGs (childindex.orchestration.defaults): they shape tasks.
+    task_retries: int = Field(
+        2, ge=0, description="Retries of every task after a transient error (exponential backoff); read at DAG parse."
+    )
+    retention_queue: str = Field(
+        "default", description="Celery queue of the retention task (workers with the retention role); DAG parse."
+    )
+    linkage_pool: str = Field(
+        "default_pool", description="Airflow pool of the linkage task (one slot in production); read at DAG parse."
+    )
+    failure_webhook_conn: str | None = Field(
+        None, description="Airflow Connection whose URL is told when a task fails (off when unset); DAG parse."
+    )
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     validation: ValidationPolicy = Field(default_factory=ValidationPolicy)
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
@@ -221,7 +229,7 @@ class Settings(BaseSettings):
         for name, default in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, default)
-        from childindex.contracts import AGENCIES
+        from childindex.contracts.contract import AGENCIES
 
         unknown = sorted(set(self.drop_folders) - set(AGENCIES))
         if unknown:
@@ -255,7 +263,7 @@ class Settings(BaseSettings):
 
     def ensure_dirs(self) -> None:
         """Create every folder, including each agency's drop folder and outbox."""
-        from childindex.contracts import AGENCIES
+        from childindex.contracts.contract import AGENCIES
 
         folders = [
             self.data_dir,

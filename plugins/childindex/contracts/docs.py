@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from childindex.contracts import AGENCIES, COMPLETION_HELP, Contract, load_contract
+from childindex.contracts.contract import AGENCIES, COMPLETION_HELP, Contract, load_contract
 
 FORMAT_HELP = {
     "nhs_number": "10 digits, modulus 11 check digit",

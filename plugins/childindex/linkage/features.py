@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from childindex.validation import normalise_name_sql
+from childindex.validation.validate import normalise_name_sql
 
 # Input columns, in the order the index and staging name them.
 MINIMAL_COLUMNS = (

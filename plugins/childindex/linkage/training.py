@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from childindex.errors import NotEnoughRecords
 from childindex.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,17 +19,13 @@ log = logging.getLogger(__name__)
 MIN_RECORDS = 1_000  # fewer, and EM has too few pairs to learn from
 
 
-class NotEnoughRecords(RuntimeError):
-    pass
-
-
 def train_model(settings: Settings, seed: int = 42) -> tuple[Path, dict[str, Any]]:
     """Train on the index's records plus staged ones; save the next model version."""
     from childindex.index.ledger import Ledger
     from childindex.index.store import fetch_existing
-    from childindex.linkage import _load_batch, connect
     from childindex.linkage.features import MINIMAL_COLUMNS, register_features
     from childindex.linkage.model import save_model, train
+    from childindex.linkage.night import _load_batch, connect
 
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     con = connect(settings)

@@ -23,7 +23,7 @@ def report_dir(settings: Settings) -> Path:
 
 
 def report_name(night: date) -> str:
-    """A night's report's file name (also its name in Airflow's UI, childindex.webui)."""
+    """A night's report's file name (also its name in Airflow's UI, childindex.orchestration.webui)."""
     return f"night-{night.isoformat()}.html"
 
 

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from childindex.contracts import AGENCIES
+from childindex.contracts.contract import AGENCIES
 from childindex.settings import Settings
 
 REJECTION_WARNING = 0.05  # a share of rows rejected that an analyst should look at
@@ -76,7 +76,7 @@ def load_night(settings: Settings, night: date, days: int = 30) -> NightData:
 
 def _retention(metrics: dict[str, float]) -> list[dict]:
     """The night's ``retention:RULE:rows|files`` metrics, in the policy's order."""
-    from childindex.retention import policy
+    from childindex.retention.policy import policy
 
     return [
         {"rule": r.name, "rows_deleted": int(metrics[rows]), "files_deleted": int(metrics[f"retention:{r.name}:files"])}

@@ -6,7 +6,7 @@ import base64
 import io
 from dataclasses import dataclass
 
-from childindex.contracts import AGENCIES
+from childindex.contracts.contract import AGENCIES
 from childindex.reports.data import NightData
 
 NAN = float("nan")  # a night without the metric: a gap in the line

@@ -37,7 +37,7 @@ def render_index(nights: list[str]) -> str:
 
 
 def _agencies(data: NightData) -> list[dict]:
-    from childindex.contracts import AGENCIES
+    from childindex.contracts.contract import AGENCIES
 
     return [
         {

@@ -1,0 +1,5 @@
+"""``python -m childindex.cli``."""
+
+from childindex.cli.app import main
+
+main()

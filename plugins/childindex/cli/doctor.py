@@ -1,0 +1,153 @@
+"""``childindex doctor``: is this installation ready to run a night? Each check says what is
+wrong and what to do; none prints a secret or a child's data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str  # what was found, or what to do
+    warning: bool = False  # works, but should be fixed
+
+    @property
+    def status(self) -> str:
+        return "FAIL" if not self.ok else "warn" if self.warning else "ok"
+
+
+def diagnose() -> list[Check]:
+    """Every check, in the order a night needs them; later checks are skipped (and say so)
+    when what they depend on failed."""
+    from childindex.errors import SettingsError
+    from childindex.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        return [Check("settings", False, str(exc))]
+    checks = [Check("settings", True, "loaded (environment and CHILDINDEX_CONFIG_FILE)")]
+    checks.append(_run("pseudonymisation key", lambda: _key(settings)))
+    checks.append(_run("index database", lambda: _database(settings)))
+    if checks[-1].ok:
+        checks.append(_run("index schema", lambda: _schema(settings)))
+        if checks[1].ok and checks[-1].ok:
+            checks.append(_run("key epoch", lambda: _epoch(settings)))
+    checks += [_run(f"folder: {name}", lambda p=path: _folder(p)) for name, path in _folders(settings)]
+    checks.append(_run("airflow plugin", _plugin))
+    return checks
+
+
+def _run(name: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, probe())
+    except Warning_ as exc:
+        return Check(name, True, str(exc), warning=True)
+    except Problem as exc:
+        return Check(name, False, str(exc))
+
+
+class Problem(Exception):
+    """A check failed; the message says what to do."""
+
+
+class Warning_(Problem):  # noqa: N801 - not the builtin Warning
+    """It works, but should be fixed; the message says how."""
+
+
+def _key(settings) -> str:  # noqa: ANN001
+    from childindex.errors import SettingsError
+    from childindex.staging.pseudonymise import key_id
+
+    try:
+        key = settings.key
+    except SettingsError as exc:
+        raise Problem(str(exc)) from None
+    return f"present, {len(key)} bytes, key id {key_id(key)}"
+
+
+def _database(settings) -> str:  # noqa: ANN001
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from childindex.index.db import engine_for
+
+    shown = make_url(settings.index_url).render_as_string(hide_password=True)
+    try:
+        with engine_for(settings.index_url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
+        raise Problem(f"{shown} is not reachable ({type(exc).__name__}): check CHILDINDEX_INDEX_URL") from None
+    return f"{shown} reachable"
+
+
+def _schema(settings) -> str:  # noqa: ANN001
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from childindex.index.db import alembic_config, engine_for
+
+    head = ScriptDirectory.from_config(alembic_config(settings.index_url)).get_current_head()
+    with engine_for(settings.index_url).connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        raise Problem(f"schema at {current or 'nothing'}, code expects {head}: run 'childindex db upgrade'")
+    return f"at {head}, the newest migration"
+
+
+def _epoch(settings) -> str:  # noqa: ANN001
+    from childindex.errors import KeyMismatch
+    from childindex.keys.epochs import verify_key
+    from childindex.staging.pseudonymise import key_id
+
+    try:
+        epoch = verify_key(settings.index_url, settings.key)
+    except KeyMismatch as exc:
+        raise Problem(str(exc)) from None
+    if epoch is None:
+        return f"no key recorded yet: the first intake records {key_id(settings.key)}"
+    return f"the configured key is the index's (epoch {epoch})"
+
+
+def _folders(settings) -> list[tuple[str, Path]]:  # noqa: ANN001
+    from childindex.contracts.contract import AGENCIES
+
+    named = [
+        ("data", settings.data_dir),
+        ("quarantine", settings.quarantine_dir),
+        ("archive", settings.archive_dir),
+        ("staging", settings.staging_dir),
+        ("reports", settings.reports_dir),
+    ]
+    named += [(f"drop {a}", settings.drop_folder(a)) for a in AGENCIES]
+    named += [(f"outbox {a}", settings.outbox(a)) for a in AGENCIES]
+    return named
+
+
+def _folder(path: Path) -> str:
+    if not path.is_dir():
+        raise Problem(f"{path} does not exist: create it (any childindex command that writes does)")
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise Problem(f"{path} is not readable and writable by this user")
+    if path.stat().st_mode & 0o007:
+        raise Warning_(f"{path} is open to every user of this machine: chmod o-rwx {path}")
+    return str(path)
+
+
+PLUGIN_ENTRY_POINT = "childindex.orchestration.plugin:ChildindexPlugin"
+
+
+def _plugin(group: str = "airflow.plugins") -> str:
+    from importlib.metadata import entry_points
+
+    if PLUGIN_ENTRY_POINT not in {e.value for e in entry_points(group=group)}:
+        raise Warning_(
+            "childindex's Airflow plugin is not registered, so DAG runs do not link to their quality "
+            "reports: install the package (uv sync, or pip install .) rather than copying its files"
+        )
+    return "registered: each DAG run links to its night's quality report in Airflow's UI"

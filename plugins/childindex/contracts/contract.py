@@ -1,0 +1,152 @@
+"""Extract contracts: one versioned YAML file per agency, read by the pipeline.
+
+A contract names an agency's columns and maps each onto a whitelisted field
+(:mod:`childindex.whitelist`), says how the file is encoded, delimited and dated, and how
+an agency signals that an upload is complete. The human-readable pages in
+``docs/contracts/`` are generated from these files (``childindex contracts docs``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from childindex.errors import ContractError
+from childindex.whitelist import DATE_FIELDS, REQUIRED_FIELDS, SOURCE_FIELDS
+
+AGENCIES = ("education", "health", "social_care")
+# A contract's file may also arrive gzip-compressed: the same name plus this suffix.
+GZIP_SUFFIX = ".gz"
+
+Completion = Literal["marker", "rename"]
+COMPLETION_HELP = {
+    "marker": "Upload the extract, then create an empty file with the same name plus "
+    "'.done' beside it. The extract is not read until the marker exists.",
+    "rename": "Upload the extract under a temporary name ending in '.part', then rename it "
+    "to its final name. Files ending in '.part' are never read.",
+}
+
+
+class ColumnSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    field: str
+    required: bool = False
+    identifier: bool = False
+    type: Literal["string", "date", "code"] = "string"
+    format: Literal["nhs_number", "upn", "postcode"] | None = None
+    description: str = ""
+
+    @field_validator("field")
+    @classmethod
+    def _whitelisted(cls, value: str) -> str:
+        if value not in SOURCE_FIELDS:
+            raise ValueError(f"field {value!r} is not in the whitelist {SOURCE_FIELDS}")
+        return value
+
+
+class FileSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str
+    encoding: str
+    delimiter: str = Field(min_length=1, max_length=1)
+    header: bool = True
+    completion: Completion
+    kind: Literal["delta", "full"] = "delta"
+
+    @field_validator("pattern")
+    @classmethod
+    def _has_night(cls, value: str) -> str:
+        if "(?P<night>" not in value:
+            raise ValueError("pattern must capture the night as (?P<night>...)")
+        re.compile(value)
+        return value
+
+
+class Contract(BaseModel):
+    """One agency's extract contract."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contract: str
+    version: int = Field(ge=1)
+    title: str
+    description: str
+    file: FileSpec
+    date_format: str
+    sex_codes: dict[str, Literal["M", "F", "U"]]
+    services: tuple[str, ...]
+    sensitive_codes: dict[str, bool] = Field(default_factory=dict)
+    columns: tuple[ColumnSpec, ...]
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Contract:
+        fields = [c.field for c in self.columns]
+        dupes = {f for f in fields if fields.count(f) > 1}
+        if dupes:
+            raise ValueError(f"fields mapped more than once: {sorted(dupes)}")
+        names = [c.name.casefold() for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("column names must be unique, ignoring case (GX matches columns case-insensitively)")
+        if any(n.startswith("std_") for n in names):
+            raise ValueError("column names starting with 'std_' are reserved for standardised fields")
+        missing = [f for f in REQUIRED_FIELDS if f not in fields]
+        if missing:
+            raise ValueError(f"contract does not map required fields: {missing}")
+        if ("sensitive" in fields) != bool(self.sensitive_codes):
+            raise ValueError("a column mapped to 'sensitive' and sensitive_codes go together")
+        for col in self.columns:
+            if (col.type == "date") != (col.field in DATE_FIELDS):
+                raise ValueError(f"column {col.name}: date fields and type 'date' must agree")
+        return self
+
+    @property
+    def agency(self) -> str:
+        return self.contract
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column_for(self, field: str) -> ColumnSpec | None:
+        return next((c for c in self.columns if c.field == field), None)
+
+    def match_name(self, filename: str) -> re.Match[str] | None:
+        """Match a file name against the contract's pattern (None when it does not fit)."""
+        return re.match(self.file.pattern, filename)
+
+
+def _parse(text: str, source: str) -> Contract:
+    try:
+        return Contract.model_validate(yaml.safe_load(text))
+    except Exception as exc:  # pydantic or YAML: both are a broken contract
+        raise ContractError(f"contract {source} is invalid: {exc}") from exc
+
+
+@cache
+def load_contract(agency: str) -> Contract:
+    """The contract of one agency, from the package's YAML file."""
+    if agency not in AGENCIES:
+        raise ContractError(f"unknown agency {agency!r}; known agencies: {', '.join(AGENCIES)}")
+    text = resources.files(__package__).joinpath(f"{agency}.yaml").read_text(encoding="utf-8")
+    contract = _parse(text, f"{agency}.yaml")
+    if contract.agency != agency:
+        raise ContractError(f"{agency}.yaml names contract {contract.contract!r}")
+    return contract
+
+
+def load_contract_file(path: Path) -> Contract:
+    """Parse a contract from any path (used by tests and by agencies drafting a change)."""
+    return _parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def all_contracts() -> dict[str, Contract]:
+    return {agency: load_contract(agency) for agency in AGENCIES}

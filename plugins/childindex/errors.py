@@ -1,0 +1,163 @@
+"""One error hierarchy: what went wrong, in which stage, on which night, and whether trying
+again can help.
+
+- :class:`TerminalError`: retrying cannot help (a bad extract, a contract or key mismatch,
+  a configuration error, a bug). Airflow fails the task at once; the CLI exits 1 or 2.
+- :class:`TransientError`: the same work may succeed later (the index database unreachable
+  or locked). Airflow retries with exponential backoff.
+
+Airflow decides retries from these two classes through the task SDK's retry policy
+(:func:`childindex.orchestration.defaults.retry_policy`); the CLI maps classes to exit codes
+in one place (:mod:`childindex.cli.app`). A message names stages, files, columns, rows and
+rules, never a value from a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+
+class ChildindexError(Exception):
+    """Base of every error childindex raises on purpose; carries its stage and night."""
+
+    stage = "childindex"
+
+    def __init__(self, message: str, *, stage: str | None = None, night: date | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if stage is not None:
+            self.stage = stage
+        self.night = night
+
+    @property
+    def where(self) -> str:
+        """``stage`` or ``stage, night D``: for logs and notifications."""
+        return f"{self.stage}, night {self.night.isoformat()}" if self.night else self.stage
+
+
+class TerminalError(ChildindexError):
+    """Will not fix itself: fail now, no retry."""
+
+
+class TransientError(ChildindexError):
+    """May pass: retry with backoff."""
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+class SettingsError(TerminalError):
+    """Configuration is missing or invalid; the message names every setting at fault."""
+
+    stage = "settings"
+
+
+class UsageError(TerminalError):
+    """A command was asked for something that is not there (an unknown item, no match)."""
+
+    stage = "cli"
+
+
+class ContractError(TerminalError):
+    """A contract file is malformed, breaks the whitelist, or names an unknown organisation."""
+
+    stage = "contracts"
+
+
+class FileRejected(TerminalError):
+    """The whole file is unusable; ``rule`` and ``detail`` go into the receipt (never a value)."""
+
+    stage = "validation"
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(f"{rule}: {detail}")
+        self.rule = rule
+        self.detail = detail
+
+
+class ValidationEnginesDisagree(TerminalError):
+    """GX and the DuckDB rules counted a rule differently, or GX returned values: a bug."""
+
+    stage = "validation"
+
+
+class KeyMismatch(TerminalError):
+    """The configured key is not the one the index's pseudonyms were made with."""
+
+    stage = "keys"
+
+
+class RotationRefused(TerminalError):
+    """A key rotation cannot go ahead; nothing was changed. The message says what to do."""
+
+    stage = "keys"
+
+
+class NotEnoughRecords(TerminalError):
+    """Too few records to train a linkage model on."""
+
+    stage = "linkage"
+
+
+# --------------------------------------------------------------------------- transient
+
+
+class IndexUnavailable(TransientError):
+    """The index database could not be reached, or was locked, or ran out of resources."""
+
+    stage = "index"
+
+
+# PostgreSQL SQLSTATE classes and codes that say "try again": connection exceptions (08),
+# insufficient resources (53), operator intervention (57P: restarts, shutdowns), and
+# serialisation failures, deadlocks and lock time-outs.
+_PG_TRANSIENT_CLASSES = ("08", "53", "57P")
+_PG_TRANSIENT_CODES = ("40001", "40P01", "55P03")
+# SQLite says so in words (they hold no value): a lock, a busy database, a file it cannot open.
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "unable to open database", "disk i/o error")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (a database driver's error, usually) may pass if the work is retried."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, ChildindexError):
+        return False
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True  # the connection pool waited in vain, or the connection dropped
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith(_PG_TRANSIENT_CLASSES) or sqlstate in _PG_TRANSIENT_CODES
+    if isinstance(exc, sa_exc.OperationalError):
+        text = str(exc.orig).lower()
+        return any(words in text for words in _SQLITE_TRANSIENT) or "could not connect" in text
+    return False
+
+
+@contextmanager
+def stage_errors(stage: str, night: date | None = None) -> Iterator[None]:
+    """Errors raised inside carry ``stage`` and ``night``; a database error that may pass
+    becomes :class:`IndexUnavailable` (so Airflow retries it). Its message names the
+    exception's type only: a driver's message can quote a bound value."""
+    try:
+        yield
+    except ChildindexError as exc:
+        if exc.night is None:
+            exc.night = night
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise IndexUnavailable(
+                f"the index database is unavailable or busy ({type(exc).__name__}); it is retried",
+                stage=stage,
+                night=night,
+            ) from exc
+        raise

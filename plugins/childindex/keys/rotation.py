@@ -1,0 +1,302 @@
+"""Rotating the pseudonymisation key without losing links.
+
+A keyed HMAC cannot be re-keyed from its output: the new pseudonyms need the identifiers
+themselves, which childindex never stores. They are in the agencies' extracts, so a
+rotation reads extracts (the archive's raw files of the last ``ARCHIVE_DAYS``, plus any
+full extracts the agencies were asked for) through the same reader and checks as intake,
+and makes every pseudonym under both keys: a map from old to new, pseudonyms only.
+
+Then, in one transaction, every key in the index (source records, involvements, review
+items, link decisions) is replaced by its new-key pseudonym; child ids, links, decisions
+and history stay as they are. A record no extract covered cannot be re-keyed: the rotation
+stops and names the count per agency, unless ``drop_unmapped`` deletes those records (the
+agency re-sends them later, as new records that linkage links again). The new key's id
+becomes the index's next key epoch, so intake and linkage refuse the old key from then on;
+staging files (old pseudonyms, kept only for reruns) are deleted. A certificate records
+counts and key ids, never a key or a pseudonym.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import text
+
+from childindex.contracts.contract import AGENCIES, load_contract
+from childindex.errors import FileRejected, RotationRefused
+from childindex.settings import MIN_KEY_BYTES, Settings
+
+log = logging.getLogger(__name__)
+
+KEY_COLUMNS = ("source_key", "nhs_key", "upn_key", "match_key")
+_BATCH = 50_000  # pseudonym pairs loaded at a time
+
+
+@dataclass
+class Rotation:
+    """What a rotation did (or, as a dry run, would do): counts and key ids only."""
+
+    today: str
+    old_key_id: str
+    new_key_id: str
+    epoch: int = 0
+    dry_run: bool = False
+    files_read: int = 0
+    files_unusable: list[str] = field(default_factory=list)  # file names (never contents)
+    records: dict[str, int] = field(default_factory=dict)  # agency -> source records
+    unmapped: dict[str, int] = field(default_factory=dict)  # agency -> records no extract covered
+    records_deleted: int = 0
+    rows_rekeyed: dict[str, int] = field(default_factory=dict)  # table -> rows
+    staging_files_deleted: int = 0
+
+
+def rotate_key(
+    settings: Settings,
+    new_key: bytes,
+    today: date,
+    *,
+    extracts: Sequence[Path] = (),
+    drop_unmapped: bool = False,
+    dry_run: bool = False,
+) -> Rotation:
+    """Re-key the index from ``settings.key`` to ``new_key`` (see the module docstring)."""
+    from childindex.keys.epochs import check_key
+    from childindex.staging.pseudonymise import key_id
+
+    old_key = settings.key
+    if len(new_key) < MIN_KEY_BYTES:
+        raise RotationRefused(f"the new key must be at least {MIN_KEY_BYTES} bytes")
+    if new_key == old_key:
+        raise RotationRefused("the new key is the key in use: create one with 'childindex init-key FILE'")
+    epoch = check_key(settings.index_url, old_key, today)
+    result = Rotation(today.isoformat(), key_id(old_key), key_id(new_key), epoch=epoch + 1, dry_run=dry_run)
+    if _count(settings, "SELECT count(*) FROM file_ledger WHERE status = 'staged'"):
+        raise RotationRefused("staged files are waiting to be linked: run linkage first ('childindex link')")
+
+    work = settings.work_dir / f"rotate-{uuid.uuid4().hex[:8]}"  # pseudonyms only; deleted below
+    try:
+        work.mkdir(parents=True)
+        files = _extract_files(settings, extracts)
+        for agency, path in files:
+            if _map_file(settings, agency, path, new_key, work, today):
+                result.files_read += 1
+            else:
+                result.files_unusable.append(path.name)
+        _apply(settings, work, result, drop_unmapped)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not dry_run:
+        result.staging_files_deleted = _delete_staging(settings)
+        assert settings.reports_dir is not None
+        out = settings.reports_dir / "keys" / f"rotation-{today.isoformat()}-epoch{result.epoch}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"certificate_version": 1, **result.__dict__}, indent=2) + "\n", encoding="utf-8")
+    log.info(
+        "key rotation %s -> %s: %d files read, %d records, %d unmapped (dry run: %s)",
+        result.old_key_id,
+        result.new_key_id,
+        result.files_read,
+        sum(result.records.values()),
+        sum(result.unmapped.values()),
+        dry_run,
+    )
+    return result
+
+
+def _extract_files(settings: Settings, extracts: Sequence[Path]) -> list[tuple[str, Path]]:
+    """(agency, path) of every archived extract and every extra file, by contract name."""
+    found = []
+    assert settings.archive_dir is not None
+    for agency in AGENCIES:
+        for path in sorted((settings.archive_dir / agency).glob("*/*")):
+            if path.is_file() and not path.is_symlink():
+                found.append((agency, path))
+    for path in extracts:
+        agency = next((a for a in AGENCIES if load_contract(a).match_name(path.name)), None)
+        if agency is None:
+            raise RotationRefused(f"{path.name}: the name matches no agency's contract")
+        found.append((agency, Path(path)))
+    return found
+
+
+def _map_file(settings: Settings, agency: str, path: Path, new_key: bytes, work: Path, today: date) -> bool:
+    """Old and new pseudonyms of every accepted row of one extract, to a Parquet part."""
+    from childindex.intake.process import new_receipt
+    from childindex.staging.pseudonymise import pseudonym_sql
+    from childindex.validation.validate import validate_file
+
+    contract = load_contract(agency)
+    old, params = pseudonym_sql(settings.key, agency)
+    new, new_params = pseudonym_sql(new_key, agency, pads="_next")
+    params.update(new_params)
+    select = ", ".join([f"{old[c]} AS {c}" for c in KEY_COLUMNS] + [f"{new[c]} AS {c}_next" for c in KEY_COLUMNS])
+    part = work / f"{agency}-{uuid.uuid4().hex[:8]}.parquet"
+    target = str(part).replace("'", "''")  # a path in SQL text: quotes doubled
+
+    def write(con) -> None:  # noqa: ANN001
+        con.execute(
+            f"COPY (SELECT {select} FROM std ANTI JOIN rejected ON rejected.row = std._row) "
+            f"TO '{target}' (FORMAT parquet)",
+            params,
+        )
+
+    receipt, _match, night = new_receipt(contract, path, today)
+    try:
+        validate_file(settings, contract, path, night or today, receipt, [], on_accepted=write)
+    except FileRejected:
+        return False
+    return True
+
+
+def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool) -> None:
+    """Replace every key in the index by its new pseudonym, in one transaction."""
+    from childindex.index.db import engine_for, reclaim
+
+    engine = engine_for(settings.index_url)
+    with engine.begin() as conn:
+        _drop_temp(conn)  # a pooled SQLite connection keeps its temporary tables
+        _load_maps(conn, sorted(work.glob("*.parquet")))
+        result.records = dict(conn.execute(text("SELECT agency, count(*) FROM source_record GROUP BY agency")).all())
+        # A record is covered when each of its keys has a new pseudonym.
+        covered = " AND ".join(
+            f"(s.{c} IS NULL OR EXISTS (SELECT 1 FROM rekey_{c} m WHERE m.old = s.{c}))" for c in KEY_COLUMNS
+        )
+        conn.execute(
+            text(
+                f"CREATE TEMPORARY TABLE rekey_unmapped AS SELECT source_key FROM source_record s WHERE NOT ({covered})"
+            )
+        )
+        result.unmapped = dict(
+            conn.execute(
+                text(
+                    "SELECT agency, count(*) FROM source_record "
+                    "WHERE source_key IN (SELECT source_key FROM rekey_unmapped) GROUP BY agency"
+                )
+            ).all()
+        )
+        if result.unmapped and not drop_unmapped and not result.dry_run:
+            raise RotationRefused(
+                f"{sum(result.unmapped.values())} records are in no extract read "
+                f"({', '.join(f'{a}: {n}' for a, n in sorted(result.unmapped.items()))}): ask those agencies for a "
+                "full extract and pass it with --extract, or accept that they are deleted with --drop-unmapped"
+            )
+        if not result.dry_run:
+            result.records_deleted = _delete_unmapped(conn)
+            result.rows_rekeyed = _rekey(conn)
+            conn.execute(
+                text("INSERT INTO key_epoch (epoch, key_id, since) VALUES (:e, :k, :d)"),
+                {"e": result.epoch, "k": result.new_key_id, "d": date.fromisoformat(result.today)},
+            )
+        _drop_temp(conn)
+    if not result.dry_run:  # SQLite: the old pseudonyms' pages were overwritten; return them
+        reclaim(engine)
+
+
+def _load_maps(conn, parts: list[Path]) -> None:  # noqa: ANN001
+    """One temporary table per key kind: old pseudonym -> new, loaded in bounded batches
+    (as publish loads the index). Old -> new is a function, so DISTINCT leaves one row
+    per old pseudonym."""
+    import duckdb
+
+    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
+    con = duckdb.connect()
+    try:
+        for column in KEY_COLUMNS:
+            conn.execute(text(f"CREATE TEMPORARY TABLE rekey_{column} (old VARCHAR(64) PRIMARY KEY, new VARCHAR(64))"))
+            if not parts:
+                continue
+            pairs = con.sql(
+                f"SELECT DISTINCT {column} AS old, {column}_next AS new FROM read_parquet({files}) "
+                f"WHERE {column} IS NOT NULL"
+            ).to_arrow_reader(_BATCH)
+            for batch in pairs:
+                conn.execute(text(f"INSERT INTO rekey_{column} (old, new) VALUES (:old, :new)"), batch.to_pylist())
+    finally:
+        con.close()
+
+
+def _drop_temp(conn) -> None:  # noqa: ANN001
+    for table in ("rekey_unmapped", "rekey_old", *(f"rekey_{c}" for c in KEY_COLUMNS)):
+        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+
+
+def _delete_unmapped(conn) -> int:  # noqa: ANN001
+    gone = "(SELECT source_key FROM rekey_unmapped)"
+    conn.execute(text(f"DELETE FROM involvement WHERE source_key IN {gone}"))
+    conn.execute(text(f"DELETE FROM review_item WHERE new_key IN {gone} OR other_key IN {gone}"))
+    conn.execute(text(f"DELETE FROM link_decision WHERE key_a IN {gone} OR key_b IN {gone}"))
+    n = conn.execute(text(f"DELETE FROM source_record WHERE source_key IN {gone}")).rowcount
+    conn.execute(
+        text("DELETE FROM child WHERE NOT EXISTS (SELECT 1 FROM source_record s WHERE s.child_id = child.child_id)")
+    )
+    return n
+
+
+def _rekey(conn) -> dict[str, int]:  # noqa: ANN001
+    """New rows for source records (their key is the primary key others refer to), then
+    every reference, then the old rows: foreign keys hold at every statement."""
+
+    def new(column: str, ref: str) -> str:
+        return f"(SELECT m.new FROM rekey_{column} m WHERE m.old = {ref})"
+
+    other = [c for c in ("agency", "child_id", "first_seen", "last_seen", "given_name", "family_name",
+                         "date_of_birth", "sex", "postcode")]  # fmt: skip
+    cols = ", ".join([*KEY_COLUMNS, *other])
+    values = ", ".join([*(f"CASE WHEN s.{c} IS NULL THEN NULL ELSE {new(c, 's.' + c)} END" for c in KEY_COLUMNS),
+                        *(f"s.{c}" for c in other)])  # fmt: skip
+    counts = {}
+    conn.execute(text("CREATE TEMPORARY TABLE rekey_old AS SELECT source_key FROM source_record"))
+    counts["source_record"] = conn.execute(
+        text(f"INSERT INTO source_record ({cols}) SELECT {values} FROM source_record s")
+    ).rowcount
+    counts["involvement"] = conn.execute(
+        text(f"UPDATE involvement SET source_key = {new('source_key', 'involvement.source_key')}")
+    ).rowcount
+    counts["review_item"] = conn.execute(
+        text(
+            f"UPDATE review_item SET new_key = {new('source_key', 'review_item.new_key')}, "
+            f"other_key = {new('source_key', 'review_item.other_key')}"
+        )
+    ).rowcount
+    # A decision about a record no longer in the index (retention deletes those) has no
+    # new pseudonym to follow.
+    conn.execute(
+        text(
+            "DELETE FROM link_decision WHERE key_a NOT IN (SELECT old FROM rekey_source_key) "
+            "OR key_b NOT IN (SELECT old FROM rekey_source_key)"
+        )
+    )
+    a, b = new("source_key", "link_decision.key_a"), new("source_key", "link_decision.key_b")
+    # A pair is stored with key_a < key_b: the new pseudonyms may sort the other way.
+    counts["link_decision"] = conn.execute(
+        text(
+            f"UPDATE link_decision SET key_a = CASE WHEN {a} < {b} THEN {a} ELSE {b} END, "
+            f"key_b = CASE WHEN {a} < {b} THEN {b} ELSE {a} END"
+        )
+    ).rowcount
+    conn.execute(text("DELETE FROM source_record WHERE source_key IN (SELECT source_key FROM rekey_old)"))
+    return counts
+
+
+def _delete_staging(settings: Settings) -> int:
+    """Linked staging files hold the old pseudonyms and serve only reruns: they go."""
+    assert settings.staging_dir is not None
+    n = 0
+    for path in settings.staging_dir.rglob("*.parquet"):
+        path.unlink()
+        n += 1
+    return n
+
+
+def _count(settings: Settings, sql: str) -> int:
+    from childindex.index.db import engine_for
+
+    with engine_for(settings.index_url).connect() as conn:
+        return conn.execute(text(sql)).scalar_one()

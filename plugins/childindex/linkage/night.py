@@ -1,0 +1,187 @@
+"""Probabilistic linkage of each night's records into the index, with stable child ids.
+
+A night: tonight's staged records (the newest version of each) are scored by the Splink
+model (:mod:`.model`) against each other and against the records already in the index
+(:mod:`.scoring`); scores and people's decisions become links, reviews or nothing; links
+become children (:mod:`.graph`); and the changes are published in one transaction
+(:func:`childindex.index.store.publish`). The index is never re-deduplicated from
+scratch: its existing children only change when tonight's records, or a person's
+decision, say so.
+
+Training (:mod:`.training`) is separate: its own command and DAG, not part of a night.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+from childindex.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LinkResult:
+    files: int = 0
+    records: int = 0
+    pairs_scored: int = 0
+    links: int = 0
+    review_items: int = 0
+    links_undone: int = 0
+    children_created: int = 0
+    children_updated: int = 0
+    merges: int = 0
+    splits: int = 0
+    model_version: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def link_pending(settings: Settings, night: date) -> LinkResult:
+    """Link every staged-but-unlinked file into the index in one transaction."""
+    from childindex.index.ledger import Ledger
+    from childindex.index.store import fetch_decisions, fetch_existing, publish, put_metrics
+    from childindex.keys.epochs import check_key
+    from childindex.linkage.graph import assign_ids, cluster, plan
+    from childindex.linkage.model import current_model_path, load_model
+    from childindex.linkage.scoring import decide, score
+
+    ledger = Ledger(settings.index_url)
+    staged = ledger.staged()
+    result = LinkResult(files=len(staged))
+    if not staged:
+        return result
+    check_key(settings.index_url, settings.key, night)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    assert settings.linkage.model_dir is not None
+    model = load_model(current_model_path(settings.linkage.model_dir))
+    result.model_version = model.version
+    con = connect(settings)
+    phase = _Phases()
+    try:
+        with phase("read"):
+            _load_batch(con, [path for _id, _agency, path, _night in staged if path])
+            result.records = con.execute("SELECT count(*) FROM batch").fetchall()[0][0]
+            existing, children = fetch_existing(settings.index_url)
+            con.register("existing", existing)
+            con.register("old_child", children)
+            con.register("decision", fetch_decisions(settings.index_url))
+        the_plan = None
+        histogram: dict[str, float] = {}
+        if result.records:
+            with phase("score"):
+                _split_sets(con)
+                result.pairs_scored = score(con, model, settings.linkage.review_threshold)
+                histogram = _probability_histogram(con)
+            with phase("cluster"):
+                decide(con, settings.linkage)
+                result.links_undone = cluster(con)
+                assign_ids(con, night)
+                the_plan = plan(con, night, result.model_version)
+                result.links = con.execute("SELECT count(*) FROM outcome WHERE outcome = 'link'").fetchall()[0][0]
+                result.review_items = the_plan["review"].num_rows
+        with phase("publish"):
+            stats = publish(settings.index_url, the_plan, [r[0] for r in staged], night)
+        for key in ("children_created", "children_updated", "merges", "splits"):
+            setattr(result, key, stats[key])
+    finally:
+        con.close()
+    log.info("linkage seconds by phase: %s", phase.seconds)
+    # For the night summary and the quality report: counts only.
+    put_metrics(settings.index_url, night, {**{f"linkage_{k}": v for k, v in result.as_dict().items()}, **histogram})
+    log.info("linkage: %s", result.as_dict())
+    return result
+
+
+def _probability_histogram(con) -> dict[str, float]:  # noqa: ANN001
+    """Scored pairs by match probability, in bins of 0.05 (``linkage_p_bin_BB``: BB/20 up
+    to the next bin), for the quality report's histogram. Counts only."""
+    rows = con.execute("SELECT least(floor(p * 20)::INT, 19) AS b, count(*) FROM scored GROUP BY b").fetchall()
+    return {f"linkage_p_bin_{b:02d}": float(n) for b, n in rows}
+
+
+class _Phases:
+    """Wall time per phase of a night, for the log (where a slow night spends its time)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):  # noqa: ANN204
+        import time
+        from contextlib import contextmanager
+
+        @contextmanager
+        def timed():  # noqa: ANN202
+            start = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.seconds[name] = round(time.perf_counter() - start, 2)
+
+        return timed()
+
+
+def connect(settings: Settings):  # noqa: ANN201
+    """A DuckDB connection for linkage work: bounded memory, spilling to the work folder.
+
+    Without a limit DuckDB takes up to 80% of the machine's memory for its buffers (12 GiB
+    for a million children here); with it, the work spills and the night stays within
+    its budget."""
+    import duckdb
+
+    return duckdb.connect(
+        config={
+            "threads": 2,
+            "memory_limit": settings.linkage.duckdb_memory_limit,
+            "temp_directory": str(settings.work_dir / "linkage-spill"),
+            "preserve_insertion_order": False,
+        }
+    )
+
+
+def _load_batch(con, paths: list[str]) -> None:  # noqa: ANN001
+    """Table ``batch``: the newest staged version of each record (latest night, then file)."""
+    import pyarrow as pa
+
+    if not paths:  # only empty deliveries: nothing to link, but they are still marked linked
+        from childindex.staging.layout import STAGING_COLUMNS
+        from childindex.whitelist import DATE_FIELDS
+
+        types = {"night": "DATE", "source_row": "BIGINT", **{f: "DATE" for f in DATE_FIELDS}}
+        columns = ", ".join(f"{c} {types.get(c, 'VARCHAR')}" for c in STAGING_COLUMNS)
+        con.execute(f"CREATE TABLE batch ({columns})")
+        return
+    con.register("file_order", pa.table({"file_ord": list(range(len(paths))), "filename": paths}))
+    con.execute(
+        "CREATE TABLE batch AS SELECT * EXCLUDE (rn, file_ord, filename) FROM ("
+        " SELECT s.*, f.file_ord, row_number() OVER (PARTITION BY s.source_key"
+        "   ORDER BY s.night DESC, f.file_ord DESC, s.source_row DESC) AS rn"
+        " FROM read_parquet($paths, filename = true) s JOIN file_order f USING (filename))"
+        " WHERE rn = 1",
+        {"paths": paths},
+    )
+
+
+def _split_sets(con) -> None:  # noqa: ANN001
+    """``tonight``: the records to link now: tonight's, plus every record of a child that a
+    person has since said holds two different children (so it can be split). ``old_records``:
+    the rest of the index, kept together child by child."""
+    from childindex.linkage.features import MINIMAL_COLUMNS
+
+    cols = ", ".join(MINIMAL_COLUMNS)
+    con.execute(f"""
+        CREATE OR REPLACE TABLE reopened AS
+        SELECT DISTINCT a.child_id FROM decision d
+        JOIN existing a ON a.source_key = d.key_a JOIN existing b ON b.source_key = d.key_b
+        WHERE d.decision = 'non_match' AND a.child_id = b.child_id;
+        CREATE OR REPLACE TABLE tonight AS
+        SELECT {cols} FROM batch
+        UNION ALL
+        SELECT {cols} FROM existing e ANTI JOIN batch b USING (source_key)
+        WHERE e.child_id IN (SELECT child_id FROM reopened);
+        CREATE OR REPLACE TABLE old_records AS
+        SELECT e.* FROM existing e ANTI JOIN tonight t USING (source_key);
+    """)

@@ -1,0 +1,1 @@
+"""Airflow glue: Assets, DAG defaults, the night of a run, task bodies, notifiers, the UI plugin."""

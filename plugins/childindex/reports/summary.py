@@ -1,0 +1,212 @@
+"""The night summary: what came in, what was accepted, what the index now holds.
+
+Counts only. Written as ``REPORTS_DIR/night-YYYY-MM-DD.json`` and as rows of
+``night_metric`` (the quality reports of a later stage read them).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from childindex.settings import Settings
+
+
+def night_summary(settings: Settings, night: date) -> dict:
+    from childindex.contracts.contract import AGENCIES
+    from childindex.index.db import engine_for
+    from childindex.index.models import Child, FileLedger, Involvement, SourceRecord
+    from childindex.index.store import put_metrics
+    from childindex.linkage.evaluation import accuracy
+
+    with engine_for(settings.index_url).connect() as conn:
+        # One row per file of the night (a handful): its counts, and why it was quarantined.
+        files = conn.execute(
+            select(
+                FileLedger.agency,
+                FileLedger.status,
+                FileLedger.rows_read,
+                FileLedger.rows_accepted,
+                FileLedger.rows_rejected,
+                FileLedger.seconds,
+                FileLedger.reason,
+                FileLedger.receipt_path,
+            ).where(FileLedger.night == night)
+        ).all()
+        children = conn.execute(select(func.count()).select_from(Child)).scalar_one()
+        records = conn.execute(select(func.count()).select_from(SourceRecord)).scalar_one()
+        involvements = conn.execute(select(func.count()).select_from(Involvement)).scalar_one()
+        multi = conn.execute(
+            select(func.count()).select_from(
+                select(SourceRecord.child_id)
+                .group_by(SourceRecord.child_id)
+                .having(func.count(func.distinct(SourceRecord.agency)) > 1)
+                .subquery()
+            )
+        ).scalar_one()
+        retention = _retention_metrics(conn, night)
+    per_agency = {
+        a: {
+            "files": 0,
+            "rows_read": 0,
+            "rows_accepted": 0,
+            "rows_rejected": 0,
+            "files_quarantined": 0,
+            "files_duplicate": 0,
+            "seconds": 0.0,
+        }
+        for a in AGENCIES
+    }
+    for agency, status, read, acc, rej, seconds, reason, receipt_path in files:
+        entry = per_agency.setdefault(agency, {})
+        entry["files"] += 1
+        entry["seconds"] = round(entry["seconds"] + float(seconds or 0), 3)
+        entry["rows_read"] += int(read or 0)
+        entry["rows_accepted"] += int(acc or 0)
+        entry["rows_rejected"] += int(rej or 0)
+        # Per agency: rows rejected by "column:rule" (from the night's receipts) and files
+        # quarantined by rule (from the ledger). Counts, rule and column names only.
+        rejected = entry.setdefault("rejected_by_rule", {})
+        quarantined = entry.setdefault("quarantined_by_rule", {})
+        if status == "quarantined":
+            entry["files_quarantined"] += 1
+            for rule in (reason or "unknown").split(","):
+                quarantined[rule] = quarantined.get(rule, 0) + 1
+        if status == "duplicate":
+            entry["files_duplicate"] += 1
+        # Rows rejected by rule, quarantined files' included (their rules say why).
+        elif receipt_path and Path(receipt_path).exists():
+            counts = json.loads(Path(receipt_path).read_text(encoding="utf-8")).get("rule_counts", {})
+            for key, n in counts.items():
+                rejected[key] = rejected.get(key, 0) + int(n)
+    summary = {
+        "night": night.isoformat(),
+        "agencies": per_agency,
+        "agencies_missing": [a for a, e in per_agency.items() if e["files"] == 0],
+        "files_in": sum(e["files"] for e in per_agency.values()),
+        "rows_read": sum(e["rows_read"] for e in per_agency.values()),
+        "rows_accepted": sum(e["rows_accepted"] for e in per_agency.values()),
+        "rows_rejected": sum(e["rows_rejected"] for e in per_agency.values()),
+        "children": children,
+        "source_records": records,
+        "involvements": involvements,
+        "children_in_several_agencies": multi,
+        "records_linked": records - children,
+        "linkage": _linkage(settings, night),
+        "retention": _last_retention(settings),
+        "accuracy": accuracy(settings),
+        "index_url": _safe_url(settings.index_url),
+        "receipts": str(settings.outbox_root),
+    }
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
+    # Per agency, for the quality reports' trends: counts, and rows rejected and files
+    # quarantined by rule (rule names only: column names stay in the summary file).
+    for agency, entry in per_agency.items():
+        metrics.update({f"{agency}:{k}": float(v) for k, v in entry.items() if isinstance(v, int | float)})
+        for kind in ("rejected", "quarantined"):
+            for rule, n in _by_rule_name(entry.get(f"{kind}_by_rule", {})).items():
+                metrics[f"{agency}:{kind}:{rule}"] = float(n)
+    metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
+    metrics.update(retention)
+    if summary["accuracy"]:
+        metrics.update({f"accuracy_{k}": v for k, v in summary["accuracy"].items()})
+    put_metrics(settings.index_url, night, metrics)
+    write_summary(settings, night, summary)
+    return summary
+
+
+def _retention_metrics(conn, night: date) -> dict[str, float]:  # noqa: ANN001
+    """Rows and files deleted by each rule in the retention run for the night's day
+    (``retention:RULE:rows``, ``retention:RULE:files``); none when it did not run.
+
+    Retention runs for day D after D's small hours, so the summary of night D, written on
+    D+1, sees it: each run is counted once, and a rerun of the summary counts the same."""
+    from childindex.index.models import DeletionLog
+
+    rows = conn.execute(
+        select(DeletionLog.rule, func.sum(DeletionLog.rows_deleted), func.sum(DeletionLog.files_deleted))
+        .where(DeletionLog.run_for == night, DeletionLog.dry_run == 0)
+        .group_by(DeletionLog.rule)
+    ).all()
+    out: dict[str, float] = {}
+    for rule, n_rows, n_files in rows:
+        out[f"retention:{rule}:rows"] = float(n_rows or 0)
+        out[f"retention:{rule}:files"] = float(n_files or 0)
+    return out
+
+
+def _by_rule_name(counts: dict[str, int]) -> dict[str, int]:
+    """{"column:rule": n} -> {"rule": n}."""
+    out: dict[str, int] = {}
+    for key, n in counts.items():
+        rule = key.rsplit(":", 1)[-1]
+        out[rule] = out.get(rule, 0) + n
+    return out
+
+
+def _last_retention(settings: Settings) -> dict | None:
+    """The latest retention run (its deletion certificate's counts), or None before any."""
+    from childindex.index.db import engine_for
+    from childindex.index.models import DeletionLog
+
+    with engine_for(settings.index_url).connect() as conn:
+        last = conn.execute(select(func.max(DeletionLog.run_at))).scalar_one()
+        if last is None:
+            return None
+        rows = conn.execute(
+            select(DeletionLog.rule, DeletionLog.cutoff, DeletionLog.rows_deleted, DeletionLog.files_deleted)
+            .where(DeletionLog.run_at == last)
+            .order_by(DeletionLog.id)
+        ).all()
+    return {
+        "run_at": last.isoformat(),
+        "rows_deleted": sum(r.rows_deleted for r in rows),
+        "files_deleted": sum(r.files_deleted for r in rows),
+        "rules": {
+            r.rule: {"cutoff": r.cutoff.isoformat(), "rows": r.rows_deleted, "files": r.files_deleted} for r in rows
+        },
+    }
+
+
+def _linkage(settings: Settings, night: date) -> dict:
+    """What linkage did on ``night`` (its metrics, written when it ran), the open review
+    queue, and the model a night would use now."""
+    from childindex.index.db import engine_for
+    from childindex.index.models import NightMetric
+    from childindex.linkage.model import current_model_path
+    from childindex.linkage.review import open_count
+
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            select(NightMetric.name, NightMetric.value).where(
+                NightMetric.night == night, NightMetric.name.like("linkage_%")
+            )
+        ).all()
+    assert settings.linkage.model_dir is not None
+    return {
+        **{name.removeprefix("linkage_"): int(value) for name, value in rows},
+        "review_queue_open": open_count(settings.index_url),
+        "model_now": current_model_path(settings.linkage.model_dir).name,
+    }
+
+
+def summary_path(settings: Settings, night: date) -> Path:
+    assert settings.reports_dir is not None
+    return settings.reports_dir / f"night-{night.isoformat()}.json"
+
+
+def write_summary(settings: Settings, night: date, summary: dict) -> Path:
+    path = summary_path(settings, night)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

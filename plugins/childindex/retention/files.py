@@ -1,0 +1,81 @@
+"""Finding the files a retention rule deletes: by the night in their folder's or their own
+name, by the ledger's night for them, and only where neither is known by modification time."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+
+def dated_dirs(root: Path | None, pattern: str, cutoff: date, prefix: str) -> Iterable[Path]:
+    """Folders named by a night (optionally after a prefix) older than the cutoff."""
+    if root is None or not root.exists():
+        return []
+    found = []
+    for d in root.glob(pattern):
+        try:
+            night = date.fromisoformat(d.name.removeprefix(prefix))
+        except ValueError:
+            continue
+        if d.is_dir() and night < cutoff:
+            found.append(d)
+    return found
+
+
+def older_files(root: Path | None, cutoff: date) -> list[Path]:
+    if root is None or not root.exists():
+        return []
+    limit = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_mtime < limit]
+
+
+_DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+def files_before(root: Path | None, cutoff: date, nights: dict[str, date]) -> list[Path]:
+    """Files under ``root`` of nights before ``cutoff``. A file's night is the ledger's for
+    it or its folder, else the date in its name (reports), else its modification time (a
+    file the ledger never knew): never the wall clock where the night is known, so a rerun
+    or a simulated clock deletes the same files."""
+    if root is None or not root.exists():
+        return []
+    limit = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
+    found = []
+    for p in root.rglob("*"):
+        if not p.is_file() or p.is_symlink():
+            continue
+        night = nights.get(str(p)) or nights.get(str(p.parent))
+        if night is None and (m := _DATE_IN_NAME.search(p.name)):
+            try:
+                night = date.fromisoformat(m.group(1))
+            except ValueError:
+                night = None
+        if night is not None:
+            if night < cutoff:
+                found.append(p)
+        elif p.stat().st_mtime < limit:
+            found.append(p)
+    return found
+
+
+def remove(path: Path, dry_run: bool) -> int:
+    if path.is_dir():
+        n = sum(1 for p in path.rglob("*") if p.is_file())
+        if not dry_run:
+            shutil.rmtree(path)
+        return n
+    if not dry_run:
+        path.unlink(missing_ok=True)
+    return 1
+
+
+def prune_empty(root: Path | None) -> None:
+    """Remove empty folders two levels below ``root`` (``<agency>/<file or night>``)."""
+    if root is None or not root.exists():
+        return
+    for d in root.glob("*/*"):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()

@@ -1,0 +1,210 @@
+"""Retention: delete what is stale, each rule in its own transaction, and certify it.
+
+The rules, their purposes and default periods are listed in ``policy.yaml``;
+each period can be changed with its setting (``CHILDINDEX_RETENTION__*``). Every run writes a deletion
+certificate, ``REPORTS_DIR/retention/certificate-YYYY-MM-DD.json``: rule, cutoff, rows
+deleted per table and files deleted. Counts only, never a child's data. ``today`` is
+injectable (the DAG passes its logical date), so a rerun of a day deletes the same things.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection, text
+
+from childindex.retention.files import dated_dirs, files_before, older_files, prune_empty, remove
+from childindex.retention.policy import policy
+from childindex.retention.rules import REPEAT_UNTIL_DONE, ROW_RULES
+from childindex.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RuleOutcome:
+    rule: str
+    cutoff: str
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    files_deleted: int = 0
+    skipped: str | None = None  # why a rule did not run
+
+
+def run_retention(settings: Settings, today: date, dry_run: bool = False, airflow: bool = False) -> dict:
+    """Apply every rule of the policy; returns the certificate (also written to disk
+    unless dry run). ``airflow``: also clean Airflow's metadata (inside Airflow only)."""
+    from childindex.index.db import engine_for, reclaim
+
+    engine = engine_for(settings.index_url)
+    outcomes: list[RuleOutcome] = []
+    linked, nights = _ledger_paths(settings)
+    file_rules: dict[str, Callable[[date], Iterable[Path]]] = {
+        "archive": lambda c: dated_dirs(settings.archive_dir, "*/*", c, ""),
+        "staging": lambda c: (
+            p
+            for d in dated_dirs(settings.staging_dir, "agency=*/night=*", c, "night=")
+            for p in d.glob("*.parquet")
+            if str(p) in linked
+        ),
+        "staging_unlinked": lambda c: _expire_unlinked(settings, c, dry_run),
+        "quarantine": lambda c: files_before(settings.quarantine_dir, c, nights),
+        "receipts": lambda c: files_before(settings.outbox_root, c, nights),
+        "reports": lambda c: files_before(settings.reports_dir, c, nights),
+        # Only what a crash left behind: an intake running now keeps its work folder.
+        "working_files": lambda c: older_files(settings.work_dir, c),
+    }
+    for rule in policy():
+        cutoff = today - timedelta(days=rule.period(settings.retention))
+        outcome = RuleOutcome(rule.name, cutoff.isoformat())
+        if rule.kind == "airflow":
+            if airflow:
+                outcome.rows_deleted = _airflow_db_clean(cutoff, dry_run)
+            else:
+                outcome.skipped = "Airflow's metadata is cleaned by the retention DAG"
+        elif rule.kind == "rows":
+            with engine.begin() as conn:
+                for table, where in ROW_RULES[rule.name]:
+                    while True:
+                        n = _delete(conn, table, where, cutoff, dry_run)
+                        outcome.rows_deleted[table] = outcome.rows_deleted.get(table, 0) + n
+                        if not n or dry_run or rule.name not in REPEAT_UNTIL_DONE:
+                            break
+        else:
+            for path in list(file_rules[rule.name](cutoff)):
+                outcome.files_deleted += remove(path, dry_run)
+        outcomes.append(outcome)
+    if not dry_run:
+        # Folders named by a file's hash or a night say which files were there: once
+        # empty, they go too.
+        for root in (settings.quarantine_dir, settings.staging_dir):
+            prune_empty(root)
+        tables = {t for o in outcomes for t, n in o.rows_deleted.items() if n and "." not in t}
+        reclaim(engine, tables, full=settings.retention.postgres_vacuum == "full")
+
+    certificate = {
+        "certificate_version": 1,
+        "run_for": today.isoformat(),
+        "written_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "dry_run": dry_run,
+        "rules": [o.__dict__ for o in outcomes],
+        "rows_deleted": sum(sum(o.rows_deleted.values()) for o in outcomes),
+        "files_deleted": sum(o.files_deleted for o in outcomes),
+    }
+    if not dry_run:
+        _log_certificate(engine, outcomes, today)
+        assert settings.reports_dir is not None
+        path = settings.reports_dir / "retention" / f"certificate-{today.isoformat()}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(certificate, indent=2) + "\n", encoding="utf-8")
+    log.info(
+        "retention for %s: %d rows, %d files deleted (dry run: %s)",
+        today,
+        certificate["rows_deleted"],
+        certificate["files_deleted"],
+        dry_run,
+    )
+    return certificate
+
+
+def _delete(conn: Connection, table: str, where: str, cutoff: date, dry_run: bool) -> int:
+    # Table names and predicates are fixed strings above; the cutoff is a bound parameter.
+    if dry_run:
+        return conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), {"cutoff": cutoff}).scalar_one()
+    return conn.execute(text(f"DELETE FROM {table} WHERE {where}"), {"cutoff": cutoff}).rowcount
+
+
+def _ledger_paths(settings: Settings) -> tuple[set[str], dict[str, date]]:
+    """(staging files already linked into the index: only these may be deleted; the night
+    of each receipt and quarantine folder the ledger knows, to age them by)."""
+    from childindex.index.db import engine_for
+
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            text("SELECT agency, file_name, sha256, night, status, staged_path, receipt_path FROM file_ledger")
+        ).all()
+    linked, nights = set(), {}
+    assert settings.quarantine_dir is not None
+    for agency, name, sha, night, status, staged, receipt in rows:
+        if status == "linked" and staged:
+            linked.add(staged)
+        night = night if isinstance(night, date) else date.fromisoformat(night)
+        keys = []
+        if status == "quarantined":
+            # The same bytes quarantined on several nights share a folder, one file per
+            # name: each file goes with its own night, the folder's note with the latest.
+            folder = settings.quarantine_dir / agency / sha[:16]
+            keys += [str(folder), str(folder / name)]
+        if receipt:  # the text receipt sits beside the JSON one
+            keys += [receipt, receipt.removesuffix(".json") + ".txt"]
+        for key in keys:
+            nights[key] = max(nights.get(key, night), night)
+    return linked, nights
+
+
+def _airflow_db_clean(cutoff: date, dry_run: bool) -> dict[str, int]:
+    """``airflow db clean`` before the cutoff; rows found per metadata table.
+
+    Airflow's command is the supported way to prune its database; it prints, per table,
+    "Checking table T" and "Found N rows meeting deletion criteria" (never the rows).
+    """
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable, "-m", "airflow", "db", "clean",
+        "--clean-before-timestamp", f"{cutoff.isoformat()}T00:00:00+00:00",
+        "--yes", "--skip-archive",
+        *(["--dry-run"] if dry_run else []),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow db clean exited {done.returncode}; see its output in the task log")
+    counts: dict[str, int] = {}
+    table = None
+    for line in done.stdout.splitlines():
+        if m := re.match(r"Checking table (\S+)", line):
+            table = m.group(1)
+        elif (m := re.match(r"Found (\d+) rows meeting deletion criteria", line)) and table:
+            counts[f"airflow.{table}"] = int(m.group(1))
+    return counts
+
+
+def _expire_unlinked(settings: Settings, cutoff: date, dry_run: bool) -> list[Path]:
+    """Staged files never linked, of nights before ``cutoff``: marked expired in the ledger
+    (so linkage stops looking for them) and returned for deletion."""
+    from childindex.index.db import engine_for
+
+    where = "status = 'staged' AND night < :cutoff"
+    with engine_for(settings.index_url).begin() as conn:
+        rows = conn.execute(text(f"SELECT staged_path FROM file_ledger WHERE {where}"), {"cutoff": cutoff}).all()
+        if not dry_run:
+            conn.execute(text(f"UPDATE file_ledger SET status = 'expired' WHERE {where}"), {"cutoff": cutoff})
+    return [Path(r[0]) for r in rows if r[0] and Path(r[0]).exists()]
+
+
+def _log_certificate(engine, outcomes: list[RuleOutcome], today: date) -> None:  # noqa: ANN001
+    from childindex.index.models import DeletionLog
+
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    with engine.begin() as conn:
+        conn.execute(
+            DeletionLog.__table__.insert(),
+            [
+                {
+                    "run_at": now,
+                    "run_for": today,
+                    "rule": o.rule,
+                    "cutoff": date.fromisoformat(o.cutoff),
+                    "rows_deleted": sum(o.rows_deleted.values()),
+                    "files_deleted": o.files_deleted,
+                    "dry_run": 0,
+                }
+                for o in outcomes
+            ],
+        )

@@ -1,0 +1,122 @@
+"""Deterministic synthetic children and the nightly extracts three agencies send about them.
+
+ALL DATA IS SYNTHETIC. Names come from Faker's en_GB lists, NHS numbers only from the
+never-issued 999 test range, phone numbers only from Ofcom's drama ranges (0113 496 0xxx,
+020 7946 0xxx, ...) and mailboxes only at example.org.
+
+Output is a pure function of (children, seed, first_night, night_number, noise): every
+random choice is a counter-based hash of (seed, stream, key) (:mod:`.rand`), so the same
+arguments give byte-identical files, and a chunk of rows can be built on its own.
+
+Population (:mod:`.population`)
+    ``children`` base children aged 0-17 at the first night, ~0.3% of sex not known; 1.5%
+    are in twin pairs. Involvement: health ~97% of children, education ~96% of school-age
+    (4-17) children, social care ~4%; every child is known to 1-3 agencies. Each (child,
+    agency) has a local id stable across nights (health ``H`` + 8 digits, education ``P`` +
+    8 digits, social care an integer PERSON_ID). Each child has a unique valid NHS number
+    from the 999 range while the ~909,000 valid numbers last (children beyond that get none,
+    with a warning); school-age children have a unique valid UPN.
+
+Night 0 is every agency's initial load (every involvement, open or closed). Night k >= 1 is
+a delta: the base population evolved through nights 1..k (re-derived each time), and only
+the rows that changed on night k: births (new health records), new social care cases,
+school admissions, household moves (re-sent by every agency with an open involvement),
+leavers (end date set to that night) and corrections (an earlier typo fixed, row re-sent).
+
+Noise model (:class:`NoiseConfig`, rates per agency record unless stated; each decision is
+keyed on (seed, agency, child), or on the household, so a re-sent row keeps its noise):
+    typo           2%    one substitution, deletion or transposition in the given or the
+                         family name (never the first letter); nightly corrections remove it
+    nickname       3%    Bill for William, Kate for Katherine, ... (either direction, ~80
+                         pairs by sex), drawn among names that have a partner
+    surname        1.5%  hyphenated ("Smith-Jones") or replaced by another surname; keyed on
+                         the household, so twins change together
+    dob swap       0.5%  of records whose date of birth has day <= 12 and day != month
+    missing NHS    health 3%, social care 30% (education never sends one)
+    missing UPN    education 2%, social care 50% (health never sends one)
+    house move     3%    of children known to 2+ agencies: one of their agencies still holds
+                         the previous address and postcode (until a real move is sent);
+                         half of moves stay in the postcode district, 80% in the area
+    twins          1.5%  of children: same surname, date of birth, address and postcode,
+                         different given names, NHS numbers and UPNs (truth ``twin=True``)
+    siblings       10%   of pairs of children (ids 4r+2, 4r+3) join the household of the
+                         pair before them: same surname, address and postcode, their own
+                         dates of birth (truth ``household`` in the identity frame)
+Noise never touches the ground truth, which maps every written (agency, local_id) to the
+generator's person_id.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from childindex.contracts.contract import AGENCIES
+from childindex.simulation.synthetic.extracts import TRUTH_SCHEMA, truth_path, write_extract
+from childindex.simulation.synthetic.noise import NoiseConfig
+from childindex.simulation.synthetic.population import Population, build_population
+from childindex.simulation.synthetic.records import column_layout, true_identity_frame
+
+__all__ = [
+    "GenerationResult",
+    "NoiseConfig",
+    "Population",
+    "build_population",
+    "column_layout",
+    "generate_night",
+    "true_identity_frame",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    night: date
+    files: dict[str, Path]  # agency -> final extract path
+    rows: dict[str, int]  # agency -> data rows written
+    truth_path: Path
+    children: int  # children in the population at this night
+
+
+def generate_night(
+    drop_root: Path,
+    truth_root: Path,
+    *,
+    children: int = 10_000,
+    seed: int = 42,
+    first_night: date = date(2026, 11, 24),
+    night_number: int = 0,
+    noise: NoiseConfig = NoiseConfig(),  # noqa: B008 (frozen, immutable)
+) -> GenerationResult:
+    """Write night ``night_number``'s extract for every agency, and that night's truth.
+
+    Extracts go to ``drop_root/<agency>/<contract file name>`` (with the contract's
+    completion convention); the truth goes to ``truth_root/night=YYYY-MM-DD/truth.parquet``
+    and must not be under ``drop_root``. Existing outputs for the same night are replaced.
+    """
+    drop_root, truth_root = Path(drop_root), Path(truth_root)
+    if truth_root.resolve().is_relative_to(drop_root.resolve()):
+        raise ValueError("truth_root must not be inside drop_root: agencies never see truth")
+    night = first_night + timedelta(days=night_number)
+    pop = build_population(children, seed=seed, first_night=first_night, night_number=night_number, noise=noise)
+    if pop.children > pop.nhs_capacity:
+        log.warning(
+            "%d of %d children get no NHS number: the 999 test range holds only %d valid numbers",
+            pop.children - pop.nhs_capacity,
+            pop.children,
+            pop.nhs_capacity,
+        )
+    truth = truth_path(truth_root, night)
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    tmp = truth.with_name(truth.name + ".part")
+    files, rows = {}, {}
+    with pq.ParquetWriter(tmp, TRUTH_SCHEMA) as writer:
+        for agency in AGENCIES:
+            files[agency], rows[agency] = write_extract(pop, agency, night, drop_root, writer)
+    tmp.replace(truth)
+    return GenerationResult(night=night, files=files, rows=rows, truth_path=truth, children=pop.children)

@@ -1,0 +1,1 @@
+"""Great Expectations: suites generated from the rule catalogue, custom expectations, the runner."""

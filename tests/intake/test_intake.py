@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import duckdb
+import pytest
+
+from childindex.intake.process import pending_files, run_intake
+from childindex.staging.layout import STAGING_COLUMNS
+from tests.helpers import child, drop, render
+
+NIGHT = date(2026, 11, 24)
+
+
+def _receipt(result: dict) -> dict:
+    return json.loads(open(result["receipt_path"], encoding="utf-8").read())
+
+
+@pytest.mark.parametrize("agency", ["health", "education", "social_care"])
+def test_clean_file_is_staged_in_the_common_layout(settings, agency: str) -> None:
+    rows = [child(i, agency) for i in range(1, 6)]
+    rows[0]["given_name"] = "Zoë"  # survives each agency's encoding
+    drop(settings, agency, render(agency, rows))
+    [result] = run_intake(settings, agency, NIGHT)
+    assert (result["outcome"], result["rows_read"], result["rows_accepted"], result["rows_rejected"]) == (
+        "accepted",
+        5,
+        5,
+        0,
+    )
+    staged = duckdb.sql(f"SELECT * FROM read_parquet('{result['staged_path']}') ORDER BY source_row")
+    assert tuple(staged.columns) == STAGING_COLUMNS
+    got = staged.fetchall()
+    assert got[0][STAGING_COLUMNS.index("given_name")] == "Zoë"
+    assert {r[STAGING_COLUMNS.index("date_of_birth")] for r in got} == {r["date_of_birth"] for r in rows}
+    # Identifiers are only ever stored as 64-hex HMACs.
+    text = open(result["staged_path"], "rb").read()
+    for r in rows:
+        assert r["local_id"].encode() not in text and r["nhs_number"].encode() not in text
+    assert not list(settings.drop_folder(agency).iterdir()), "drop folder emptied"
+    assert (settings.archive_dir / agency / NIGHT.isoformat()).is_dir()
+
+
+def test_extra_columns_are_dropped_and_named_not_shown(settings) -> None:
+    data = render("health", [child(1)], extras={"Ethnicity": "CANARYETHNIC", "=HYPERLINK(1)": "x"})
+    drop(settings, "health", data)
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert receipt["columns_dropped"] == ["Ethnicity", "'=HYPERLINK(1)"]
+    staged = open(result["staged_path"], "rb").read()
+    assert b"CANARYETHNIC" not in staged and b"Ethnicity" not in staged
+    assert "CANARYETHNIC" not in json.dumps(receipt)
+
+
+def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
+    settings.validation.max_rejected_share = 1.0  # keep the file despite 8 of 9 rows rejected
+    rows = [
+        child(1),
+        child(2, date_of_birth="31/02/2015"),
+        child(3, nhs_number="9990000019"),
+        child(4, sex="X"),
+        child(5, postcode="NOTAPOSTCODE"),
+        child(6, given_name=None),
+        child(7, date_of_birth=date(2030, 1, 1)),
+        child(8, involvement_start=date(2021, 1, 1), involvement_end=date(2020, 1, 1)),
+        child(9, local_id="H0000002"),  # shares row 2's id: both rows are rejected
+    ]
+    drop(settings, "health", render("health", rows))
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 1, 8)
+    assert receipt["outcome"] == "accepted_with_rejections"
+    got = [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]]
+    assert got == [
+        (2, "LocalPatientID", "duplicate_local_id"),
+        (2, "DateOfBirth", "date_format"),
+        (3, "NHSNumber", "nhs_number_check"),
+        (4, "Gender", "code_set"),
+        (5, "Postcode", "postcode_format"),
+        (6, "Forename", "required"),
+        (7, "DateOfBirth", "date_of_birth_range"),
+        (8, "CaseloadStart", "date_order"),
+        (9, "LocalPatientID", "duplicate_local_id"),
+    ]
+    text = json.dumps(receipt) + open(result["receipt_path"].replace(".json", ".txt")).read()
+    for value in ("31/02/2015", "9990000019", "NOTAPOSTCODE", "2030"):
+        assert value not in text
+
+
+def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
+    settings.validation.max_rejected_share = 0.5
+    good = render("health", [child(1), child(2), child(3)]).decode()
+    lines = good.splitlines()
+    lines.insert(2, "H9,1,2")  # becomes data row 2
+    drop(settings, "health", ("\n".join(lines) + "\n").encode())
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (4, 3, 1)
+    assert [(r["row"], r["rule"]) for r in receipt["rejected_rows"]] == [(2, "field_count")]
+    rows = duckdb.sql(f"SELECT source_row FROM read_parquet('{result['staged_path']}') ORDER BY 1").fetchall()
+    assert [r[0] for r in rows] == [1, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("data", "rule"),
+    [
+        (b"", "empty_file"),
+        (render("health", [child(1)], drop_columns=("Surname",)), "missing_columns"),
+        (render("health", [child(1)], extras={"Forename": "x"}), "duplicate_header"),
+        (b"\xff\xfe\x00bad header", "encoding"),
+        (render("health", [child(1, nhs_number="1"), child(2, sex="Q")]), "all_rows_rejected"),
+    ],
+)
+def test_file_level_rejection_quarantines_byte_for_byte(settings, data: bytes, rule: str) -> None:
+    drop(settings, "health", data)
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert receipt["outcome"] == "rejected"
+    assert [p["rule"] for p in receipt["file_problems"]] == [rule]
+    assert receipt["rows_read"] == receipt["rows_accepted"] + receipt["rows_rejected"]
+    assert result["staged_path"] is None
+    [kept] = [p for p in settings.quarantine_dir.rglob("health_*")]
+    assert kept.read_bytes() == data
+
+
+def test_wrong_name_is_quarantined_with_receipt(settings) -> None:
+    drop(settings, "health", render("health", [child(1)]), name="health-latest.csv")
+    [result] = run_intake(settings, "health", NIGHT)
+    assert _receipt(result)["file_problems"][0]["rule"] == "file_name"
+
+
+def test_same_file_twice_is_recognised_and_not_loaded_again(settings) -> None:
+    data = render("health", [child(1), child(2)])
+    drop(settings, "health", data)
+    [first] = run_intake(settings, "health", NIGHT)
+    drop(settings, "health", data)
+    [second] = run_intake(settings, "health", NIGHT)
+    assert first["outcome"] == "accepted" and second["outcome"] == "duplicate"
+    assert second["staged_path"] is None and second["rows_accepted"] == 0
+
+
+def test_incomplete_uploads_are_never_read(settings) -> None:
+    drop(settings, "health", render("health", [child(1)]), complete=False)  # no .done marker
+    drop(settings, "education", render("education", [child(1, "education")]), complete=False)  # .part
+    assert pending_files(settings, "health") == [] and pending_files(settings, "education") == []
+    assert run_intake(settings, "health", NIGHT) == []
+
+
+def test_symlinks_are_rejected_never_followed(settings, tmp_path) -> None:
+    outside = tmp_path / "outside.csv"
+    data = render("health", [child(1)])
+    outside.write_bytes(data)
+    folder = settings.drop_folder("health")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "health_2026-11-24.csv").symlink_to(outside)
+    (folder / "health_2026-11-24.csv.done").touch()
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert receipt["outcome"] == "rejected" and receipt["file_problems"][0]["rule"] == "symlink"
+    assert receipt["rows_read"] == 0 and receipt["size_bytes"] == 0
+    assert outside.read_bytes() == data, "the target is untouched"
+    [moved] = list(settings.quarantine_dir.rglob("health_2026-11-24.csv"))
+    assert moved.is_symlink()
+
+
+def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from childindex.cli.commands import app
+
+    monkeypatch.chdir(tmp_path)  # no key, no database: nothing but the file is needed
+    good = tmp_path / "health_2026-11-24.csv"
+    good.write_bytes(render("health", [child(i) for i in range(1, 11)]))
+    some_bad = tmp_path / "sub" / "health_2026-11-24.csv"
+    some_bad.parent.mkdir()
+    some_bad.write_bytes(render("health", [child(i) for i in range(1, 10)] + [child(10, sex="Q")]))
+    all_bad = tmp_path / "bad" / "health_2026-11-24.csv"
+    all_bad.parent.mkdir()
+    all_bad.write_bytes(b"LocalPatientID\nH1\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["check", "--agency", "health", str(good)]).exit_code == 0
+    r = runner.invoke(app, ["check", "--agency", "health", str(some_bad)])
+    assert r.exit_code == 1 and "row 10: column Gender: code_set" in r.output
+    r = runner.invoke(app, ["check", "--agency", "health", str(all_bad), "--json"])
+    assert r.exit_code == 2 and '"missing_columns"' in r.output
+    assert not (tmp_path / "childindex-data").exists(), "check writes nothing"
+
+
+def test_reprocess_readmits_a_quarantined_file(settings) -> None:
+    from datetime import timedelta
+
+    from childindex.intake.process import reprocess
+
+    _three_nights_of_ten_rows(settings)
+    big = render("health", [child(i) for i in range(1000, 1100)])  # a genuine surge: 10x the usual
+    drop(settings, "health", big, night=NIGHT + timedelta(days=3))
+    [first] = run_intake(settings, "health", NIGHT)
+    assert first["outcome"] == "rejected"
+    again = reprocess(settings, "health", NIGHT, sha_prefix=first["sha256"][:12], skip_row_count=True)
+    assert again["outcome"] == "accepted" and again["rows_accepted"] == 100
+    assert not any(p.name.startswith("health_") for p in settings.quarantine_dir.rglob("*")), "no second copy"
+
+
+def test_reprocess_with_a_corrected_file(settings, tmp_path) -> None:
+    from childindex.intake.process import reprocess
+
+    drop(settings, "health", render("health", [child(1, sex="Q"), child(2, sex="Q")]))
+    [first] = run_intake(settings, "health", NIGHT)
+    assert first["outcome"] == "rejected"
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_bytes(render("health", [child(1), child(2)]))
+    again = reprocess(settings, "health", NIGHT, sha_prefix=first["sha256"][:8], corrected=fixed)
+    assert again["outcome"] == "accepted" and again["file_name"] == "health_2026-11-24.csv"
+
+
+def test_too_many_rejected_rows_quarantine_the_file(settings) -> None:
+    rows = [child(i) for i in range(1, 9)] + [child(9, sex="Q"), child(10, sex="Q")]
+    drop(settings, "health", render("health", rows))
+    [result] = run_intake(settings, "health", NIGHT)  # 20% rejected: at the limit, kept
+    assert result["outcome"] == "accepted_with_rejections"
+    settings.validation.max_rejected_share_by_agency = {"health": 0.1}
+    drop(settings, "health", render("health", rows[1:]), night=date(2026, 11, 25))
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert receipt["outcome"] == "rejected" and result["staged_path"] is None
+    assert [p["rule"] for p in receipt["file_problems"]] == ["rejected_share_over_threshold"]
+    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 0, 9)
+    # The per-row detail is still there, so the agency knows what to fix.
+    assert [r["rule"] for r in receipt["rejected_rows"]] == ["code_set", "code_set"]
+
+
+def _three_nights_of_ten_rows(settings) -> None:  # noqa: ANN001
+    """History for the row-count band: three accepted files of 10 rows."""
+    from datetime import timedelta
+
+    for k in range(3):
+        drop(
+            settings,
+            "health",
+            render("health", [child(i + 100 * k) for i in range(1, 11)]),
+            night=NIGHT + timedelta(days=k),
+        )
+        run_intake(settings, "health", NIGHT)
+
+
+def test_a_sudden_halving_is_quarantined(settings) -> None:
+    from datetime import timedelta
+
+    _three_nights_of_ten_rows(settings)
+    drop(settings, "health", render("health", [child(i) for i in range(500, 503)]), night=NIGHT + timedelta(days=3))
+    [result] = run_intake(settings, "health", NIGHT)
+    receipt = _receipt(result)
+    assert [p["rule"] for p in receipt["file_problems"]] == ["row_count_anomaly"]
+    assert receipt["rows_read"] == 3 and receipt["rows_accepted"] == 0

@@ -1,0 +1,148 @@
+"""Key rotation: every pseudonym re-keyed in one go, no link lost, the old key refused after."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from childindex.errors import KeyMismatch, RotationRefused
+from childindex.index.db import engine_for
+from childindex.intake.process import run_intake
+from childindex.keys.rotation import rotate_key
+from childindex.linkage.night import link_pending
+from childindex.settings import load_settings
+from childindex.staging.pseudonymise import hmac_hex, key_id
+from tests.conftest import TEST_KEY
+from tests.helpers import child, drop, render
+
+NIGHT = date(2026, 11, 24)
+NEW_KEY = "rotated-test-key-" + "fedcba9876543210" * 3  # synthetic data only
+
+
+def _index(settings) -> dict:  # noqa: ANN001
+    with engine_for(settings.index_url).connect() as conn:
+        records = conn.execute(text("SELECT agency, source_key, child_id, nhs_key FROM source_record")).all()
+        return {
+            "children": sorted(conn.execute(text("SELECT child_id FROM child")).scalars()),
+            "records": {(r.agency, r.child_id) for r in records},
+            "keys": {r.source_key for r in records},
+            "nhs_keys": {r.nhs_key for r in records if r.nhs_key},
+            "involvements": conn.execute(text("SELECT count(*) FROM involvement")).scalar_one(),
+            "epochs": conn.execute(text("SELECT epoch, key_id FROM key_epoch ORDER BY epoch")).all(),
+        }
+
+
+def _linked_night(settings) -> None:  # noqa: ANN001
+    # Child 1 is known to health and social care (one child id); 2 and 3 to health only.
+    drop(settings, "health", render("health", [child(1), child(2), child(3)]), night=NIGHT)
+    drop(settings, "social_care", render("social_care", [child(1, "social_care", upn=None)]), night=NIGHT)
+    for agency in ("health", "social_care"):
+        run_intake(settings, agency, NIGHT)
+    link_pending(settings, NIGHT)
+
+
+def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:  # noqa: ANN001
+    _linked_night(settings)
+    before = _index(settings)
+    assert len(before["children"]) == 3 and len(before["records"]) == 4
+    with engine_for(settings.index_url).begin() as conn:  # a person's decision must survive too
+        keys = sorted(before["keys"])
+        conn.execute(
+            text(
+                "INSERT INTO link_decision (key_a, key_b, decision, decided_by, decided_at) "
+                "VALUES (:a, :b, 'non_match', 'tester', :t)"
+            ),
+            {"a": keys[0], "b": keys[1], "t": NIGHT},
+        )
+
+    dry = rotate_key(settings, NEW_KEY.encode(), NIGHT + timedelta(days=1), dry_run=True)
+    assert dry.unmapped == {} and dry.files_read == 2 and _index(settings) == before, "a dry run changes nothing"
+
+    today = NIGHT + timedelta(days=1)
+    done = rotate_key(settings, NEW_KEY.encode(), today)
+    after = _index(settings)
+    assert after["children"] == before["children"] and after["records"] == before["records"]
+    assert after["involvements"] == before["involvements"]
+    assert after["keys"].isdisjoint(before["keys"]) and after["nhs_keys"].isdisjoint(before["nhs_keys"])
+    assert hmac_hex(NEW_KEY.encode(), "local_id:health", "H0000001") in after["keys"]
+    assert after["epochs"] == [(1, key_id(TEST_KEY.encode())), (2, key_id(NEW_KEY.encode()))]
+    assert done.rows_rekeyed == {"source_record": 4, "involvement": 4, "review_item": 0, "link_decision": 1}
+    assert done.staging_files_deleted == 2 and not list(settings.staging_dir.rglob("*.parquet"))
+    with engine_for(settings.index_url).connect() as conn:
+        a, b = conn.execute(text("SELECT key_a, key_b FROM link_decision")).one()
+    assert {a, b} <= after["keys"] and a < b
+
+    # The certificate holds counts and key ids: no key, no pseudonym.
+    cert = (settings.reports_dir / "keys" / f"rotation-{today}-epoch2.json").read_text()
+    assert json.loads(cert)["records"] == {"health": 3, "social_care": 1}
+    assert not re.search(r"[0-9a-f]{32}", cert) and NEW_KEY not in cert and TEST_KEY not in cert
+
+    # The old key is refused from now on; with the new one, a re-sent record is recognised.
+    later = NIGHT + timedelta(days=2)
+    drop(settings, "health", render("health", [child(1, postcode="LS1 1AA")]), night=later)
+    with pytest.raises(KeyMismatch, match="epoch 2"):
+        run_intake(settings, "health", later)
+    # In Airflow it fails the task for good: retrying cannot fix a key.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from childindex.orchestration.tasks import intake_one
+
+    pending = next(settings.drop_folder("health").glob("*.csv"))
+    with pytest.raises(AirflowFailException, match=key_id(NEW_KEY.encode())):
+        intake_one("health", str(pending), later)
+    assert pending.exists(), "the file waits for the right key"
+    rotated = load_settings(pseudonymisation_key=NEW_KEY)
+    run_intake(rotated, "health", later)
+    link_pending(rotated, later)
+    final = _index(rotated)
+    assert final["records"] == before["records"] and final["children"] == before["children"]
+
+
+def test_records_no_extract_covers_stop_the_rotation_unless_dropped(settings) -> None:  # noqa: ANN001
+    _linked_night(settings)
+    for path in settings.archive_dir.glob("social_care/*/*"):
+        path.unlink()  # the archive no longer holds social care's extract
+    before = _index(settings)
+    with pytest.raises(RotationRefused, match="1 records are in no extract read .*social_care: 1"):
+        rotate_key(settings, NEW_KEY.encode(), NIGHT + timedelta(days=1))
+    assert _index(settings) == before, "nothing changed"
+    # A full extract from the agency covers them.
+    full = settings.data_dir / "sc_extract_20261125.txt"
+    full.write_bytes(render("social_care", [child(1, "social_care", upn=None)]))
+    rotate_key(settings, NEW_KEY.encode(), NIGHT + timedelta(days=1), extracts=[full])
+    assert _index(settings)["records"] == before["records"]
+
+
+def test_dropping_unmapped_records_deletes_them(settings) -> None:  # noqa: ANN001
+    _linked_night(settings)
+    for path in settings.archive_dir.glob("social_care/*/*"):
+        path.unlink()
+    done = rotate_key(settings, NEW_KEY.encode(), NIGHT + timedelta(days=1), drop_unmapped=True)
+    assert done.unmapped == {"social_care": 1} and done.records_deleted == 1
+    assert {a for a, _ in _index(settings)["records"]} == {"health"}
+
+
+def test_the_new_key_must_be_new_and_strong(settings) -> None:  # noqa: ANN001
+    with pytest.raises(RotationRefused, match="in use"):
+        rotate_key(settings, TEST_KEY.encode(), NIGHT)
+    with pytest.raises(RotationRefused, match="at least 32 bytes"):
+        rotate_key(settings, b"short", NIGHT)
+
+
+def test_rotation_on_postgresql(data_dir, pg_url) -> None:  # noqa: ANN001
+    from childindex.index.db import migrate
+
+    settings = load_settings(index_url=pg_url)
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    _linked_night(settings)
+    before = _index(settings)
+    done = rotate_key(settings, NEW_KEY.encode(), NIGHT + timedelta(days=1))
+    after = _index(settings)
+    assert done.rows_rekeyed["source_record"] == 4 and done.unmapped == {}
+    assert after["children"] == before["children"] and after["records"] == before["records"]
+    assert after["keys"].isdisjoint(before["keys"]) and len(after["epochs"]) == 2

@@ -1,0 +1,150 @@
+"""Linkage against the generator's truth on a fixed seed: accuracy floors, blocking recall,
+and the hard cases (twins, siblings, children sharing an address) never merged."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import duckdb
+import pytest
+
+from childindex.contracts.contract import AGENCIES
+from childindex.index.db import engine_for, migrate
+from childindex.intake.process import run_intake
+from childindex.linkage.evaluation import accuracy
+from childindex.linkage.features import register_features
+from childindex.linkage.model import BUNDLED_MODEL, GIVEN_LOOSE_LEVELS, comparisons, load_model, settings_creator
+from childindex.linkage.night import link_pending
+from childindex.linkage.quality import blocking_recall
+from childindex.simulation.synthetic import generate_night
+from childindex.staging.pseudonymise import hmac_sql, key_params
+
+FIRST = date(2026, 11, 24)
+CHILDREN = 4000
+SEED = 2026
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory):  # noqa: ANN001, ANN201
+    """Three nights (initial load and two deltas) through intake and linkage."""
+    from childindex.settings import load_settings
+
+    root = tmp_path_factory.mktemp("accuracy")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", "k" * 40)
+    settings = load_settings(data_dir=root / "data")
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    truth = root / "truth"
+    results = []
+    for k in range(3):
+        night = FIRST + timedelta(days=k)
+        generate_night(settings.drop_root, truth, children=CHILDREN, seed=SEED, first_night=FIRST, night_number=k)
+        for agency in AGENCIES:
+            run_intake(settings, agency, night)
+        results.append(link_pending(settings, night).as_dict())
+    yield settings, truth, results
+    mp.undo()
+
+
+def _truth_join(settings, truth) -> duckdb.DuckDBPyConnection:  # noqa: ANN001
+    """DuckDB with table ``rec``: each index record's child id, person id, twin flag, household."""
+    from sqlalchemy import text
+
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(text("SELECT source_key, child_id FROM source_record")).all()
+    con = duckdb.connect()
+    con.execute("CREATE TABLE idx (source_key VARCHAR, child_id VARCHAR)")
+    con.executemany("INSERT INTO idx VALUES (?, ?)", [tuple(r) for r in rows])
+    domain = " ".join(f"WHEN '{a}' THEN $d_{a}" for a in AGENCIES)
+    key = hmac_sql("local_id", "dom").replace("$dom", f"(CASE agency {domain} END)")
+    con.execute(
+        f"""CREATE TABLE rec AS SELECT DISTINCT i.child_id, t.person_id, t.twin, t.household
+        FROM (SELECT {key} AS source_key, * FROM read_parquet($glob)) t JOIN idx i USING (source_key)""",
+        {**key_params(settings.key), **{f"d_{a}": f"local_id:{a}" for a in AGENCIES}, "glob": f"{truth}/*/*.parquet"},
+    )
+    return con
+
+
+def test_accuracy_floor_every_night(linked) -> None:  # noqa: ANN001
+    settings, truth, results = linked
+    acc = accuracy(settings, truth)
+    assert acc["precision"] >= 0.999
+    assert acc["recall"] >= 0.99
+    assert acc["bcubed_precision"] >= 0.999 and acc["bcubed_recall"] >= 0.99
+    assert results[0]["model_version"] == 0, "no model trained: the bundled one"
+    assert all(r["records"] > 0 for r in results)
+
+
+def test_twins_siblings_and_shared_addresses_never_merge(linked) -> None:  # noqa: ANN001
+    settings, truth, _ = linked
+    con = _truth_join(settings, truth)
+    twins, households = con.execute("""
+        SELECT count(DISTINCT person_id) FILTER (WHERE twin),
+               count(DISTINCT household) FILTER (WHERE household IN (
+                   SELECT household FROM rec GROUP BY 1 HAVING count(DISTINCT person_id) > 1))
+        FROM rec
+    """).fetchall()[0]
+    assert twins > 20 and households > 100, "the generator makes the hard cases"
+    merged = con.execute("""
+        SELECT count(*) FROM (SELECT child_id FROM rec GROUP BY 1 HAVING count(DISTINCT person_id) > 1)
+    """).fetchall()[0][0]
+    assert merged == 0, "no child id holds two people of one household"
+
+
+def test_blocking_keeps_nearly_every_true_pair(linked) -> None:  # noqa: ANN001
+    settings, truth, _ = linked
+    con = duckdb.connect()
+    con.execute("CREATE TABLE staged AS SELECT * FROM read_parquet($g)", {"g": f"{settings.staging_dir}/*/*/*.parquet"})
+    con.execute("CREATE TABLE latest AS SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY source_key) = 1")
+    register_features(con, "latest", "f")
+    domain = " ".join(f"WHEN '{a}' THEN $d_{a}" for a in AGENCIES)
+    key = hmac_sql("local_id", "dom").replace("$dom", f"(CASE agency {domain} END)")
+    con.execute(
+        f"CREATE TABLE t AS SELECT DISTINCT {key} AS unique_id, person_id FROM read_parquet($glob)",
+        {**key_params(settings.key), **{f"d_{a}": f"local_id:{a}" for a in AGENCIES}, "glob": f"{truth}/*/*.parquet"},
+    )
+    con.execute("""
+        CREATE TABLE tp AS SELECT a.unique_id AS l, b.unique_id AS r
+        FROM t a JOIN t b ON a.person_id = b.person_id AND a.unique_id < b.unique_id
+        WHERE a.unique_id IN (SELECT unique_id FROM f) AND b.unique_id IN (SELECT unique_id FROM f)
+    """)
+    measured = blocking_recall(con, "f", "tp")
+    assert measured["true_pairs"] > 2000
+    assert measured["recall"] >= 0.995
+
+
+def test_the_review_queue_is_small(linked) -> None:  # noqa: ANN001
+    _, _, results = linked
+    first = results[0]
+    assert 0 < first["review_items"] < 0.01 * first["records"]
+
+
+def test_the_bundled_model_matches_the_code() -> None:
+    """The bundled model was trained with today's comparisons and blocking rules (rebuild it
+    with ``python -m childindex.simulation.model_builder`` after changing them)."""
+    model = load_model(BUNDLED_MODEL)
+    creator = settings_creator().create_settings_dict("duckdb")
+    trained = model.settings
+    assert [c["output_column_name"] for c in trained["comparisons"]] == [
+        c["output_column_name"] for c in creator["comparisons"]
+    ]
+    for got, want in zip(trained["comparisons"], creator["comparisons"], strict=True):
+        assert [lv["sql_condition"] for lv in got["comparison_levels"]] == [
+            lv["sql_condition"] for lv in want["comparison_levels"]
+        ]
+    assert [b["blocking_rule"] for b in trained["blocking_rules_to_generate_predictions"]] == [
+        b["blocking_rule"] for b in creator["blocking_rules_to_generate_predictions"]
+    ]
+    assert model.version == 0 and model.trained_records > 10_000
+    assert "tf_" not in json.dumps(trained.get("comparisons")).replace("tf_adjustment", ""), "no name frequencies"
+
+
+def test_loose_given_name_levels_are_the_jaro_winkler_ones() -> None:
+    given = comparisons()[0].get_comparison("duckdb").as_dict()
+    levels = [lv for lv in given["comparison_levels"] if not lv.get("is_null_level")]
+    # gamma counts down from the top level to 0 for "else".
+    gamma = {len(levels) - 1 - i: lv["label_for_charts"] for i, lv in enumerate(levels)}
+    assert all("Jaro-Winkler" in gamma[g] for g in GIVEN_LOOSE_LEVELS)
+    assert gamma[0] == "All other comparisons"

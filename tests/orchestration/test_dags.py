@@ -1,0 +1,88 @@
+"""DAG integrity: the DAGs load, wire the expected tasks, schedules and Assets, and parse light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from childindex.contracts.contract import AGENCIES
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():  # noqa: ANN201
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_no_import_errors(dagbag) -> None:  # noqa: ANN001
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {
+        *(f"intake_{a}" for a in AGENCIES),
+        "train_linkage_model",
+        "link_and_publish",
+        "night_summary",
+        "retention",
+    }
+
+
+@pytest.mark.parametrize("agency", AGENCIES)
+def test_intake_dag(dagbag, agency: str) -> None:  # noqa: ANN001
+    from childindex.orchestration.tasks import STAGED
+
+    dag = dagbag.dags[f"intake_{agency}"]
+    assert sorted(dag.task_ids) == ["discover", "process", "publish_staged"]
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    publish = dag.get_task("publish_staged")
+    assert [o.uri for o in publish.outlets] == [STAGED[agency].uri]
+    assert dag.get_task("process").upstream_task_ids == {"discover"}
+    assert dag.doc_md
+
+
+def test_linkage_is_scheduled_on_any_agency_asset(dagbag) -> None:  # noqa: ANN001
+    from childindex.orchestration.tasks import INDEX, STAGED
+
+    dag = dagbag.dags["link_and_publish"]
+    cond = dag.timetable.asset_condition
+    assert type(cond).__name__ == "AssetAny"
+    assert {a.uri for a in cond.objects} == {STAGED[a].uri for a in AGENCIES}
+    assert [o.uri for o in dag.get_task("link").outlets] == [INDEX.uri]
+    assert dag.max_active_runs == 1
+
+
+def test_summary_and_retention(dagbag) -> None:  # noqa: ANN001
+    from childindex.orchestration.tasks import INDEX
+
+    summary = dagbag.dags["night_summary"]
+    assert summary.timetable.asset_condition.uri == INDEX.uri
+    assert summary.task_ids == ["report", "summarise"] or summary.task_ids == ["summarise", "report"]
+    assert summary.get_task("report").upstream_task_ids == {"summarise"}
+    retention = dagbag.dags["retention"]
+    assert retention.task_ids == ["apply_retention"]
+    assert retention.params["dry_run"] is False
+    assert type(retention.timetable).__name__ == "CronTriggerTimetable"
+
+
+def test_tasks_retry_with_backoff(dagbag) -> None:  # noqa: ANN001
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            assert t.retry_exponential_backoff and t.retries >= 1, (dag.dag_id, t.task_id)
+
+
+def test_dag_files_import_no_heavy_libraries_at_parse_time() -> None:
+    code = (
+        "import json, runpy, sys\n"
+        f"for f in {sorted(p.name for p in DAGS.glob('*.py'))!r}:\n"
+        f"    runpy.run_path({str(DAGS)!r} + '/' + f)\n"
+        "heavy = ['great_expectations', 'splink', 'pandas', 'duckdb', 'pyarrow', 'numpy', 'scipy']\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

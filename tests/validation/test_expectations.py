@@ -1,0 +1,100 @@
+"""The GX suites: generated from the contracts, run with a result format that keeps no values."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from childindex.contracts.contract import AGENCIES, load_contract
+from childindex.validation.gx.suites import RESULT_FORMAT, SUITES_DIR, build_suite, render_all
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_suites_on_disk_are_generated_from_the_contracts() -> None:
+    assert SUITES_DIR == ROOT / "expectations"
+    for name, text in render_all().items():
+        assert (SUITES_DIR / name).read_text(encoding="utf-8") == text, f"run 'childindex contracts suites' ({name})"
+
+
+@pytest.mark.parametrize("agency", AGENCIES)
+def test_every_row_rule_has_its_expectation(agency: str) -> None:
+    from childindex.validation.validate import row_rules
+
+    suite = build_suite(load_contract(agency))
+    in_suite = {(e["meta"]["rule"], e["meta"]["column"]) for e in suite["expectations"]}
+    in_sql = {(r.rule, r.column) for r in row_rules(load_contract(agency))}
+    assert in_suite == in_sql
+
+
+CANARY = "Qzgxcanary"
+
+
+def _table(tmp_path: Path) -> Path:
+    """A tiny ``std`` table in a DuckDB file: 3 rows, the third full of canaries."""
+    import duckdb
+
+    db = tmp_path / "gx.duckdb"
+    con = duckdb.connect(str(db))
+    contract = load_contract("health")
+    raw = ", ".join(
+        f'NULL::VARCHAR AS "{c}"'
+        for c in contract.column_names
+        if c
+        not in (
+            "LocalPatientID",
+            "Forename",
+            "Surname",
+            "DateOfBirth",
+            "Gender",
+            "Postcode",
+            "ServiceCode",
+            "TeamContact",
+        )
+    )
+    con.execute(f"""
+        CREATE TABLE std AS SELECT * FROM (VALUES
+            (1, 'H1', 'A', 'B', '01/01/2015', '1', 'LS6 2AB', 'school_nursing', 'x', 'H1', '9990000018', NULL,
+             'LS6 2AB', DATE '2015-01-01', NULL::DATE, NULL::DATE),
+            (2, 'H2', 'A', 'B', '02/01/2015', '2', 'LS6 2AB', 'school_nursing', 'x', 'H2', NULL, NULL,
+             'LS6 2AB', DATE '2015-01-02', NULL, NULL),
+            (3, 'H3', '{CANARY}', 'B', '03/01/2015', '{CANARY}', '{CANARY}', 'school_nursing', 'x', 'H3',
+             '{CANARY}', NULL, '{CANARY}', DATE '2015-01-03', NULL, NULL)
+        ) t(_row, LocalPatientID, Forename, Surname, DateOfBirth, Gender, Postcode, ServiceCode, TeamContact,
+            std_local_id, std_nhs_number, std_upn, std_postcode, std_date_of_birth, std_involvement_start,
+            std_involvement_end), (SELECT {raw})
+    """)
+    con.close()
+    return db
+
+
+def test_gx_results_keep_counts_never_values(tmp_path: Path) -> None:
+    from childindex.validation.gx.suites import run_suite_on_duckdb
+
+    checks = run_suite_on_duckdb(_table(tmp_path), "health", date(2026, 11, 24))
+    by_rule = {(c.rule, c.column): c for c in checks}
+    assert by_rule[("code_set", "Gender")].unexpected_count == 1
+    assert by_rule[("nhs_number_check", "NHSNumber")].unexpected_count == 1
+    assert by_rule[("postcode_format", "Postcode")].unexpected_count == 1
+    assert by_rule[("required", "Forename")].success
+    assert by_rule[("duplicate_local_id", "LocalPatientID")].success
+    assert CANARY not in repr(checks)
+
+
+def test_gx_default_result_format_would_leak_which_is_why_it_is_not_used(tmp_path: Path) -> None:
+    from childindex.validation.gx.suites import _gx, _suite
+
+    _, context = _gx()
+    ds = context.data_sources.add_sql(name="leak_test", connection_string=f"duckdb:///{_table(tmp_path)}")
+    try:
+        batch = ds.add_table_asset("std", table_name="std").add_batch_definition_whole_table("w").get_batch()
+        params = {"night": date(2026, 11, 24), "min_date_of_birth": date(2001, 11, 24)}
+        leaky = batch.validate(_suite("health"), expectation_parameters=params)  # GX's default: SUMMARY
+        assert CANARY in str(leaky.to_json_dict())
+        safe = batch.validate(_suite("health"), result_format=RESULT_FORMAT, expectation_parameters=params)
+        assert CANARY not in str(safe.to_json_dict())
+        batch.data.execution_engine.close()
+    finally:
+        context.data_sources.delete("leak_test")

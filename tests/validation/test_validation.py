@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import io
+
+import duckdb
+import numpy as np
+
+from childindex.validation.identifiers import valid_nhs_numbers, valid_upns
+from childindex.validation.validate import (
+    OneRecordPerLine,
+    blank_unpaired_quotes,
+    nhs_valid_sql,
+    postcode_sql,
+    upn_valid_sql,
+)
+from tests.helpers import nhs, upn
+
+
+def _sql_flags(expr: str, values: list[str | None]) -> list[bool]:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT unnest($v) AS v", {"v": values})
+    return [r[0] for r in con.execute(f"SELECT {expr} FROM t").fetchall()]
+
+
+def test_sql_nhs_check_agrees_with_reference() -> None:
+    rng = np.random.default_rng(7)
+    values = [nhs(i) for i in range(200)] + [f"{x:010d}" for x in rng.integers(0, 10**10, 2000)]
+    values += ["", "12345", "99900000a8", None]
+    expected = list(valid_nhs_numbers(values))
+    assert _sql_flags(nhs_valid_sql("v"), values) == expected
+    assert sum(expected) > 200  # both outcomes exercised
+
+
+def test_sql_upn_check_agrees_with_reference() -> None:
+    rng = np.random.default_rng(8)
+    values = [upn(i) for i in range(200)]
+    values += [
+        "ABCDEFGHJKLMNPQRTUVWXYZ"[int(rng.integers(23))] + f"{int(x):012d}" for x in rng.integers(0, 10**12, 2000)
+    ]
+    values += ["", "A12", None]
+    expected = list(valid_upns(values))
+    assert _sql_flags(upn_valid_sql("v"), values) == expected
+    assert 200 <= sum(expected) < len(values)
+
+
+def test_postcode_normalisation() -> None:
+    got = _sql_flags(postcode_sql("v"), ["ls62ab", " LS6  2AB ", "m1 1aa", "SW1A1AA", "X"])
+    assert got == ["LS6 2AB", "LS6 2AB", "M1 1AA", "SW1A 1AA", "X"]
+
+
+def test_lines_with_unpaired_quotes_are_blanked_and_the_rest_kept() -> None:
+    lines = (
+        b'a,"b, quoted",c\r\n'  # paired: kept, comma inside quotes and all
+        b'a,"open,c\r\n'  # unpaired: blanked, CR too, line feed kept
+        b'a,"say ""hi""",c\n'  # escaped quotes pair up: kept
+        b"\n"  # blank lines stay blank
+        b'x",y,z\n'
+        b'last,"no newline'
+    )
+    out = blank_unpaired_quotes(lines)
+    assert len(out) == len(lines)
+    assert out.split(b"\n") == [
+        b'a,"b, quoted",c\r',
+        b"?" * len(b'a,"open,c\r'),
+        b'a,"say ""hi""",c',
+        b"",
+        b"??????",
+        b"?" * len(b'last,"no newline'),
+    ]
+    assert blank_unpaired_quotes(b'a,"b",c\n') == b'a,"b",c\n'
+
+
+def test_one_record_per_line_holds_across_block_boundaries() -> None:
+    lines = [b'%d,"v%d",w\n' % (i, i) if i % 7 else b'%d,"open\n' % i for i in range(200)]
+    stream = OneRecordPerLine(io.BytesIO(b"".join(lines)), block=13)  # blocks split lines
+    got = stream.read().split(b"\n")[:-1]
+    assert len(got) == 200
+    for i, line in enumerate(got):
+        assert line == (lines[i][:-1] if i % 7 else b"?" * (len(lines[i]) - 1))
