@@ -32,7 +32,7 @@ def run_once(children: int) -> dict:
             [
                 sys.executable,
                 "-m",
-                "childindex.cli.commands",
+                "childindex.cli",
                 "demo",
                 "--children",
                 str(children),

@@ -41,7 +41,7 @@ from childindex.settings import load_settings
 settings = load_settings()
 t = time.perf_counter()
 if step == "intake":
-    from childindex.contracts.contract import AGENCIES
+    from childindex.contracts import AGENCIES
     from childindex.intake.process import run_intake
     night = date.fromisoformat(sys.argv[3])
     rows = 0
@@ -49,7 +49,7 @@ if step == "intake":
         rows += sum(r["rows_accepted"] for r in run_intake(settings, agency, night))
     result = {"rows_accepted": rows}
 elif step == "link":
-    from childindex.linkage.night import link_pending
+    from childindex.linkage import link_pending
     result = link_pending(settings, date.fromisoformat(sys.argv[3])).as_dict()
 elif step == "plain_splink":
     import logging

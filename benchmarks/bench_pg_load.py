@@ -32,7 +32,7 @@ def index_tables(children: int):  # noqa: ANN201
     import numpy as np
     import pyarrow as pa
 
-    from childindex.contracts.contract import AGENCIES
+    from childindex.contracts import AGENCIES
     from childindex.simulation.synthetic.population import build_population
     from childindex.simulation.synthetic.records import true_identity_frame
 

@@ -42,7 +42,7 @@ def main() -> None:
         start = time.perf_counter()
         done = subprocess.run(
             [
-                sys.executable, "-m", "childindex.cli.commands", "time-travel",
+                sys.executable, "-m", "childindex.cli", "time-travel",
                 "--data-dir", str(scratch / "data"), "--out", str(out),
                 "--years", str(args.years), "--children", str(args.children),
                 "--delivery-days", str(args.delivery_days), "--retention-days", str(args.retention_days),

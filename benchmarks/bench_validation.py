@@ -29,11 +29,11 @@ CHILD = r"""
 import json, sys, time
 from datetime import date
 from pathlib import Path
-from childindex.contracts.contract import load_contract
-from childindex.validation.gx.suites import _gx
-from childindex.intake.process import check_file
+from childindex.contracts import load_contract
+from childindex.validation.gx.runner import gx_context
+from childindex.intake.check import check_file
 from childindex.settings import load_settings
-_gx()  # GX's import is a one-off per worker process; not part of the per-file cost
+gx_context()  # GX's import is a one-off per worker process; not part of the per-file cost
 settings = load_settings(data_dir=Path(sys.argv[2]))
 start = time.perf_counter()
 receipt = check_file(settings, load_contract("education"), Path(sys.argv[1]), date(2026, 11, 25))

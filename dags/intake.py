@@ -8,17 +8,19 @@ and counts only.
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from typing import Any
 
-from childindex.contracts.contract import AGENCIES
-from childindex.orchestration import tasks as orch
+from airflow.sdk import DAG, dag, task
+
+from childindex import orchestration as orch
+from childindex.contracts import AGENCIES
 
 
-def build(agency: str):  # noqa: ANN201
+def build(agency: str) -> DAG:
     @dag(
         dag_id=f"intake_{agency}",
         schedule="0 2 * * *",
-        **orch.DAG_DEFAULTS,
+        **orch.dag_defaults(),
         tags=[*orch.TAGS, "intake", agency],
         doc_md=__doc__,
     )
@@ -28,11 +30,11 @@ def build(agency: str):  # noqa: ANN201
             return orch.discover_files(agency)
 
         @task(max_active_tis_per_dagrun=2)
-        def process(path: str, **context) -> dict:  # noqa: ANN003
+        def process(path: str, **context: Any) -> dict[str, Any]:
             return orch.intake_one(agency, path, orch.context_night(context))
 
         @task(outlets=[orch.STAGED[agency]])
-        def publish_staged(results: list[dict], **context) -> dict:  # noqa: ANN003
+        def publish_staged(results: list[dict[str, Any]], **context: Any) -> dict[str, int]:
             # Index, don't iterate: iterating a lazy XCom sequence probes one past its end.
             counts = orch.totals([results[i] for i in range(len(results))])
             context["outlet_events"][orch.STAGED[agency]].extra = {

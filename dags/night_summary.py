@@ -7,25 +7,27 @@ table and REPORTS_DIR/quality/night-YYYY-MM-DD.html; counts only.
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import dag, task
 
-from childindex.orchestration import tasks as orch
+from childindex import orchestration as orch
 
 
 @dag(
     dag_id="night_summary",
     schedule=orch.INDEX,
-    **orch.DAG_DEFAULTS,
+    **orch.dag_defaults(),
     tags=[*orch.TAGS, "report"],
     doc_md=__doc__,
 )
 def night_summary() -> None:
     @task
-    def summarise(**context) -> dict:  # noqa: ANN003
+    def summarise(**context: Any) -> dict[str, Any]:
         return orch.summarise(orch.context_night(context))
 
     @task
-    def report(summary: dict) -> dict:
+    def report(summary: dict[str, Any]) -> dict[str, Any]:
         return orch.quality_report(summary["night"])
 
     report(summarise())

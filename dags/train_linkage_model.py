@@ -7,29 +7,24 @@ use the newest model in CHILDINDEX_LINKAGE__MODEL_DIR, or the bundled one until 
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import dag, task
 
-from childindex.orchestration import tasks as orch
+from childindex import orchestration as orch
 
 
 @dag(
     dag_id="train_linkage_model",
     schedule=None,
-    **orch.DAG_DEFAULTS,
+    **orch.dag_defaults(),
     tags=[*orch.TAGS, "linkage"],
     doc_md=__doc__,
 )
 def train_linkage_model() -> None:
     @task
-    def train() -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from childindex.errors import NotEnoughRecords
-
-        try:
-            return orch.train()
-        except NotEnoughRecords as exc:  # a tiny first night: keep the current model
-            raise AirflowSkipException(str(exc)) from None
+    def train() -> dict[str, Any]:
+        return orch.train()
 
     train()
 

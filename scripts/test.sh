@@ -2,6 +2,8 @@
 # Set up everything and run the whole test suite. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/_uv.sh"
 "${UV[@]}" run --locked --no-sync ruff check .
+# Types over the whole package (pyproject.toml [tool.mypy]).
+"${UV[@]}" run --locked --no-sync mypy
 # The report's browser test uses Debian's Chromium: install it where we may (root, apt).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "childindex: installing Debian's chromium for the report's browser test" >&2

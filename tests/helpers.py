@@ -7,7 +7,7 @@ import io
 from datetime import date
 from pathlib import Path
 
-from childindex.contracts.contract import load_contract
+from childindex.contracts import load_contract
 from childindex.validation.identifiers import nhs_check_digit, upn_check_letter
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.main import get_command
 
-from childindex.cli.commands import app
+from childindex.cli import app
 from childindex.settings import ENV_PREFIX, LinkageSettings, RetentionSettings, Settings, ValidationPolicy
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

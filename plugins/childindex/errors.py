@@ -133,12 +133,14 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if exc.connection_invalidated:
         return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate:
+    if hasattr(exc.orig, "sqlstate"):  # psycopg
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate is None:  # no answer from a server at all: refused, unreachable, timed out
+            return isinstance(exc, sa_exc.OperationalError)
         return sqlstate.startswith(_PG_TRANSIENT_CLASSES) or sqlstate in _PG_TRANSIENT_CODES
-    if isinstance(exc, sa_exc.OperationalError):
+    if isinstance(exc, sa_exc.OperationalError):  # sqlite3
         text = str(exc.orig).lower()
-        return any(words in text for words in _SQLITE_TRANSIENT) or "could not connect" in text
+        return any(words in text for words in _SQLITE_TRANSIENT)
     return False
 
 

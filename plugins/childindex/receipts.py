@@ -2,13 +2,22 @@
 
 A receipt names files, columns, row numbers and rules, never a value from the file. Row
 numbers count data rows from 1 (the header row is not counted). Schema: docs/receipts.md.
+
+Receiving a file starts its receipt (:func:`new_receipt`): the file is hashed and its name
+matched against the contract. Intake, the pre-check and key rotation all start there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
+
+from childindex.contracts.contract import GZIP_SUFFIX, Contract
+from childindex.errors import FileRejected
 
 RECEIPT_VERSION = 1
 
@@ -40,6 +49,62 @@ ADVICE = {
 }
 
 
+def new_receipt(contract: Contract, path: Path, night: date) -> tuple[Receipt, date | None]:
+    """A receipt for ``path`` before any check, and the night its name gives: None when the
+    name does not fit the contract (:func:`require_contract_name` then rejects it).
+
+    The receipt's night is the name's, or ``night`` when the name does not match at all.
+    """
+    # Never read through a symlink: its "hash" is of its name, so the ledger still has a key.
+    link = path.is_symlink()
+    sha = hashlib.sha256(f"symlink:{path.name}".encode()).hexdigest() if link else sha256_file(path)
+    receipt = Receipt(
+        agency=contract.agency,
+        contract_version=contract.version,
+        file_name=safe_name(path.name),  # formula-looking names are defused
+        sha256=sha,
+        size_bytes=0 if link else path.stat().st_size,
+        night=None,
+        received_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        outcome="rejected",
+    )
+    # A contract's file may also arrive gzip-compressed: the same name plus ".gz".
+    match = contract.match_name(path.name.removesuffix(GZIP_SUFFIX))
+    file_night = _night_from(match.group("night")) if match else night
+    receipt.night = file_night.isoformat() if file_night else None
+    return receipt, file_night if match else None
+
+
+def require_contract_name(contract: Contract, file_night: date | None) -> date:
+    """The file's night; FileRejected when its name does not fit the contract."""
+    if file_night is None:
+        raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
+    return file_night
+
+
+def sha256_file(path: Path) -> str:
+    """The file's SHA-256: how the ledger recognises a repeat delivery."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def safe_name(name: str) -> str:
+    """A name from a file as receipts show it: formula-looking names are defused."""
+    name = name[:100]
+    return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
+
+
+def _night_from(text: str) -> date | None:
+    digits = text.replace("-", "")
+    try:
+        return datetime.strptime(digits, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
 @dataclass
 class RowRejection:
     row: int
@@ -65,7 +130,7 @@ class Receipt:
     rejected_rows: list[RowRejection] = field(default_factory=list)
     columns_dropped: list[str] = field(default_factory=list)
     optional_columns_missing: list[str] = field(default_factory=list)
-    checks: list[dict] = field(default_factory=list)  # GX expectations: rule, column, success, counts
+    checks: list[dict[str, Any]] = field(default_factory=list)  # GX expectations: rule, column, success, counts
     rejected_rows_total: int = 0  # (row, column, rule) triples; rejected_rows lists the first 10,000
     rule_counts: dict[str, int] = field(default_factory=dict)  # "column:rule" -> rows
     receipt_version: int = RECEIPT_VERSION
@@ -90,7 +155,7 @@ class Receipt:
             steps.append("Stop sending the columns listed as dropped: childindex may not hold them.")
         return steps or ["Nothing to do."]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("bad_lines")
         data["next_steps"] = self.next_steps()

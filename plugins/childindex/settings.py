@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -144,6 +145,17 @@ class LinkageSettings(BaseModel):
         return self
 
 
+# Folders under DATA_DIR unless set on their own.
+_FOLDERS = {
+    "drop_root": "drop",
+    "quarantine_dir": "quarantine",
+    "archive_dir": "archive",
+    "outbox_root": "outbox",
+    "staging_dir": "staging",
+    "reports_dir": "reports",
+}
+
+
 class Settings(BaseSettings):
     """Everything childindex needs to know about where it runs."""
 
@@ -155,25 +167,17 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("childindex-data"), description="Root of every folder below unless set on its own.")
-    drop_root: Path | None = Field(
-        None, description="Agencies' drop folders, one subfolder per agency (default DATA_DIR/drop)."
-    )
+    drop_root: Path = Field(description="Agencies' drop folders, one subfolder per agency (default DATA_DIR/drop).")
     drop_folders: dict[str, Path] = Field(
         default_factory=dict,
         description="Per-agency drop folder instead of DROP_ROOT/<agency> (e.g. CHILDINDEX_DROP_FOLDERS__HEALTH).",
     )
-    quarantine_dir: Path | None = Field(
-        None, description="Rejected files, kept byte for byte (default DATA_DIR/quarantine)."
-    )
-    archive_dir: Path | None = Field(None, description="Loaded raw extracts (default DATA_DIR/archive).")
-    outbox_root: Path | None = Field(None, description="Receipts, one subfolder per agency (default DATA_DIR/outbox).")
-    staging_dir: Path | None = Field(None, description="Standardised Parquet staging files (default DATA_DIR/staging).")
-    reports_dir: Path | None = Field(
-        None, description="Night summaries and deletion certificates (default DATA_DIR/reports)."
-    )
-    index_url: str | None = Field(
-        None, description="SQLAlchemy URL of the index (default a SQLite file DATA_DIR/index.sqlite)."
-    )
+    quarantine_dir: Path = Field(description="Rejected files, kept byte for byte (default DATA_DIR/quarantine).")
+    archive_dir: Path = Field(description="Loaded raw extracts (default DATA_DIR/archive).")
+    outbox_root: Path = Field(description="Receipts, one subfolder per agency (default DATA_DIR/outbox).")
+    staging_dir: Path = Field(description="Standardised Parquet staging files (default DATA_DIR/staging).")
+    reports_dir: Path = Field(description="Night summaries and deletion certificates (default DATA_DIR/reports).")
+    index_url: str = Field(description="SQLAlchemy URL of the index (default a SQLite file DATA_DIR/index.sqlite).")
     pseudonymisation_key: SecretStr | None = Field(
         None, description="Key for the keyed HMAC of identifiers (at least 32 bytes). Never commit it."
     )
@@ -213,42 +217,41 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_paths(cls, data: Any) -> Any:
+        """Folders and the index default to places under DATA_DIR, made absolute so that
+        Airflow workers in another working directory agree on paths."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        base = Path(data.get("data_dir") or cls.model_fields["data_dir"].default).expanduser().absolute()
+        data["data_dir"] = base
+        for name, folder in _FOLDERS.items():
+            if data.get(name) is None:
+                data[name] = base / folder
+        if not data.get("index_url"):
+            data["index_url"] = f"sqlite:///{base / 'index.sqlite'}"
+        return data
+
     @model_validator(mode="after")
-    def _derive_paths(self) -> Settings:
-        # Absolute, so that Airflow workers in another working directory agree on paths.
-        base = self.data_dir.expanduser().absolute()
-        object.__setattr__(self, "data_dir", base)
-        defaults = {
-            "drop_root": base / "drop",
-            "quarantine_dir": base / "quarantine",
-            "archive_dir": base / "archive",
-            "outbox_root": base / "outbox",
-            "staging_dir": base / "staging",
-            "reports_dir": base / "reports",
-        }
-        for name, default in defaults.items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, default)
+    def _check(self) -> Settings:
         from childindex.contracts.contract import AGENCIES
 
         unknown = sorted(set(self.drop_folders) - set(AGENCIES))
         if unknown:
             raise ValueError(f"drop_folders names unknown agencies {unknown}; known: {', '.join(AGENCIES)}")
         if self.linkage.model_dir is None:
-            self.linkage.model_dir = base / "models"
-        if self.index_url is None:
-            object.__setattr__(self, "index_url", f"sqlite:///{(base / 'index.sqlite').absolute()}")
+            self.linkage.model_dir = self.data_dir / "models"
         return self
 
     # Typed accessors: the model validator guarantees these are set.
     def drop_folder(self, agency: str) -> Path:
         if agency in self.drop_folders:
             return self.drop_folders[agency].expanduser().absolute()
-        assert self.drop_root is not None
         return self.drop_root / agency
 
     def outbox(self, agency: str) -> Path:
-        assert self.outbox_root is not None
         return self.outbox_root / agency
 
     @property
@@ -277,7 +280,6 @@ class Settings(BaseSettings):
         ]
         folders += [self.drop_folder(a) for a in AGENCIES] + [self.outbox(a) for a in AGENCIES]
         for path in folders:
-            assert path is not None
             if not path.exists():
                 path.mkdir(parents=True)
                 # Children's data lives below: no access for other users of the machine.
@@ -319,7 +321,7 @@ def read_key_file(path: Path, origin: str) -> bytes:
     return key
 
 
-def _describe(errors: list[dict[str, Any]]) -> str:
+def _describe(errors: list[ErrorDetails]) -> str:
     parts = []
     for err in errors:
         loc = [str(p) for p in err["loc"]]
@@ -335,6 +337,15 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         # include_input=False: a setting's value could be a secret.
         raise SettingsError(_describe(exc.errors(include_input=False))) from None
+
+
+def environment_for(values: dict[str, Any]) -> dict[str, str]:
+    """``CHILDINDEX_*`` variables that give another process these settings (top-level
+    fields by name, e.g. the demo's data directory for its Airflow processes)."""
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise SettingsError(f"not settings: {', '.join(unknown)}")
+    return {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in values.items() if value is not None}
 
 
 def create_key_file(path: Path) -> Path:

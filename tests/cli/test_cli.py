@@ -6,7 +6,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from childindex.cli.commands import app
+from childindex.cli import app
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from childindex.cli.commands import app
+from childindex.cli import app
 from childindex.cli.doctor import diagnose
 from tests.conftest import TEST_KEY
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from childindex.contracts.contract import AGENCIES, all_contracts, load_contract, load_contract_file
+from childindex.contracts import AGENCIES, all_contracts, load_contract, load_contract_file
 from childindex.contracts.docs import render_all
 from childindex.errors import ContractError
 from childindex.whitelist import SOURCE_FIELDS

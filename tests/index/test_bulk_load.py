@@ -11,7 +11,7 @@ from sqlalchemy import text
 from childindex.index.db import engine_for, migrate
 from childindex.index.store import copy_arrow
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.settings import load_settings
 from childindex.simulation.synthetic import generate_night
 

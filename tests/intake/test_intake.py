@@ -6,7 +6,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from childindex.intake.process import pending_files, run_intake
+from childindex.intake import pending_files, run_intake
 from childindex.staging.layout import STAGING_COLUMNS
 from tests.helpers import child, drop, render
 
@@ -167,7 +167,7 @@ def test_symlinks_are_rejected_never_followed(settings, tmp_path) -> None:
 def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     from typer.testing import CliRunner
 
-    from childindex.cli.commands import app
+    from childindex.cli import app
 
     monkeypatch.chdir(tmp_path)  # no key, no database: nothing but the file is needed
     good = tmp_path / "health_2026-11-24.csv"
@@ -190,7 +190,7 @@ def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:  # noqa
 def test_reprocess_readmits_a_quarantined_file(settings) -> None:
     from datetime import timedelta
 
-    from childindex.intake.process import reprocess
+    from childindex.intake import reprocess
 
     _three_nights_of_ten_rows(settings)
     big = render("health", [child(i) for i in range(1000, 1100)])  # a genuine surge: 10x the usual
@@ -203,7 +203,7 @@ def test_reprocess_readmits_a_quarantined_file(settings) -> None:
 
 
 def test_reprocess_with_a_corrected_file(settings, tmp_path) -> None:
-    from childindex.intake.process import reprocess
+    from childindex.intake import reprocess
 
     drop(settings, "health", render("health", [child(1, sex="Q"), child(2, sex="Q")]))
     [first] = run_intake(settings, "health", NIGHT)

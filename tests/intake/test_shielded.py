@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.whitelist import SENSITIVE_SERVICE
 from tests.helpers import child, drop, render
 
@@ -21,7 +21,7 @@ REFUGE = "ZE1 9QX"  # the sensitive record's postcode: it must go nowhere
 
 def _with_flag(agency: str, rows: list[dict], flags: list[str]) -> bytes:
     """Render rows and fill the contract's sensitive column with ``flags``."""
-    from childindex.contracts.contract import load_contract
+    from childindex.contracts import load_contract
 
     c = load_contract(agency)
     name = c.column_for("sensitive").name

@@ -13,7 +13,7 @@ from childindex.errors import KeyMismatch, RotationRefused
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.keys.rotation import rotate_key
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.settings import load_settings
 from childindex.staging.pseudonymise import hmac_hex, key_id
 from tests.conftest import TEST_KEY
@@ -87,13 +87,15 @@ def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:
     with pytest.raises(KeyMismatch, match="epoch 2"):
         run_intake(settings, "health", later)
     # In Airflow it fails the task for good: retrying cannot fix a key.
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk import RetryAction
 
-    from childindex.orchestration.tasks import intake_one
+    from childindex.orchestration import intake_one, retry_policy
 
     pending = next(settings.drop_folder("health").glob("*.csv"))
-    with pytest.raises(AirflowFailException, match=key_id(NEW_KEY.encode())):
+    with pytest.raises(KeyMismatch, match=key_id(NEW_KEY.encode())) as refused:
         intake_one("health", str(pending), later)
+    assert refused.value.stage == "keys" and refused.value.night == later
+    assert retry_policy().evaluate(refused.value, try_number=1, max_tries=3).action is RetryAction.FAIL
     assert pending.exists(), "the file waits for the right key"
     rotated = load_settings(pseudonymisation_key=NEW_KEY)
     run_intake(rotated, "health", later)

@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from tests.helpers import child, drop, render
 
 N1, N2 = date(2026, 11, 24), date(2026, 11, 25)

@@ -9,13 +9,13 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from childindex.contracts.contract import AGENCIES
+from childindex.contracts import AGENCIES
 from childindex.index.db import engine_for, migrate
 from childindex.intake.process import run_intake
 from childindex.linkage.evaluation import accuracy
 from childindex.linkage.features import register_features
 from childindex.linkage.model import BUNDLED_MODEL, GIVEN_LOOSE_LEVELS, comparisons, load_model, settings_creator
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.linkage.quality import blocking_recall
 from childindex.simulation.synthetic import generate_night
 from childindex.staging.pseudonymise import hmac_sql, key_params

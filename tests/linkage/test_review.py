@@ -7,11 +7,11 @@ from datetime import date, timedelta
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from childindex.cli.commands import app
+from childindex.cli import app
 from childindex.index.db import engine_for
 from childindex.linkage import review as rq
 from tests.helpers import child
-from tests.test_linkage import N1, N2, _child_of, _load
+from tests.linkage.test_linkage import N1, N2, _child_of, _load
 
 N3 = N2 + timedelta(days=1)
 runner = CliRunner()

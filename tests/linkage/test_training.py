@@ -8,11 +8,11 @@ from datetime import date
 import duckdb
 from typer.testing import CliRunner
 
-from childindex.cli.commands import app
-from childindex.contracts.contract import AGENCIES
+from childindex.cli import app
+from childindex.contracts import AGENCIES
 from childindex.intake.process import run_intake
 from childindex.linkage.model import current_model_path, load_model
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.simulation.synthetic import generate_night
 
 NIGHT = date(2026, 11, 24)

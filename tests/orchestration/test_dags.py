@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from childindex.contracts.contract import AGENCIES
+from childindex.contracts import AGENCIES
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -34,7 +35,7 @@ def test_no_import_errors(dagbag) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("agency", AGENCIES)
 def test_intake_dag(dagbag, agency: str) -> None:  # noqa: ANN001
-    from childindex.orchestration.tasks import STAGED
+    from childindex.orchestration import STAGED
 
     dag = dagbag.dags[f"intake_{agency}"]
     assert sorted(dag.task_ids) == ["discover", "process", "publish_staged"]
@@ -47,7 +48,7 @@ def test_intake_dag(dagbag, agency: str) -> None:  # noqa: ANN001
 
 
 def test_linkage_is_scheduled_on_any_agency_asset(dagbag) -> None:  # noqa: ANN001
-    from childindex.orchestration.tasks import INDEX, STAGED
+    from childindex.orchestration import INDEX, STAGED
 
     dag = dagbag.dags["link_and_publish"]
     cond = dag.timetable.asset_condition
@@ -58,7 +59,7 @@ def test_linkage_is_scheduled_on_any_agency_asset(dagbag) -> None:  # noqa: ANN0
 
 
 def test_summary_and_retention(dagbag) -> None:  # noqa: ANN001
-    from childindex.orchestration.tasks import INDEX
+    from childindex.orchestration import INDEX
 
     summary = dagbag.dags["night_summary"]
     assert summary.timetable.asset_condition.uri == INDEX.uri
@@ -74,6 +75,51 @@ def test_tasks_retry_with_backoff(dagbag) -> None:  # noqa: ANN001
     for dag in dagbag.dags.values():
         for t in dag.tasks:
             assert t.retry_exponential_backoff and t.retries >= 1, (dag.dag_id, t.task_id)
+            assert t.retry_policy is not None, (dag.dag_id, t.task_id)
+
+
+@pytest.mark.parametrize(
+    ("error", "action"),
+    [
+        ("FileRejected('encoding', 'not UTF-8')", "fail"),
+        ("KeyMismatch('the index has another key')", "fail"),
+        ("SettingsError('CHILDINDEX_INDEX_URL: invalid')", "fail"),
+        ("ContractError('unknown agency')", "fail"),
+        ("IndexUnavailable('locked')", "retry"),
+        ("RuntimeError('unforeseen')", "default"),
+    ],
+)
+def test_the_retry_policy_decides_by_error_type(dagbag, error: str, action: str) -> None:  # noqa: ANN001
+    from childindex import errors
+
+    exc = eval(error, vars(errors))  # noqa: S307 - the test's own literals
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            decision = t.retry_policy.evaluate(exc, try_number=1, max_tries=3)
+            assert decision.action.value == action, (dag.dag_id, t.task_id, error)
+
+
+def test_database_errors_that_may_pass_become_transient() -> None:
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from childindex.errors import IndexUnavailable, stage_errors
+
+    night = date(2026, 11, 24)
+    locked = OperationalError("UPDATE child", {}, sqlite3.OperationalError("database is locked"))
+    with pytest.raises(IndexUnavailable) as info, stage_errors("linkage", night):
+        raise locked
+    assert info.value.stage == "linkage" and info.value.night == night and info.value.__cause__ is locked
+    # A missing table will not appear by retrying: it stays what it was.
+    engine = create_engine("sqlite://")
+    with pytest.raises(OperationalError), stage_errors("linkage", night), engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table"))
+    # PostgreSQL refusing connections (nothing listens on port 9): transient.
+    pg = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 2})
+    with pytest.raises(IndexUnavailable), stage_errors("intake", night), pg.connect():
+        pass
 
 
 def test_dag_files_import_no_heavy_libraries_at_parse_time() -> None:

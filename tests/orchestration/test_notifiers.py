@@ -63,9 +63,10 @@ def test_an_unreachable_hook_does_not_hide_the_failure(monkeypatch, caplog) -> N
 
 
 def test_notifications_are_off_unless_configured(monkeypatch) -> None:  # noqa: ANN001
-    from childindex.orchestration.tasks import _failure_callbacks
+    from childindex.orchestration import default_args
+    from childindex.settings import load_settings
 
-    assert _failure_callbacks() == []
+    assert "on_failure_callback" not in default_args(load_settings())
     monkeypatch.setenv("CHILDINDEX_FAILURE_WEBHOOK_CONN", "childindex_alerts")
-    (notifier,) = _failure_callbacks()
+    (notifier,) = default_args(load_settings())["on_failure_callback"]
     assert isinstance(notifier, FailureWebhookNotifier) and notifier.conn_id == "childindex_alerts"

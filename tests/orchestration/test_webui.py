@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from childindex.orchestration.plugin import PREFIX, ChildindexPlugin
 from childindex.orchestration.webui import served_receipt_links
 from childindex.reports import build_report
-from tests.test_reports import _nights
+from tests.reports.test_reports import _nights
 
 
 @pytest.fixture(scope="module")

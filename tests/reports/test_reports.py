@@ -7,9 +7,9 @@ import re
 from datetime import date, timedelta
 
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.reports import build_report
-from childindex.reports.summary import night_summary
+from childindex.reports import night_summary
 from childindex.retention import run_retention
 from tests.helpers import child, drop, nhs, render
 
@@ -83,7 +83,7 @@ def test_a_quiet_night_reports_success(settings) -> None:  # noqa: ANN001
 def test_the_report_command_needs_no_key(settings, monkeypatch) -> None:  # noqa: ANN001
     from typer.testing import CliRunner
 
-    from childindex.cli.commands import app
+    from childindex.cli import app
 
     _nights(settings, n=1)
     monkeypatch.delenv("CHILDINDEX_PSEUDONYMISATION_KEY")

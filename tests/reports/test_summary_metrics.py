@@ -9,8 +9,8 @@ from sqlalchemy import text
 
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
-from childindex.reports.summary import night_summary
+from childindex.linkage import link_pending
+from childindex.reports import night_summary
 from tests.helpers import child, drop, render
 
 NIGHT = date(2026, 11, 24)

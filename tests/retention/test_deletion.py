@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.retention import run_retention
 from tests.helpers import child, drop, nhs, render
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.retention import policy, run_retention
 from tests.helpers import child, drop, render
 
@@ -132,7 +132,7 @@ def test_the_retention_docs_are_generated_from_the_policy() -> None:
 
 def test_a_child_past_the_age_served_goes_with_everything_linked(settings) -> None:  # noqa: ANN001
     from childindex.intake.process import run_intake
-    from childindex.linkage.night import link_pending
+    from childindex.linkage import link_pending
     from tests.helpers import child, drop, render
 
     old = child(1, date_of_birth=date(2002, 1, 1))  # 24 on the night: accepted
@@ -157,7 +157,7 @@ def test_decided_review_items_go_after_their_period(settings) -> None:  # noqa: 
     from datetime import datetime
 
     from childindex.intake.process import run_intake
-    from childindex.linkage.night import link_pending
+    from childindex.linkage import link_pending
     from tests.helpers import child, drop, render
 
     same = {"given_name": "Jack", "family_name": "Jones", "date_of_birth": date(2014, 5, 5), "sex": "M"}
@@ -185,7 +185,7 @@ def test_decided_review_items_go_after_their_period(settings) -> None:  # noqa: 
 
 
 def test_the_night_summary_shows_the_last_retention_run(settings) -> None:  # noqa: ANN001
-    from childindex.reports.summary import night_summary
+    from childindex.reports import night_summary
 
     _night(settings)
     assert night_summary(settings, NIGHT)["retention"] is None

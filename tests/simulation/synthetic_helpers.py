@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from childindex.contracts.contract import load_contract
+from childindex.contracts import load_contract
 from childindex.simulation.synthetic import GenerationResult, Population, true_identity_frame
 
 FIRST_NIGHT = date(2026, 11, 24)

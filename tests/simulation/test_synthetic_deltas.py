@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from childindex.contracts.contract import AGENCIES, load_contract
+from childindex.contracts import AGENCIES, load_contract
 from childindex.simulation.synthetic import build_population, generate_night
 from childindex.simulation.synthetic import extracts as E
 from childindex.simulation.synthetic import names as T

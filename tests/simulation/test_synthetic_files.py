@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from childindex.contracts.contract import AGENCIES, load_contract
+from childindex.contracts import AGENCIES, load_contract
 from childindex.simulation.synthetic import column_layout
 from childindex.simulation.synthetic.records import EXTRAS
 from childindex.validation.identifiers import valid_nhs_numbers, valid_upns

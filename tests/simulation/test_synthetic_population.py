@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from childindex.contracts.contract import AGENCIES, load_contract
+from childindex.contracts import AGENCIES, load_contract
 from childindex.simulation.synthetic import NoiseConfig, generate_night, true_identity_frame
 from childindex.simulation.synthetic import names as T
 from childindex.simulation.synthetic import population as P

@@ -101,7 +101,7 @@ def test_the_command_runs_a_simulation_and_refuses_a_used_folder(tmp_path) -> No
 
     from typer.testing import CliRunner
 
-    from childindex.cli.commands import app
+    from childindex.cli import app
 
     runner = CliRunner()
     out = tmp_path / "result.json"

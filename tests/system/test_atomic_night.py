@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from childindex.index.db import engine_for, migrate
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.settings import load_settings
 from childindex.simulation.synthetic import generate_night
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from childindex.contracts.contract import AGENCIES, load_contract
+from childindex.contracts import AGENCIES, load_contract
 from tests.helpers import nhs, upn
-from tests.test_report_browser import chromium as chromium  # a fixture
+from tests.system.test_report_browser import chromium as chromium  # a fixture
 
 pytestmark = pytest.mark.airflow
 
@@ -146,7 +146,7 @@ def test_linkage_meets_the_accuracy_floor(night) -> None:  # noqa: ANN001
 def test_the_summary_reports_the_night(night) -> None:  # noqa: ANN001
     import json
 
-    from childindex.reports.summary import summary_path
+    from childindex.reports import summary_path
 
     settings, _, _ = night
     s = json.loads(summary_path(settings, NIGHT).read_text())
@@ -289,7 +289,7 @@ def test_the_report_tab_of_a_dag_run_in_airflows_ui(night, api_server, chromium)
     the night's report inside, every plot drawn; a screenshot is kept."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_report_browser import ARTIFACTS, CHROMIUM_ARGS
+    from tests.system.test_report_browser import ARTIFACTS, CHROMIUM_ARGS
 
     base, token = api_server
     run_id = _latest_run(base, token, "night_summary")
@@ -370,7 +370,7 @@ def test_the_demo_command_twice_gives_the_same_index(tmp_path: Path) -> None:
     import sys
 
     data = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "childindex.cli.commands", "demo", "--children", "300", "--data-dir", str(data)]
+    cmd = [sys.executable, "-m", "childindex.cli", "demo", "--children", "300", "--data-dir", str(data)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHILDINDEX_", "AIRFLOW"))}
     env["COLUMNS"] = "200"
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

@@ -6,12 +6,12 @@ from datetime import date, timedelta
 
 from sqlalchemy import text
 
-from childindex.contracts.contract import AGENCIES
+from childindex.contracts import AGENCIES
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.linkage.evaluation import accuracy
-from childindex.linkage.night import link_pending
-from childindex.reports.summary import night_summary
+from childindex.linkage import link_pending
+from childindex.reports import night_summary
 from childindex.simulation.synthetic import generate_night
 
 FIRST = date(2026, 11, 24)

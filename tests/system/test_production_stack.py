@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from childindex.orchestration.tasks import night_of
+from childindex.orchestration import night_of
 from tests.conftest import PG_ADMIN_URL, TEST_KEY
 
 REDIS = ("127.0.0.1", 6379)

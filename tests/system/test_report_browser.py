@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from childindex.reports import build_report
-from tests.test_reports import _nights
+from tests.reports.test_reports import _nights
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

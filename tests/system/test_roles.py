@@ -13,7 +13,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from childindex.index.db import migrate
 from childindex.intake.process import run_intake
-from childindex.linkage.night import link_pending
+from childindex.linkage import link_pending
 from childindex.retention import run_retention
 from childindex.settings import load_settings
 from tests.helpers import child, drop, render
@@ -72,7 +72,7 @@ def _psql(url: str, name: str) -> None:
     """Run one of sql/'s files with the command operators use (``childindex db apply-sql``)."""
     from typer.testing import CliRunner
 
-    from childindex.cli.commands import app
+    from childindex.cli import app
 
     result = CliRunner().invoke(app, ["db", "apply-sql", str(SQL / name)], env={"CHILDINDEX_INDEX_URL": url})
     assert result.exit_code == 0, result.output

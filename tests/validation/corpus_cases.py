@@ -21,8 +21,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from childindex.contracts.contract import load_contract
-from childindex.validation.validate import UPN_LETTERS
+from childindex.contracts import load_contract
+from childindex.validation.sql import UPN_LETTERS
 from tests.helpers import child, drop, file_name, nhs, render, upn
 
 MARK = "Qzcorpus"

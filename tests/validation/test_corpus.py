@@ -22,10 +22,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from childindex.contracts.contract import load_contract
+from childindex.contracts import load_contract
 from childindex.index.db import engine_for, migrate
-from childindex.intake.process import check_file, pending_files, run_intake
-from childindex.linkage.night import link_pending
+from childindex.intake import check_file, pending_files, run_intake
+from childindex.linkage import link_pending
 from childindex.settings import load_settings
 from tests.helpers import child, drop, file_name
 from tests.validation.corpus_cases import CASES, CLEAN_NIGHT, NIGHT, Case, Delivery, clean_bytes, csv
@@ -252,7 +252,7 @@ CHECK_EXIT = {"accepted": 0, "accepted_with_rejections": 1, "rejected": 2}
 def _check_with_cli(case: Case, path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, str]:
     from typer.testing import CliRunner
 
-    from childindex.cli.commands import app
+    from childindex.cli import app
 
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, ["check", "--agency", case.agency, str(path), "--json"])

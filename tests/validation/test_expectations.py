@@ -7,21 +7,32 @@ from pathlib import Path
 
 import pytest
 
-from childindex.contracts.contract import AGENCIES, load_contract
-from childindex.validation.gx.suites import RESULT_FORMAT, SUITES_DIR, build_suite, render_all
+from childindex.contracts import AGENCIES, load_contract
+from childindex.validation.gx.runner import RESULT_FORMAT
+from childindex.validation.gx.suites import build_suite, render_all
 
 ROOT = Path(__file__).resolve().parents[2]
+SUITES_DIR = ROOT / "expectations"  # the repository's, found from here: the package never reaches outside itself
 
 
 def test_suites_on_disk_are_generated_from_the_contracts() -> None:
-    assert SUITES_DIR == ROOT / "expectations"
+    assert sorted(p.name for p in SUITES_DIR.glob("*.json")) == sorted(render_all())
     for name, text in render_all().items():
         assert (SUITES_DIR / name).read_text(encoding="utf-8") == text, f"run 'childindex contracts suites' ({name})"
 
 
 @pytest.mark.parametrize("agency", AGENCIES)
+def test_sql_rules_and_suite_come_from_one_catalogue_in_one_order(agency: str) -> None:
+    from childindex.validation.rules import row_rules
+
+    suite = build_suite(load_contract(agency))
+    in_suite = [(e["meta"]["rule"], e["meta"]["column"]) for e in suite["expectations"]]
+    assert in_suite == [(r.rule, r.column) for r in row_rules(load_contract(agency))]
+
+
+@pytest.mark.parametrize("agency", AGENCIES)
 def test_every_row_rule_has_its_expectation(agency: str) -> None:
-    from childindex.validation.validate import row_rules
+    from childindex.validation.rules import row_rules
 
     suite = build_suite(load_contract(agency))
     in_suite = {(e["meta"]["rule"], e["meta"]["column"]) for e in suite["expectations"]}
@@ -71,7 +82,7 @@ def _table(tmp_path: Path) -> Path:
 
 
 def test_gx_results_keep_counts_never_values(tmp_path: Path) -> None:
-    from childindex.validation.gx.suites import run_suite_on_duckdb
+    from childindex.validation.gx.runner import run_suite_on_duckdb
 
     checks = run_suite_on_duckdb(_table(tmp_path), "health", date(2026, 11, 24))
     by_rule = {(c.rule, c.column): c for c in checks}
@@ -84,17 +95,56 @@ def test_gx_results_keep_counts_never_values(tmp_path: Path) -> None:
 
 
 def test_gx_default_result_format_would_leak_which_is_why_it_is_not_used(tmp_path: Path) -> None:
-    from childindex.validation.gx.suites import _gx, _suite
+    from childindex.validation.gx.runner import gx_context, gx_suite
 
-    _, context = _gx()
+    context = gx_context()
     ds = context.data_sources.add_sql(name="leak_test", connection_string=f"duckdb:///{_table(tmp_path)}")
     try:
         batch = ds.add_table_asset("std", table_name="std").add_batch_definition_whole_table("w").get_batch()
         params = {"night": date(2026, 11, 24), "min_date_of_birth": date(2001, 11, 24)}
-        leaky = batch.validate(_suite("health"), expectation_parameters=params)  # GX's default: SUMMARY
+        leaky = batch.validate(gx_suite("health"), expectation_parameters=params)  # GX's default: SUMMARY
         assert CANARY in str(leaky.to_json_dict())
-        safe = batch.validate(_suite("health"), result_format=RESULT_FORMAT, expectation_parameters=params)
+        safe = batch.validate(gx_suite("health"), result_format=RESULT_FORMAT, expectation_parameters=params)
         assert CANARY not in str(safe.to_json_dict())
         batch.data.execution_engine.close()
     finally:
         context.data_sources.delete("leak_test")
+
+
+def test_importing_validation_imports_no_gx_and_changes_no_environment() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; before = dict(os.environ)\n"
+        "import childindex.validation, childindex.validation.gx.custom, childindex.validation.gx.runner\n"
+        "import childindex.validation.gx.suites, childindex.intake, childindex.staging, childindex.keys\n"
+        "assert dict(os.environ) == before, 'an import changed the environment'\n"
+        "assert 'great_expectations' not in sys.modules, 'an import imported GX'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_gx_sends_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Analytics are off in the context's own config, whatever the environment says, and a
+    suite run opens no network connection at all."""
+    import socket
+
+    from childindex.validation.gx import runner
+
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("no network in this test")
+
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "True")
+    context = runner._new_context()
+    assert context.config.analytics_enabled is False and context.variables.analytics_enabled is False
+    assert runner.gx_context().config.analytics_enabled is False
+    checks = runner.run_suite_on_duckdb(_table(tmp_path), "health", date(2026, 11, 24))
+    assert checks and attempts == []

@@ -6,13 +6,8 @@ import duckdb
 import numpy as np
 
 from childindex.validation.identifiers import valid_nhs_numbers, valid_upns
-from childindex.validation.validate import (
-    OneRecordPerLine,
-    blank_unpaired_quotes,
-    nhs_valid_sql,
-    postcode_sql,
-    upn_valid_sql,
-)
+from childindex.validation.reader import OneRecordPerLine, blank_unpaired_quotes
+from childindex.validation.sql import nhs_valid_sql, postcode_sql, upn_valid_sql
 from tests.helpers import nhs, upn
 
 

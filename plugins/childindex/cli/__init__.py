@@ -1,5 +1,5 @@
-"""The ``childindex`` command."""
+"""The ``childindex`` command: a module per command group, one mapping from error to exit code."""
 
-from childindex.cli.commands import app
+from childindex.cli.main import app, main
 
-__all__ = ["app"]
+__all__ = ["app", "main"]

@@ -1,5 +1,5 @@
 """``python -m childindex.cli``."""
 
-from childindex.cli.app import main
+from childindex.cli.main import main
 
 main()

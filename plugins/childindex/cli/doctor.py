@@ -1,12 +1,22 @@
 """``childindex doctor``: is this installation ready to run a night? Each check says what is
-wrong and what to do; none prints a secret or a child's data."""
+wrong and what to do; none prints a secret or a child's data. And ``childindex settings``:
+what the settings resolve to, secrets masked."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from childindex.cli.app import cli_settings, console, err, new_app
+from childindex.settings import Settings
+
+app = new_app()
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ def diagnose() -> list[Check]:
         checks.append(_run("index schema", lambda: _schema(settings)))
         if checks[1].ok and checks[-1].ok:
             checks.append(_run("key epoch", lambda: _epoch(settings)))
-    checks += [_run(f"folder: {name}", lambda p=path: _folder(p)) for name, path in _folders(settings)]
+    checks += [_run(f"folder: {name}", partial(_folder, path)) for name, path in _folders(settings)]
     checks.append(_run("airflow plugin", _plugin))
     return checks
 
@@ -60,7 +70,7 @@ class Warning_(Problem):  # noqa: N801 - not the builtin Warning
     """It works, but should be fixed; the message says how."""
 
 
-def _key(settings) -> str:  # noqa: ANN001
+def _key(settings: Settings) -> str:
     from childindex.errors import SettingsError
     from childindex.staging.pseudonymise import key_id
 
@@ -71,7 +81,7 @@ def _key(settings) -> str:  # noqa: ANN001
     return f"present, {len(key)} bytes, key id {key_id(key)}"
 
 
-def _database(settings) -> str:  # noqa: ANN001
+def _database(settings: Settings) -> str:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
@@ -86,7 +96,7 @@ def _database(settings) -> str:  # noqa: ANN001
     return f"{shown} reachable"
 
 
-def _schema(settings) -> str:  # noqa: ANN001
+def _schema(settings: Settings) -> str:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
@@ -100,7 +110,7 @@ def _schema(settings) -> str:  # noqa: ANN001
     return f"at {head}, the newest migration"
 
 
-def _epoch(settings) -> str:  # noqa: ANN001
+def _epoch(settings: Settings) -> str:
     from childindex.errors import KeyMismatch
     from childindex.keys.epochs import verify_key
     from childindex.staging.pseudonymise import key_id
@@ -114,7 +124,7 @@ def _epoch(settings) -> str:  # noqa: ANN001
     return f"the configured key is the index's (epoch {epoch})"
 
 
-def _folders(settings) -> list[tuple[str, Path]]:  # noqa: ANN001
+def _folders(settings: Settings) -> list[tuple[str, Path]]:
     from childindex.contracts.contract import AGENCIES
 
     named = [
@@ -151,3 +161,29 @@ def _plugin(group: str = "airflow.plugins") -> str:
             "reports: install the package (uv sync, or pip install .) rather than copying its files"
         )
     return "registered: each DAG run links to its night's quality report in Airflow's UI"
+
+
+@app.command()
+def doctor() -> None:
+    """Check configuration, the index database and schema, the key and every folder; say what to fix.
+
+    Exits 0 when a night can run (warnings included), 1 when something must be fixed first.
+    Prints no secret: the key is shown only by its id.
+    """
+    checks = diagnose()
+    table = Table("check", "status", "detail")
+    colour = {"ok": "green", "warn": "yellow", "FAIL": "red"}
+    for c in checks:
+        table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail)
+    console.print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        err.print(f"[red]{len(failed)} check(s) failed[/red]: fix them before the next night")
+        raise typer.Exit(1)
+    console.print("ready")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Show the resolved settings (secrets masked)."""
+    console.print_json(cli_settings(need_key=False).model_dump_json())

@@ -7,8 +7,12 @@ from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,7 @@ def engine_for(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # secure_delete overwrites deleted content, so retention leaves no readable remnants.
     for pragma in (
@@ -44,7 +48,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types
     cur.close()
 
 
-def alembic_config(url: str):  # noqa: ANN201 - alembic type import kept lazy
+def alembic_config(url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 
 from childindex.index.db import engine_for
 from childindex.index.models import FileLedger
@@ -39,9 +39,9 @@ class Ledger:
     def record(self, **values: object) -> None:
         values.setdefault("received_at", datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         with self.engine.begin() as conn:
-            conn.execute(FileLedger.__table__.insert().values(**values))
+            conn.execute(insert(FileLedger).values(**values))
 
-    def staged(self) -> list[tuple[int, str, str, date]]:
+    def staged(self) -> list[tuple[int, str, str | None, date]]:
         """(id, agency, staged_path, night) of files staged but not yet linked, oldest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -49,9 +49,10 @@ class Ledger:
                 .where(FileLedger.status == "staged")
                 .order_by(FileLedger.night, FileLedger.id)
             ).all()
-        return [tuple(r) for r in rows]
+        return [(r.id, r.agency, r.staged_path, r.night) for r in rows]
 
     @staticmethod
-    def mark_linked(conn, ids: list[int]) -> None:  # noqa: ANN001 - inside the publish transaction
+    def mark_linked(conn: Connection, ids: list[int]) -> None:
+        """Inside the publish transaction: the files' records are in the index."""
         if ids:
             conn.execute(update(FileLedger).where(FileLedger.id.in_(ids)).values(status="linked"))

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text
+from sqlalchemy import (
+    Connection,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from childindex.index.db import engine_for
 from childindex.index.ledger import Ledger
 from childindex.index.models import (
+    Base,
     Child,
     ChildIdHistory,
     Involvement,
@@ -51,38 +67,21 @@ def _column(values: tuple, type_: Any) -> Any:
     return pa.array(values, type=type_)
 
 
-def fetch_existing(url: str) -> tuple[Any, Any]:
-    """(source records, children) of the current index as Arrow tables."""
+def arrow_schema(model: type[Base], columns: Iterable[str] | None = None) -> Any:
+    """The Arrow schema of a table's columns (all of them by default), from its model: the
+    one place that knows the index's columns and their types."""
     import pyarrow as pa
 
-    rec_schema = pa.schema(
-        [
-            ("source_key", pa.string()),
-            ("agency", pa.string()),
-            ("child_id", pa.string()),
-            ("nhs_key", pa.string()),
-            ("upn_key", pa.string()),
-            ("match_key", pa.string()),
-            ("first_seen", pa.date32()),
-            ("given_name", pa.string()),
-            ("family_name", pa.string()),
-            ("date_of_birth", pa.date32()),
-            ("sex", pa.string()),
-            ("postcode", pa.string()),
-        ]
-    )
-    child_schema = pa.schema(
-        [
-            ("child_id", pa.string()),
-            ("given_name", pa.string()),
-            ("family_name", pa.string()),
-            ("date_of_birth", pa.date32()),
-            ("sex", pa.string()),
-            ("postcode", pa.string()),
-            ("first_seen", pa.date32()),
-            ("last_seen", pa.date32()),
-        ]
-    )
+    types = {String: pa.string(), Text: pa.string(), Date: pa.date32(), DateTime: pa.timestamp("us"),
+             Integer: pa.int64(), Float: pa.float64()}  # fmt: skip
+    table = model.__table__
+    names = list(columns) if columns is not None else [c.name for c in table.columns]
+    return pa.schema([(n, types[type(table.c[n].type)]) for n in names])
+
+
+def fetch_existing(url: str) -> tuple[Any, Any]:
+    """(source records, children) of the current index as Arrow tables, every column."""
+    rec_schema, child_schema = arrow_schema(SourceRecord), arrow_schema(Child)
     sr, c = SourceRecord, Child
     records_stmt = select(*(getattr(sr, f.name) for f in rec_schema)).order_by(sr.source_key)
     children_stmt = select(*(getattr(c, f.name) for f in child_schema))
@@ -92,10 +91,8 @@ def fetch_existing(url: str) -> tuple[Any, Any]:
 
 def fetch_decisions(url: str) -> Any:
     """People's link decisions as an Arrow table (key_a, key_b, decision)."""
-    import pyarrow as pa
-
-    schema = pa.schema([("key_a", pa.string()), ("key_b", pa.string()), ("decision", pa.string())])
     d = LinkDecision
+    schema = arrow_schema(LinkDecision, ["key_a", "key_b", "decision"])
     [decisions] = read_arrow(url, [(select(d.key_a, d.key_b, d.decision).order_by(d.key_a, d.key_b), schema)])
     return decisions
 
@@ -141,7 +138,9 @@ def copy_arrow(conn: Connection, table_name: str, table: Any) -> None:
 
     columns = ", ".join(f'"{c}"' for c in table.column_names)
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    cursor = conn.connection.dbapi_connection.cursor()
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None, "COPY needs the driver's connection"
+    cursor = dbapi.cursor()
     try:
         with cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             for batch in table.to_batches(_FETCH_BATCH):
@@ -158,7 +157,7 @@ def _rows(table: Any, drop: tuple[str, ...] = ()) -> list[dict]:
     return table.select(cols).to_pylist()
 
 
-def _chunks(values: list, size: int = _KEY_CHUNK):  # noqa: ANN202
+def _chunks(values: list[Any], size: int = _KEY_CHUNK) -> Iterator[list[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
 
@@ -185,10 +184,9 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             import pyarrow.compute as pc
 
             fields = [c for c in child.column_names if c not in ("is_new", "in_index")]
-            t = Child.__table__
             update_stmt = (
-                t.update()
-                .where(t.c.child_id == bindparam("b_child_id"))
+                update(Child)
+                .where(Child.child_id == bindparam("b_child_id"))
                 .values({c: bindparam(f"b_{c}") for c in fields if c != "child_id"})
             )
             present = child["in_index"]
@@ -198,9 +196,9 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             # 2. Existing records whose child changed (merges and splits).
             remap = _rows(plan["remap"])
             if remap:
-                for table in (SourceRecord.__table__, Involvement.__table__):
+                for model in (SourceRecord, Involvement):
                     conn.execute(
-                        table.update().where(table.c.source_key == bindparam("k")).values(child_id=bindparam("c")),
+                        update(model).where(model.source_key == bindparam("k")).values(child_id=bindparam("c")),
                         [{"k": r["source_key"], "c": r["child_id"]} for r in remap],
                     )
             # 3. Tonight's records replace their previous versions, and their open review

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from childindex.errors import KeyMismatch
 from childindex.index.db import engine_for
@@ -32,7 +32,7 @@ def check_key(url: str, key: bytes, today: date) -> int:
     with engine_for(url).begin() as conn:
         epoch = _verified(conn, wanted)
         if epoch is None:
-            conn.execute(KeyEpoch.__table__.insert().values(epoch=1, key_id=wanted, since=today))
+            conn.execute(insert(KeyEpoch).values(epoch=1, key_id=wanted, since=today))
             return 1
         return epoch
 

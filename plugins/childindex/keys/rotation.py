@@ -128,8 +128,9 @@ def _extract_files(settings: Settings, extracts: Sequence[Path]) -> list[tuple[s
 
 def _map_file(settings: Settings, agency: str, path: Path, new_key: bytes, work: Path, today: date) -> bool:
     """Old and new pseudonyms of every accepted row of one extract, to a Parquet part."""
-    from childindex.intake.process import new_receipt
+    from childindex.receipts import new_receipt
     from childindex.staging.pseudonymise import pseudonym_sql
+    from childindex.validation.sql import quote_str
     from childindex.validation.validate import validate_file
 
     contract = load_contract(agency)
@@ -138,18 +139,12 @@ def _map_file(settings: Settings, agency: str, path: Path, new_key: bytes, work:
     params.update(new_params)
     select = ", ".join([f"{old[c]} AS {c}" for c in KEY_COLUMNS] + [f"{new[c]} AS {c}_next" for c in KEY_COLUMNS])
     part = work / f"{agency}-{uuid.uuid4().hex[:8]}.parquet"
-    target = str(part).replace("'", "''")  # a path in SQL text: quotes doubled
-
-    def write(con) -> None:  # noqa: ANN001
-        con.execute(
-            f"COPY (SELECT {select} FROM std ANTI JOIN rejected ON rejected.row = std._row) "
-            f"TO '{target}' (FORMAT parquet)",
-            params,
-        )
-
-    receipt, _match, night = new_receipt(contract, path, today)
+    receipt, night = new_receipt(contract, path, today)
     try:
-        validate_file(settings, contract, path, night or today, receipt, [], on_accepted=write)
+        with validate_file(settings, contract, path, night or today, receipt, []) as checked:
+            checked.con.execute(
+                f"COPY (SELECT {select} FROM {checked.accepted}) TO '{quote_str(part)}' (FORMAT parquet)", params
+            )
     except FileRejected:
         return False
     return True

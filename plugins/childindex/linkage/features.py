@@ -11,19 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from childindex.validation.validate import normalise_name_sql
+from childindex.whitelist import IDENTITY_FIELDS
 
-# Input columns, in the order the index and staging name them.
-MINIMAL_COLUMNS = (
-    "source_key",
-    "agency",
-    "given_name",
-    "family_name",
-    "date_of_birth",
-    "sex",
-    "postcode",
-    "nhs_key",
-    "upn_key",
-)
+# What linkage compares, as staging and the index's source_record both name it: a record's
+# key and agency, its pseudonymised identifiers and the whitelist's identity fields.
+MINIMAL_COLUMNS = ("source_key", "agency", *IDENTITY_FIELDS, "nhs_key", "upn_key")
 
 
 def features_sql(source: str) -> str:

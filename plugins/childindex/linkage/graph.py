@@ -53,10 +53,11 @@ def cluster(con: Any) -> int:
         WHERE o.outcome = 'link';
     """)
     undone = 0
+    _components_into(con, "node_comp")
     # First undo the model's links in conflicting groups; if people's decisions alone still
-    # conflict (they contradict each other), undo those too.
+    # conflict (they contradict each other), undo those too. Groups are recomputed after
+    # every pass that undid a link, so what is clustered below is what the links now say.
     for keep in ("decided OR NOT conflicted", "NOT conflicted"):
-        _components_into(con, "node_comp")
         con.execute("""
             CREATE OR REPLACE TABLE conflict AS
             WITH rc AS (SELECT n.*, c.comp FROM node_of n JOIN node_comp c USING (node))
@@ -65,13 +66,17 @@ def cluster(con: Any) -> int:
             UNION
             SELECT a.comp FROM decision d JOIN rc a ON a.source_key = d.key_a JOIN rc b ON b.source_key = d.key_b
             WHERE d.decision = 'non_match' AND a.comp = b.comp AND a.node <> b.node;
+        """)
+        if not con.execute("SELECT count(*) FROM conflict").fetchall()[0][0]:
+            break  # no group conflicts: every link stands
+        con.execute("""
             CREATE OR REPLACE TABLE edge_judged AS
             SELECT e.*, c.comp IN (SELECT comp FROM conflict) AS conflicted
             FROM edge e JOIN node_comp c ON c.node = e.l;
         """)
         dropped = con.execute(f"SELECT count(*) FROM edge_judged WHERE NOT ({keep})").fetchall()[0][0]
         if not dropped:
-            break
+            continue  # only people's decisions hold the group together: judge those next
         undone += dropped
         con.execute(f"""
             UPDATE outcome SET outcome = 'review', reason = 'conflicting_group'
@@ -79,6 +84,7 @@ def cluster(con: Any) -> int:
             WHERE outcome.new_key = d.new_key AND outcome.other_key = d.other_key;
             CREATE OR REPLACE TABLE edge AS SELECT l, r, new_key, other_key, decided FROM edge_judged WHERE {keep};
         """)
+        _components_into(con, "node_comp")
     con.execute("""
         CREATE OR REPLACE TABLE clustered AS
         SELECT o.source_key, o.child_id AS old_child_id, false AS in_batch, c.comp

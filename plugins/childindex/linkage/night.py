@@ -14,8 +14,12 @@ Training (:mod:`.training`) is separate: its own command and DAG, not part of a 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from childindex.settings import Settings
 
@@ -45,6 +49,7 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     from childindex.index.ledger import Ledger
     from childindex.index.store import fetch_decisions, fetch_existing, publish, put_metrics
     from childindex.keys.epochs import check_key
+    from childindex.linkage.batch import connect, load_batch
     from childindex.linkage.graph import assign_ids, cluster, plan
     from childindex.linkage.model import current_model_path, load_model
     from childindex.linkage.scoring import decide, score
@@ -63,7 +68,7 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     phase = _Phases()
     try:
         with phase("read"):
-            _load_batch(con, [path for _id, _agency, path, _night in staged if path])
+            load_batch(con, [path for _id, _agency, path, _night in staged if path])
             result.records = con.execute("SELECT count(*) FROM batch").fetchall()[0][0]
             existing, children = fetch_existing(settings.index_url)
             con.register("existing", existing)
@@ -96,7 +101,7 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     return result
 
 
-def _probability_histogram(con) -> dict[str, float]:  # noqa: ANN001
+def _probability_histogram(con: Any) -> dict[str, float]:
     """Scored pairs by match probability, in bins of 0.05 (``linkage_p_bin_BB``: BB/20 up
     to the next bin), for the quality report's histogram. Counts only."""
     rows = con.execute("SELECT least(floor(p * 20)::INT, 19) AS b, count(*) FROM scored GROUP BY b").fetchall()
@@ -109,63 +114,16 @@ class _Phases:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
-    def __call__(self, name: str):  # noqa: ANN204
-        import time
-        from contextlib import contextmanager
-
-        @contextmanager
-        def timed():  # noqa: ANN202
-            start = time.perf_counter()
-            try:
-                yield
-            finally:
-                self.seconds[name] = round(time.perf_counter() - start, 2)
-
-        return timed()
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 2)
 
 
-def connect(settings: Settings):  # noqa: ANN201
-    """A DuckDB connection for linkage work: bounded memory, spilling to the work folder.
-
-    Without a limit DuckDB takes up to 80% of the machine's memory for its buffers (12 GiB
-    for a million children here); with it, the work spills and the night stays within
-    its budget."""
-    import duckdb
-
-    return duckdb.connect(
-        config={
-            "threads": 2,
-            "memory_limit": settings.linkage.duckdb_memory_limit,
-            "temp_directory": str(settings.work_dir / "linkage-spill"),
-            "preserve_insertion_order": False,
-        }
-    )
-
-
-def _load_batch(con, paths: list[str]) -> None:  # noqa: ANN001
-    """Table ``batch``: the newest staged version of each record (latest night, then file)."""
-    import pyarrow as pa
-
-    if not paths:  # only empty deliveries: nothing to link, but they are still marked linked
-        from childindex.staging.layout import STAGING_COLUMNS
-        from childindex.whitelist import DATE_FIELDS
-
-        types = {"night": "DATE", "source_row": "BIGINT", **{f: "DATE" for f in DATE_FIELDS}}
-        columns = ", ".join(f"{c} {types.get(c, 'VARCHAR')}" for c in STAGING_COLUMNS)
-        con.execute(f"CREATE TABLE batch ({columns})")
-        return
-    con.register("file_order", pa.table({"file_ord": list(range(len(paths))), "filename": paths}))
-    con.execute(
-        "CREATE TABLE batch AS SELECT * EXCLUDE (rn, file_ord, filename) FROM ("
-        " SELECT s.*, f.file_ord, row_number() OVER (PARTITION BY s.source_key"
-        "   ORDER BY s.night DESC, f.file_ord DESC, s.source_row DESC) AS rn"
-        " FROM read_parquet($paths, filename = true) s JOIN file_order f USING (filename))"
-        " WHERE rn = 1",
-        {"paths": paths},
-    )
-
-
-def _split_sets(con) -> None:  # noqa: ANN001
+def _split_sets(con: Any) -> None:
     """``tonight``: the records to link now: tonight's, plus every record of a child that a
     person has since said holds two different children (so it can be split). ``old_records``:
     the rest of the index, kept together child by child."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 
+from childindex.errors import UsageError
 from childindex.index.db import engine_for
 from childindex.index.models import LinkDecision, ReviewItem, SourceRecord
 
@@ -46,7 +47,7 @@ def open_items(url: str, limit: int = 50) -> list[tuple[int, date, float, str]]:
             .order_by(r.night, r.id)
             .limit(limit)
         ).all()
-    return [tuple(row) for row in rows]
+    return [(row.id, row.night, row.match_probability, row.reason) for row in rows]
 
 
 def item(url: str, item_id: int | None = None) -> Item | None:
@@ -77,20 +78,18 @@ def decide(url: str, item_id: int, decision: str, reviewer: str, at: datetime | 
     """Record a decision on an open item's pair (replacing any earlier one on that pair),
     made ``at`` (now by default; a simulated clock passes its own)."""
     if decision not in DECISIONS:
-        raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        raise UsageError(f"decision must be one of {', '.join(DECISIONS)}")
     r = ReviewItem
     now = at or datetime.now(UTC).replace(tzinfo=None)
     with engine_for(url).begin() as conn:
         row = conn.execute(select(r.new_key, r.other_key).where(r.id == item_id, r.status == "open")).first()
         if row is None:
-            raise LookupError(f"no open review item {item_id}")
+            raise UsageError(f"no open review item {item_id}")
         key_a, key_b = sorted((row.new_key, row.other_key))
         d = LinkDecision
-        conn.execute(d.__table__.delete().where(d.key_a == key_a, d.key_b == key_b))
+        conn.execute(delete(d).where(d.key_a == key_a, d.key_b == key_b))
         conn.execute(
-            d.__table__.insert().values(
-                key_a=key_a, key_b=key_b, decision=decision, decided_by=reviewer[:64], decided_at=now
-            )
+            insert(d).values(key_a=key_a, key_b=key_b, decision=decision, decided_by=reviewer[:64], decided_at=now)
         )
         # Every open item on the same pair is answered by this decision.
         conn.execute(

@@ -23,16 +23,16 @@ def train_model(settings: Settings, seed: int = 42) -> tuple[Path, dict[str, Any
     """Train on the index's records plus staged ones; save the next model version."""
     from childindex.index.ledger import Ledger
     from childindex.index.store import fetch_existing
+    from childindex.linkage.batch import connect, load_batch
     from childindex.linkage.features import MINIMAL_COLUMNS, register_features
     from childindex.linkage.model import save_model, train
-    from childindex.linkage.night import _load_batch, connect
 
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     con = connect(settings)
     try:
         existing, _children = fetch_existing(settings.index_url)
         con.register("existing", existing)
-        _load_batch(con, [path for _id, _agency, path, _night in Ledger(settings.index_url).staged() if path])
+        load_batch(con, [path for _id, _agency, path, _night in Ledger(settings.index_url).staged() if path])
         cols = ", ".join(MINIMAL_COLUMNS)
         # A staged record replaces its version in the index; records the index holds
         # without identity fields (loaded before they were kept) cannot be compared.

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
+from collections.abc import Mapping
+from typing import Any
 
-from airflow.sdk import BaseNotifier
+from airflow.sdk import BaseNotifier, Context
 
 log = logging.getLogger(__name__)
 
 
-def failure_message(context: dict) -> dict:
+def failure_message(context: Mapping[str, Any]) -> dict[str, Any]:
     """What a failure notification says: identifiers and types only."""
     ti = context.get("task_instance") or context.get("ti")
     exc = context.get("exception")
@@ -35,7 +37,7 @@ def failure_message(context: dict) -> dict:
     }
 
 
-def post_json(url: str, payload: dict, timeout: float = 10) -> int:
+def post_json(url: str, payload: dict[str, Any], timeout: float = 10) -> int:
     request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own connection
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
@@ -52,7 +54,7 @@ class FailureWebhookNotifier(BaseNotifier):
         super().__init__()
         self.conn_id = conn_id
 
-    def notify(self, context: dict) -> None:
+    def notify(self, context: Context) -> None:
         from airflow.sdk import Connection
 
         url = Connection.get(self.conn_id).get_uri()  # looked up when a task fails, never at parse time

@@ -13,6 +13,8 @@ the folders' own settings); it never needs the pseudonymisation key or the index
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
 PREFIX = "/childindex"
@@ -24,7 +26,7 @@ class LazyReportsApp:
     Every process that loads plugins imports this module, each task's runner included;
     importing FastAPI here would cost them ~0.3 s for a UI that only the api-server serves."""
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         from childindex.orchestration.webui import app
 
         await app(scope, receive, send)

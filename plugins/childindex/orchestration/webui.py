@@ -31,6 +31,8 @@ from urllib.parse import quote
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from childindex.settings import Settings
+
 REPORTS_DAG = "night_summary"
 # A report is one file: inline styles and PNG data only. No script, no fetch, no form.
 CSP = (
@@ -81,7 +83,7 @@ async def _authorise(request: Request, *dag_ids: str) -> None:
 # ----------------------------------------------------------------------------- files
 
 
-def _settings():  # noqa: ANN202
+def _settings() -> Settings:
     from childindex.settings import load_settings
 
     return load_settings()
@@ -124,7 +126,7 @@ def served_receipt_links(page: str, report_folder: Path, outboxes: dict[str, Pat
 @app.get("/reports/index.html")
 async def index(request: Request) -> HTMLResponse:
     await _authorise(request, REPORTS_DAG)
-    from childindex.reports import report_dir
+    from childindex.reports.build import report_dir
 
     path = report_dir(_settings()) / "index.html"
     if not path.is_file():
@@ -140,7 +142,7 @@ async def night_report(request: Request, night: str) -> HTMLResponse:
     except ValueError:
         raise HTTPException(status_code=404, detail="Not Found") from None
     from childindex.contracts.contract import AGENCIES
-    from childindex.reports import report_path
+    from childindex.reports.build import report_path
 
     settings = _settings()
     path = report_path(settings, day)
@@ -167,7 +169,7 @@ async def receipt(request: Request, agency: str, name: str) -> FileResponse:
 @app.get("/reports/run/{dag_id}/{run_id}")
 async def run_report(request: Request, dag_id: str, run_id: str) -> RedirectResponse:
     await _authorise(request, dag_id, REPORTS_DAG)
-    from childindex.reports import report_name
+    from childindex.reports.build import report_name
 
     night = await asyncio.to_thread(_night_of_run, dag_id, run_id)
     # Relative, so it holds behind a proxy that mounts Airflow under a prefix.
@@ -179,7 +181,7 @@ def _night_of_run(dag_id: str, run_id: str) -> date:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from childindex.orchestration.tasks import night_of
+    from childindex.orchestration.nights import night_of
 
     with create_session() as session:
         row = session.execute(

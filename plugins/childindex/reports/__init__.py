@@ -6,44 +6,17 @@ matplotlib and embedded as PNG data, so a report opens offline with no script or
 from anywhere. ``REPORTS_DIR/quality/night-YYYY-MM-DD.html`` and ``index.html``.
 """
 
-from __future__ import annotations
-
-from datetime import date
-from pathlib import Path
-
+from childindex.reports.build import build_report, report_dir, report_name, report_path
 from childindex.reports.data import NightData, load_night
-from childindex.settings import Settings
+from childindex.reports.summary import night_summary, summary_path
 
-__all__ = ["NightData", "build_report", "load_night", "report_dir", "report_name", "report_path"]
-
-
-def report_dir(settings: Settings) -> Path:
-    assert settings.reports_dir is not None
-    return settings.reports_dir / "quality"
-
-
-def report_name(night: date) -> str:
-    """A night's report's file name (also its name in Airflow's UI, childindex.orchestration.webui)."""
-    return f"night-{night.isoformat()}.html"
-
-
-def report_path(settings: Settings, night: date) -> Path:
-    return report_dir(settings) / report_name(night)
-
-
-def build_report(settings: Settings, night: date, days: int = 30) -> Path:
-    """Write the night's report (and refresh the index page); returns the report's path."""
-    from childindex.reports import plots
-    from childindex.reports.render import render_index, render_night
-
-    data = load_night(settings, night, days)
-    figures = plots.night_figures(data)
-    path = report_path(settings, night)
-    out = path.parent
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_night(data, figures, path.parent), encoding="utf-8")
-    tmp.replace(path)
-    nights = sorted((p.stem.removeprefix("night-") for p in out.glob("night-*.html")), reverse=True)
-    (out / "index.html").write_text(render_index(nights), encoding="utf-8")
-    return path
+__all__ = [
+    "NightData",
+    "build_report",
+    "load_night",
+    "night_summary",
+    "report_dir",
+    "report_name",
+    "report_path",
+    "summary_path",
+]

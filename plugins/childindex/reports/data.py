@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -22,7 +23,7 @@ class NightData:
     retention: list[dict] = field(default_factory=list)  # the run for the night's day: rule, rows, files
     attention: list[str] = field(default_factory=list)  # what needs a person, in words
 
-    def series(self, name: str, missing: float | None = None) -> list[float | None]:
+    def series(self, name: str, missing: float = math.nan) -> list[float]:
         """The metric over the window, ``missing`` on nights without it (NaN: a gap in a line)."""
         return [self.metrics.get(n, {}).get(name, missing) for n in self.nights]
 
@@ -103,7 +104,7 @@ def _attention(data: NightData) -> list[str]:
     if not data.value("linkage_files"):
         out.append("linkage linked no file tonight")
     queue = data.series("review_queue_open")
-    earlier = [q for q in queue[:-1] if q is not None]
-    if earlier and queue[-1] is not None and queue[-1] > 1.5 * max(earlier[-7:]) + 10:
+    earlier = [q for q in queue[:-1] if not math.isnan(q)]
+    if earlier and not math.isnan(queue[-1]) and queue[-1] > 1.5 * max(earlier[-7:]) + 10:
         out.append(f"the review queue grew to {queue[-1]:.0f} open items")
     return out

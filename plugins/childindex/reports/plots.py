@@ -5,9 +5,14 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from childindex.contracts.contract import AGENCIES
 from childindex.reports.data import NightData
+
+if TYPE_CHECKING:  # matplotlib is imported only when a report is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure as MplFigure
 
 NAN = float("nan")  # a night without the metric: a gap in the line
 COLOURS = {"education": "#1b9e77", "health": "#7570b3", "social_care": "#d95f02"}
@@ -34,7 +39,7 @@ def night_figures(data: NightData) -> list[Figure]:
     ]
 
 
-def _png(fig, key: str, title: str, alt: str) -> Figure:  # noqa: ANN001
+def _png(fig: MplFigure, key: str, title: str, alt: str) -> Figure:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -44,7 +49,7 @@ def _png(fig, key: str, title: str, alt: str) -> Figure:  # noqa: ANN001
     return Figure(key, title, alt, base64.b64encode(buffer.getvalue()).decode("ascii"))
 
 
-def _axes(width: float = 7.5, height: float = 2.8):  # noqa: ANN202
+def _axes(width: float = 7.5, height: float = 2.8) -> tuple[MplFigure, Axes]:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(width, height))
@@ -76,11 +81,9 @@ def _rejections(data: NightData, agency: str) -> Figure:
     fig, ax = _axes(height=2.4)
     x = list(range(len(data.nights)))
     bottom = [0.0] * len(x)
-    read = data.series(f"{agency}:rows_read")
+    read = data.series(f"{agency}:rows_read", 0.0)
     for rule in rules:
-        share = [
-            (r or 0) / n if n else 0.0 for r, n in zip(data.series(f"{agency}:rejected:{rule}"), read, strict=True)
-        ]
+        share = [r / n if n else 0.0 for r, n in zip(data.series(f"{agency}:rejected:{rule}", 0.0), read, strict=True)]
         ax.bar(x, share, bottom=bottom, label=rule, width=0.8)
         bottom = [b + s for b, s in zip(bottom, share, strict=True)]
     if not rules:
@@ -132,7 +135,7 @@ def _retention(data: NightData) -> Figure:
     return _png(fig, "retention", "Retention: deleted by rule", "rows and files deleted by each retention rule")
 
 
-def _date_ticks(ax, data: NightData) -> None:  # noqa: ANN001
+def _date_ticks(ax: Axes, data: NightData) -> None:
     labels = _dates(data)
     step = max(1, len(labels) // 8)
     ax.set_xticks(range(0, len(labels), step), labels[::step], fontsize=7)

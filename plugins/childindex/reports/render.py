@@ -7,13 +7,15 @@ import os
 from functools import cache
 from pathlib import Path
 
+from jinja2 import Environment
+
 from childindex.reports.data import NightData
 from childindex.reports.plots import Figure
 
 
 @cache
-def _env():  # noqa: ANN202
-    from jinja2 import Environment, PackageLoader, select_autoescape
+def _env() -> Environment:
+    from jinja2 import PackageLoader, select_autoescape
 
     return Environment(loader=PackageLoader("childindex.reports", "templates"), autoescape=select_autoescape())
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from childindex.settings import Settings
 
@@ -48,7 +49,7 @@ def night_summary(settings: Settings, night: date) -> dict:
             )
         ).scalar_one()
         retention = _retention_metrics(conn, night)
-    per_agency = {
+    per_agency: dict[str, dict[str, Any]] = {
         a: {
             "files": 0,
             "rows_read": 0,
@@ -82,7 +83,7 @@ def night_summary(settings: Settings, night: date) -> dict:
             counts = json.loads(Path(receipt_path).read_text(encoding="utf-8")).get("rule_counts", {})
             for key, n in counts.items():
                 rejected[key] = rejected.get(key, 0) + int(n)
-    summary = {
+    summary: dict[str, Any] = {
         "night": night.isoformat(),
         "agencies": per_agency,
         "agencies_missing": [a for a, e in per_agency.items() if e["files"] == 0],
@@ -118,7 +119,7 @@ def night_summary(settings: Settings, night: date) -> dict:
     return summary
 
 
-def _retention_metrics(conn, night: date) -> dict[str, float]:  # noqa: ANN001
+def _retention_metrics(conn: Connection, night: date) -> dict[str, float]:
     """Rows and files deleted by each rule in the retention run for the night's day
     (``retention:RULE:rows``, ``retention:RULE:files``); none when it did not run.
 
@@ -194,7 +195,6 @@ def _linkage(settings: Settings, night: date) -> dict:
 
 
 def summary_path(settings: Settings, night: date) -> Path:
-    assert settings.reports_dir is not None
     return settings.reports_dir / f"night-{night.isoformat()}.json"
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, insert, text
 
+from childindex.errors import TransientError
 from childindex.retention.files import dated_dirs, files_before, older_files, prune_empty, remove
 from childindex.retention.policy import policy
 from childindex.retention.rules import REPEAT_UNTIL_DONE, ROW_RULES
@@ -98,7 +99,6 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
     }
     if not dry_run:
         _log_certificate(engine, outcomes, today)
-        assert settings.reports_dir is not None
         path = settings.reports_dir / "retention" / f"certificate-{today.isoformat()}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(certificate, indent=2) + "\n", encoding="utf-8")
@@ -128,8 +128,8 @@ def _ledger_paths(settings: Settings) -> tuple[set[str], dict[str, date]]:
         rows = conn.execute(
             text("SELECT agency, file_name, sha256, night, status, staged_path, receipt_path FROM file_ledger")
         ).all()
-    linked, nights = set(), {}
-    assert settings.quarantine_dir is not None
+    linked: set[str] = set()
+    nights: dict[str, date] = {}
     for agency, name, sha, night, status, staged, receipt in rows:
         if status == "linked" and staged:
             linked.add(staged)
@@ -164,7 +164,7 @@ def _airflow_db_clean(cutoff: date, dry_run: bool) -> dict[str, int]:
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"airflow db clean exited {done.returncode}; see its output in the task log")
+        raise TransientError(f"airflow db clean exited {done.returncode}; see its output in the task log")
     counts: dict[str, int] = {}
     table = None
     for line in done.stdout.splitlines():
@@ -188,13 +188,13 @@ def _expire_unlinked(settings: Settings, cutoff: date, dry_run: bool) -> list[Pa
     return [Path(r[0]) for r in rows if r[0] and Path(r[0]).exists()]
 
 
-def _log_certificate(engine, outcomes: list[RuleOutcome], today: date) -> None:  # noqa: ANN001
+def _log_certificate(engine: Engine, outcomes: list[RuleOutcome], today: date) -> None:
     from childindex.index.models import DeletionLog
 
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     with engine.begin() as conn:
         conn.execute(
-            DeletionLog.__table__.insert(),
+            insert(DeletionLog),
             [
                 {
                     "run_at": now,

@@ -15,6 +15,10 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
+
+from childindex.errors import TerminalError, UsageError
+from childindex.settings import create_key_file, environment_for, load_settings
 
 DEMO_ORDER = (
     "intake_education",
@@ -49,17 +53,12 @@ class DemoPaths:
         return self.airflow_home / "demo-run.log"
 
 
-def dags_folder() -> Path:
-    """The repository's dags/ folder (next to plugins/, where this package lives)."""
-    return Path(__file__).resolve().parents[2] / "dags"
-
-
-def airflow_env(home: Path) -> dict[str, str]:
+def airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
     """Environment for an embedded Airflow: SQLite metadata, no examples, our DAGs."""
     home.mkdir(parents=True, exist_ok=True)
     return {
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         # Our package is installed; Airflow need not load plugins/ as plugin modules.
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -67,24 +66,32 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-        "CHILDINDEX_TASK_RETRIES": "0",
     }
 
 
-def prepare(data_dir: Path) -> tuple[DemoPaths, dict[str, str]]:
-    """Create the data directory and key; return the environment every step runs in."""
-    from childindex.settings import create_key_file
-
-    paths = DemoPaths(data_dir.absolute())
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
-    env = {"CHILDINDEX_DATA_DIR": str(paths.data_dir), "CHILDINDEX_GROUND_TRUTH_DIR": str(paths.truth_dir)}
-    if not (
-        os.environ.get("CHILDINDEX_PSEUDONYMISATION_KEY") or os.environ.get("CHILDINDEX_PSEUDONYMISATION_KEY_FILE")
-    ):
+def demo_settings(paths: DemoPaths) -> dict[str, Any]:
+    """The settings the demo runs with (as overrides of the configured ones): its own data
+    directory and ground truth, no retries (fail fast), and a key file of its own unless a
+    key is configured already."""
+    values: dict[str, Any] = {"data_dir": paths.data_dir, "ground_truth_dir": paths.truth_dir, "task_retries": 0}
+    configured = load_settings()
+    if configured.pseudonymisation_key is None and configured.pseudonymisation_key_file is None:
         if not paths.key_file.exists():
             create_key_file(paths.key_file)
-        env["CHILDINDEX_PSEUDONYMISATION_KEY_FILE"] = str(paths.key_file)
-    env.update(airflow_env(paths.airflow_home))
+        values["pseudonymisation_key_file"] = paths.key_file
+    return values
+
+
+def prepare(data_dir: Path, dags_folder: Path = Path("dags")) -> tuple[DemoPaths, dict[str, str]]:
+    """Create the data directory and key; return the environment Airflow's processes run in
+    (the demo's settings as ``CHILDINDEX_*`` variables, and Airflow's own). ``dags_folder``:
+    the repository's dags/ (the demo runs from a clone)."""
+    folder = dags_folder.absolute()
+    if not (folder / "link_and_publish.py").is_file():
+        raise UsageError(f"{folder} holds no childindex DAGs: run the demo from the repository's root, or name it")
+    paths = DemoPaths(data_dir.absolute())
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**environment_for(demo_settings(paths)), **airflow_env(paths.airflow_home, folder)}
     return paths, env
 
 
@@ -99,7 +106,8 @@ def run_dags(env: dict[str, str], night: date, log_file: Path, dag_ids: tuple[st
         ):
             done = subprocess.run(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT, check=False)
             if done.returncode != 0:
-                raise RuntimeError(f"'{' '.join(cmd[2:4])}' failed (exit {done.returncode}); see {log_file}")
+                step = " ".join(cmd[2:4])
+                raise TerminalError(f"'{step}' failed (exit {done.returncode}); see {log_file}", stage="demo")
 
 
 def ui_command(port: int) -> list[str]:
@@ -133,9 +141,10 @@ def serve_ui(env: dict[str, str], port: int, log_file: Path) -> int:
 
 def _runner(night: date, dag_ids: list[str]) -> int:
     """Inside the child process: dag.test() each DAG in order, stop at the first failure."""
+    from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(dags_folder()))
+    bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     if bag.import_errors:
         print(f"DAG import errors in: {sorted(bag.import_errors)}", flush=True)
         return 2

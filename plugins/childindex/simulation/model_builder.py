@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -32,8 +31,7 @@ def build(children: int, seed: int) -> Path:
 
     with tempfile.TemporaryDirectory(prefix="childindex-default-model-") as tmp:
         key = create_key_file(Path(tmp) / "key")
-        os.environ["CHILDINDEX_PSEUDONYMISATION_KEY_FILE"] = str(key)
-        settings = load_settings(data_dir=Path(tmp) / "data")
+        settings = load_settings(data_dir=Path(tmp) / "data", pseudonymisation_key_file=key)
         settings.ensure_dirs()
         migrate(settings.index_url)
         generate_night(settings.drop_root, Path(tmp) / "truth", children=children, seed=seed, first_night=NIGHT)

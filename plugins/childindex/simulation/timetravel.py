@@ -21,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from childindex.contracts.contract import AGENCIES
+from childindex.errors import UsageError
 from childindex.settings import Settings
+from childindex.simulation.synthetic.lifecourse import Lifecourse
 from childindex.simulation.synthetic.noise import NoiseConfig
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,6 @@ def simulate(
     from childindex.intake.process import run_intake
     from childindex.linkage.night import link_pending
     from childindex.retention.run import run_retention
-    from childindex.simulation.synthetic.lifecourse import Lifecourse
 
     started = time.perf_counter()
     settings.ensure_dirs()
@@ -159,7 +161,8 @@ class Clerk:
         self.settings = settings
         self.person: dict[str, int] = {}  # source key -> true person
 
-    def learn(self, truth) -> None:  # noqa: ANN001 - a pyarrow table
+    def learn(self, truth: Any) -> None:
+        """``truth``: the delivery's ground truth, a pyarrow table."""
         from childindex.staging.pseudonymise import hmac_hex
 
         key = self.settings.key
@@ -185,7 +188,7 @@ class Clerk:
                 decide(
                     url, item_id, "match" if same else "non_match", "time-travel clerk", datetime.combine(day, time(9))
                 )
-            except LookupError:  # answered by the decision on the same pair
+            except UsageError:  # answered by the decision on the same pair
                 continue
             decided += 1
         return decided
@@ -324,7 +327,7 @@ def _unlinked(settings: Settings, path: Path, today: date) -> bool:
     return night >= today - timedelta(days=settings.retention.record_unseen_days)
 
 
-def _against_truth(settings: Settings, life, n: int, day: date, grace: int, snap: Snapshot) -> list[str]:  # noqa: ANN001
+def _against_truth(settings: Settings, life: Lifecourse, n: int, day: date, grace: int, snap: Snapshot) -> list[str]:
     """After a delivery: the open involvements are all there; the children are not too many."""
     found = []
     with _connect(settings) as conn:
@@ -362,7 +365,7 @@ def _sqlite_path(settings: Settings) -> Path | None:
     return Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
 
 
-def _connect(settings: Settings):  # noqa: ANN202
+def _connect(settings: Settings) -> Connection:
     from childindex.index.db import engine_for
 
     return engine_for(settings.index_url).connect()

@@ -11,7 +11,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from childindex.validation.sql import STD, normalise_name_sql
+
 _BLOCK = 64  # SHA-256 block size in bytes
+
+
+def pseudonym_sql(key: bytes, agency: str, pads: str = "") -> tuple[dict[str, str], dict[str, object]]:
+    """SELECT expressions over the standardised rows (``std``) for the four pseudonyms, and
+    their bound parameters; ``pads`` names a second key's parameters (key rotation)."""
+    ipad, opad = f"ipad{pads}", f"opad{pads}"
+    params: dict[str, object] = {
+        **{name + pads: value for name, value in key_params(key).items()},
+        "d_local": f"local_id:{agency}",
+        "d_nhs": "nhs_number",
+        "d_upn": "upn",
+        "d_match": "name_dob",
+    }
+    given, family = normalise_name_sql(f"{STD}given_name"), normalise_name_sql(f"{STD}family_name")
+    name_dob = f"{given} || '|' || {family} || '|' || CAST({STD}date_of_birth AS VARCHAR)"
+    exprs = {
+        "source_key": hmac_sql(f"{STD}local_id", "d_local", ipad, opad),
+        "nhs_key": hmac_sql(f"{STD}nhs_number", "d_nhs", ipad, opad),
+        "upn_key": hmac_sql(f"{STD}upn", "d_upn", ipad, opad),
+        "match_key": hmac_sql(name_dob, "d_match", ipad, opad),
+    }
+    return exprs, params
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:

@@ -89,9 +89,9 @@ class Population:
     seq: dict[str, np.ndarray] = field(default_factory=dict)  # int32, -1 never
     end: dict[str, np.ndarray] = field(default_factory=dict)  # int16 -1 open, 0 earlier, j
     fixed: dict[str, np.ndarray] = field(default_factory=dict)  # typo corrected
-    addr_ver: np.ndarray | None = None  # int16, equal within a household
+    addr_ver: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))  # equal within a household
     sent: dict[str, np.ndarray] = field(default_factory=dict)  # person ids in tonight's file
-    nhs_pool: np.ndarray | None = None  # valid 999 numbers in this seed's order
+    nhs_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # valid 999 numbers, seed's order
 
     @property
     def children(self) -> int:
@@ -233,7 +233,7 @@ def _evolve(pop: Population, j: int) -> None:
     """Apply night j's events and record which rows each agency re-sends tonight."""
     seed, n0, n1 = pop.seed, int(pop.bounds[j - 1]), int(pop.bounds[j])
     existing = np.arange(n0, dtype=np.int64)
-    new = {a: [] for a in AGENCIES}
+    new: dict[str, list[np.ndarray]] = {a: [] for a in AGENCIES}
     births = np.arange(n0, n1, dtype=np.int64)
     _enrol(pop, "health", births, j)
     new["health"].append(births)

@@ -1,0 +1,108 @@
+"""The root ``childindex`` command: its consoles, shared helpers, and the one place where an
+error becomes an exit code and one readable line.
+
+Exit codes: 0 success; 1 the work ran and found a problem (a failed DAG, a rejected file,
+a database that is unavailable); 2 a usage or configuration error (the message says what
+to set or pass).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from childindex.errors import ChildindexError, ContractError, KeyMismatch, SettingsError, TransientError, UsageError
+from childindex.settings import Settings, load_settings
+
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_FIRST_NIGHT = date(2026, 11, 24)
+
+# Error class -> exit code, most specific first: the only mapping of its kind.
+EXIT_CODES: tuple[tuple[type[ChildindexError], int], ...] = (
+    (SettingsError, 2),  # configuration: the message names the setting
+    (UsageError, 2),  # the command named something that is not there
+    (ContractError, 2),  # an unknown agency, a broken contract
+    (KeyMismatch, 2),  # the configured key is not the index's
+    (TransientError, 1),  # the index database is unavailable: try again
+    (ChildindexError, 1),  # the work ran and found a problem
+)
+
+
+def exit_code(exc: ChildindexError) -> int:
+    return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one error line and return the Exit to raise (``raise fail(...)``)."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
+
+
+class _Group(TyperGroup):
+    """Every command runs inside this: a childindex error is one line on stderr and its code."""
+
+    def invoke(self, ctx: Any) -> Any:  # click.Context, of the click copy Typer ships
+        try:
+            return super().invoke(ctx)
+        except ChildindexError as exc:
+            raise fail(str(exc), exit_code(exc)) from None
+
+
+def new_app(help_text: str | None = None) -> typer.Typer:
+    """A Typer app of childindex's kind (the command modules each make one; app merges them)."""
+    return typer.Typer(
+        cls=_Group, help=help_text, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+    )
+
+
+def cli_settings(need_key: bool = True, **overrides: Any) -> Settings:
+    """The resolved settings; with ``need_key``, fail early (with the setting's name) when the
+    pseudonymisation key is missing or weak."""
+    resolved = load_settings(**overrides)
+    if need_key:
+        resolved.key  # noqa: B018 - resolving it raises SettingsError naming what to set
+    return resolved
+
+
+def night_or_yesterday(night: str | None) -> date:
+    """A night given as YYYY-MM-DD, or last night (the one a run today serves)."""
+    return parse_date(night, "--night") if night else date.today() - timedelta(days=1)
+
+
+def parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} takes a date as YYYY-MM-DD") from None
+
+
+def check_agency(agency: str) -> None:
+    from childindex.contracts.contract import AGENCIES
+
+    if agency not in AGENCIES:
+        raise UsageError(f"unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
+
+
+def write_or_check(pages: dict[str, str], out: Path, check: bool, command: str) -> None:
+    """Write generated files, or (check) exit 1 naming those that differ from disk."""
+    stale = []
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in pages.items():
+        path = out / name
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        err.print(f"out of date: {', '.join(stale)}; run '{command}'")
+        raise typer.Exit(1)
+    console.print(f"{len(pages)} files {'checked' if check else 'written'} in {out}")

@@ -1,0 +1,40 @@
+"""The index database: ``db upgrade`` and ``db apply-sql``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from childindex.cli.app import cli_settings, console, fail, new_app
+
+app = new_app("The index database.")
+
+
+@app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the index schema to the newest version."""
+    from childindex.index.db import migrate
+
+    resolved = cli_settings()
+    resolved.ensure_dirs()
+    migrate(resolved.index_url)
+    console.print("index schema is up to date")
+
+
+@app.command("apply-sql")
+def db_apply_sql(
+    path: Annotated[Path, typer.Argument(help="The script, e.g. sql/02_grants.sql.", exists=True, dir_okay=False)],
+) -> None:
+    """Run an SQL script (roles, grants) on the PostgreSQL index, as the role in CHILDINDEX_INDEX_URL."""
+    from childindex.index.db import apply_sql_file
+
+    url = cli_settings(need_key=False).index_url
+    try:
+        apply_sql_file(url, path)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - the database's own message names the statement
+        raise fail(f"{path.name}: {type(exc).__name__}: {exc}", 1) from None
+    console.print(f"{path.name} applied")

@@ -1,0 +1,98 @@
+"""Intake: ``intake``, ``reprocess`` and the agencies' pre-check, ``check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from childindex.cli.app import check_agency, cli_settings, console, new_app, night_or_yesterday
+
+app = new_app()
+
+AGENCY_HELP = "education, health or social_care."
+NIGHT_HELP = "Night (YYYY-MM-DD) for files whose name has none."
+CHECK_EXIT = {"accepted": 0, "accepted_with_rejections": 1, "rejected": 2}
+
+
+def _print_result(r: dict[str, Any]) -> None:
+    console.print(
+        f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted "
+        f"{r['rows_accepted']}, rejected {r['rows_rejected']}); receipt {r['receipt_path']}"
+    )
+
+
+@app.command()
+def intake(
+    agency: Annotated[str, typer.Option(help=AGENCY_HELP)],
+    night: Annotated[str | None, typer.Option(help=NIGHT_HELP)] = None,
+) -> None:
+    """Process an agency's drop folder without Airflow (what its intake DAG does)."""
+    from childindex.intake.process import run_intake
+
+    check_agency(agency)
+    resolved = cli_settings()
+    resolved.ensure_dirs()
+    results = run_intake(resolved, agency, night_or_yesterday(night))
+    for r in results:
+        _print_result(r)
+    if any(r["outcome"] == "rejected" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def reprocess(
+    agency: Annotated[str, typer.Option(help=AGENCY_HELP)],
+    sha: Annotated[str | None, typer.Option(help="SHA-256 (or a unique prefix) of the quarantined file.")] = None,
+    corrected: Annotated[
+        Path | None, typer.Option(help="A corrected file to admit in place of the quarantined one.", exists=True)
+    ] = None,
+    skip_row_count: Annotated[bool, typer.Option(help="Accept a genuine change in the file's size.")] = False,
+    night: Annotated[str | None, typer.Option(help=NIGHT_HELP)] = None,
+) -> None:
+    """Re-admit a quarantined file, or a corrected file in its place, and process it now."""
+    from childindex.intake.reprocess import reprocess as run_reprocess
+
+    check_agency(agency)
+    resolved = cli_settings()
+    resolved.ensure_dirs()
+    r = run_reprocess(
+        resolved,
+        agency,
+        night_or_yesterday(night),
+        sha_prefix=sha,
+        corrected=corrected,
+        skip_row_count=skip_row_count,
+    )
+    _print_result(r)
+    if r["outcome"] == "rejected":
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    path: Annotated[Path, typer.Argument(help="The extract to check (it is only read).", exists=True, dir_okay=False)],
+    agency: Annotated[str, typer.Option(help=AGENCY_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON instead of text.")] = False,
+) -> None:
+    """Check an extract before sending it: the same rules as intake, offline, no key needed.
+
+    Exit 0: every row would be accepted. 1: some rows would be rejected. 2: the whole file
+    would be rejected.
+    """
+    import tempfile
+    from datetime import date
+
+    from childindex.contracts.contract import load_contract
+    from childindex.intake.check import check_file
+
+    check_agency(agency)
+    with tempfile.TemporaryDirectory(prefix="childindex-check-") as scratch:
+        resolved = cli_settings(need_key=False, data_dir=Path(scratch))
+        receipt = check_file(resolved, load_contract(agency), path, date.today())
+    if as_json:
+        console.print_json(data=receipt.to_json())
+    else:
+        console.print(receipt.to_text(), markup=False, highlight=False)
+    raise typer.Exit(CHECK_EXIT[receipt.outcome])

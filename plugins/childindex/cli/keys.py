@@ -1,0 +1,72 @@
+"""Keys: ``init-key`` and ``rotate-key``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from childindex.cli.app import cli_settings, console, fail, new_app, parse_date
+
+app = new_app()
+
+
+@app.command("init-key")
+def init_key(path: Annotated[Path, typer.Argument(help="File to create (mode 0600; never overwritten).")]) -> None:
+    """Create a new random pseudonymisation key file."""
+    from childindex.settings import create_key_file
+
+    try:
+        create_key_file(path)
+    except FileExistsError:
+        raise fail(f"{path} exists; keys are never overwritten") from None
+    console.print(f"key written to {path}; set CHILDINDEX_PSEUDONYMISATION_KEY_FILE={path}")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    new_key_file: Annotated[
+        Path, typer.Option(help="The new key (from 'childindex init-key'; mode 0600).", show_default=False)
+    ],
+    extract: Annotated[
+        list[Path] | None,
+        typer.Option(help="A full extract from an agency, named as its contract says (repeat for each)."),
+    ] = None,
+    drop_unmapped: Annotated[
+        bool, typer.Option(help="Delete records that no extract covers instead of stopping.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Read the extracts and count; change nothing.")] = False,
+    today: Annotated[str | None, typer.Option(help="The day of the rotation (YYYY-MM-DD).")] = None,
+) -> None:
+    """Re-key every pseudonym in the index to a new key, keeping every link (docs/keys.md).
+
+    Reads the archived extracts and any --extract files with the current key
+    (CHILDINDEX_PSEUDONYMISATION_KEY or _FILE) and the new one, replaces every key in one
+    transaction and starts a new key epoch. Afterwards set the key setting to the new
+    key: intake and linkage refuse the old one. Exits 1 when records no extract covers
+    stop the rotation (nothing changed), 2 on a configuration error.
+    """
+    from datetime import date
+
+    from childindex.keys.rotation import rotate_key as rotate
+    from childindex.settings import read_key_file
+
+    resolved = cli_settings()
+    new_key = read_key_file(new_key_file, "--new-key-file")
+    with console.status("reading extracts with both keys"):
+        result = rotate(
+            resolved,
+            new_key,
+            parse_date(today, "--today") if today else date.today(),
+            extracts=list(extract or []),
+            drop_unmapped=drop_unmapped,
+            dry_run=dry_run,
+        )
+    console.print_json(data=result.__dict__)
+    if not dry_run:
+        console.print(
+            f"key epoch {result.epoch} ({result.new_key_id}) started. Now set "
+            f"CHILDINDEX_PSEUDONYMISATION_KEY_FILE={new_key_file.absolute()} everywhere childindex runs, "
+            "then destroy the old key."
+        )

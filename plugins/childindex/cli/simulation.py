@@ -1,0 +1,223 @@
+"""The sandbox's commands: ``generate`` synthetic extracts, run the ``demo``, ``time-travel``.
+
+Only these commands reach ``childindex.simulation``; no stage and no DAG does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from childindex.cli.app import DEFAULT_FIRST_NIGHT, cli_settings, console, err, fail, new_app, parse_date
+from childindex.settings import Settings, load_settings
+
+app = new_app()
+
+
+@app.command()
+def generate(
+    children: Annotated[int, typer.Option(min=1, help="Children in the synthetic population.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives byte-identical files.")] = 42,
+    night_number: Annotated[
+        int, typer.Option(min=0, help="0 writes the initial load; k >= 1 the delta of night k.")
+    ] = 0,
+    first_night: Annotated[
+        str, typer.Option(help="Night of the initial load (YYYY-MM-DD).")
+    ] = DEFAULT_FIRST_NIGHT.isoformat(),
+    truth_dir: Annotated[
+        Path | None, typer.Option(help="Where ground truth goes (default DATA_DIR/ground_truth; never a drop folder).")
+    ] = None,
+) -> None:
+    """Write one night of synthetic agency extracts into the drop folders."""
+    from childindex.simulation.synthetic import generate_night
+
+    settings = load_settings()
+    truth = truth_dir or settings.ground_truth_dir or settings.data_dir / "ground_truth"
+    start = time.perf_counter()
+    result = generate_night(
+        settings.drop_root,
+        truth,
+        children=children,
+        seed=seed,
+        first_night=parse_date(first_night, "--first-night"),
+        night_number=night_number,
+    )
+    table = Table("agency", "file", "rows", title=f"night {result.night} ({result.children} children)")
+    for agency, path in result.files.items():
+        table.add_row(agency, str(path), str(result.rows[agency]))
+    console.print(table)
+    console.print(f"ground truth: {result.truth_path}  ({time.perf_counter() - start:.1f} s)")
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where everything goes (created).")] = Path("demo-data"),
+    children: Annotated[int, typer.Option(min=1, help="Children in the synthetic population.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    night: Annotated[
+        str, typer.Option(help="The night to generate and process (YYYY-MM-DD).")
+    ] = DEFAULT_FIRST_NIGHT.isoformat(),
+    dags_folder: Annotated[
+        Path, typer.Option(help="The repository's dags/ folder, which Airflow runs (the demo runs from a clone).")
+    ] = Path("dags"),
+    serve: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            help="Then serve Airflow's UI on 127.0.0.1:PORT until Ctrl-C, to see each DAG run's "
+            "'Quality report' tab. Every visitor is admin: for a laptop demo only.",
+        ),
+    ] = None,
+) -> None:
+    """Generate a synthetic night and run every DAG on it with Airflow's own runner."""
+    from childindex.index.db import migrate
+    from childindex.reports.summary import summary_path
+    from childindex.simulation import demo as demo_mod
+    from childindex.simulation.synthetic import generate_night
+
+    start = time.perf_counter()
+    night_date = parse_date(night, "--night")
+    paths, env = demo_mod.prepare(data_dir, dags_folder)
+    settings = cli_settings(**demo_mod.demo_settings(paths))
+    settings.ensure_dirs()
+    with console.status("generating synthetic extracts"):
+        generate_night(
+            settings.drop_root, paths.truth_dir, children=children, seed=seed, first_night=night_date, night_number=0
+        )
+    with console.status("migrating the index"):
+        migrate(settings.index_url)
+    with console.status(f"running the DAGs with Airflow (log: {paths.log_file})"):
+        demo_mod.run_dags(env, night_date, paths.log_file)
+    summary_data = json.loads(summary_path(settings, night_date).read_text(encoding="utf-8"))
+    _print_summary(summary_data, time.perf_counter() - start, settings)
+    if serve:
+        console.print(
+            f"Airflow's UI: http://127.0.0.1:{serve}/dags/night_summary (a run's 'Quality report' tab); "
+            f"Ctrl-C stops it (log: {paths.log_file})"
+        )
+        raise typer.Exit(demo_mod.serve_ui(env, serve, paths.log_file))
+
+
+@app.command("time-travel")
+def time_travel(
+    data_dir: Annotated[
+        Path, typer.Option(help="An empty folder of its own (created); never a real index's data directory.")
+    ] = Path("time-travel-data"),
+    years: Annotated[int, typer.Option(min=1, max=60, help="Simulated years.")] = 20,
+    children: Annotated[int, typer.Option(min=10, help="Children in the population at the start.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    delivery_days: Annotated[int, typer.Option(min=1, help="Days between agencies' deliveries.")] = 28,
+    retention_days: Annotated[int, typer.Option(min=1, help="Days between retention runs.")] = 1,
+    high_noise: Annotated[
+        bool, typer.Option(help="Five times the usual typos and nicknames: review items and decisions happen.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the result (counts only) to this JSON file.")] = None,
+) -> None:
+    """Simulate years of deliveries with retention on a simulated clock; check nothing outlives its policy.
+
+    Synthetic children are born, start and leave services and move house; agencies deliver
+    what changed through the real intake and linkage; retention runs with the simulated day
+    as its clock and every run is audited. Exits 1 if anything outlived its policy or
+    retention deleted a record still in use.
+    """
+    from rich.progress import Progress
+
+    from childindex.simulation import demo as demo_mod
+    from childindex.simulation.timetravel import simulate
+
+    data_dir = data_dir.absolute()
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise fail(f"{data_dir} is not empty; time travel deletes data: give it an empty folder")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = _time_travel_settings(demo_mod.demo_settings(demo_mod.DemoPaths(data_dir)))
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("simulating", total=None)
+
+        def progress(n: int, horizon: int) -> None:
+            bar.update(task, completed=n, total=horizon, description=f"day {n:,} of {horizon:,}")
+
+        result = simulate(
+            settings,
+            years=years,
+            children=children,
+            seed=seed,
+            delivery_days=delivery_days,
+            retention_days=retention_days,
+            high_noise=high_noise,
+            progress=progress,
+        )
+    data = result.as_dict()
+    if out:
+        out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    keys = ("children", "source_records", "involvements", "rows", "index_bytes", "data_bytes")
+    table = Table("", *(k.replace("_", " ") for k in keys))
+    for label in ("first", "peak", "final"):
+        table.add_row(label, *(f"{data[label][k]:,}" for k in keys))
+    console.print(table)
+    deleted = Table("rule", "rows deleted", "files deleted")
+    for rule, files in result.files_deleted.items():
+        deleted.add_row(rule, f"{sum(result.rows_deleted.get(rule, {}).values()):,}", f"{files:,}")
+    console.print(deleted)
+    console.print(
+        f"{years} years: {result.deliveries} deliveries, {result.retention_runs} retention runs, "
+        f"{result.reviews_decided} review items decided, {result.seconds:.0f} s; files {result.files}"
+    )
+    if result.violations:
+        for v in result.violations[:20]:
+            err.print(f"[red]violation:[/red] {v}")
+        raise typer.Exit(1)
+    console.print("nothing outlived its policy; every open involvement was kept")
+
+
+def _time_travel_settings(overrides: dict[str, Any]) -> Settings:
+    """The demo's settings in the simulation's folder. A small population's deltas vary a lot
+    in size (an empty one is quarantined still), so the row-count band is widened unless
+    CHILDINDEX_VALIDATION__ROW_COUNT_FACTOR says otherwise."""
+    settings = cli_settings(**overrides)
+    if "row_count_factor" not in settings.validation.model_fields_set:
+        settings = cli_settings(**overrides, validation={"row_count_factor": 1000})
+    return settings
+
+
+def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> None:
+    from childindex.reports.build import report_path
+
+    table = Table(
+        "agency", "files", "rows read", "accepted", "rejected", "quarantined", "duplicate",
+        title=f"childindex night {s['night']}",
+    )  # fmt: skip
+    counts = ("files", "rows_read", "rows_accepted", "rows_rejected", "files_quarantined", "files_duplicate")
+    for agency, e in s["agencies"].items():
+        table.add_row(agency, *(str(e[k]) for k in counts))
+    console.print(table)
+    console.print(
+        f"children in the index: {s['children']}  (source records {s['source_records']}, "
+        f"records linked to another record {s['records_linked']}, "
+        f"children known to several agencies {s['children_in_several_agencies']})"
+    )
+    lk = s.get("linkage") or {}
+    if lk:
+        console.print(
+            f"linkage: model {lk['model_now']}, {lk.get('pairs_scored', 0)} pairs scored, "
+            f"{lk.get('links', 0)} links, review queue {lk['review_queue_open']} open "
+            f"(childindex review)"
+        )
+    acc = s.get("accuracy")
+    if acc:
+        console.print(
+            f"against ground truth: precision {acc['precision']:.4f}, recall {acc['recall']:.4f}, "
+            f"F1 {acc['f1']:.4f} (B-cubed F1 {acc['bcubed_f1']:.4f})"
+        )
+    console.print(f"time taken: {seconds:.1f} s")
+    console.print(f"index: {s['index_url']}")
+    console.print(f"receipts: {settings.outbox_root}")
+    console.print(f"night summary: {settings.reports_dir}")
+    quality = report_path(settings, date.fromisoformat(s["night"]))
+    if quality.exists():
+        console.print(f"quality report: {quality}")

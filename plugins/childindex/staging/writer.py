@@ -1,0 +1,58 @@
+"""Writing a checked file's accepted rows, pseudonymised, as its staging Parquet file.
+
+The file is written under a temporary name and renamed into place only when it is whole,
+so a crash or an error never leaves a staging file behind (a rerun would link it).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from childindex.staging.layout import STAGING_COLUMNS, staging_path
+from childindex.staging.pseudonymise import pseudonym_sql
+from childindex.validation.sql import STD, quote_str
+from childindex.whitelist import SENSITIVE_SERVICE
+
+if TYPE_CHECKING:
+    from childindex.settings import Settings
+    from childindex.validation.validate import Checked
+
+
+def write_staging(checked: Checked, settings: Settings, agency: str, night: date, sha256: str) -> Path:
+    """Write the accepted rows of ``checked`` to the file's place in the staging layout; returns it."""
+    out = staging_path(settings, agency, night, sha256)
+    tmp = out.with_suffix(".tmp")
+    try:
+        _copy_accepted(checked, settings.key, agency, night, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _copy_accepted(checked: Checked, key: bytes, agency: str, night: date, target: Path) -> None:
+    """One COPY: the accepted rows in file order, identifiers replaced by their pseudonyms."""
+    keys, params = pseudonym_sql(key, agency)
+    params.update(night=night, agency=agency)
+    select = {
+        "night": "$night::DATE",
+        "agency": "$agency",
+        "source_row": "_row",
+        **keys,
+        **{f: STD + f for f in STAGING_COLUMNS[7:]},
+        # A shielded involvement: the index learns that a sensitive service is involved and
+        # how to reach it, never which service, nor the address on that record.
+        "service": f"CASE WHEN coalesce({STD}sensitive, false) THEN '{SENSITIVE_SERVICE}' ELSE {STD}service END",
+        "postcode": f"CASE WHEN coalesce({STD}sensitive, false) THEN NULL ELSE {STD}postcode END",
+    }
+    assert tuple(select) == STAGING_COLUMNS, "staging layout and writer disagree"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    body = ", ".join(f"{expr} AS {name}" for name, expr in select.items())
+    checked.con.execute(
+        f"COPY (SELECT {body} FROM {checked.accepted} ORDER BY _row) "
+        f"TO '{quote_str(target)}' (FORMAT parquet, COMPRESSION zstd)",
+        params,
+    )

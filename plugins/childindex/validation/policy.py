@@ -1,0 +1,44 @@
+"""File policy: when a file whose rows were read is still refused as a whole.
+
+A file can parse and yet be untrustworthy: far smaller or larger than usual (a broken
+export), or with too many rows breaking rules. Its rows are then not staged at all; the
+receipt still lists every row rule, so the agency knows what to fix.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING
+
+from childindex.errors import FileRejected
+
+if TYPE_CHECKING:
+    from childindex.settings import Settings
+
+
+def check_row_count(settings: Settings, agency: str, rows: int, history: list[int]) -> None:
+    """A sudden change in size (a halving, a tripling) suggests a broken export, not a real night."""
+    policy = settings.validation
+    if len(history) < policy.row_count_min_history:
+        return
+    median = statistics.median(history)
+    low, high = median / policy.row_count_factor, median * policy.row_count_factor
+    if not low <= rows <= high:
+        raise FileRejected(
+            "row_count_anomaly",
+            f"{rows} rows, outside {low:.0f} to {high:.0f} (the median of the last {len(history)} "
+            f"accepted files, divided and multiplied by {policy.row_count_factor:g})",
+        )
+
+
+def check_rejected_share(settings: Settings, agency: str, rows_read: int, rows_rejected: int) -> None:
+    """No row accepted, or more rejected than the agency's limit: the export itself is suspect."""
+    if rows_read and rows_read - rows_rejected == 0:
+        raise FileRejected("all_rows_rejected", "every row broke at least one rule")
+    share = rows_rejected / max(rows_read, 1)
+    limit = settings.validation.max_share(agency)
+    if share > limit:
+        raise FileRejected(
+            "rejected_share_over_threshold",
+            f"{share:.1%} of rows were rejected; the limit for {agency} is {limit:.1%}",
+        )

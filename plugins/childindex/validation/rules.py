@@ -1,0 +1,205 @@
+"""The rule catalogue: every row rule defined once, for DuckDB and for Great Expectations.
+
+Each :class:`RuleDef` says where a rule applies (which contract columns), the SQL predicate
+over table ``std`` that is true when a row breaks it, and the GX expectation (type and
+kwargs) that counts the same rows. From this one list come both the SQL rules intake runs
+(:func:`row_rules`, whose failures fill a receipt) and the GX suite
+(:func:`expectation_configs`, wrapped by :func:`childindex.validation.gx.suites.build_suite`),
+in the same order, with the same (rule, column) in each expectation's ``meta``.
+
+To add a rule: add a :class:`RuleDef` to :data:`CATALOGUE` at the place its receipts should
+list it, give it an ADVICE line in :mod:`childindex.receipts`, and regenerate the suites
+(``childindex contracts suites``; tests compare ``expectations/*.json`` with the catalogue).
+A check GX has no built-in expectation for gets its SQL in :mod:`childindex.validation.sql`
+and a custom expectation in :mod:`childindex.validation.gx.custom` that runs that SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from childindex.contracts.contract import ColumnSpec, Contract
+from childindex.validation.sql import STD, nhs_valid_sql, postcode_valid_sql, quote_ident, upn_valid_sql
+from childindex.whitelist import MAX_LENGTH
+
+MAX_AGE_YEARS = 25  # a child's date of birth lies at most this far before the night
+
+# What the predicates read besides ``std``: local ids sent more than once.
+DUPLICATED_IDS_SQL = (
+    f"CREATE TABLE duplicated_ids AS SELECT {STD}local_id AS id FROM std "
+    f"WHERE {STD}local_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule applied to one of a contract's columns, as the SQL engine runs it."""
+
+    column: str  # the agency's column name, as shown in receipts
+    rule: str
+    predicate: str  # SQL over table std, true when the row FAILS
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    """One rule of the catalogue, in both engines' terms.
+
+    ``applies``, ``fails`` and ``kwargs`` take the contract and one of its columns. A rule
+    ``across_columns`` is listed after every single-column rule; ``applies`` then picks the
+    one column receipts name it by.
+    """
+
+    name: str
+    applies: Callable[[Contract, ColumnSpec], bool]
+    fails: Callable[[Contract, ColumnSpec], str]  # SQL over std ($night bound), true when the row breaks it
+    expectation: str  # the GX expectation type counting the same rows
+    kwargs: Callable[[Contract, ColumnSpec], dict[str, Any]]
+    across_columns: bool = False
+
+
+def row_rules(contract: Contract) -> list[Rule]:
+    """Every row-level rule for a contract, in the order receipts list them."""
+    return [Rule(col.name, d.name, d.fails(contract, col)) for d, col in applied(contract)]
+
+
+def expectation_configs(contract: Contract) -> list[dict[str, Any]]:
+    """The GX expectations of a contract (JSON-able), one per rule in :func:`row_rules`' order."""
+    return [
+        {"type": d.expectation, "kwargs": d.kwargs(contract, col), "meta": {"rule": d.name, "column": col.name}}
+        for d, col in applied(contract)
+    ]
+
+
+def applied(contract: Contract) -> list[tuple[RuleDef, ColumnSpec]]:
+    """(rule, column) for every rule that applies: column by column in the catalogue's order,
+    then the rules across columns."""
+    single = [d for d in CATALOGUE if not d.across_columns]
+    across = [d for d in CATALOGUE if d.across_columns]
+    pairs = [(d, col) for col in contract.columns for d in single if d.applies(contract, col)]
+    return pairs + [(d, col) for d in across for col in contract.columns if d.applies(contract, col)]
+
+
+def sql_params(night: date) -> dict[str, Any]:
+    """The parameters the predicates bind."""
+    return {"night": night}
+
+
+def gx_params(night: date) -> dict[str, Any]:
+    """The expectation parameters the suite names (``$PARAMETER``)."""
+    return {"night": night, "min_date_of_birth": _years_before(night, MAX_AGE_YEARS)}
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+
+def _raw(col: ColumnSpec) -> str:
+    """The agency's column as sent (trimmed, NULL when blank)."""
+    return quote_ident(col.name)
+
+
+def _std(col: ColumnSpec) -> str:
+    """The column's standardised field."""
+    return STD + col.field
+
+
+def _codes(contract: Contract, col: ColumnSpec) -> list[str]:
+    codes = {"sex": contract.sex_codes, "service": contract.services, "sensitive": contract.sensitive_codes}
+    return sorted(codes[col.field])
+
+
+# Expectations name the agency's raw column where a rule is about what was sent (required,
+# codes, date formats) and the standardised field where it is about meaning (identifier
+# checks, postcode, date ranges, uniqueness).
+CATALOGUE: tuple[RuleDef, ...] = (
+    RuleDef(
+        "required",
+        applies=lambda c, col: col.required,
+        fails=lambda c, col: f"{_raw(col)} IS NULL",
+        expectation="expect_column_values_to_not_be_null",
+        kwargs=lambda c, col: {"column": col.name},
+    ),
+    RuleDef(
+        "max_length",
+        applies=lambda c, col: col.field in MAX_LENGTH,
+        fails=lambda c, col: f"length({_raw(col)}) > {MAX_LENGTH[col.field]}",
+        expectation="expect_column_value_lengths_to_be_between",
+        kwargs=lambda c, col: {"column": col.name, "max_value": MAX_LENGTH[col.field]},
+    ),
+    RuleDef(
+        "date_format",
+        applies=lambda c, col: col.type == "date",
+        fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND {_std(col)} IS NULL",
+        expectation="expect_column_values_to_match_date_format",
+        kwargs=lambda c, col: {"column": col.name, "date_format": c.date_format},
+    ),
+    RuleDef(
+        "date_of_birth_range",
+        applies=lambda c, col: col.field == "date_of_birth",
+        fails=lambda c, col: f"{_std(col)} > $night OR {_std(col)} < $night - INTERVAL {MAX_AGE_YEARS} YEAR",
+        expectation="expect_column_values_to_be_between",
+        kwargs=lambda c, col: {
+            "column": _std(col),
+            "min_value": {"$PARAMETER": "min_date_of_birth"},
+            "max_value": {"$PARAMETER": "night"},
+        },
+    ),
+    RuleDef(
+        "code_set",
+        applies=lambda c, col: col.field in ("sex", "service", "sensitive"),
+        fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND {_std(col)} IS NULL",
+        expectation="expect_column_values_to_be_in_set",
+        kwargs=lambda c, col: {"column": col.name, "value_set": _codes(c, col)},
+    ),
+    RuleDef(
+        "nhs_number_check",
+        applies=lambda c, col: col.format == "nhs_number",
+        fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND NOT {nhs_valid_sql(_std(col))}",
+        expectation="expect_column_values_to_be_valid_nhs_number",  # gx.custom
+        kwargs=lambda c, col: {"column": _std(col)},
+    ),
+    RuleDef(
+        "upn_check",
+        applies=lambda c, col: col.format == "upn",
+        fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND NOT {upn_valid_sql(_std(col))}",
+        expectation="expect_column_values_to_be_valid_upn",  # gx.custom
+        kwargs=lambda c, col: {"column": _std(col)},
+    ),
+    RuleDef(
+        "postcode_format",
+        applies=lambda c, col: col.format == "postcode",
+        fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND NOT {postcode_valid_sql(_std(col))}",
+        expectation="expect_column_values_to_be_valid_postcode",  # gx.custom
+        kwargs=lambda c, col: {"column": _std(col)},
+    ),
+    RuleDef(
+        # Every row sharing an id is rejected: which of them is right cannot be known.
+        "duplicate_local_id",
+        applies=lambda c, col: col.field == "local_id",
+        fails=lambda c, col: f"{_std(col)} IN (SELECT id FROM duplicated_ids)",
+        expectation="expect_column_values_to_be_unique",
+        kwargs=lambda c, col: {"column": _std(col)},
+    ),
+    RuleDef(
+        "date_order",
+        applies=lambda c, col: col.field == "involvement_start" and c.column_for("involvement_end") is not None,
+        fails=lambda c, col: f"{STD}involvement_start > {STD}involvement_end",
+        expectation="expect_column_pair_values_a_to_be_greater_than_b",
+        kwargs=lambda c, col: {
+            "column_A": STD + "involvement_end",
+            "column_B": STD + "involvement_start",
+            "or_equal": True,
+            "ignore_row_if": "either_value_is_missing",
+        },
+        across_columns=True,
+    ),
+)
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
