@@ -27,7 +27,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NIGHT = date(2026, 11, 24)
 
 
-def index_tables(children: int):  # noqa: ANN201
+def index_tables(children: int):
     import duckdb
     import numpy as np
     import pyarrow as pa
@@ -81,7 +81,7 @@ def index_tables(children: int):  # noqa: ANN201
     return child, record, involvement
 
 
-def load(url: str, tables, copy: bool) -> float:  # noqa: ANN001
+def load(url: str, tables, copy: bool) -> float:
     from sqlalchemy import insert
 
     from childindex.index.db import engine_for, migrate

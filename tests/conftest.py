@@ -40,7 +40,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture()
-def settings(data_dir: Path):  # noqa: ANN201
+def settings(data_dir: Path):
     from childindex.index.db import migrate
     from childindex.settings import load_settings
 

@@ -83,7 +83,7 @@ def drop(
     settings,
     agency: str,
     data: bytes,
-    night: date = date(2026, 11, 24),  # noqa: ANN001
+    night: date = date(2026, 11, 24),
     name: str | None = None,
     complete: bool = True,
 ) -> Path:

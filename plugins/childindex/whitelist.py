@@ -8,6 +8,8 @@ that answers "how does this help a practitioner reach another professional?".
 
 from __future__ import annotations
 
+from typing import Literal
+
 # Fields an agency may send, by meaning. Identifiers are pseudonymised at intake and never
 # stored in clear.
 IDENTIFIER_FIELDS = ("local_id", "nhs_number", "upn")
@@ -36,7 +38,7 @@ REQUIRED_FIELDS = (
 DATE_FIELDS = ("date_of_birth", "involvement_start", "involvement_end")
 
 # Sex after standardisation: M, F or U (not known / not stated).
-SEX_VALUES = ("M", "F", "U")
+Sex = Literal["M", "F", "U"]
 
 # Longest value accepted per field (characters): the index's column sizes. A longer value
 # is a broken export (or an attempt to smuggle text in), so the row is rejected.

@@ -50,7 +50,7 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert "Usage" in result.output and len(result.output.splitlines()) > 3
 
 
-def test_missing_key_is_one_clear_line_and_exit_2(data_dir, monkeypatch) -> None:  # noqa: ANN001
+def test_missing_key_is_one_clear_line_and_exit_2(data_dir, monkeypatch) -> None:
     monkeypatch.delenv("CHILDINDEX_PSEUDONYMISATION_KEY")
     result = runner.invoke(app, ["link"])
     assert result.exit_code == 2
@@ -58,12 +58,12 @@ def test_missing_key_is_one_clear_line_and_exit_2(data_dir, monkeypatch) -> None
     assert "Traceback" not in result.output
 
 
-def test_unknown_agency_exit_2(data_dir) -> None:  # noqa: ANN001
+def test_unknown_agency_exit_2(data_dir) -> None:
     result = runner.invoke(app, ["intake", "--agency", "police"])
     assert result.exit_code == 2 and "education, health, social_care" in result.output
 
 
-def test_generate_intake_link_summary_without_airflow(data_dir, tmp_path) -> None:  # noqa: ANN001
+def test_generate_intake_link_summary_without_airflow(data_dir, tmp_path) -> None:
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     gen = runner.invoke(app, ["generate", "--children", "200", "--truth-dir", str(tmp_path / "truth")])
     assert gen.exit_code == 0, gen.output
@@ -77,27 +77,27 @@ def test_generate_intake_link_summary_without_airflow(data_dir, tmp_path) -> Non
     assert json.loads(summary.output)["children"] > 150
 
 
-def test_settings_masks_the_key(data_dir) -> None:  # noqa: ANN001
+def test_settings_masks_the_key(data_dir) -> None:
     result = runner.invoke(app, ["settings"])
     assert result.exit_code == 0
     assert "test-only-key" not in result.output and "**********" in result.output
 
 
-def test_init_key_refuses_to_overwrite(tmp_path) -> None:  # noqa: ANN001
+def test_init_key_refuses_to_overwrite(tmp_path) -> None:
     key = tmp_path / "k"
     assert runner.invoke(app, ["init-key", str(key)]).exit_code == 0
     again = runner.invoke(app, ["init-key", str(key)])
     assert again.exit_code == 2 and "never overwritten" in again.output
 
 
-def test_contracts_docs_check(tmp_path) -> None:  # noqa: ANN001
+def test_contracts_docs_check(tmp_path) -> None:
     assert runner.invoke(app, ["contracts", "docs", "--out", str(tmp_path), "--check"]).exit_code == 1
     assert runner.invoke(app, ["contracts", "docs", "--out", str(tmp_path)]).exit_code == 0
     assert runner.invoke(app, ["contracts", "docs", "--out", str(tmp_path), "--check"]).exit_code == 0
 
 
 @pytest.mark.parametrize("night_number", [0, 3])
-def test_check_passes_every_generated_file(tmp_path, night_number: int) -> None:  # noqa: ANN001
+def test_check_passes_every_generated_file(tmp_path, night_number: int) -> None:
     """The pre-check accepts what the generator writes, initial load and delta, all agencies."""
     from childindex.simulation.synthetic import generate_night
 

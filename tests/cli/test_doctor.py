@@ -11,11 +11,11 @@ from tests.conftest import TEST_KEY
 runner = CliRunner()
 
 
-def _by_name(checks) -> dict:  # noqa: ANN001
+def _by_name(checks) -> dict:
     return {c.name: c for c in checks}
 
 
-def test_a_ready_installation_passes_every_check(settings) -> None:  # noqa: ANN001
+def test_a_ready_installation_passes_every_check(settings) -> None:
     checks = _by_name(diagnose())
     assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
     assert {"settings", "pseudonymisation key", "index database", "index schema", "key epoch"} <= set(checks)
@@ -27,7 +27,7 @@ def test_a_ready_installation_passes_every_check(settings) -> None:  # noqa: ANN
     assert TEST_KEY not in result.output, "the key is shown only by its id"
 
 
-def test_what_is_wrong_is_named_with_what_to_do(settings, monkeypatch) -> None:  # noqa: ANN001
+def test_what_is_wrong_is_named_with_what_to_do(settings, monkeypatch) -> None:
     from sqlalchemy import text
 
     from childindex.index.db import engine_for

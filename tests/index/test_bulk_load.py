@@ -18,7 +18,7 @@ from childindex.simulation.synthetic import generate_night
 NIGHT = date(2026, 11, 24)
 
 
-def test_copy_keeps_nulls_empty_strings_and_awkward_text(pg_url) -> None:  # noqa: ANN001
+def test_copy_keeps_nulls_empty_strings_and_awkward_text(pg_url) -> None:
     migrate(pg_url)
     names = ["O'Brien", 'Say "hi", then', "line\nbreak", "", None, "Zoë Ñúñez", "back\\slash"]
     table = pa.table(
@@ -42,7 +42,7 @@ def test_copy_keeps_nulls_empty_strings_and_awkward_text(pg_url) -> None:  # noq
     assert rows[2].date_of_birth == date(2015, 1, 3)
 
 
-def test_a_night_on_postgresql_equals_the_same_night_on_sqlite(data_dir, pg_url, tmp_path) -> None:  # noqa: ANN001
+def test_a_night_on_postgresql_equals_the_same_night_on_sqlite(data_dir, pg_url, tmp_path) -> None:
     contents = {}
     for name, url in (("sqlite", None), ("postgresql", pg_url)):
         settings = load_settings(**({"index_url": url} if url else {}), data_dir=tmp_path / name)

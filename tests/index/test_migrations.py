@@ -59,7 +59,7 @@ def _check(url: str) -> None:
         )
 
 
-def test_migration_runs_on_sqlite(tmp_path) -> None:  # noqa: ANN001
+def test_migration_runs_on_sqlite(tmp_path) -> None:
     _check(f"sqlite:///{tmp_path / 'index.sqlite'}")
 
 
@@ -67,7 +67,7 @@ def test_migration_runs_on_postgresql(pg_url: str) -> None:
     _check(pg_url)
 
 
-def test_sqlite_runs_with_secure_delete_and_foreign_keys(tmp_path) -> None:  # noqa: ANN001
+def test_sqlite_runs_with_secure_delete_and_foreign_keys(tmp_path) -> None:
     engine = engine_for(f"sqlite:///{tmp_path / 'i.sqlite'}")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1

@@ -49,7 +49,7 @@ def pg(pg_url: str) -> str:
     return pg_url
 
 
-def add_child(conn, child_id: str) -> None:  # noqa: ANN001
+def add_child(conn, child_id: str) -> None:
     conn.execute(
         insert(Child),
         [
@@ -97,7 +97,7 @@ def add_records(url: str) -> None:
         )
 
 
-def records_stmt():  # noqa: ANN201
+def records_stmt():
     sr = SourceRecord
     return select(*(getattr(sr, f.name) for f in RECORD_SCHEMA)).order_by(sr.given_name.is_(None), sr.given_name)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -164,7 +165,7 @@ def test_symlinks_are_rejected_never_followed(settings, tmp_path) -> None:
     assert moved.is_symlink()
 
 
-def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from childindex.cli import app
@@ -202,6 +203,18 @@ def test_reprocess_readmits_a_quarantined_file(settings) -> None:
     assert not any(p.name.startswith("health_") for p in settings.quarantine_dir.rglob("*")), "no second copy"
 
 
+def test_reprocess_says_what_it_needs(data_dir: Path) -> None:
+    from childindex.errors import UsageError
+    from childindex.intake import reprocess
+    from childindex.settings import load_settings
+
+    settings = load_settings()
+    with pytest.raises(UsageError, match="0 quarantined health files match 'abc'; give a longer prefix"):
+        reprocess(settings, "health", NIGHT, sha_prefix="abc")
+    with pytest.raises(UsageError, match="name a quarantined file's SHA-256 prefix, or a corrected file"):
+        reprocess(settings, "health", NIGHT)
+
+
 def test_reprocess_with_a_corrected_file(settings, tmp_path) -> None:
     from childindex.intake import reprocess
 
@@ -230,7 +243,7 @@ def test_too_many_rejected_rows_quarantine_the_file(settings) -> None:
     assert [r["rule"] for r in receipt["rejected_rows"]] == ["code_set", "code_set"]
 
 
-def _three_nights_of_ten_rows(settings) -> None:  # noqa: ANN001
+def _three_nights_of_ten_rows(settings) -> None:
     """History for the row-count band: three accepted files of 10 rows."""
     from datetime import timedelta
 

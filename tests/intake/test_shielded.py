@@ -36,7 +36,7 @@ def _with_flag(agency: str, rows: list[dict], flags: list[str]) -> bytes:
     return ("\n".join(out) + "\n").encode(c.file.encoding)
 
 
-def test_a_sensitive_involvement_keeps_only_its_existence_and_route(settings) -> None:  # noqa: ANN001
+def test_a_sensitive_involvement_keeps_only_its_existence_and_route(settings) -> None:
     shielded = child(1, postcode=REFUGE, service="community_paediatrics")
     drop(settings, "health", _with_flag("health", [shielded, child(2)], ["Y", "N"]), night=NIGHT)
     # The same child is known to school at a home postcode: the index may show that one.
@@ -68,7 +68,7 @@ def test_a_sensitive_involvement_keeps_only_its_existence_and_route(settings) ->
     assert REFUGE.encode() not in open(index, "rb").read()  # noqa: SIM115, PTH123
 
 
-def test_an_unknown_flag_is_a_code_set_rejection(settings) -> None:  # noqa: ANN001
+def test_an_unknown_flag_is_a_code_set_rejection(settings) -> None:
     drop(settings, "social_care", _with_flag("social_care", [child(1, "social_care")], ["maybe"]), night=NIGHT)
     [outcome] = run_intake(settings, "social_care", NIGHT)
     receipt = json.loads(next(settings.outbox("social_care").glob("*.receipt.json")).read_text())

@@ -23,7 +23,7 @@ NIGHT = date(2026, 11, 24)
 NEW_KEY = "rotated-test-key-" + "fedcba9876543210" * 3  # synthetic data only
 
 
-def _index(settings) -> dict:  # noqa: ANN001
+def _index(settings) -> dict:
     with engine_for(settings.index_url).connect() as conn:
         records = conn.execute(text("SELECT agency, source_key, child_id, nhs_key FROM source_record")).all()
         return {
@@ -36,7 +36,7 @@ def _index(settings) -> dict:  # noqa: ANN001
         }
 
 
-def _linked_night(settings) -> None:  # noqa: ANN001
+def _linked_night(settings) -> None:
     # Child 1 is known to health and social care (one child id); 2 and 3 to health only.
     drop(settings, "health", render("health", [child(1), child(2), child(3)]), night=NIGHT)
     drop(settings, "social_care", render("social_care", [child(1, "social_care", upn=None)]), night=NIGHT)
@@ -45,7 +45,7 @@ def _linked_night(settings) -> None:  # noqa: ANN001
     link_pending(settings, NIGHT)
 
 
-def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:  # noqa: ANN001
+def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:
     _linked_night(settings)
     before = _index(settings)
     assert len(before["children"]) == 3 and len(before["records"]) == 4
@@ -104,7 +104,7 @@ def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:
     assert final["records"] == before["records"] and final["children"] == before["children"]
 
 
-def test_records_no_extract_covers_stop_the_rotation_unless_dropped(settings) -> None:  # noqa: ANN001
+def test_records_no_extract_covers_stop_the_rotation_unless_dropped(settings) -> None:
     _linked_night(settings)
     for path in settings.archive_dir.glob("social_care/*/*"):
         path.unlink()  # the archive no longer holds social care's extract
@@ -119,7 +119,7 @@ def test_records_no_extract_covers_stop_the_rotation_unless_dropped(settings) ->
     assert _index(settings)["records"] == before["records"]
 
 
-def test_dropping_unmapped_records_deletes_them(settings) -> None:  # noqa: ANN001
+def test_dropping_unmapped_records_deletes_them(settings) -> None:
     _linked_night(settings)
     for path in settings.archive_dir.glob("social_care/*/*"):
         path.unlink()
@@ -128,14 +128,14 @@ def test_dropping_unmapped_records_deletes_them(settings) -> None:  # noqa: ANN0
     assert {a for a, _ in _index(settings)["records"]} == {"health"}
 
 
-def test_the_new_key_must_be_new_and_strong(settings) -> None:  # noqa: ANN001
+def test_the_new_key_must_be_new_and_strong(settings) -> None:
     with pytest.raises(RotationRefused, match="in use"):
         rotate_key(settings, TEST_KEY.encode(), NIGHT)
     with pytest.raises(RotationRefused, match="at least 32 bytes"):
         rotate_key(settings, b"short", NIGHT)
 
 
-def test_rotation_on_postgresql(data_dir, pg_url) -> None:  # noqa: ANN001
+def test_rotation_on_postgresql(data_dir, pg_url) -> None:
     from childindex.index.db import migrate
 
     settings = load_settings(index_url=pg_url)

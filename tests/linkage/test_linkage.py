@@ -12,14 +12,14 @@ from tests.helpers import child, drop, render
 N1, N2 = date(2026, 11, 24), date(2026, 11, 25)
 
 
-def _load(settings, night: date, files: dict[str, list[dict]]) -> dict:  # noqa: ANN001
+def _load(settings, night: date, files: dict[str, list[dict]]) -> dict:
     for agency, rows in files.items():
         drop(settings, agency, render(agency, rows), night=night)
         run_intake(settings, agency, night)
     return link_pending(settings, night).as_dict()
 
 
-def _clusters(settings) -> dict[str, str]:  # noqa: ANN001
+def _clusters(settings) -> dict[str, str]:
     """agency:given name -> child id (names are unique per test)."""
     with engine_for(settings.index_url).connect() as conn:
         rows = conn.execute(
@@ -31,7 +31,7 @@ def _clusters(settings) -> dict[str, str]:  # noqa: ANN001
     return {r.source_key: r.child_id for r in rows}
 
 
-def _child_of(settings, agency: str, local_id: str) -> str:  # noqa: ANN001
+def _child_of(settings, agency: str, local_id: str) -> str:
     from childindex.staging.pseudonymise import hmac_hex
 
     key = hmac_hex(settings.key, f"local_id:{agency}", local_id)
@@ -134,7 +134,7 @@ def test_rerun_with_nothing_pending_changes_nothing(settings) -> None:
     assert again["files"] == 0 and _clusters(settings) == before
 
 
-def test_a_night_is_one_transaction(settings, monkeypatch) -> None:  # noqa: ANN001
+def test_a_night_is_one_transaction(settings, monkeypatch) -> None:
     """A failure mid-publish leaves the previous index and the ledger as they were."""
     import pytest
 
@@ -145,7 +145,7 @@ def test_a_night_is_one_transaction(settings, monkeypatch) -> None:  # noqa: ANN
     drop(settings, "health", render("health", [child(1), child(5)]), night=N2)
     run_intake(settings, "health", N2)
 
-    def boom(*_a, **_k):  # noqa: ANN002, ANN003
+    def boom(*_a, **_k):
         raise RuntimeError("simulated failure after the first writes")
 
     monkeypatch.setattr(store.Ledger, "mark_linked", staticmethod(boom))

@@ -12,10 +12,10 @@ import pytest
 from childindex.contracts import AGENCIES
 from childindex.index.db import engine_for, migrate
 from childindex.intake.process import run_intake
+from childindex.linkage import link_pending
 from childindex.linkage.evaluation import accuracy
 from childindex.linkage.features import register_features
 from childindex.linkage.model import BUNDLED_MODEL, GIVEN_LOOSE_LEVELS, comparisons, load_model, settings_creator
-from childindex.linkage import link_pending
 from childindex.linkage.quality import blocking_recall
 from childindex.simulation.synthetic import generate_night
 from childindex.staging.pseudonymise import hmac_sql, key_params
@@ -26,7 +26,7 @@ SEED = 2026
 
 
 @pytest.fixture(scope="module")
-def linked(tmp_path_factory):  # noqa: ANN001, ANN201
+def linked(tmp_path_factory):
     """Three nights (initial load and two deltas) through intake and linkage."""
     from childindex.settings import load_settings
 
@@ -48,7 +48,7 @@ def linked(tmp_path_factory):  # noqa: ANN001, ANN201
     mp.undo()
 
 
-def _truth_join(settings, truth) -> duckdb.DuckDBPyConnection:  # noqa: ANN001
+def _truth_join(settings, truth) -> duckdb.DuckDBPyConnection:
     """DuckDB with table ``rec``: each index record's child id, person id, twin flag, household."""
     from sqlalchemy import text
 
@@ -67,7 +67,7 @@ def _truth_join(settings, truth) -> duckdb.DuckDBPyConnection:  # noqa: ANN001
     return con
 
 
-def test_accuracy_floor_every_night(linked) -> None:  # noqa: ANN001
+def test_accuracy_floor_every_night(linked) -> None:
     settings, truth, results = linked
     acc = accuracy(settings, truth)
     assert acc["precision"] >= 0.999
@@ -77,7 +77,7 @@ def test_accuracy_floor_every_night(linked) -> None:  # noqa: ANN001
     assert all(r["records"] > 0 for r in results)
 
 
-def test_twins_siblings_and_shared_addresses_never_merge(linked) -> None:  # noqa: ANN001
+def test_twins_siblings_and_shared_addresses_never_merge(linked) -> None:
     settings, truth, _ = linked
     con = _truth_join(settings, truth)
     twins, households = con.execute("""
@@ -93,7 +93,7 @@ def test_twins_siblings_and_shared_addresses_never_merge(linked) -> None:  # noq
     assert merged == 0, "no child id holds two people of one household"
 
 
-def test_blocking_keeps_nearly_every_true_pair(linked) -> None:  # noqa: ANN001
+def test_blocking_keeps_nearly_every_true_pair(linked) -> None:
     settings, truth, _ = linked
     con = duckdb.connect()
     con.execute("CREATE TABLE staged AS SELECT * FROM read_parquet($g)", {"g": f"{settings.staging_dir}/*/*/*.parquet"})
@@ -115,7 +115,7 @@ def test_blocking_keeps_nearly_every_true_pair(linked) -> None:  # noqa: ANN001
     assert measured["recall"] >= 0.995
 
 
-def test_the_review_queue_is_small(linked) -> None:  # noqa: ANN001
+def test_the_review_queue_is_small(linked) -> None:
     _, _, results = linked
     first = results[0]
     assert 0 < first["review_items"] < 0.01 * first["records"]

@@ -17,7 +17,7 @@ N3 = N2 + timedelta(days=1)
 runner = CliRunner()
 
 
-def _ambiguous_night(settings) -> dict:  # noqa: ANN001
+def _ambiguous_night(settings) -> dict:
     """Two health records of different children (same name, birthday, address; different
     NHS numbers) and a social care record, without identifiers, that fits both."""
     same = {"given_name": "Jack", "family_name": "Jones", "date_of_birth": date(2014, 5, 5), "sex": "M"}
@@ -25,7 +25,7 @@ def _ambiguous_night(settings) -> dict:  # noqa: ANN001
     return _load(settings, N1, {"health": [child(1, **same), child(2, **same)], "social_care": [sc]})
 
 
-def test_an_ambiguous_record_waits_for_a_person(settings) -> None:  # noqa: ANN001
+def test_an_ambiguous_record_waits_for_a_person(settings) -> None:
     result = _ambiguous_night(settings)
     assert result["review_items"] == 2 and rq.open_count(settings.index_url) == 2
     listed = runner.invoke(app, ["review", "--list"])
@@ -38,7 +38,7 @@ def test_an_ambiguous_record_waits_for_a_person(settings) -> None:  # noqa: ANN0
     assert rq.open_count(settings.index_url) == 2, "skipping decides nothing"
 
 
-def test_a_decision_wins_on_every_later_night(settings) -> None:  # noqa: ANN001
+def test_a_decision_wins_on_every_later_night(settings) -> None:
     _ambiguous_night(settings)
     sc = _child_of(settings, "social_care", "S0000003")
     h1, h2 = _child_of(settings, "health", "H0000001"), _child_of(settings, "health", "H0000002")
@@ -80,7 +80,7 @@ def test_a_decision_wins_on_every_later_night(settings) -> None:  # noqa: ANN001
     assert [tuple(w) for w in who] == [("tester", "match")]
 
 
-def test_different_children_splits_a_child_that_holds_both(settings) -> None:  # noqa: ANN001
+def test_different_children_splits_a_child_that_holds_both(settings) -> None:
     # Health and social care agree on everything but identifiers: linked on night 1.
     _load(settings, N1, {"health": [child(1)], "social_care": [child(1, "social_care", nhs_number=None, upn=None)]})
     old = _child_of(settings, "health", "H0000001")
@@ -106,7 +106,7 @@ def test_different_children_splits_a_child_that_holds_both(settings) -> None:  #
     assert _child_of(settings, "health", "H0000001") != _child_of(settings, "social_care", "S0000001")
 
 
-def test_decide_refuses_unknown_items_and_decisions(settings) -> None:  # noqa: ANN001
+def test_decide_refuses_unknown_items_and_decisions(settings) -> None:
     _ambiguous_night(settings)
     assert runner.invoke(app, ["review", "--item", "999", "--decide", "match"]).exit_code == 2
     assert runner.invoke(app, ["review", "--decide", "maybe"]).exit_code == 2

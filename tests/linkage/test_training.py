@@ -11,15 +11,15 @@ from typer.testing import CliRunner
 from childindex.cli import app
 from childindex.contracts import AGENCIES
 from childindex.intake.process import run_intake
-from childindex.linkage.model import current_model_path, load_model
 from childindex.linkage import link_pending
+from childindex.linkage.model import current_model_path, load_model
 from childindex.simulation.synthetic import generate_night
 
 NIGHT = date(2026, 11, 24)
 runner = CliRunner()
 
 
-def test_train_saves_versions_and_nights_use_the_newest(settings, tmp_path) -> None:  # noqa: ANN001
+def test_train_saves_versions_and_nights_use_the_newest(settings, tmp_path) -> None:
     assert runner.invoke(app, ["train"]).exit_code == 1, "an empty index is too small to train on"
     generate_night(settings.drop_root, tmp_path / "truth", children=1500, seed=5, first_night=NIGHT)
     for agency in AGENCIES:

@@ -16,13 +16,13 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
 @pytest.fixture(scope="module")
-def dagbag():  # noqa: ANN201
+def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS))
 
 
-def test_no_import_errors(dagbag) -> None:  # noqa: ANN001
+def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == {
         *(f"intake_{a}" for a in AGENCIES),
@@ -34,7 +34,7 @@ def test_no_import_errors(dagbag) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("agency", AGENCIES)
-def test_intake_dag(dagbag, agency: str) -> None:  # noqa: ANN001
+def test_intake_dag(dagbag, agency: str) -> None:
     from childindex.orchestration import STAGED
 
     dag = dagbag.dags[f"intake_{agency}"]
@@ -47,7 +47,7 @@ def test_intake_dag(dagbag, agency: str) -> None:  # noqa: ANN001
     assert dag.doc_md
 
 
-def test_linkage_is_scheduled_on_any_agency_asset(dagbag) -> None:  # noqa: ANN001
+def test_linkage_is_scheduled_on_any_agency_asset(dagbag) -> None:
     from childindex.orchestration import INDEX, STAGED
 
     dag = dagbag.dags["link_and_publish"]
@@ -58,7 +58,7 @@ def test_linkage_is_scheduled_on_any_agency_asset(dagbag) -> None:  # noqa: ANN0
     assert dag.max_active_runs == 1
 
 
-def test_summary_and_retention(dagbag) -> None:  # noqa: ANN001
+def test_summary_and_retention(dagbag) -> None:
     from childindex.orchestration import INDEX
 
     summary = dagbag.dags["night_summary"]
@@ -71,7 +71,7 @@ def test_summary_and_retention(dagbag) -> None:  # noqa: ANN001
     assert type(retention.timetable).__name__ == "CronTriggerTimetable"
 
 
-def test_tasks_retry_with_backoff(dagbag) -> None:  # noqa: ANN001
+def test_tasks_retry_with_backoff(dagbag) -> None:
     for dag in dagbag.dags.values():
         for t in dag.tasks:
             assert t.retry_exponential_backoff and t.retries >= 1, (dag.dag_id, t.task_id)
@@ -89,7 +89,7 @@ def test_tasks_retry_with_backoff(dagbag) -> None:  # noqa: ANN001
         ("RuntimeError('unforeseen')", "default"),
     ],
 )
-def test_the_retry_policy_decides_by_error_type(dagbag, error: str, action: str) -> None:  # noqa: ANN001
+def test_the_retry_policy_decides_by_error_type(dagbag, error: str, action: str) -> None:
     from childindex import errors
 
     exc = eval(error, vars(errors))  # noqa: S307 - the test's own literals
@@ -132,3 +132,42 @@ def test_dag_files_import_no_heavy_libraries_at_parse_time() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_parsing_queries_no_database_and_looks_up_no_connection_or_variable() -> None:
+    """As Airflow's own test_example_dags: a DAG file is parsed often, by every scheduler and
+    dag-processor loop; it must not query a database or look up a Connection or Variable.
+    Every database driver and Airflow's lookups are watched while each file runs."""
+    code = f"""
+import json, runpy, sqlite3, sys
+import airflow.sdk, psycopg, duckdb
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+seen = []
+def watch(name):
+    def refuse(*args, **kwargs):
+        seen.append(name)
+        raise RuntimeError(name + " at parse time")
+    return refuse
+
+event.listen(Engine, "before_cursor_execute", lambda *a, **k: seen.append("sqlalchemy query"))
+sqlite3.connect = watch("sqlite3.connect")
+psycopg.connect = watch("psycopg.connect")
+duckdb.connect = watch("duckdb.connect")
+airflow.sdk.Variable.get = staticmethod(watch("Variable.get"))
+airflow.sdk.Connection.get = classmethod(lambda cls, *a, **k: watch("Connection.get")())
+from airflow.models.variable import Variable
+Variable.get = staticmethod(watch("models.Variable.get"))
+from airflow.sdk.bases.hook import BaseHook
+BaseHook.get_connection = classmethod(lambda cls, *a, **k: watch("BaseHook.get_connection")())
+files = 0
+for f in {sorted(p.name for p in DAGS.glob("*.py"))!r}:
+    runpy.run_path({str(DAGS)!r} + "/" + f)
+    files += 1
+print(json.dumps({{"seen": seen, "files": files}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"seen": [], "files": len(list(DAGS.glob("*.py")))} and result["files"] == 5

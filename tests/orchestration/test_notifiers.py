@@ -15,7 +15,7 @@ CANARY = "Zqnotifycanary"
 
 
 @pytest.fixture()
-def server():  # noqa: ANN201
+def server():
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -24,7 +24,7 @@ def server():  # noqa: ANN201
             self.send_response(204)
             self.end_headers()
 
-        def log_message(self, *args) -> None:  # noqa: ANN002
+        def log_message(self, *args) -> None:
             pass
 
     httpd = HTTPServer(("127.0.0.1", 0), Handler)
@@ -48,7 +48,7 @@ def test_the_message_names_the_task_never_the_exception_text() -> None:
     assert CANARY not in json.dumps(message)
 
 
-def test_the_notifier_posts_to_its_connection(server, monkeypatch) -> None:  # noqa: ANN001
+def test_the_notifier_posts_to_its_connection(server, monkeypatch) -> None:
     url, received = server
     assert post_json(url, {"ping": 1}) == 204
     monkeypatch.setenv("AIRFLOW_CONN_CHILDINDEX_ALERTS", url)
@@ -56,13 +56,13 @@ def test_the_notifier_posts_to_its_connection(server, monkeypatch) -> None:  # n
     assert received[-1]["task_id"] == "process" and CANARY not in json.dumps(received)
 
 
-def test_an_unreachable_hook_does_not_hide_the_failure(monkeypatch, caplog) -> None:  # noqa: ANN001
+def test_an_unreachable_hook_does_not_hide_the_failure(monkeypatch, caplog) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_CHILDINDEX_ALERTS", "http://127.0.0.1:9/hook")
     FailureWebhookNotifier("childindex_alerts").notify(_context())  # no exception
     assert "failure notification to connection childindex_alerts failed" in caplog.text
 
 
-def test_notifications_are_off_unless_configured(monkeypatch) -> None:  # noqa: ANN001
+def test_notifications_are_off_unless_configured(monkeypatch) -> None:
     from childindex.orchestration import default_args
     from childindex.settings import load_settings
 

@@ -24,7 +24,7 @@ from tests.reports.test_reports import _nights
 
 
 @pytest.fixture(scope="module")
-def auth(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def auth(tmp_path_factory: pytest.TempPathFactory):
     """Airflow's default (simple) auth manager with this module's own JWT secret."""
 
     from airflow.api_fastapi.app import create_auth_manager
@@ -61,7 +61,7 @@ def test_the_plugin_puts_a_report_tab_on_every_dag_run() -> None:
     assert PREFIX == "/childindex"
 
 
-def test_reports_need_an_airflow_login_with_read_access(settings, auth, client) -> None:  # noqa: ANN001
+def test_reports_need_an_airflow_login_with_read_access(settings, auth, client) -> None:
     build_report(settings, _nights(settings, n=2))
     url = "/childindex/reports/"
     assert client.get(url).status_code == 401
@@ -74,7 +74,7 @@ def test_reports_need_an_airflow_login_with_read_access(settings, auth, client) 
     assert client.get(url).status_code == 200
 
 
-def test_a_night_is_served_with_its_receipts(settings, auth, client) -> None:  # noqa: ANN001
+def test_a_night_is_served_with_its_receipts(settings, auth, client) -> None:
     night = _nights(settings)
     build_report(settings, night)
     client.cookies.set("_token", auth("viewer"))
@@ -98,7 +98,7 @@ def test_a_night_is_served_with_its_receipts(settings, auth, client) -> None:  #
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
 
 
-def test_nothing_but_reports_and_receipts_is_served(settings, auth, client) -> None:  # noqa: ANN001
+def test_nothing_but_reports_and_receipts_is_served(settings, auth, client) -> None:
     night = _nights(settings, n=1)
     build_report(settings, night)
     client.cookies.set("_token", auth("viewer"))

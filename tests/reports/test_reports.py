@@ -8,8 +8,7 @@ from datetime import date, timedelta
 
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
-from childindex.reports import build_report
-from childindex.reports import night_summary
+from childindex.reports import build_report, night_summary
 from childindex.retention import run_retention
 from tests.helpers import child, drop, nhs, render
 
@@ -17,7 +16,7 @@ NIGHT = date(2026, 11, 24)
 CANARY = {"given_name": "Zqreportgiven", "family_name": "Zqreportfamily", "postcode": "ZZ9 9ZZ"}
 
 
-def _nights(settings, n: int = 4) -> date:  # noqa: ANN001
+def _nights(settings, n: int = 4) -> date:
     for k in range(n):
         night = NIGHT + timedelta(days=k)
         health = [child(100 * k + i) for i in range(1, 8)] + [child(100 * k + 9, sex="Q")]
@@ -35,7 +34,7 @@ def _nights(settings, n: int = 4) -> date:  # noqa: ANN001
     return NIGHT + timedelta(days=n - 1)
 
 
-def test_a_multi_night_report_is_complete_and_self_contained(settings) -> None:  # noqa: ANN001
+def test_a_multi_night_report_is_complete_and_self_contained(settings) -> None:
     last = _nights(settings)
     path = build_report(settings, last)
     html = path.read_text(encoding="utf-8")
@@ -57,7 +56,7 @@ def test_a_multi_night_report_is_complete_and_self_contained(settings) -> None: 
     assert f'href="night-{last}.html"' in index
 
 
-def test_no_childs_data_reaches_a_report(settings) -> None:  # noqa: ANN001
+def test_no_childs_data_reaches_a_report(settings) -> None:
     last = _nights(settings)
     for k in range(4):
         build_report(settings, NIGHT + timedelta(days=k))
@@ -68,7 +67,7 @@ def test_no_childs_data_reaches_a_report(settings) -> None:  # noqa: ANN001
     assert (settings.reports_dir / "quality" / f"night-{last}.html").exists()
 
 
-def test_a_quiet_night_reports_success(settings) -> None:  # noqa: ANN001
+def test_a_quiet_night_reports_success(settings) -> None:
     drop(settings, "health", render("health", [child(i) for i in range(1, 6)]))
     drop(settings, "social_care", render("social_care", [child(1, "social_care", upn=None)]))
     drop(settings, "education", render("education", [child(2, "education")]))
@@ -80,7 +79,7 @@ def test_a_quiet_night_reports_success(settings) -> None:  # noqa: ANN001
     assert 'class="ok" id="headline"' in html and "Needs attention" not in html
 
 
-def test_the_report_command_needs_no_key(settings, monkeypatch) -> None:  # noqa: ANN001
+def test_the_report_command_needs_no_key(settings, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from childindex.cli import app

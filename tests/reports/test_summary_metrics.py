@@ -17,7 +17,7 @@ NIGHT = date(2026, 11, 24)
 CANARY = "Zqmetricscanary"
 
 
-def test_rejections_and_quarantines_are_counted_by_rule(settings) -> None:  # noqa: ANN001
+def test_rejections_and_quarantines_are_counted_by_rule(settings) -> None:
     rows = [child(i, given_name=CANARY if i == 1 else f"Given{i}") for i in range(1, 10)] + [child(10, sex="Q")]
     drop(settings, "health", render("health", rows))
     drop(settings, "education", render("education", [child(9, "education", sex="Q")]))  # every row bad
@@ -43,7 +43,7 @@ def test_rejections_and_quarantines_are_counted_by_rule(settings) -> None:  # no
     assert again == metrics
 
 
-def test_the_retention_run_for_the_nights_day_is_counted_by_rule(settings) -> None:  # noqa: ANN001
+def test_the_retention_run_for_the_nights_day_is_counted_by_rule(settings) -> None:
     from datetime import timedelta
 
     from childindex.retention import policy, run_retention

@@ -36,7 +36,7 @@ def _found(root: Path, needles: list[str]) -> list[tuple[str, str]]:
     return hits
 
 
-def test_a_child_aged_past_every_policy_leaves_no_trace(settings) -> None:  # noqa: ANN001
+def test_a_child_aged_past_every_policy_leaves_no_trace(settings) -> None:
     number = nhs(777)
     gone = child(777, nhs_number=number, **CANARY)
     # Health and social care both know the child (a link). Of two later health files, one
@@ -68,7 +68,7 @@ def test_a_child_aged_past_every_policy_leaves_no_trace(settings) -> None:  # no
     assert link_pending(settings, NIGHT + timedelta(days=365 * 30)).files == 0
 
 
-def test_on_postgresql_retention_leaves_no_trace_in_the_tables_files(data_dir, pg_url) -> None:  # noqa: ANN001
+def test_on_postgresql_retention_leaves_no_trace_in_the_tables_files(data_dir, pg_url) -> None:
     # PostgreSQL keeps deleted tuples in a table's pages until VACUUM: retention vacuums the
     # tables it deleted from, so after it no file of the database holds the child's values.
     import pytest

@@ -15,7 +15,7 @@ from tests.helpers import child, drop, render
 NIGHT = date(2026, 11, 24)
 
 
-def _night(settings) -> None:  # noqa: ANN001
+def _night(settings) -> None:
     rows = [child(1), child(2, involvement_end=date(2026, 1, 1)), child(3)]
     drop(settings, "health", render("health", rows))
     drop(settings, "education", render("education", [child(9, "education", nhs_number=None, sex="Q")]))
@@ -24,7 +24,7 @@ def _night(settings) -> None:  # noqa: ANN001
     link_pending(settings, NIGHT)
 
 
-def _count(settings, table: str) -> int:  # noqa: ANN001
+def _count(settings, table: str) -> int:
     with engine_for(settings.index_url).connect() as conn:
         return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
@@ -130,7 +130,7 @@ def test_the_retention_docs_are_generated_from_the_policy() -> None:
     assert policy_markdown() in doc, "run `childindex retention --policy` and update docs/retention.md"
 
 
-def test_a_child_past_the_age_served_goes_with_everything_linked(settings) -> None:  # noqa: ANN001
+def test_a_child_past_the_age_served_goes_with_everything_linked(settings) -> None:
     from childindex.intake.process import run_intake
     from childindex.linkage import link_pending
     from tests.helpers import child, drop, render
@@ -153,7 +153,7 @@ def test_a_child_past_the_age_served_goes_with_everything_linked(settings) -> No
     assert _count(settings, "child") == 1 and _count(settings, "source_record") == 1
 
 
-def test_decided_review_items_go_after_their_period(settings) -> None:  # noqa: ANN001
+def test_decided_review_items_go_after_their_period(settings) -> None:
     from datetime import datetime
 
     from childindex.intake.process import run_intake
@@ -184,7 +184,7 @@ def test_decided_review_items_go_after_their_period(settings) -> None:  # noqa: 
     assert _count(settings, "review_item") == 1, "the open item stays"
 
 
-def test_the_night_summary_shows_the_last_retention_run(settings) -> None:  # noqa: ANN001
+def test_the_night_summary_shows_the_last_retention_run(settings) -> None:
     from childindex.reports import night_summary
 
     _night(settings)
@@ -195,7 +195,7 @@ def test_the_night_summary_shows_the_last_retention_run(settings) -> None:  # no
     assert shown["rows_deleted"] == 0 and shown["rules"]["staging"]["cutoff"] == "2026-11-18"
 
 
-def test_an_open_involvement_is_kept_while_its_agency_still_delivers(settings) -> None:  # noqa: ANN001
+def test_an_open_involvement_is_kept_while_its_agency_still_delivers(settings) -> None:
     # Agencies send deltas: a child whose involvement goes on is not re-sent for years.
     _night(settings)
     later = NIGHT + timedelta(days=settings.retention.record_unseen_days + 30)
@@ -214,7 +214,7 @@ def test_an_open_involvement_is_kept_while_its_agency_still_delivers(settings) -
     assert _count(settings, "child") == 0
 
 
-def test_merge_history_goes_once_the_child_it_leads_to_has_gone(settings) -> None:  # noqa: ANN001
+def test_merge_history_goes_once_the_child_it_leads_to_has_gone(settings) -> None:
     _night(settings)
     with engine_for(settings.index_url).begin() as conn:
         kept = conn.execute(text("SELECT min(child_id) FROM child")).scalar_one()
@@ -234,7 +234,7 @@ def test_merge_history_goes_once_the_child_it_leads_to_has_gone(settings) -> Non
         assert conn.execute(text("SELECT old_child_id FROM child_id_history")).scalars().all() == ["OLD3"]
 
 
-def test_ledger_metrics_and_deletion_log_keep_a_year(settings) -> None:  # noqa: ANN001
+def test_ledger_metrics_and_deletion_log_keep_a_year(settings) -> None:
     _night(settings)
     run_retention(settings, NIGHT + timedelta(days=1))
     ledger = _count(settings, "file_ledger")
@@ -247,7 +247,7 @@ def test_ledger_metrics_and_deletion_log_keep_a_year(settings) -> None:  # noqa:
     assert _count(settings, "deletion_log") == len(cert["rules"]), "only this run's rows are left"
 
 
-def test_files_are_aged_by_their_night_not_the_clock(settings) -> None:  # noqa: ANN001
+def test_files_are_aged_by_their_night_not_the_clock(settings) -> None:
     # A rerun, or a simulated clock, must delete the same files: receipts, quarantined files
     # and reports are dated by the ledger's night or the night in their name.
     old = NIGHT - timedelta(days=400)
@@ -270,7 +270,7 @@ def test_files_are_aged_by_their_night_not_the_clock(settings) -> None:  # noqa:
     assert run_retention(settings, NIGHT)["files_deleted"] == 0, "a rerun deletes nothing more"
 
 
-def test_retention_on_postgresql(data_dir, pg_url) -> None:  # noqa: ANN001
+def test_retention_on_postgresql(data_dir, pg_url) -> None:
     # The production index: every row rule runs there as on SQLite, one transaction each.
     from childindex.index.db import migrate
     from childindex.settings import load_settings
@@ -291,7 +291,7 @@ def test_retention_on_postgresql(data_dir, pg_url) -> None:  # noqa: ANN001
     assert _count(settings, "deletion_log") == len(cert["rules"])
 
 
-def test_the_same_bytes_quarantined_on_two_nights_go_each_with_its_own_night(settings) -> None:  # noqa: ANN001
+def test_the_same_bytes_quarantined_on_two_nights_go_each_with_its_own_night(settings) -> None:
     # An agency's empty delta is the same bytes every time: quarantined twice, one folder.
     empty = render("social_care", [])
     first, second = NIGHT, NIGHT + timedelta(days=60)

@@ -21,7 +21,7 @@ def small_deltas(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHILDINDEX_VALIDATION__ROW_COUNT_FACTOR", "1000")
 
 
-def test_twenty_years_of_deliveries_keep_every_policy(small_deltas, settings) -> None:  # noqa: ANN001
+def test_twenty_years_of_deliveries_keep_every_policy(small_deltas, settings) -> None:
     from childindex.settings import load_settings
 
     settings = load_settings()
@@ -51,7 +51,7 @@ def test_twenty_years_of_deliveries_keep_every_policy(small_deltas, settings) ->
     assert len(list(settings.archive_dir.rglob("*.*"))) <= 3 * 3
 
 
-def test_the_audit_finds_what_outlived_its_policy(settings) -> None:  # noqa: ANN001
+def test_the_audit_finds_what_outlived_its_policy(settings) -> None:
     today = NIGHT + timedelta(days=1000)
     assert audit(settings, today) == []
     with engine_for(settings.index_url).begin() as conn:
@@ -76,7 +76,7 @@ def test_the_audit_finds_what_outlived_its_policy(settings) -> None:  # noqa: AN
     assert audit(settings, NIGHT + timedelta(days=20)) == []
 
 
-def test_the_life_course_is_deterministic_and_sends_only_changes(tmp_path) -> None:  # noqa: ANN001
+def test_the_life_course_is_deterministic_and_sends_only_changes(tmp_path) -> None:
     a, b = Lifecourse(100, 3, seed=5), Lifecourse(100, 3, seed=5)
     for agency in a.intervals:
         assert (a.intervals[agency].start == b.intervals[agency].start).all()
@@ -96,7 +96,7 @@ def test_the_life_course_is_deterministic_and_sends_only_changes(tmp_path) -> No
         a.deliver(tmp_path / "a", 91)
 
 
-def test_the_command_runs_a_simulation_and_refuses_a_used_folder(tmp_path) -> None:  # noqa: ANN001
+def test_the_command_runs_a_simulation_and_refuses_a_used_folder(tmp_path) -> None:
     import json
 
     from typer.testing import CliRunner

@@ -34,7 +34,7 @@ def _state(url: str) -> dict:
     return counts
 
 
-def test_killing_linkage_mid_publish_leaves_the_previous_index(data_dir, pg_url, tmp_path) -> None:  # noqa: ANN001
+def test_killing_linkage_mid_publish_leaves_the_previous_index(data_dir, pg_url, tmp_path) -> None:
     url = make_url(pg_url).update_query_dict({"application_name": APP}).render_as_string(hide_password=False)
     settings = load_settings(index_url=url)
     settings.ensure_dirs()

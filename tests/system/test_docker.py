@@ -38,7 +38,7 @@ def compose() -> dict:
     return yaml.safe_load((DOCKER / "compose.yaml").read_text())
 
 
-def test_every_service_and_volume_is_there(compose) -> None:  # noqa: ANN001
+def test_every_service_and_volume_is_there(compose) -> None:
     assert set(compose["services"]) == {"postgres", "redis"} | AIRFLOW_SERVICES
     assert {"postgres-data", "drop", "quarantine", "outbox", "reports", "childindex-data", "airflow-logs"} == set(
         compose["volumes"]
@@ -56,7 +56,7 @@ def test_every_service_and_volume_is_there(compose) -> None:  # noqa: ANN001
         assert service["secrets"] == ["pseudonymisation_key"]
 
 
-def test_the_api_server_reads_reports_and_receipts_only(compose) -> None:  # noqa: ANN001
+def test_the_api_server_reads_reports_and_receipts_only(compose) -> None:
     """It serves Airflow's UI and the quality reports: no key, no index, no extracts."""
     service = compose["services"]["api-server"]
     assert service["secrets"] == []
@@ -68,7 +68,7 @@ def test_the_api_server_reads_reports_and_receipts_only(compose) -> None:  # noq
     assert not {"CHILDINDEX_INDEX_URL", "CHILDINDEX_PSEUDONYMISATION_KEY_FILE"} & set(service["environment"])
 
 
-def test_workers_scale_and_long_running_services_are_health_checked(compose) -> None:  # noqa: ANN001
+def test_workers_scale_and_long_running_services_are_health_checked(compose) -> None:
     services = compose["services"]
     for name in ("worker", "worker-retention"):
         assert "container_name" not in services[name] and "ports" not in services[name], "--scale needs neither"
@@ -83,7 +83,7 @@ def test_workers_scale_and_long_running_services_are_health_checked(compose) -> 
         assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
 
 
-def test_each_stage_connects_as_its_role_and_no_secret_is_written_down(compose) -> None:  # noqa: ANN001
+def test_each_stage_connects_as_its_role_and_no_secret_is_written_down(compose) -> None:
     env = {n: s.get("environment", {}) for n, s in compose["services"].items()}
     role = {n: re.search(r"//(childindex_\w+):", e.get("CHILDINDEX_INDEX_URL", "")) for n, e in env.items()}
     assert role["airflow-init"].group(1) == "childindex_owner"
@@ -101,7 +101,7 @@ def test_each_stage_connects_as_its_role_and_no_secret_is_written_down(compose) 
     assert all(re.search(rf"\b{n}\b", text) for n in re.findall(r"^(\w+)=", (DOCKER / "env.example").read_text(), re.M))
 
 
-def test_every_childindex_variable_is_a_real_setting(compose) -> None:  # noqa: ANN001
+def test_every_childindex_variable_is_a_real_setting(compose) -> None:
     names = set()
     for service in compose["services"].values():
         names |= {k.removeprefix(ENV_PREFIX) for k in service.get("environment", {}) if k.startswith(ENV_PREFIX)}

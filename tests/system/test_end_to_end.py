@@ -81,7 +81,7 @@ def _append_canaries(drop_root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def night(tmp_path_factory: pytest.TempPathFactory):
     from childindex.index.db import migrate
     from childindex.settings import load_settings
     from childindex.simulation import demo
@@ -107,11 +107,11 @@ def night(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
                 os.environ[k] = v
 
 
-def _index(settings) -> sqlite3.Connection:  # noqa: ANN001
+def _index(settings) -> sqlite3.Connection:
     return sqlite3.connect(settings.index_url.split("///", 1)[1])
 
 
-def test_every_dag_succeeded_and_files_were_processed(night) -> None:  # noqa: ANN001
+def test_every_dag_succeeded_and_files_were_processed(night) -> None:
     settings, paths, _ = night
     log = paths.log_file.read_text()
     from childindex.simulation.demo import DEMO_ORDER
@@ -130,7 +130,7 @@ def test_every_dag_succeeded_and_files_were_processed(night) -> None:  # noqa: A
     )
 
 
-def test_linkage_meets_the_accuracy_floor(night) -> None:  # noqa: ANN001
+def test_linkage_meets_the_accuracy_floor(night) -> None:
     """Against the generator's truth, at its default noise: no false merge, few missed links.
     (400 children: a few hundred true pairs, so the recall floor is looser than the 0.99
     that tests/test_linkage_accuracy.py holds on thousands.)"""
@@ -143,7 +143,7 @@ def test_linkage_meets_the_accuracy_floor(night) -> None:  # noqa: ANN001
     assert acc["bcubed_precision"] >= 0.999 and acc["bcubed_recall"] >= 0.99
 
 
-def test_the_summary_reports_the_night(night) -> None:  # noqa: ANN001
+def test_the_summary_reports_the_night(night) -> None:
     import json
 
     from childindex.reports import summary_path
@@ -170,7 +170,7 @@ def test_the_summary_reports_the_night(night) -> None:  # noqa: ANN001
     assert rules["airflow_metadata"]["rows_deleted"].get("airflow.dag_run") == 0
 
 
-def test_a_rerun_of_the_night_gives_the_same_index(night) -> None:  # noqa: ANN001
+def test_a_rerun_of_the_night_gives_the_same_index(night) -> None:
     from childindex.simulation import demo
 
     settings, paths, env = night
@@ -186,7 +186,7 @@ def test_a_rerun_of_the_night_gives_the_same_index(night) -> None:  # noqa: ANN0
 
 
 @pytest.fixture(scope="module")
-def api_server(night):  # noqa: ANN001, ANN201
+def api_server(night):
     """Airflow's api-server on the night's metadata, as a data engineer runs it; its log
     stays in the Airflow home, where the canary test scans it."""
     import signal
@@ -254,7 +254,7 @@ def _latest_run(base: str, token: str, dag_id: str) -> str:
     return runs[0]["dag_run_id"]
 
 
-def test_every_dag_run_links_to_its_nights_report(night, api_server) -> None:  # noqa: ANN001
+def test_every_dag_run_links_to_its_nights_report(night, api_server) -> None:
     from urllib.parse import quote
 
     import httpx
@@ -284,7 +284,7 @@ def test_every_dag_run_links_to_its_nights_report(night, api_server) -> None:  #
     assert missing.status_code == 404
 
 
-def test_the_report_tab_of_a_dag_run_in_airflows_ui(night, api_server, chromium) -> None:  # noqa: ANN001
+def test_the_report_tab_of_a_dag_run_in_airflows_ui(night, api_server, chromium) -> None:
     """The data engineer's path: a DAG run's page in Airflow's UI, its "Quality report" tab,
     the night's report inside, every plot drawn; a screenshot is kept."""
     from playwright.sync_api import sync_playwright
@@ -335,7 +335,7 @@ def _scan(paths: list[Path], needles: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def test_no_canary_leaks_anywhere(night) -> None:  # noqa: ANN001
+def test_no_canary_leaks_anywhere(night) -> None:
     settings, paths, _ = night
     data = settings.data_dir
     every_file = [p for p in data.rglob("*") if p.is_file()]

@@ -9,25 +9,25 @@ from sqlalchemy import text
 from childindex.contracts import AGENCIES
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
-from childindex.linkage.evaluation import accuracy
 from childindex.linkage import link_pending
+from childindex.linkage.evaluation import accuracy
 from childindex.reports import night_summary
 from childindex.simulation.synthetic import generate_night
 
 FIRST = date(2026, 11, 24)
 
 
-def _mapping(settings) -> dict[str, str]:  # noqa: ANN001
+def _mapping(settings) -> dict[str, str]:
     with engine_for(settings.index_url).connect() as conn:
         return dict(conn.execute(text("SELECT source_key, child_id FROM source_record")).all())
 
 
-def _history(settings) -> dict[str, str]:  # noqa: ANN001
+def _history(settings) -> dict[str, str]:
     with engine_for(settings.index_url).connect() as conn:
         return dict(conn.execute(text("SELECT old_child_id, new_child_id FROM child_id_history")).all())
 
 
-def test_four_nights_keep_ids_stable_and_accuracy_high(settings, tmp_path) -> None:  # noqa: ANN001
+def test_four_nights_keep_ids_stable_and_accuracy_high(settings, tmp_path) -> None:
     truth = tmp_path / "truth"
     previous: dict[str, str] = {}
     sizes = []

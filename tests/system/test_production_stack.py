@@ -63,7 +63,7 @@ class Api:
             return json.loads(response.read() or b"{}")
 
 
-def _wait(what: str, probe, timeout: float, logs: Path):  # noqa: ANN001, ANN202
+def _wait(what: str, probe, timeout: float, logs: Path):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -78,7 +78,7 @@ def _wait(what: str, probe, timeout: float, logs: Path):  # noqa: ANN001, ANN202
     raise AssertionError(f"{what} did not happen in {timeout:.0f} s (last: {last}); logs: {tails}")
 
 
-def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path) -> None:  # noqa: ANN001
+def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path) -> None:
     _redis_or_skip()
     started = time.monotonic()
     home, logs = tmp_path / "airflow", tmp_path / "logs"

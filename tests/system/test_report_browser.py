@@ -35,7 +35,7 @@ def chromium() -> str:
     return CHROMIUM
 
 
-def test_the_report_renders_in_a_real_browser(settings, chromium) -> None:  # noqa: ANN001
+def test_the_report_renders_in_a_real_browser(settings, chromium) -> None:
     from playwright.sync_api import sync_playwright
 
     path = build_report(settings, _nights(settings))

@@ -91,11 +91,11 @@ def _refused(url: str, statement: str) -> bool:
 
 
 @pytest.mark.parametrize(("role", "statement"), FORBIDDEN, ids=[f"{r}: {s[:40]}" for r, s in FORBIDDEN])
-def test_every_forbidden_action_is_refused(role_urls, role: str, statement: str) -> None:  # noqa: ANN001
+def test_every_forbidden_action_is_refused(role_urls, role: str, statement: str) -> None:
     assert _refused(role_urls[role], statement), f"{role} was allowed: {statement}"
 
 
-def test_each_stage_runs_as_its_own_role(data_dir, role_urls, caplog) -> None:  # noqa: ANN001
+def test_each_stage_runs_as_its_own_role(data_dir, role_urls, caplog) -> None:
     loader = load_settings(index_url=role_urls["loader"])
     loader.ensure_dirs()
     drop(loader, "health", render("health", [child(1), child(2, involvement_end=date(2026, 1, 1)), child(3)]))

@@ -44,7 +44,7 @@ def _params(cases: list[Case]) -> list:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _frozen_heap():  # noqa: ANN202
+def _frozen_heap():
     """Intake calls gc.collect() after every GX run (to free the DuckDB work file); in a test
     process that walks every object of every imported module and earlier test. Each case
     freezes what is alive when it starts (gc.freeze), so a collection only walks what the
@@ -54,7 +54,7 @@ def _frozen_heap():  # noqa: ANN202
 
 
 @pytest.fixture()
-def loaded(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def loaded(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """Settings for a data dir whose index already holds one clean night (a few health rows
     through run_intake + link_pending), loaded once and copied for each case."""
     global _TEMPLATE
@@ -77,7 +77,7 @@ def loaded(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: A
     return settings
 
 
-def _snapshot(settings) -> dict[str, list[tuple]]:  # noqa: ANN001
+def _snapshot(settings) -> dict[str, list[tuple]]:
     from sqlalchemy import text
 
     with engine_for(settings.index_url).connect() as conn:
@@ -149,7 +149,7 @@ def _assert_receipt(receipt: dict, case: Case, outcome: str) -> None:
 
 
 @pytest.mark.parametrize("case", _params(CASES))
-def test_corpus(case: Case, loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_corpus(case: Case, loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     agency = case.agency
     settings = loaded
     for name, value in case.policy.items():
@@ -262,7 +262,7 @@ def _check_with_cli(case: Case, path: Path, tmp_path: Path, monkeypatch: pytest.
     return receipt, r.output
 
 
-def test_a_repeat_delivery_keeps_the_first_receipt(loaded) -> None:  # noqa: ANN001
+def test_a_repeat_delivery_keeps_the_first_receipt(loaded) -> None:
     settings = loaded
     [first] = settings.outbox("health").glob("*.receipt.json")
     first_text = first.read_text(encoding="utf-8")
@@ -273,7 +273,7 @@ def test_a_repeat_delivery_keeps_the_first_receipt(loaded) -> None:  # noqa: ANN
     assert first.read_text(encoding="utf-8") == first_text
 
 
-def test_check_then_intake_of_the_same_file_in_one_process(loaded, tmp_path: Path) -> None:  # noqa: ANN001
+def test_check_then_intake_of_the_same_file_in_one_process(loaded, tmp_path: Path) -> None:
     settings = loaded
     data = csv("health")
     path = tmp_path / file_name("health", NIGHT)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -72,3 +73,44 @@ def test_one_record_per_line_holds_across_block_boundaries() -> None:
     assert len(got) == 200
     for i, line in enumerate(got):
         assert line == (lines[i][:-1] if i % 7 else b"?" * (len(lines[i]) - 1))
+
+
+def test_validate_file_yields_the_checked_rows_read_only_and_always_deletes_its_work(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    import pytest
+
+    from childindex.contracts import load_contract
+    from childindex.errors import FileRejected
+    from childindex.receipts import new_receipt
+    from childindex.settings import load_settings
+    from childindex.validation import validate_file
+    from tests.helpers import child, render
+
+    settings, contract, night = load_settings(), load_contract("health"), date(2026, 11, 24)
+    path = tmp_path / "health_2026-11-24.csv"
+    path.write_bytes(render("health", [child(i, sex="Q" if i == 4 else "F") for i in range(1, 11)]))
+    receipt, _ = new_receipt(contract, path, night)
+    with validate_file(settings, contract, path, night, receipt, []) as checked:
+        assert checked.con.execute(f"SELECT count(*) FROM {checked.accepted}").fetchall() == [(9,)]
+        assert checked.con.execute("SELECT row FROM rejected").fetchall() == [(4,)]
+        assert (receipt.rows_read, receipt.rows_accepted, receipt.rows_rejected) == (10, 9, 1)
+        assert receipt.checks, "GX has run before the rows are handed over"
+        with pytest.raises(duckdb.Error):
+            checked.con.execute("DELETE FROM rejected")
+    assert list(settings.work_dir.iterdir()) == []
+
+    with pytest.raises(RuntimeError), validate_file(settings, contract, path, night, receipt, []):
+        raise RuntimeError("the caller failed")
+    assert list(settings.work_dir.iterdir()) == []
+
+    path.write_bytes(render("health", [child(i, sex="Q") for i in range(1, 4)]))
+    receipt, _ = new_receipt(contract, path, night)
+    with (
+        pytest.raises(FileRejected, match="all_rows_rejected"),
+        validate_file(settings, contract, path, night, receipt, []),
+    ):
+        raise AssertionError("a rejected file's rows are never handed over")
+    assert list(settings.work_dir.iterdir()) == []

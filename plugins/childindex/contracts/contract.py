@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from childindex.errors import ContractError
-from childindex.whitelist import DATE_FIELDS, REQUIRED_FIELDS, SOURCE_FIELDS
+from childindex.whitelist import DATE_FIELDS, REQUIRED_FIELDS, SOURCE_FIELDS, Sex
 
 AGENCIES = ("education", "health", "social_care")
 # A contract's file may also arrive gzip-compressed: the same name plus this suffix.
@@ -82,7 +82,7 @@ class Contract(BaseModel):
     description: str
     file: FileSpec
     date_format: str
-    sex_codes: dict[str, Literal["M", "F", "U"]]
+    sex_codes: dict[str, Sex]
     services: tuple[str, ...]
     sensitive_codes: dict[str, bool] = Field(default_factory=dict)
     columns: tuple[ColumnSpec, ...]

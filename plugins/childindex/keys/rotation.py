@@ -27,15 +27,17 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
-from childindex.contracts.contract import AGENCIES, load_contract
+from childindex.contracts.contract import AGENCIES, GZIP_SUFFIX, load_contract
 from childindex.errors import FileRejected, RotationRefused
+from childindex.index.models import SourceRecord
 from childindex.settings import MIN_KEY_BYTES, Settings
+from childindex.staging.pseudonymise import PSEUDONYM_COLUMNS
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMNS = ("source_key", "nhs_key", "upn_key", "match_key")
+KEY_COLUMNS = PSEUDONYM_COLUMNS
 _BATCH = 50_000  # pseudonym pairs loaded at a time
 
 
@@ -94,7 +96,6 @@ def rotate_key(
         shutil.rmtree(work, ignore_errors=True)
     if not dry_run:
         result.staging_files_deleted = _delete_staging(settings)
-        assert settings.reports_dir is not None
         out = settings.reports_dir / "keys" / f"rotation-{today.isoformat()}-epoch{result.epoch}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"certificate_version": 1, **result.__dict__}, indent=2) + "\n", encoding="utf-8")
@@ -112,17 +113,17 @@ def rotate_key(
 
 def _extract_files(settings: Settings, extracts: Sequence[Path]) -> list[tuple[str, Path]]:
     """(agency, path) of every archived extract and every extra file, by contract name."""
-    found = []
-    assert settings.archive_dir is not None
+    found: list[tuple[str, Path]] = []
     for agency in AGENCIES:
         for path in sorted((settings.archive_dir / agency).glob("*/*")):
             if path.is_file() and not path.is_symlink():
                 found.append((agency, path))
     for path in extracts:
-        agency = next((a for a in AGENCIES if load_contract(a).match_name(path.name)), None)
-        if agency is None:
+        # As intake reads them: a contract's file may come gzip-compressed.
+        named = next((a for a in AGENCIES if load_contract(a).match_name(path.name.removesuffix(GZIP_SUFFIX))), None)
+        if named is None:
             raise RotationRefused(f"{path.name}: the name matches no agency's contract")
-        found.append((agency, Path(path)))
+        found.append((named, Path(path)))
     return found
 
 
@@ -194,7 +195,7 @@ def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool
         reclaim(engine)
 
 
-def _load_maps(conn, parts: list[Path]) -> None:  # noqa: ANN001
+def _load_maps(conn: Connection, parts: list[Path]) -> None:
     """One temporary table per key kind: old pseudonym -> new, loaded in bounded batches
     (as publish loads the index). Old -> new is a function, so DISTINCT leaves one row
     per old pseudonym."""
@@ -217,12 +218,12 @@ def _load_maps(conn, parts: list[Path]) -> None:  # noqa: ANN001
         con.close()
 
 
-def _drop_temp(conn) -> None:  # noqa: ANN001
+def _drop_temp(conn: Connection) -> None:
     for table in ("rekey_unmapped", "rekey_old", *(f"rekey_{c}" for c in KEY_COLUMNS)):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
 
 
-def _delete_unmapped(conn) -> int:  # noqa: ANN001
+def _delete_unmapped(conn: Connection) -> int:
     gone = "(SELECT source_key FROM rekey_unmapped)"
     conn.execute(text(f"DELETE FROM involvement WHERE source_key IN {gone}"))
     conn.execute(text(f"DELETE FROM review_item WHERE new_key IN {gone} OR other_key IN {gone}"))
@@ -234,15 +235,15 @@ def _delete_unmapped(conn) -> int:  # noqa: ANN001
     return n
 
 
-def _rekey(conn) -> dict[str, int]:  # noqa: ANN001
+def _rekey(conn: Connection) -> dict[str, int]:
     """New rows for source records (their key is the primary key others refer to), then
     every reference, then the old rows: foreign keys hold at every statement."""
 
     def new(column: str, ref: str) -> str:
         return f"(SELECT m.new FROM rekey_{column} m WHERE m.old = {ref})"
 
-    other = [c for c in ("agency", "child_id", "first_seen", "last_seen", "given_name", "family_name",
-                         "date_of_birth", "sex", "postcode")]  # fmt: skip
+    # Every other column of source_record, from the model: a new column is carried over too.
+    other = [c.name for c in SourceRecord.__table__.columns if c.name not in KEY_COLUMNS]
     cols = ", ".join([*KEY_COLUMNS, *other])
     values = ", ".join([*(f"CASE WHEN s.{c} IS NULL THEN NULL ELSE {new(c, 's.' + c)} END" for c in KEY_COLUMNS),
                         *(f"s.{c}" for c in other)])  # fmt: skip
@@ -282,7 +283,6 @@ def _rekey(conn) -> dict[str, int]:  # noqa: ANN001
 
 def _delete_staging(settings: Settings) -> int:
     """Linked staging files hold the old pseudonyms and serve only reruns: they go."""
-    assert settings.staging_dir is not None
     n = 0
     for path in settings.staging_dir.rglob("*.parquet"):
         path.unlink()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from childindex.validation.validate import normalise_name_sql
+from childindex.validation.sql import normalise_name_sql
 from childindex.whitelist import IDENTITY_FIELDS
 
 # What linkage compares, as staging and the index's source_record both name it: a record's

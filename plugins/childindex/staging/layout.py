@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from childindex.settings import Settings
+from childindex.staging.pseudonymise import PSEUDONYM_COLUMNS
 from childindex.whitelist import IDENTITY_FIELDS, INVOLVEMENT_FIELDS
 
 # Bookkeeping and pseudonyms first, then the whitelist's identity and involvement fields
@@ -20,15 +21,11 @@ STAGING_COLUMNS = (
     "night",
     "agency",
     "source_row",  # data row number in the delivered file, for receipts
-    "source_key",  # HMAC of the agency's local id
-    "nhs_key",  # HMAC of the NHS number, or NULL
-    "upn_key",  # HMAC of the UPN, or NULL
-    "match_key",  # HMAC of normalised given name | family name | date of birth
+    *PSEUDONYM_COLUMNS,
     *IDENTITY_FIELDS,
     *INVOLVEMENT_FIELDS,
 )
 
 
 def staging_path(settings: Settings, agency: str, night: date, sha256: str) -> Path:
-    assert settings.staging_dir is not None
     return settings.staging_dir / f"agency={agency}" / f"night={night.isoformat()}" / f"{sha256[:16]}.parquet"

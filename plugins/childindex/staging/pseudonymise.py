@@ -16,6 +16,15 @@ from childindex.validation.sql import STD, normalise_name_sql
 _BLOCK = 64  # SHA-256 block size in bytes
 
 
+# The pseudonyms of a record, as staging and the index's source_record name them.
+PSEUDONYM_COLUMNS = (
+    "source_key",  # HMAC of the agency's local id
+    "nhs_key",  # HMAC of the NHS number, or NULL
+    "upn_key",  # HMAC of the UPN, or NULL
+    "match_key",  # HMAC of normalised given name | family name | date of birth
+)
+
+
 def pseudonym_sql(key: bytes, agency: str, pads: str = "") -> tuple[dict[str, str], dict[str, object]]:
     """SELECT expressions over the standardised rows (``std``) for the four pseudonyms, and
     their bound parameters; ``pads`` names a second key's parameters (key rotation)."""
@@ -35,6 +44,7 @@ def pseudonym_sql(key: bytes, agency: str, pads: str = "") -> tuple[dict[str, st
         "upn_key": hmac_sql(f"{STD}upn", "d_upn", ipad, opad),
         "match_key": hmac_sql(name_dob, "d_match", ipad, opad),
     }
+    assert tuple(exprs) == PSEUDONYM_COLUMNS
     return exprs, params
 
 

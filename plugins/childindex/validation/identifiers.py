@@ -158,7 +158,7 @@ def _as_string_array(values: Any) -> pa.Array:
             # Mixed types: keep real strings, the rest is null (and so invalid).
             obj = np.asarray(data, dtype=object)
             is_str = np.frompyfunc(lambda v: isinstance(v, str), 1, 1)(obj).astype(bool)
-            arr = pa.array(np.where(is_str, obj, None), type=pa.string())
+            arr = pa.array(np.where(is_str, obj, np.array(None, dtype=object)), type=pa.string())
     if pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type):
         arr = arr.cast(pa.string())
     if not pa.types.is_string(arr.type):

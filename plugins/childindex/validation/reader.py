@@ -16,7 +16,7 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from childindex.contracts.contract import GZIP_SUFFIX, Contract
 from childindex.errors import FileRejected
@@ -81,7 +81,7 @@ def write_parts(path: Path, contract: Contract, header: list[str], parts: Path) 
 # --------------------------------------------------------------------------- file-level checks
 
 
-def open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> io.BufferedIOBase:
     """The file's bytes, decompressed when it is a .gz file."""
     if path.name.endswith(GZIP_SUFFIX):
         import gzip
@@ -209,7 +209,7 @@ class OneRecordPerLine(io.RawIOBase):
     only for blocks that hold a quote at all.
     """
 
-    def __init__(self, raw: IO[bytes], block: int = BLOCK_BYTES) -> None:
+    def __init__(self, raw: io.BufferedIOBase, block: int = BLOCK_BYTES) -> None:
         super().__init__()
         self._raw, self._block = raw, block
         self._carry = b""  # a line not yet ended

@@ -32,7 +32,6 @@ from childindex.validation.policy import check_rejected_share, check_row_count
 from childindex.validation.reader import check_header, read_header, scan_bytes, write_parts
 from childindex.validation.rules import DUPLICATED_IDS_SQL, row_rules, sql_params
 from childindex.validation.sql import STD, quote_str
-from childindex.validation.sql import normalise_name_sql as normalise_name_sql  # for linkage.features, until moved
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection

@@ -46,9 +46,6 @@ class NoiseConfig:
         return {"education": self.missing_upn_education, "social_care": self.missing_upn_social_care}.get(agency, 0.0)
 
 
-TYPO_KINDS = ("substitution", "deletion", "transposition")
-
-
 def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray, u_char: np.ndarray) -> np.ndarray:
     """One typo in each string, chosen by three uniforms per value; fully vectorised.
 
@@ -66,7 +63,7 @@ def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray, u_ch
     m = np.zeros((n, width), dtype=np.uint32)
     m[:, : width - 1] = vals.view(np.uint32).reshape(n, width - 1)
     length = (m != 0).sum(axis=1)
-    kind = np.minimum((u_kind * 3).astype(np.int64), 2)
+    kind = np.minimum((u_kind * 3).astype(np.int64), 2)  # 0 substitution, 1 deletion, 2 transposition
     kind = np.where((kind == 2) & (length < 3), 0, kind)
     span = np.maximum(np.where(kind == 2, length - 2, length - 1), 1)
     pos = 1 + np.minimum((u_pos * span).astype(np.int64), span - 1)
