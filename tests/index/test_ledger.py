@@ -8,20 +8,11 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select, text
 
-from childindex.index.db import engine_for, migrate
+from childindex.index.db import engine_for
 from childindex.index.ledger import LOADED, Ledger
 from childindex.index.models import FileLedger
 
 N1, N2, N3 = date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return request.getfixturevalue("settings").index_url
-    pg = request.getfixturevalue("pg_url")
-    migrate(pg)
-    return pg
 
 
 def sha(n: int) -> str:

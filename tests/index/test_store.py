@@ -34,15 +34,6 @@ def key(n: int) -> str:
     return hashlib.sha256(f"record {n}".encode()).hexdigest()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return request.getfixturevalue("settings").index_url
-    pg = request.getfixturevalue("pg_url")
-    migrate(pg)
-    return pg
-
-
 @pytest.fixture()
 def pg(pg_url: str) -> str:
     migrate(pg_url)

@@ -40,12 +40,6 @@ def exit_code(exc: ChildindexError) -> int:
     return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one error line and return the Exit to raise (``raise fail(...)``)."""
-    err.print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(code)
-
-
 class _Group(TyperGroup):
     """Every command runs inside this: a childindex error is one line on stderr and its code."""
 
@@ -53,7 +47,8 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except ChildindexError as exc:
-            raise fail(str(exc), exit_code(exc)) from None
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(exit_code(exc)) from None
 
 
 def new_app(help_text: str | None = None) -> typer.Typer:

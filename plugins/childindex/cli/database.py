@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from childindex.cli.app import cli_settings, console, fail, new_app
+from childindex.cli.app import cli_settings, console, new_app
+from childindex.errors import TerminalError, UsageError
 
 app = new_app("The index database.")
 
@@ -34,7 +35,7 @@ def db_apply_sql(
     try:
         apply_sql_file(url, path)
     except ValueError as exc:
-        raise fail(str(exc)) from None
+        raise UsageError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - the database's own message names the statement
-        raise fail(f"{path.name}: {type(exc).__name__}: {exc}", 1) from None
+        raise TerminalError(f"{path.name}: {type(exc).__name__}: {exc}", stage="index") from None
     console.print(f"{path.name} applied")

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from childindex.cli.app import cli_settings, console, fail, new_app, parse_date
+from childindex.cli.app import cli_settings, console, new_app, parse_date
+from childindex.errors import UsageError
 
 app = new_app()
 
@@ -20,7 +21,7 @@ def init_key(path: Annotated[Path, typer.Argument(help="File to create (mode 060
     try:
         create_key_file(path)
     except FileExistsError:
-        raise fail(f"{path} exists; keys are never overwritten") from None
+        raise UsageError(f"{path} exists; keys are never overwritten") from None
     console.print(f"key written to {path}; set CHILDINDEX_PSEUDONYMISATION_KEY_FILE={path}")
 
 

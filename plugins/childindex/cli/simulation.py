@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from childindex.cli.app import DEFAULT_FIRST_NIGHT, cli_settings, console, err, fail, new_app, parse_date
+from childindex.cli.app import DEFAULT_FIRST_NIGHT, cli_settings, console, err, new_app, parse_date
+from childindex.errors import UsageError
 from childindex.settings import Settings, load_settings
 
 app = new_app()
@@ -133,7 +134,7 @@ def time_travel(
 
     data_dir = data_dir.absolute()
     if data_dir.exists() and any(data_dir.iterdir()):
-        raise fail(f"{data_dir} is not empty; time travel deletes data: give it an empty folder")
+        raise UsageError(f"{data_dir} is not empty; time travel deletes data: give it an empty folder")
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = _time_travel_settings(demo_mod.demo_settings(demo_mod.DemoPaths(data_dir)))
     with Progress(console=err, transient=True) as bar:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from childindex.staging.layout import STAGING_COLUMNS, staging_path
 from childindex.staging.pseudonymise import pseudonym_sql
 from childindex.validation.sql import STD, quote_str
-from childindex.whitelist import SENSITIVE_SERVICE
+from childindex.whitelist import IDENTITY_FIELDS, INVOLVEMENT_FIELDS, SENSITIVE_SERVICE
 
 if TYPE_CHECKING:
     from childindex.settings import Settings
@@ -42,7 +42,7 @@ def _copy_accepted(checked: Checked, key: bytes, agency: str, night: date, targe
         "agency": "$agency",
         "source_row": "_row",
         **keys,
-        **{f: STD + f for f in STAGING_COLUMNS[7:]},
+        **{f: STD + f for f in (*IDENTITY_FIELDS, *INVOLVEMENT_FIELDS)},
         # A shielded involvement: the index learns that a sensitive service is involved and
         # how to reach it, never which service, nor the address on that record.
         "service": f"CASE WHEN coalesce({STD}sensitive, false) THEN '{SENSITIVE_SERVICE}' ELSE {STD}service END",
