@@ -37,7 +37,6 @@ from childindex.staging.pseudonymise import PSEUDONYM_COLUMNS
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMNS = PSEUDONYM_COLUMNS
 _BATCH = 50_000  # pseudonym pairs loaded at a time
 
 
@@ -138,7 +137,9 @@ def _map_file(settings: Settings, agency: str, path: Path, new_key: bytes, work:
     old, params = pseudonym_sql(settings.key, agency)
     new, new_params = pseudonym_sql(new_key, agency, pads="_next")
     params.update(new_params)
-    select = ", ".join([f"{old[c]} AS {c}" for c in KEY_COLUMNS] + [f"{new[c]} AS {c}_next" for c in KEY_COLUMNS])
+    select = ", ".join(
+        [f"{old[c]} AS {c}" for c in PSEUDONYM_COLUMNS] + [f"{new[c]} AS {c}_next" for c in PSEUDONYM_COLUMNS]
+    )
     part = work / f"{agency}-{uuid.uuid4().hex[:8]}.parquet"
     receipt, night = new_receipt(contract, path, today)
     try:
@@ -162,7 +163,7 @@ def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool
         result.records = dict(conn.execute(text("SELECT agency, count(*) FROM source_record GROUP BY agency")).all())
         # A record is covered when each of its keys has a new pseudonym.
         covered = " AND ".join(
-            f"(s.{c} IS NULL OR EXISTS (SELECT 1 FROM rekey_{c} m WHERE m.old = s.{c}))" for c in KEY_COLUMNS
+            f"(s.{c} IS NULL OR EXISTS (SELECT 1 FROM rekey_{c} m WHERE m.old = s.{c}))" for c in PSEUDONYM_COLUMNS
         )
         conn.execute(
             text(
@@ -204,7 +205,7 @@ def _load_maps(conn: Connection, parts: list[Path]) -> None:
     files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
     con = duckdb.connect()
     try:
-        for column in KEY_COLUMNS:
+        for column in PSEUDONYM_COLUMNS:
             conn.execute(text(f"CREATE TEMPORARY TABLE rekey_{column} (old VARCHAR(64) PRIMARY KEY, new VARCHAR(64))"))
             if not parts:
                 continue
@@ -219,7 +220,7 @@ def _load_maps(conn: Connection, parts: list[Path]) -> None:
 
 
 def _drop_temp(conn: Connection) -> None:
-    for table in ("rekey_unmapped", "rekey_old", *(f"rekey_{c}" for c in KEY_COLUMNS)):
+    for table in ("rekey_unmapped", "rekey_old", *(f"rekey_{c}" for c in PSEUDONYM_COLUMNS)):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
 
 
@@ -243,9 +244,9 @@ def _rekey(conn: Connection) -> dict[str, int]:
         return f"(SELECT m.new FROM rekey_{column} m WHERE m.old = {ref})"
 
     # Every other column of source_record, from the model: a new column is carried over too.
-    other = [c.name for c in SourceRecord.__table__.columns if c.name not in KEY_COLUMNS]
-    cols = ", ".join([*KEY_COLUMNS, *other])
-    values = ", ".join([*(f"CASE WHEN s.{c} IS NULL THEN NULL ELSE {new(c, 's.' + c)} END" for c in KEY_COLUMNS),
+    other = [c.name for c in SourceRecord.__table__.columns if c.name not in PSEUDONYM_COLUMNS]
+    cols = ", ".join([*PSEUDONYM_COLUMNS, *other])
+    values = ", ".join([*(f"CASE WHEN s.{c} IS NULL THEN NULL ELSE {new(c, 's.' + c)} END" for c in PSEUDONYM_COLUMNS),
                         *(f"s.{c}" for c in other)])  # fmt: skip
     counts = {}
     conn.execute(text("CREATE TEMPORARY TABLE rekey_old AS SELECT source_key FROM source_record"))

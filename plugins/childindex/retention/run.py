@@ -44,7 +44,7 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
 
     engine = engine_for(settings.index_url)
     outcomes: list[RuleOutcome] = []
-    linked, nights = _ledger_paths(settings)
+    linked, nights = _ledger_paths(engine, settings)
     file_rules: dict[str, Callable[[date], Iterable[Path]]] = {
         "archive": lambda c: dated_dirs(settings.archive_dir, "*/*", c, ""),
         "staging": lambda c: (
@@ -53,7 +53,7 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
             for p in d.glob("*.parquet")
             if str(p) in linked
         ),
-        "staging_unlinked": lambda c: _expire_unlinked(settings, c, dry_run),
+        "staging_unlinked": lambda c: _expire_unlinked(engine, c, dry_run),
         "quarantine": lambda c: files_before(settings.quarantine_dir, c, nights),
         "receipts": lambda c: files_before(settings.outbox_root, c, nights),
         "reports": lambda c: files_before(settings.reports_dir, c, nights),
@@ -119,12 +119,10 @@ def _delete(conn: Connection, table: str, where: str, cutoff: date, dry_run: boo
     return conn.execute(text(f"DELETE FROM {table} WHERE {where}"), {"cutoff": cutoff}).rowcount
 
 
-def _ledger_paths(settings: Settings) -> tuple[set[str], dict[str, date]]:
+def _ledger_paths(engine: Engine, settings: Settings) -> tuple[set[str], dict[str, date]]:
     """(staging files already linked into the index: only these may be deleted; the night
     of each receipt and quarantine folder the ledger knows, to age them by)."""
-    from childindex.index.db import engine_for
-
-    with engine_for(settings.index_url).connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(
             text("SELECT agency, file_name, sha256, night, status, staged_path, receipt_path FROM file_ledger")
         ).all()
@@ -175,13 +173,11 @@ def _airflow_db_clean(cutoff: date, dry_run: bool) -> dict[str, int]:
     return counts
 
 
-def _expire_unlinked(settings: Settings, cutoff: date, dry_run: bool) -> list[Path]:
+def _expire_unlinked(engine: Engine, cutoff: date, dry_run: bool) -> list[Path]:
     """Staged files never linked, of nights before ``cutoff``: marked expired in the ledger
     (so linkage stops looking for them) and returned for deletion."""
-    from childindex.index.db import engine_for
-
     where = "status = 'staged' AND night < :cutoff"
-    with engine_for(settings.index_url).begin() as conn:
+    with engine.begin() as conn:
         rows = conn.execute(text(f"SELECT staged_path FROM file_ledger WHERE {where}"), {"cutoff": cutoff}).all()
         if not dry_run:
             conn.execute(text(f"UPDATE file_ledger SET status = 'expired' WHERE {where}"), {"cutoff": cutoff})
