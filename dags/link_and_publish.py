@@ -1,8 +1,10 @@
 """Linkage: link every staged file into the index, as one transaction.
 
-Scheduled on any agency's staging Asset, so a late or quarantined agency never blocks
-the others; what is pending is read from the file ledger, not from the triggering events,
-so a rerun or a missed trigger loses nothing. Updates the index Asset.
+Scheduled on the staging Asset, which intake updates once per night's wave of files (every
+organisation's), so linkage runs once per wave, never once per file; a late or quarantined
+organisation never blocks the others. What is pending is read from the file ledger, not
+from the triggering events, so a rerun or a missed trigger loses nothing. Updates the
+index Asset.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from childindex import orchestration as orch
 
 @dag(
     dag_id="link_and_publish",
-    schedule=orch.STAGED["education"] | orch.STAGED["health"] | orch.STAGED["social_care"],
+    schedule=orch.STAGED,
     **orch.dag_defaults(),
     tags=[*orch.TAGS, "linkage"],
     doc_md=__doc__,

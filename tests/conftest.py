@@ -19,6 +19,9 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(_AIRFLOW_HOME / "plugins")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 
 TEST_KEY = "test-only-key-" + "0123456789abcdef" * 3  # synthetic data only
+# One area, one organisation per sector (tests/helpers.py ORG names them); tests of many
+# organisations set CHILDINDEX_ORGANISATIONS_FILE themselves.
+TEST_REGISTRY = Path(__file__).with_name("organisations.yaml")
 
 PG_ADMIN_URL = os.environ.get("CHILDINDEX_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -36,6 +39,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "data"
     monkeypatch.setenv("CHILDINDEX_DATA_DIR", str(d))
     monkeypatch.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", TEST_KEY)
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(TEST_REGISTRY))
     return d
 
 

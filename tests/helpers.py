@@ -10,6 +10,27 @@ from pathlib import Path
 from childindex.contracts import load_contract
 from childindex.validation.identifiers import nhs_check_digit, upn_check_letter
 
+# tests/organisations.yaml: one organisation per sector, and the contract each sends.
+ORG = {"health": "RH1", "education": "840", "social_care": "E06000047"}
+CONTRACT = {"health": "health_chis", "education": "education_mis", "social_care": "social_care_cms"}
+FILE_NAMES = {
+    "health_chis": "health_{night:%Y-%m-%d}.csv",
+    "health_epr": "CYP_CASELOAD_{night:%Y%m%d}.tsv",
+    "education_mis": "EDU_PUPILS_{night:%Y%m%d}.csv",
+    "social_care_cms": "sc_extract_{night:%Y%m%d}.txt",
+    "social_care_ehm": "childrens_services_{night:%Y-%m-%d}.csv",
+}
+
+
+def contract_of(name: str) -> str:
+    """A contract's name from a sector (the tests' registry's contract for it) or a contract name."""
+    return CONTRACT.get(name, name)
+
+
+def org_of(name: str) -> str:
+    """An organisation's code from a sector (the tests' registry's organisation) or a code."""
+    return ORG.get(name, name)
+
 
 def nhs(n: int) -> str:
     """The n-th valid NHS number in the 999 test range."""
@@ -27,11 +48,11 @@ def upn(n: int) -> str:
     return upn_check_letter(body) + body
 
 
-def child(i: int, agency: str = "health", **over: object) -> dict[str, object]:
+def child(i: int, sector: str = "health", **over: object) -> dict[str, object]:
     """A row keyed by whitelist field; ``over`` replaces fields (None = blank)."""
     services = {"health": "school_nursing", "education": "school", "social_care": "child_in_need"}
     row: dict[str, object] = {
-        "local_id": f"{agency[0].upper()}{i:07d}",
+        "local_id": f"{sector[0].upper()}{i:07d}",
         "nhs_number": nhs(i),
         "upn": upn(i),
         "given_name": f"Given{chr(65 + i % 26)}{chr(97 + i // 26 % 26)}",
@@ -39,7 +60,7 @@ def child(i: int, agency: str = "health", **over: object) -> dict[str, object]:
         "date_of_birth": date(2012, 1 + i % 12, 1 + i % 28),
         "sex": "F" if i % 2 else "M",
         "postcode": "LS6 2AB",
-        "service": services[agency],
+        "service": services[sector],
         "contact_route": "0113 496 0001",
         "involvement_start": date(2020, 9, 1),
         "involvement_end": None,
@@ -49,10 +70,11 @@ def child(i: int, agency: str = "health", **over: object) -> dict[str, object]:
 
 
 def render(
-    agency: str, rows: list[dict[str, object]], extras: dict[str, str] | None = None, drop_columns: tuple[str, ...] = ()
+    contract: str, rows: list[dict[str, object]], extras: dict[str, str] | None = None, drop_columns: tuple[str, ...] = ()
 ) -> bytes:
-    """Bytes of an extract in the agency's own format (names, codes, dates, encoding)."""
-    c = load_contract(agency)
+    """Bytes of an extract in a contract's format (names, codes, dates, encoding); ``contract``
+    a contract's name or a sector (its contract in the tests' registry)."""
+    c = load_contract(contract_of(contract))
     sex_code = {v: k for k, v in reversed(list(c.sex_codes.items()))}
     cols = [col for col in c.columns if col.name not in drop_columns]
     out = io.StringIO()
@@ -71,27 +93,26 @@ def render(
     return out.getvalue().encode(c.file.encoding)
 
 
-def file_name(agency: str, night: date) -> str:
-    return {
-        "health": f"health_{night.isoformat()}.csv",
-        "education": f"EDU_PUPILS_{night:%Y%m%d}.csv",
-        "social_care": f"sc_extract_{night:%Y%m%d}.txt",
-    }[agency]
+def file_name(contract: str, night: date) -> str:
+    return FILE_NAMES[contract_of(contract)].format(night=night)
 
 
 def drop(
     settings,
-    agency: str,
+    organisation: str,
     data: bytes,
     night: date = date(2026, 11, 24),
     name: str | None = None,
     complete: bool = True,
 ) -> Path:
-    """Place a file in the drop folder, honouring the contract's completion convention."""
-    folder = settings.drop_folder(agency)
+    """Place a file in an organisation's drop folder (a code, or a sector: the tests'
+    registry's organisation), honouring its contract's completion convention."""
+    code = org_of(organisation)
+    contract = settings.registry.get(code).contract
+    folder = settings.drop_folder(code)
     folder.mkdir(parents=True, exist_ok=True)
-    name = name or file_name(agency, night)
-    convention = load_contract(agency).file.completion
+    name = name or file_name(contract, night)
+    convention = load_contract(contract).file.completion
     if convention == "rename" and not complete:
         path = folder / (name + ".part")
         path.write_bytes(data)

@@ -7,10 +7,11 @@ import csv
 import hashlib
 import io
 import json
+from datetime import date
 from pathlib import Path
 
 from childindex.receipts import ADVICE, RECEIPT_VERSION, Receipt, RowRejection
-from tests.helpers import nhs
+from tests.helpers import child, nhs, render
 
 SHA = hashlib.sha256(b"synthetic extract").hexdigest()
 DROPPED_ADVICE = "Stop sending the columns listed as dropped: childindex may not hold them."
@@ -18,7 +19,9 @@ DROPPED_ADVICE = "Stop sending the columns listed as dropped: childindex may not
 
 def receipt(**over: object) -> Receipt:
     values: dict[str, object] = {
-        "agency": "health",
+        "organisation": "RH1",
+        "organisation_name": "Test community health (synthetic)",
+        "contract": "health_chis",
         "contract_version": 3,
         "file_name": "health_2026-11-24.csv",
         "sha256": SHA,
@@ -60,7 +63,65 @@ def test_reject_counts_every_row_read_as_rejected_and_names_the_problem() -> Non
 def test_a_new_receipt_is_a_rejection_with_nothing_counted() -> None:
     r = receipt()
     assert (r.outcome, r.rows_read, r.rows_accepted, r.rows_rejected, r.rows_sensitive) == ("rejected", 0, 0, 0, 0)
-    assert r.receipt_version == RECEIPT_VERSION == 1
+    assert r.receipt_version == RECEIPT_VERSION == 2
+
+
+def test_a_received_file_s_receipt_names_the_organisation_and_the_contract(data_dir: Path, tmp_path: Path) -> None:
+    """Receiving starts the receipt: the sender's code and name, the contract it was read as
+    (one contract is sent by many organisations), the file's hash and size, and its night."""
+    from childindex.contracts import load_contract
+    from childindex.organisations.registry import Organisation
+    from childindex.receipts import new_receipt
+    from childindex.settings import load_settings
+
+    org = load_settings().registry.get("RH1")
+    contract = load_contract(org.contract)
+    data = render("health_chis", [child(1)])
+    path = tmp_path / "health_2026-11-24.csv"
+    path.write_bytes(data)
+    r, night = new_receipt(org, contract, path, date(2026, 12, 1))
+    assert (r.organisation, r.organisation_name, r.contract, r.contract_version) == (
+        "RH1",
+        "Test community health (synthetic)",
+        "health_chis",
+        contract.version,
+    )
+    assert (night, r.night) == (date(2026, 11, 24), "2026-11-24")
+    assert (r.sha256, r.size_bytes) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert (r.outcome, r.receipt_version) == ("rejected", 2)
+    assert {k: r.to_json()[k] for k in ("organisation", "organisation_name", "contract")} == {
+        "organisation": "RH1",
+        "organisation_name": "Test community health (synthetic)",
+        "contract": "health_chis",
+    }
+    assert r.to_text().splitlines()[:2] == [
+        "childindex receipt for health_2026-11-24.csv from Test community health (synthetic) (RH1)",
+        f"Contract: health_chis v{contract.version}",
+    ]
+    # Another organisation sending the same contract: its own code and name on the same file.
+    other = org.model_copy(update={"code": "RH2", "name": "Another community health (synthetic)"})
+    assert isinstance(other, Organisation)
+    r2, _ = new_receipt(other, contract, path, date(2026, 12, 1))
+    assert (r2.organisation, r2.organisation_name, r2.contract, r2.sha256) == (
+        "RH2",
+        "Another community health (synthetic)",
+        "health_chis",
+        r.sha256,
+    )
+    # The night: from the name, gzipped or not; the run's night when the name does not fit.
+    gz = tmp_path / "health_2026-11-23.csv.gz"
+    gz.write_bytes(b"x")
+    assert new_receipt(org, contract, gz, date(2026, 12, 1))[1] == date(2026, 11, 23)
+    wrong = tmp_path / "CYP_CASELOAD_20261124.tsv"  # another contract's name
+    wrong.write_bytes(data)
+    r, night = new_receipt(org, contract, wrong, date(2026, 12, 1))
+    assert (night, r.night) == (None, "2026-12-01")
+    # A symlink is never read: its size is 0 and its "hash" is of its name.
+    link = tmp_path / "link" / "health_2026-11-24.csv"
+    link.parent.mkdir()
+    link.symlink_to(path)
+    r, _ = new_receipt(org, contract, link, date(2026, 12, 1))
+    assert r.size_bytes == 0 and r.sha256 == hashlib.sha256(b"symlink:health_2026-11-24.csv").hexdigest()
 
 
 # ---------------------------------------------------------------------------------------
@@ -135,7 +196,9 @@ def test_json_leaves_out_working_state_and_includes_next_steps() -> None:
     assert data["outcome"] == "accepted_with_rejections"
     assert data["rule_counts"] == {"upn:upn_check": 1}
     assert set(data) == {
-        "agency",
+        "organisation",
+        "organisation_name",
+        "contract",
         "contract_version",
         "file_name",
         "sha256",
@@ -174,7 +237,8 @@ def test_text_lines() -> None:
     )
     r.accept()
     assert r.to_text().splitlines() == [
-        "childindex receipt for health_2026-11-24.csv (health, contract v3)",
+        "childindex receipt for health_2026-11-24.csv from Test community health (synthetic) (RH1)",
+        "Contract: health_chis v3",
         f"SHA-256: {SHA}",
         "Outcome: accepted with rejections",
         "Rows read 5, accepted 3, rejected 2.",
@@ -199,7 +263,8 @@ def test_text_of_a_clean_file_is_short() -> None:
     r = receipt(rows_read=2, rows_accepted=2)
     r.accept()
     assert r.to_text() == (
-        "childindex receipt for health_2026-11-24.csv (health, contract v3)\n"
+        "childindex receipt for health_2026-11-24.csv from Test community health (synthetic) (RH1)\n"
+        "Contract: health_chis v3\n"
         f"SHA-256: {SHA}\n"
         "Outcome: accepted\n"
         "Rows read 2, accepted 2, rejected 0.\n"

@@ -4,16 +4,20 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
-from childindex.errors import SettingsError
-from childindex.settings import create_key_file, load_settings
+from childindex.errors import RegistryError, SettingsError
+from childindex.settings import REGISTRY_FILE, create_key_file, load_settings
+from tests.conftest import TEST_REGISTRY
+from tests.helpers import ORG
 
 
 def test_defaults_derive_from_data_dir(data_dir: Path) -> None:
     s = load_settings()
     assert s.data_dir == data_dir.absolute()
-    assert s.drop_folder("health") == data_dir / "drop" / "health"
-    assert s.outbox("education") == data_dir / "outbox" / "education"
+    assert s.organisations_file == TEST_REGISTRY
+    assert s.drop_folder(ORG["health"]) == data_dir / "drop" / "RH1"
+    assert s.outbox(ORG["education"]) == data_dir / "outbox" / "840"
     assert s.quarantine_dir == data_dir / "quarantine"
     assert s.index_url == f"sqlite:///{data_dir / 'index.sqlite'}"
     assert s.retention.archive_days == 30
@@ -77,11 +81,83 @@ def test_secret_is_masked_in_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "s3cret" not in s.model_dump_json() and "s3cret" not in repr(s)
 
 
-def test_per_agency_drop_folder(monkeypatch: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path) -> None:
-    monkeypatch.setenv("CHILDINDEX_DROP_FOLDERS__HEALTH", str(tmp_path / "sftp" / "health"))
+def test_registry_defaults_to_the_shipped_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHILDINDEX_DATA_DIR", str(tmp_path))
     s = load_settings()
-    assert s.drop_folder("health") == tmp_path / "sftp" / "health"
-    assert s.drop_folder("education") == data_dir / "drop" / "education"
-    monkeypatch.setenv("CHILDINDEX_DROP_FOLDERS__POLICE", str(tmp_path))
-    with pytest.raises(SettingsError, match="unknown agencies"):
+    assert s.organisations_file == REGISTRY_FILE and REGISTRY_FILE.is_file()
+    assert len(s.registry.organisations) == 29 and len(s.registry.areas) == 12
+
+
+def _registry(tmp_path: Path, **own: dict[str, object]) -> Path:
+    """The tests' registry with some organisations' entries extended (by code)."""
+    data = yaml.safe_load(TEST_REGISTRY.read_text(encoding="utf-8"))
+    for org in data["organisations"]:
+        org.update(own.get(str(org["code"]), {}))
+    path = tmp_path / "organisations.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_per_organisation_drop_folder_and_outbox(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path
+) -> None:
+    registry = _registry(
+        tmp_path,
+        RH1={"drop_folder": str(tmp_path / "sftp" / "health"), "outbox": "nhs/RH1"},
+        **{"840": {"drop_folder": "schools/840"}},
+    )
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(registry))
+    s = load_settings()
+    assert s.drop_folder("RH1") == tmp_path / "sftp" / "health"  # absolute: as written
+    assert s.drop_folder("840") == data_dir / "drop" / "schools" / "840"  # relative: under the drop root
+    assert s.drop_folder("E06000047") == data_dir / "drop" / "E06000047"  # default
+    assert s.outbox("RH1") == data_dir / "outbox" / "nhs" / "RH1"
+    assert s.outbox("840") == data_dir / "outbox" / "840"
+    s.ensure_dirs()
+    assert (tmp_path / "sftp" / "health").is_dir() and (data_dir / "drop" / "schools" / "840").is_dir()
+    # A code the registry does not have is refused, by name (a sector is not a code).
+    for unknown in ("POLICE", "health"):
+        with pytest.raises(RegistryError, match=f"no organisation with code '{unknown}'"):
+            s.drop_folder(unknown)
+        with pytest.raises(RegistryError, match=f"no organisation with code '{unknown}'"):
+            s.outbox(unknown)
+
+
+def test_removed_per_agency_setting_is_refused_in_the_config_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """drop_folders is now each organisation's registry entry: a config file still naming it is an error."""
+    cfg = tmp_path / "childindex.toml"
+    cfg.write_text(f'[drop_folders]\nhealth = "{tmp_path}"\n')
+    monkeypatch.setenv("CHILDINDEX_CONFIG_FILE", str(cfg))
+    with pytest.raises(SettingsError, match="CHILDINDEX_DROP_FOLDERS"):
         load_settings()
+
+
+def test_per_organisation_rejected_share(monkeypatch: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(_registry(tmp_path, RH1={"max_rejected_share": 0.05})))
+    monkeypatch.setenv("CHILDINDEX_VALIDATION__MAX_REJECTED_SHARE", "0.3")
+    s = load_settings()
+    assert s.max_rejected_share("RH1") == 0.05
+    assert s.max_rejected_share("840") == s.max_rejected_share("E06000047") == 0.3
+    with pytest.raises(RegistryError, match="no organisation with code 'health'"):
+        s.max_rejected_share("health")
+
+
+def test_row_count_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().validation.row_count_slack == 50
+    monkeypatch.setenv("CHILDINDEX_VALIDATION__ROW_COUNT_SLACK", "0")
+    assert load_settings().validation.row_count_slack == 0
+    monkeypatch.setenv("CHILDINDEX_VALIDATION__ROW_COUNT_SLACK", "-1")
+    with pytest.raises(SettingsError, match="CHILDINDEX_VALIDATION__ROW_COUNT_SLACK"):
+        load_settings()
+
+
+def test_a_broken_registry_is_named(monkeypatch: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(_registry(tmp_path, RH1={"contract": "education_mis"})))
+    s = load_settings()  # the registry is read when first needed
+    with pytest.raises(RegistryError, match=r"organisations\[0\] \(code RH1\): field contract"):
+        s.drop_folder("840")
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(tmp_path / "missing.yaml"))
+    with pytest.raises(RegistryError, match="cannot read the organisations registry"):
+        load_settings().registry  # noqa: B018

@@ -61,9 +61,16 @@ class UsageError(TerminalError):
 
 
 class ContractError(TerminalError):
-    """A contract file is malformed, breaks the whitelist, or names an unknown organisation."""
+    """A contract file is malformed or breaks the whitelist, or no contract has that name."""
 
     stage = "contracts"
+
+
+class RegistryError(TerminalError):
+    """The organisations registry is unreadable or broken, or names no such organisation;
+    the message names each entry (position and code) and field at fault."""
+
+    stage = "organisations"
 
 
 class FileRejected(TerminalError):

@@ -1,4 +1,4 @@
-"""Receipts: what happened to each file an agency sent, as JSON and as plain text.
+"""Receipts: what happened to each file an organisation sent, as JSON and as plain text.
 
 A receipt names files, columns, row numbers and rules, never a value from the file. Row
 numbers count data rows from 1 (the header row is not counted). Schema: docs/receipts.md.
@@ -14,14 +14,17 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from childindex.contracts.contract import GZIP_SUFFIX, Contract
 from childindex.errors import FileRejected
 
-RECEIPT_VERSION = 1
+if TYPE_CHECKING:
+    from childindex.organisations.registry import Organisation
 
-# What an agency should do, by rule. Keys are the rule names used in rejections.
+RECEIPT_VERSION = 2  # 2: organisation (code and name) and contract name instead of agency
+
+# What the organisation should do, by rule. Keys are the rule names used in rejections.
 ADVICE = {
     "required": "Fill the required column, or leave the record out until it is known.",
     "date_format": "Write dates in the contract's date format (four-digit years).",
@@ -49,7 +52,7 @@ ADVICE = {
 }
 
 
-def new_receipt(contract: Contract, path: Path, night: date) -> tuple[Receipt, date | None]:
+def new_receipt(organisation: Organisation, contract: Contract, path: Path, night: date) -> tuple[Receipt, date | None]:
     """A receipt for ``path`` before any check, and the night its name gives: None when the
     name does not fit the contract (:func:`require_contract_name` then rejects it).
 
@@ -59,7 +62,9 @@ def new_receipt(contract: Contract, path: Path, night: date) -> tuple[Receipt, d
     link = path.is_symlink()
     sha = hashlib.sha256(f"symlink:{path.name}".encode()).hexdigest() if link else sha256_file(path)
     receipt = Receipt(
-        agency=contract.agency,
+        organisation=organisation.code,
+        organisation_name=organisation.name,
+        contract=contract.name,
         contract_version=contract.version,
         file_name=safe_name(path.name),  # formula-looking names are defused
         sha256=sha,
@@ -114,7 +119,9 @@ class RowRejection:
 
 @dataclass
 class Receipt:
-    agency: str
+    organisation: str  # the sender's code in the registry
+    organisation_name: str
+    contract: str  # the extract type it was read as
     contract_version: int
     file_name: str
     sha256: str
@@ -163,7 +170,8 @@ class Receipt:
 
     def to_text(self) -> str:
         lines = [
-            f"childindex receipt for {self.file_name} ({self.agency}, contract v{self.contract_version})",
+            f"childindex receipt for {self.file_name} from {self.organisation_name} ({self.organisation})",
+            f"Contract: {self.contract} v{self.contract_version}",
             f"SHA-256: {self.sha256}",
             f"Outcome: {self.outcome.replace('_', ' ')}",
             f"Rows read {self.rows_read}, accepted {self.rows_accepted}, rejected {self.rows_rejected}.",

@@ -13,7 +13,7 @@ import os
 import stat
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -26,6 +26,9 @@ from pydantic_settings import (
 
 from childindex.errors import SettingsError
 
+if TYPE_CHECKING:
+    from childindex.organisations.registry import Registry
+
 ENV_PREFIX = "CHILDINDEX_"
 MIN_KEY_BYTES = 32
 
@@ -36,25 +39,28 @@ class ValidationPolicy(BaseModel):
     max_rejected_share: float = Field(
         0.2, ge=0, le=1, description="Quarantine a file whose rejected rows exceed this share of its rows."
     )
-    max_rejected_share_by_agency: dict[str, float] = Field(
-        default_factory=dict, description="Per-agency override of MAX_REJECTED_SHARE, e.g. ..._BY_AGENCY__HEALTH."
-    )
     row_count_factor: float = Field(
         3.0,
         gt=1,
         description="Quarantine a file with more than FACTOR times, or under 1/FACTOR of, the median rows "
-        "of the agency's recent accepted files.",
+        "of the organisation's recent accepted files ...",
+    )
+    row_count_slack: int = Field(
+        50,
+        ge=0,
+        description="... and more than this many rows away from that median: a small organisation's nightly "
+        "deltas (3 rows, then 11) are noise, not a broken export.",
     )
     row_count_history: int = Field(
         5, ge=1, description="How many recent accepted files the row-count band is computed from."
     )
     row_count_min_history: int = Field(
-        3, ge=1, description="The row-count band applies once an agency has this many accepted files."
+        3, ge=1, description="The row-count band applies once an organisation has this many accepted files."
     )
 
-    def max_share(self, agency: str) -> float:
-        return self.max_rejected_share_by_agency.get(agency, self.max_rejected_share)
 
+# The registry the repository ships (configuration, not code): the demo's organisations.
+REGISTRY_FILE = Path(__file__).resolve().parents[2] / "config" / "organisations.yaml"
 
 # The retention rules and their default periods (childindex.retention.policy reads the rules
 # from here, so the file is read once per process, and only when first needed).
@@ -86,7 +92,7 @@ class RetentionSettings(BaseModel):
         "involvement_ended_days", 0, "Delete an involvement this many days after it ended."
     )
     record_unseen_days: int = _period(
-        "record_unseen_days", 1, "Delete a source record no agency has sent for this many days."
+        "record_unseen_days", 1, "Delete a source record no organisation has sent for this many days."
     )
     over_age_days: int = _period(
         "over_age_days", 1, "Delete a child (and all linked to them) older than this, in days."
@@ -95,7 +101,9 @@ class RetentionSettings(BaseModel):
     archive_days: int = _period("archive_days", 0, "Delete loaded raw extracts from the archive after this many days.")
     staging_days: int = _period("staging_days", 0, "Delete staging Parquet files after this many days.")
     quarantine_days: int = _period("quarantine_days", 0, "Delete quarantined files after this many days.")
-    receipts_days: int = _period("receipts_days", 0, "Delete receipts from agency outboxes after this many days.")
+    receipts_days: int = _period(
+        "receipts_days", 0, "Delete receipts from organisations' outboxes after this many days."
+    )
     airflow_metadata_days: int = _period(
         "airflow_metadata_days", 1, "Clean Airflow's metadata older than this many days."
     )
@@ -167,14 +175,20 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("childindex-data"), description="Root of every folder below unless set on its own.")
-    drop_root: Path = Field(description="Agencies' drop folders, one subfolder per agency (default DATA_DIR/drop).")
-    drop_folders: dict[str, Path] = Field(
-        default_factory=dict,
-        description="Per-agency drop folder instead of DROP_ROOT/<agency> (e.g. CHILDINDEX_DROP_FOLDERS__HEALTH).",
+    organisations_file: Path = Field(
+        REGISTRY_FILE,
+        description="The organisations registry: who sends which extract, from which area, to which folders.",
+    )
+    drop_root: Path = Field(
+        description="Organisations' drop folders, DROP_ROOT/<code> unless the registry says otherwise "
+        "(default DATA_DIR/drop)."
     )
     quarantine_dir: Path = Field(description="Rejected files, kept byte for byte (default DATA_DIR/quarantine).")
     archive_dir: Path = Field(description="Loaded raw extracts (default DATA_DIR/archive).")
-    outbox_root: Path = Field(description="Receipts, one subfolder per agency (default DATA_DIR/outbox).")
+    outbox_root: Path = Field(
+        description="Receipts, OUTBOX_ROOT/<code> per organisation unless the registry says otherwise "
+        "(default DATA_DIR/outbox)."
+    )
     staging_dir: Path = Field(description="Standardised Parquet staging files (default DATA_DIR/staging).")
     reports_dir: Path = Field(description="Night summaries and deletion certificates (default DATA_DIR/reports).")
     index_url: str = Field(description="SQLAlchemy URL of the index (default a SQLite file DATA_DIR/index.sqlite).")
@@ -188,6 +202,9 @@ class Settings(BaseSettings):
     # Read when Airflow parses the DAGs (childindex.orchestration.defaults): they shape tasks.
     task_retries: int = Field(
         2, ge=0, description="Retries of every task after a transient error (exponential backoff); read at DAG parse."
+    )
+    intake_parallelism: int = Field(
+        4, ge=1, description="Files one intake run checks at once (mapped tasks in flight); read at DAG parse."
     )
     retention_queue: str = Field(
         "default", description="Celery queue of the retention task (workers with the retention role); DAG parse."
@@ -236,23 +253,27 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        from childindex.contracts.contract import AGENCIES
-
-        unknown = sorted(set(self.drop_folders) - set(AGENCIES))
-        if unknown:
-            raise ValueError(f"drop_folders names unknown agencies {unknown}; known: {', '.join(AGENCIES)}")
+        self.organisations_file = self.organisations_file.expanduser().absolute()
         if self.linkage.model_dir is None:
             self.linkage.model_dir = self.data_dir / "models"
         return self
 
-    # Typed accessors: the model validator guarantees these are set.
-    def drop_folder(self, agency: str) -> Path:
-        if agency in self.drop_folders:
-            return self.drop_folders[agency].expanduser().absolute()
-        return self.drop_root / agency
+    @property
+    def registry(self) -> Registry:
+        """The organisations registry (read once per version of the file; RegistryError when broken)."""
+        from childindex.organisations.registry import load_registry
 
-    def outbox(self, agency: str) -> Path:
-        return self.outbox_root / agency
+        return load_registry(self.organisations_file)
+
+    def drop_folder(self, organisation: str) -> Path:
+        return self.registry.drop_folder(organisation, self.drop_root)
+
+    def outbox(self, organisation: str) -> Path:
+        return self.registry.outbox(organisation, self.outbox_root)
+
+    def max_rejected_share(self, organisation: str) -> float:
+        own = self.registry.get(organisation).max_rejected_share
+        return self.validation.max_rejected_share if own is None else own
 
     @property
     def work_dir(self) -> Path:
@@ -265,9 +286,7 @@ class Settings(BaseSettings):
         return _resolve_key(self)
 
     def ensure_dirs(self) -> None:
-        """Create every folder, including each agency's drop folder and outbox."""
-        from childindex.contracts.contract import AGENCIES
-
+        """Create every folder, including each organisation's drop folder and outbox."""
         folders = [
             self.data_dir,
             self.drop_root,
@@ -278,7 +297,8 @@ class Settings(BaseSettings):
             self.reports_dir,
             self.work_dir,
         ]
-        folders += [self.drop_folder(a) for a in AGENCIES] + [self.outbox(a) for a in AGENCIES]
+        codes = [o.code for o in self.registry.organisations]
+        folders += [self.drop_folder(c) for c in codes] + [self.outbox(c) for c in codes]
         for path in folders:
             if not path.exists():
                 path.mkdir(parents=True)

@@ -1,6 +1,6 @@
 """The one place that says which fields about a child may ever reach childindex.
 
-Every agency's contract maps its columns onto these fields; intake drops any other column
+Every extract contract maps its columns onto these fields; intake drops any other column
 before anything else is done with the file, and the staging layout and the index schema
 are derived from this list. Adding a field here is a privacy decision: it needs a reason
 that answers "how does this help a practitioner reach another professional?".
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-# Fields an agency may send, by meaning. Identifiers are pseudonymised at intake and never
+# Fields an organisation may send, by meaning. Identifiers are pseudonymised at intake and never
 # stored in clear.
 IDENTIFIER_FIELDS = ("local_id", "nhs_number", "upn")
 IDENTITY_FIELDS = ("given_name", "family_name", "date_of_birth", "sex", "postcode")
 INVOLVEMENT_FIELDS = ("service", "contact_route", "involvement_start", "involvement_end")
-# A flag, not stored: an agency marks an involvement as sensitive (sexual health, substance
+# A flag, not stored: an organisation marks an involvement as sensitive (sexual health, substance
 # misuse, a refuge), and the index then keeps only that a sensitive service is involved and
 # how to reach it: never the service type, never the record's address.
 FLAG_FIELDS = ("sensitive",)
@@ -39,6 +39,10 @@ DATE_FIELDS = ("date_of_birth", "involvement_start", "involvement_end")
 
 # Sex after standardisation: M, F or U (not known / not stated).
 Sex = Literal["M", "F", "U"]
+
+# The sector an organisation (and so each of its involvements) belongs to.
+SECTORS = ("education", "health", "social_care")
+Sector = Literal["education", "health", "social_care"]
 
 # Longest value accepted per field (characters): the index's column sizes. A longer value
 # is a broken export (or an attempt to smuggle text in), so the row is rejected.

@@ -48,21 +48,33 @@ def test_a_night_on_postgresql_equals_the_same_night_on_sqlite(data_dir, pg_url,
         settings = load_settings(**({"index_url": url} if url else {}), data_dir=tmp_path / name)
         settings.ensure_dirs()
         migrate(settings.index_url)
-        generate_night(settings.drop_root, tmp_path / f"truth-{name}", children=1500, seed=3, first_night=NIGHT)
-        for agency in ("education", "health", "social_care"):
-            run_intake(settings, agency, NIGHT)
+        generate_night(
+            settings.drop_root,
+            tmp_path / f"truth-{name}",
+            registry=settings.registry,
+            children=1500,
+            seed=3,
+            first_night=NIGHT,
+        )
+        for organisation in settings.registry.organisations:
+            run_intake(settings, organisation.code, NIGHT)
         link_pending(settings, NIGHT)
         with engine_for(settings.index_url).connect() as conn:
             contents[name] = {
                 t: sorted(tuple(str(v) for v in r) for r in conn.execute(text(f"SELECT {cols} FROM {t}")).all())
                 for t, cols in (
                     ("child", "child_id, given_name, family_name, date_of_birth, sex, postcode, first_seen"),
-                    ("source_record", "source_key, agency, child_id, nhs_key, upn_key, match_key, given_name, "
+                    ("source_record", "source_key, organisation, child_id, nhs_key, upn_key, match_key, given_name, "
                                       "family_name, date_of_birth, sex, postcode"),
-                    ("involvement", "source_key, child_id, agency, service, contact_route, start_date, end_date"),
+                    ("involvement", "source_key, child_id, organisation, sector, area, service, contact_route, "
+                                    "start_date, end_date"),
+                    ("organisation", "code, name, sector"),
+                    ("area", "code, name"),
                 )
             }  # fmt: skip
     assert len(contents["postgresql"]["child"]) > 1000
+    assert {r[1] for r in contents["postgresql"]["source_record"]} == {"RH1", "840", "E06000047"}
+    assert len(contents["postgresql"]["organisation"]) == 3 and len(contents["postgresql"]["area"]) == 1
     with engine_for(pg_url).connect() as conn:  # involvement's child is its record's
         assert not conn.execute(
             text(

@@ -11,6 +11,9 @@ from sqlalchemy import select, text
 from childindex.index.db import engine_for
 from childindex.index.ledger import LOADED, Ledger
 from childindex.index.models import FileLedger
+from tests.helpers import ORG
+
+HEALTH, EDUCATION, SOCIAL_CARE = ORG["health"], ORG["education"], ORG["social_care"]
 
 N1, N2, N3 = date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)
 
@@ -19,17 +22,17 @@ def sha(n: int) -> str:
     return hashlib.sha256(f"file {n}".encode()).hexdigest()
 
 
-def record(ledger: Ledger, n: int, status: str, agency: str = "health", night: date = N2, rows: int = 100) -> None:
+def record(ledger: Ledger, n: int, status: str, organisation: str = HEALTH, night: date = N2, rows: int = 100) -> None:
     ledger.record(
-        agency=agency,
-        file_name=f"{agency}_{night.isoformat()}_{n}.csv",
+        organisation=organisation,
+        file_name=f"{organisation}_{night.isoformat()}_{n}.csv",
         sha256=sha(n),
         night=night,
         status=status,
         rows_read=rows,
         rows_accepted=rows,
         rows_rejected=0,
-        staged_path=f"/staging/{agency}/{n}.parquet" if status in LOADED else None,
+        staged_path=f"/staging/{organisation}/{n}.parquet" if status in LOADED else None,
     )
 
 
@@ -38,25 +41,25 @@ def statuses(url: str) -> dict[str, str]:
         return dict(conn.execute(select(FileLedger.file_name, FileLedger.status)).all())
 
 
-def test_already_loaded_only_for_staged_or_linked_files_of_that_agency(url: str) -> None:
+def test_already_loaded_only_for_staged_or_linked_files_of_that_organisation(url: str) -> None:
     ledger = Ledger(url)
     for n, status in enumerate(("staged", "linked", "quarantined", "duplicate"), start=1):
         record(ledger, n, status)
     assert LOADED == ("staged", "linked")
-    assert [ledger.already_loaded("health", sha(n)) for n in (1, 2, 3, 4)] == [True, True, False, False]
-    assert ledger.already_loaded("education", sha(1)) is False
-    assert ledger.already_loaded("health", sha(99)) is False
-    # The same bytes from another agency are that agency's own file.
-    record(ledger, 1, "staged", agency="education")
-    assert ledger.already_loaded("education", sha(1)) is True
+    assert [ledger.already_loaded(HEALTH, sha(n)) for n in (1, 2, 3, 4)] == [True, True, False, False]
+    assert ledger.already_loaded(EDUCATION, sha(1)) is False
+    assert ledger.already_loaded(HEALTH, sha(99)) is False
+    # The same bytes from another organisation are that organisation's own file.
+    record(ledger, 1, "staged", organisation=EDUCATION)
+    assert ledger.already_loaded(EDUCATION, sha(1)) is True
 
 
 def test_a_quarantined_file_sent_again_and_staged_is_then_loaded(url: str) -> None:
     ledger = Ledger(url)
     record(ledger, 1, "quarantined")
-    assert not ledger.already_loaded("health", sha(1))
+    assert not ledger.already_loaded(HEALTH, sha(1))
     record(ledger, 1, "staged")
-    assert ledger.already_loaded("health", sha(1))
+    assert ledger.already_loaded(HEALTH, sha(1))
 
 
 def test_record_stamps_the_time_received_unless_given(url: str) -> None:
@@ -65,10 +68,12 @@ def test_record_stamps_the_time_received_unless_given(url: str) -> None:
     record(ledger, 1, "staged")
     after = datetime.now(UTC).replace(tzinfo=None)
     given = datetime(2026, 11, 25, 2, 0, 5)
-    ledger.record(agency="health", file_name="given.csv", sha256=sha(2), night=N2, status="linked", received_at=given)
+    ledger.record(
+        organisation=HEALTH, file_name="given.csv", sha256=sha(2), night=N2, status="linked", received_at=given
+    )
     with engine_for(url).connect() as conn:
         rows = dict(conn.execute(select(FileLedger.file_name, FileLedger.received_at)).all())
-    stamped = rows["health_2026-11-24_1.csv"]
+    stamped = rows[f"{HEALTH}_2026-11-24_1.csv"]
     assert stamped.microsecond == 0 and stamped.tzinfo is None
     assert before <= stamped <= after  # UTC, naive, whole seconds
     assert rows["given.csv"] == given
@@ -81,31 +86,31 @@ def test_recent_row_counts_newest_first_limited_and_loaded_only(url: str) -> Non
     record(ledger, 3, "quarantined", rows=5)
     record(ledger, 4, "staged", rows=1020)
     record(ledger, 5, "duplicate", rows=1020)
-    record(ledger, 6, "staged", agency="education", rows=77)
+    record(ledger, 6, "staged", organisation=EDUCATION, rows=77)
     record(ledger, 7, "staged", rows=1030)
-    assert ledger.recent_row_counts("health", 3) == [1030, 1020, 1010]
-    assert ledger.recent_row_counts("health", 10) == [1030, 1020, 1010, 1000]
-    assert ledger.recent_row_counts("education", 10) == [77]
-    assert ledger.recent_row_counts("social_care", 10) == []
-    assert ledger.recent_row_counts("health", 0) == []
+    assert ledger.recent_row_counts(HEALTH, 3) == [1030, 1020, 1010]
+    assert ledger.recent_row_counts(HEALTH, 10) == [1030, 1020, 1010, 1000]
+    assert ledger.recent_row_counts(EDUCATION, 10) == [77]
+    assert ledger.recent_row_counts(SOCIAL_CARE, 10) == []
+    assert ledger.recent_row_counts(HEALTH, 0) == []
 
 
 def test_staged_lists_unlinked_files_oldest_night_first(url: str) -> None:
     ledger = Ledger(url)
     record(ledger, 1, "staged", night=N3)
-    record(ledger, 2, "staged", agency="education", night=N1)
+    record(ledger, 2, "staged", organisation=EDUCATION, night=N1)
     record(ledger, 3, "linked", night=N1)
     record(ledger, 4, "quarantined", night=N1)
-    record(ledger, 5, "staged", agency="social_care", night=N2)
+    record(ledger, 5, "staged", organisation=SOCIAL_CARE, night=N2)
     record(ledger, 6, "staged", night=N1)
     staged = ledger.staged()
     with engine_for(url).connect() as conn:
         ids = dict(conn.execute(select(FileLedger.sha256, FileLedger.id)).all())
     assert staged == [
-        (ids[sha(2)], "education", "/staging/education/2.parquet", N1),
-        (ids[sha(6)], "health", "/staging/health/6.parquet", N1),
-        (ids[sha(5)], "social_care", "/staging/social_care/5.parquet", N2),
-        (ids[sha(1)], "health", "/staging/health/1.parquet", N3),
+        (ids[sha(2)], EDUCATION, f"/staging/{EDUCATION}/2.parquet", N1),
+        (ids[sha(6)], HEALTH, f"/staging/{HEALTH}/6.parquet", N1),
+        (ids[sha(5)], SOCIAL_CARE, f"/staging/{SOCIAL_CARE}/5.parquet", N2),
+        (ids[sha(1)], HEALTH, f"/staging/{HEALTH}/1.parquet", N3),
     ]
     assert all(isinstance(row, tuple) and isinstance(row[3], date) for row in staged)
 
@@ -120,11 +125,11 @@ def test_mark_linked_inside_a_transaction(url: str) -> None:
         Ledger.mark_linked(conn, [])  # nothing to mark: no statement
     assert [row[0] for row in ledger.staged()] == [second]
     assert statuses(url) == {
-        "health_2026-11-24_1.csv": "linked",
-        "health_2026-11-24_2.csv": "staged",
-        "health_2026-11-24_3.csv": "linked",
+        f"{HEALTH}_2026-11-24_1.csv": "linked",
+        f"{HEALTH}_2026-11-24_2.csv": "staged",
+        f"{HEALTH}_2026-11-24_3.csv": "linked",
     }
-    assert ledger.already_loaded("health", sha(1))
+    assert ledger.already_loaded(HEALTH, sha(1))
 
 
 def test_mark_linked_is_undone_with_its_transaction(url: str) -> None:
@@ -135,4 +140,4 @@ def test_mark_linked_is_undone_with_its_transaction(url: str) -> None:
         Ledger.mark_linked(conn, [file_id])
         assert conn.execute(text("SELECT status FROM file_ledger")).scalar_one() == "linked"
         raise RuntimeError("publish failed")
-    assert ledger.staged() == [(file_id, "health", "/staging/health/1.parquet", N2)]
+    assert ledger.staged() == [(file_id, HEALTH, f"/staging/{HEALTH}/1.parquet", N2)]

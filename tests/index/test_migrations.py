@@ -18,6 +18,8 @@ EXPECTED = {
     "review_item",
     "link_decision",
     "key_epoch",
+    "organisation",
+    "area",
     "alembic_version",
 }
 
@@ -48,13 +50,17 @@ def _check(url: str) -> None:
         conn.execute(text("INSERT INTO child VALUES ('C1','A','B',:d,'F','LS6 2AB',:d,:d)"), {"d": date(2020, 1, 1)})
         conn.execute(
             text(
-                "INSERT INTO source_record (source_key, agency, child_id, match_key, first_seen, last_seen) "
-                "VALUES (:k,'health','C1',:k,:d,:d)"
+                "INSERT INTO source_record (source_key, organisation, child_id, match_key, first_seen, last_seen) "
+                "VALUES (:k,'RH1','C1',:k,:d,:d)"
             ),
             {"k": "a" * 64, "d": date(2020, 1, 1)},
         )
         conn.execute(
-            text("INSERT INTO involvement VALUES (:k,'C1','health','school_nursing','x',NULL,NULL,:d)"),
+            text(
+                "INSERT INTO involvement (source_key, child_id, organisation, sector, area, service, contact_route, "
+                "start_date, end_date, last_seen) VALUES (:k,'C1','RH1','health','E06000047','school_nursing','x',"
+                "NULL,NULL,:d)"
+            ),
             {"k": "a" * 64, "d": date(2020, 1, 1)},
         )
 

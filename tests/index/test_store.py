@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, text
 
 from childindex.index.db import engine_for, migrate
 from childindex.index.ledger import Ledger
-from childindex.index.models import Child, NightMetric, SourceRecord
+from childindex.index.models import Child, Involvement, NightMetric, SourceRecord
 from childindex.index.store import copy_arrow, fetch_arrow, publish, put_metrics
 
 N1, N2 = date(2026, 11, 24), date(2026, 11, 25)
@@ -66,7 +66,7 @@ def add_records(url: str) -> None:
             [
                 {
                     "source_key": key(n),
-                    "agency": "health",
+                    "organisation": "RH1",
                     "child_id": "C1",
                     "nhs_key": None,
                     "upn_key": None,
@@ -201,22 +201,123 @@ def test_publish_without_a_plan_only_marks_the_files_linked(url: str) -> None:
     ledger = Ledger(url)
     for n in (1, 2, 3):
         ledger.record(
-            agency="health", file_name=f"f{n}.csv", sha256=key(n), night=N1, status="staged", staged_path=None
+            organisation="RH1", file_name=f"f{n}.csv", sha256=key(n), night=N1, status="staged", staged_path=None
         )
     ids = [row[0] for row in ledger.staged()]
     stats = publish(url, None, [ids[0], ids[2]], N1)
     assert stats == {"children_created": 0, "children_updated": 0, "merges": 0, "splits": 0}
-    assert ledger.staged() == [(ids[1], "health", None, N1)]
+    assert ledger.staged() == [(ids[1], "RH1", None, N1)]
     with engine_for(url).connect() as conn:
         assert dict(conn.execute(text("SELECT file_name, status FROM file_ledger")).all()) == {
             "f1.csv": "linked",
             "f2.csv": "staged",
             "f3.csv": "linked",
         }
-        for table in ("child", "source_record", "involvement", "child_id_history", "review_item", "night_metric"):
+        for table in (
+            "child",
+            "source_record",
+            "involvement",
+            "child_id_history",
+            "review_item",
+            "night_metric",
+            "organisation",
+            "area",
+        ):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0, table
     assert publish(url, None, [], N1) == stats
-    assert ledger.staged() == [(ids[1], "health", None, N1)]
+    assert ledger.staged() == [(ids[1], "RH1", None, N1)]
+
+
+# ---------------------------------------------------------------------------------------
+# publish: the registry's organisations and areas
+
+ORGANISATIONS = [
+    {"code": "RH1", "name": "Test community health (synthetic)", "sector": "health"},
+    {"code": "840", "name": "Test education (synthetic)", "sector": "education"},
+    {"code": "E06000047", "name": "Test children's social care (synthetic)", "sector": "social_care"},
+]
+AREAS = [{"code": "E06000047", "name": "County Durham"}, {"code": "E06000005", "name": "Darlington"}]
+
+
+def table_rows(url: str, sql: str) -> list[tuple]:
+    with engine_for(url).connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(text(sql)).all())
+
+
+def test_publish_syncs_the_registrys_organisations_and_areas(url: str) -> None:
+    ledger = Ledger(url)
+    ledger.record(organisation="RH1", file_name="f.csv", sha256=key(1), night=N1, status="staged")
+    [(file_id, *_)] = ledger.staged()
+    stats = publish(url, None, [file_id], N1, (ORGANISATIONS, AREAS))
+    assert stats == {"children_created": 0, "children_updated": 0, "merges": 0, "splits": 0}
+    assert ledger.staged() == []  # the same transaction marks the files linked
+    expected_orgs = sorted((o["code"], o["name"], o["sector"]) for o in ORGANISATIONS)
+    expected_areas = sorted((a["code"], a["name"]) for a in AREAS)
+    assert table_rows(url, "SELECT code, name, sector FROM organisation") == expected_orgs
+    assert table_rows(url, "SELECT code, name FROM area") == expected_areas
+    # Again: the same rows, not twice.
+    publish(url, None, [], N2, (ORGANISATIONS, AREAS))
+    assert table_rows(url, "SELECT code, name, sector FROM organisation") == expected_orgs
+    assert table_rows(url, "SELECT code, name FROM area") == expected_areas
+    # A renamed organisation (and area) is updated; one no longer registered stays, since
+    # involvements may still name it.
+    renamed = [{**ORGANISATIONS[0], "name": "Renamed community health (synthetic)"}, ORGANISATIONS[2]]
+    publish(url, None, [], N2, (renamed, [{"code": "E06000047", "name": "Durham"}]))
+    assert table_rows(url, "SELECT code, name, sector FROM organisation") == sorted(
+        [
+            ("RH1", "Renamed community health (synthetic)", "health"),
+            ("840", "Test education (synthetic)", "education"),
+            ("E06000047", "Test children's social care (synthetic)", "social_care"),
+        ]
+    )
+    assert table_rows(url, "SELECT code, name FROM area") == [("E06000005", "Darlington"), ("E06000047", "Durham")]
+    # Without registry rows publish leaves both tables alone.
+    publish(url, None, [], N2)
+    assert len(table_rows(url, "SELECT code FROM organisation")) == 3
+
+
+def test_publish_registry_sync_is_undone_with_a_failed_publish(url: str) -> None:
+    with pytest.raises(TypeError):  # a plan that fails after the registry's rows were written
+        publish(url, {"child": None}, [], N1, (ORGANISATIONS, AREAS))
+    assert table_rows(url, "SELECT code FROM organisation") == []
+    assert table_rows(url, "SELECT code FROM area") == []
+
+
+def test_the_reader_view_names_the_organisation_and_the_area(url: str) -> None:
+    with engine_for(url).begin() as conn:
+        add_child(conn, "C1")
+        conn.execute(
+            insert(SourceRecord),
+            [
+                {"source_key": key(n), "organisation": org, "child_id": "C1", "match_key": key(100 + n),
+                 "first_seen": N1, "last_seen": N1}
+                for n, org in ((1, "RH1"), (2, "E06000047"), (3, "health"))
+            ],
+        )  # fmt: skip
+        conn.execute(
+            insert(Involvement),
+            [
+                {"source_key": key(n), "child_id": "C1", "organisation": org, "sector": sector, "area": area,
+                 "service": "svc", "contact_route": "0191 496 0000", "start_date": N1, "end_date": None,
+                 "last_seen": N1}
+                for n, org, sector, area in (
+                    (1, "RH1", "health", "E06000047"),
+                    (2, "E06000047", "social_care", "E06000005"),
+                    (3, "health", "health", None),  # from before the registry (migration 0010)
+                )
+            ],
+        )  # fmt: skip
+    publish(url, None, [], N1, (ORGANISATIONS, AREAS))
+    view = "SELECT organisation, organisation_name, sector, area, area_name, service FROM reader_involvement"
+    assert table_rows(url, view) == sorted(
+        [
+            ("RH1", "Test community health (synthetic)", "health", "E06000047", "County Durham", "svc"),
+            ("E06000047", "Test children's social care (synthetic)", "social_care", "E06000005", "Darlington", "svc"),
+            ("health", None, "health", None, None, "svc"),
+        ]
+    )
+    publish(url, None, [], N2, ([{**ORGANISATIONS[0], "name": "New name"}], AREAS))
+    assert ("RH1", "New name") in table_rows(url, "SELECT organisation, organisation_name FROM reader_involvement")
 
 
 # ---------------------------------------------------------------------------------------
@@ -240,7 +341,7 @@ def record_table(rows: list[dict]) -> pa.Table:
     schema = pa.schema(
         [
             ("source_key", pa.string()),
-            ("agency", pa.string()),
+            ("organisation", pa.string()),
             ("child_id", pa.string()),
             ("match_key", pa.string()),
             ("first_seen", pa.date32()),
@@ -257,7 +358,7 @@ def record_table(rows: list[dict]) -> pa.Table:
 def record_row(n: int, given: str | None, family: str | None = "F", dob: date | None = None) -> dict:
     return {
         "source_key": key(n),
-        "agency": "health",
+        "organisation": "RH1",
         "child_id": "C1",
         "match_key": key(500 + n),
         "first_seen": N1,

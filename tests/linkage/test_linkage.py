@@ -2,44 +2,49 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from sqlalchemy import text
 
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
-from tests.helpers import child, drop, render
+from tests.helpers import child, drop, org_of, render
 
 N1, N2 = date(2026, 11, 24), date(2026, 11, 25)
 
 
 def _load(settings, night: date, files: dict[str, list[dict]]) -> dict:
-    for agency, rows in files.items():
-        drop(settings, agency, render(agency, rows), night=night)
-        run_intake(settings, agency, night)
+    """Each organisation's rows (keyed by its code, or by a sector: the tests' registry's
+    organisation of it) through intake in its own contract, then linkage."""
+    for name, rows in files.items():
+        code = org_of(name)
+        drop(settings, code, render(settings.registry.get(code).contract, rows), night=night)
+        run_intake(settings, code, night)
     return link_pending(settings, night).as_dict()
 
 
 def _clusters(settings) -> dict[str, str]:
-    """agency:given name -> child id (names are unique per test)."""
+    """source key -> child id of every record."""
     with engine_for(settings.index_url).connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT i.agency, c.given_name, s.child_id, s.source_key FROM source_record s "
+                "SELECT i.organisation, c.given_name, s.child_id, s.source_key FROM source_record s "
                 "JOIN involvement i USING (source_key) JOIN child c ON c.child_id = s.child_id"
             )
         ).all()
     return {r.source_key: r.child_id for r in rows}
 
 
-def _child_of(settings, agency: str, local_id: str) -> str:
-    from childindex.staging.pseudonymise import hmac_hex
+def _child_of(settings, organisation: str, local_id: str) -> str:
+    """The child id of an organisation's record (a code, or a sector: the tests' registry's)."""
+    from childindex.staging.pseudonymise import hmac_hex, local_id_domain
 
-    key = hmac_hex(settings.key, f"local_id:{agency}", local_id)
+    key = hmac_hex(settings.key, local_id_domain(org_of(organisation)), local_id)
     with engine_for(settings.index_url).connect() as conn:
         return conn.execute(text("SELECT child_id FROM source_record WHERE source_key = :k"), {"k": key}).scalar_one()
 
 
-def test_identifiers_then_name_and_date_of_birth_link_across_agencies(settings) -> None:
+def test_identifiers_then_name_and_date_of_birth_link_across_sectors(settings) -> None:
     a = child(1)
     result = _load(
         settings,
@@ -52,7 +57,7 @@ def test_identifiers_then_name_and_date_of_birth_link_across_agencies(settings) 
         },
     )
     assert result["records"] == 3 and result["children_created"] == 1
-    ids = {_child_of(settings, ag, child(1, ag)["local_id"]) for ag in ("health", "social_care", "education")}
+    ids = {_child_of(settings, sec, child(1, sec)["local_id"]) for sec in ("health", "social_care", "education")}
     assert len(ids) == 1
 
 
@@ -143,7 +148,7 @@ def test_a_night_is_one_transaction(settings, monkeypatch) -> None:
     _load(settings, N1, {"health": [child(1)]})
     before = _clusters(settings)
     drop(settings, "health", render("health", [child(1), child(5)]), night=N2)
-    run_intake(settings, "health", N2)
+    run_intake(settings, org_of("health"), N2)
 
     def boom(*_a, **_k):
         raise RuntimeError("simulated failure after the first writes")
@@ -202,3 +207,109 @@ def test_database_errors_never_quote_a_childs_data(settings) -> None:
     text_of_error = str(info.value) + repr(info.value)
     assert "Qzcanary" not in text_of_error and "2015-01-01" not in text_of_error
     assert "hidden due to hide_parameters" in text_of_error
+
+
+# ---------------------------------------------------------------------------------------
+# Organisations: a child's old and new authority, duplicate registrations
+
+# Two authority areas; health serves both, each area has its own education and social care
+# (the new authority's social care sends another layout of the same sector).
+TWO_AUTHORITIES = """
+version: 1
+areas:
+  - {code: E06000047, name: County Durham, la_number: 840, postcode_districts: [DH1, LS6]}
+  - {code: E06000005, name: Darlington, la_number: 841, postcode_districts: [DL1]}
+organisations:
+  - {code: RH1, name: Test community health (synthetic), sector: health, contract: health_chis,
+     areas: [E06000047, E06000005]}
+  - {code: "840", name: Durham education (synthetic), sector: education, contract: education_mis,
+     areas: [E06000047]}
+  - {code: "841", name: Darlington education (synthetic), sector: education, contract: education_mis,
+     areas: [E06000005]}
+  - {code: E06000047, name: Durham social care (synthetic), sector: social_care, contract: social_care_cms,
+     areas: [E06000047]}
+  - {code: E06000005, name: Darlington social care (synthetic), sector: social_care, contract: social_care_ehm,
+     areas: [E06000005]}
+"""
+
+
+@pytest.fixture()
+def two_authorities(data_dir, tmp_path, monkeypatch):
+    from childindex.index.db import migrate
+    from childindex.settings import load_settings
+
+    path = tmp_path / "two_authorities.yaml"
+    path.write_text(TWO_AUTHORITIES, encoding="utf-8")
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(path))
+    s = load_settings()
+    s.ensure_dirs()
+    migrate(s.index_url)
+    return s
+
+
+def _reader_rows(settings) -> list[tuple]:
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            text("SELECT child_id, organisation, organisation_name, sector, area, area_name FROM reader_involvement")
+        ).all()
+    return sorted(tuple(r) for r in rows)
+
+
+def test_a_child_who_moved_authority_is_one_child_in_both_organisations_of_a_sector(two_authorities) -> None:
+    settings = two_authorities
+    # Night 1: the old authority's social care and school know the child in Durham.
+    old_sc = child(1, "social_care", postcode="DH1 1AA", involvement_end=date(2026, 11, 1))
+    old_school = child(1, "education", postcode="DH1 1AA", involvement_end=date(2026, 10, 31))
+    _load(settings, N1, {"E06000047": [old_sc], "840": [old_school]})
+    # Night 2: the new authority's (another case system, its own local ids) and its school.
+    new_sc = child(1, "social_care", local_id="DAR-000017", postcode="DL1 1AA", upn=None)
+    new_school = child(1, "education", local_id="P99000001", postcode="DL1 1AA")
+    result = _load(settings, N2, {"E06000005": [new_sc], "841": [new_school]})
+    assert result["records"] == 2 and result["children_created"] == 0
+    ids = {
+        _child_of(settings, "E06000047", old_sc["local_id"]),
+        _child_of(settings, "E06000005", "DAR-000017"),
+        _child_of(settings, "840", old_school["local_id"]),
+        _child_of(settings, "841", "P99000001"),
+    }
+    assert len(ids) == 1
+    with engine_for(settings.index_url).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM child")).scalar_one() == 1
+    # The reader sees one child with each organisation by name, and the area it is in.
+    [child_id] = ids
+    assert _reader_rows(settings) == sorted(
+        [
+            (child_id, "E06000047", "Durham social care (synthetic)", "social_care", "E06000047", "County Durham"),
+            (child_id, "840", "Durham education (synthetic)", "education", "E06000047", "County Durham"),
+            (child_id, "E06000005", "Darlington social care (synthetic)", "social_care", "E06000005", "Darlington"),
+            (child_id, "841", "Darlington education (synthetic)", "education", "E06000005", "Darlington"),
+        ]
+    )
+
+
+def test_the_reader_view_names_the_organisation_and_the_area_it_placed_a_record_in(two_authorities) -> None:
+    settings = two_authorities
+    # Health serves both areas: each record is in the area of its postcode district.
+    _load(settings, N1, {"RH1": [child(1, postcode="DH1 1AA"), child(2, postcode="DL1 2BB")]})
+    rows = {(r[1], r[2], r[3], r[4], r[5]) for r in _reader_rows(settings)}
+    assert rows == {
+        ("RH1", "Test community health (synthetic)", "health", "E06000047", "County Durham"),
+        ("RH1", "Test community health (synthetic)", "health", "E06000005", "Darlington"),
+    }
+    with engine_for(settings.index_url).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM organisation")).scalar_one() == 5
+        assert conn.execute(text("SELECT count(*) FROM area")).scalar_one() == 2
+
+
+def test_duplicate_registrations_within_one_organisation_are_one_child(settings) -> None:
+    # The same child registered twice by one organisation: two local ids, one NHS number.
+    first = child(1)
+    again = child(1, local_id="H0000099")
+    other = child(2)
+    _load(settings, N1, {"health": [first, again, other]})
+    assert _child_of(settings, "health", "H0000001") == _child_of(settings, "health", "H0000099")
+    assert _child_of(settings, "health", "H0000002") != _child_of(settings, "health", "H0000001")
+    # A third registration on a later night joins the child the index already holds.
+    result = _load(settings, N2, {"health": [child(1, local_id="H0000123")]})
+    assert result["children_created"] == 0 and result["merges"] == 0
+    assert _child_of(settings, "health", "H0000123") == _child_of(settings, "health", "H0000001")

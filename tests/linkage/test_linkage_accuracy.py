@@ -9,7 +9,6 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from childindex.contracts import AGENCIES
 from childindex.index.db import engine_for, migrate
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
@@ -19,10 +18,14 @@ from childindex.linkage.model import BUNDLED_MODEL, GIVEN_LOOSE_LEVELS, comparis
 from childindex.linkage.quality import blocking_recall
 from childindex.simulation.synthetic import generate_night
 from childindex.staging.pseudonymise import hmac_sql, key_params
+from tests.conftest import TEST_REGISTRY
 
 FIRST = date(2026, 11, 24)
 CHILDREN = 4000
 SEED = 2026
+# A truth row's source key: its local id's HMAC in its organisation's domain
+# (staging.pseudonymise.local_id_domain).
+LOCAL_KEY = hmac_sql("local_id", "dom").replace("$dom", "('local_id:' || organisation)")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +36,7 @@ def linked(tmp_path_factory):
     root = tmp_path_factory.mktemp("accuracy")
     mp = pytest.MonkeyPatch()
     mp.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", "k" * 40)
+    mp.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(TEST_REGISTRY))  # one organisation per sector
     settings = load_settings(data_dir=root / "data")
     settings.ensure_dirs()
     migrate(settings.index_url)
@@ -40,9 +44,17 @@ def linked(tmp_path_factory):
     results = []
     for k in range(3):
         night = FIRST + timedelta(days=k)
-        generate_night(settings.drop_root, truth, children=CHILDREN, seed=SEED, first_night=FIRST, night_number=k)
-        for agency in AGENCIES:
-            run_intake(settings, agency, night)
+        generate_night(
+            settings.drop_root,
+            truth,
+            registry=settings.registry,
+            children=CHILDREN,
+            seed=SEED,
+            first_night=FIRST,
+            night_number=k,
+        )
+        for organisation in settings.registry.organisations:
+            run_intake(settings, organisation.code, night)
         results.append(link_pending(settings, night).as_dict())
     yield settings, truth, results
     mp.undo()
@@ -57,12 +69,10 @@ def _truth_join(settings, truth) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("CREATE TABLE idx (source_key VARCHAR, child_id VARCHAR)")
     con.executemany("INSERT INTO idx VALUES (?, ?)", [tuple(r) for r in rows])
-    domain = " ".join(f"WHEN '{a}' THEN $d_{a}" for a in AGENCIES)
-    key = hmac_sql("local_id", "dom").replace("$dom", f"(CASE agency {domain} END)")
     con.execute(
         f"""CREATE TABLE rec AS SELECT DISTINCT i.child_id, t.person_id, t.twin, t.household
-        FROM (SELECT {key} AS source_key, * FROM read_parquet($glob)) t JOIN idx i USING (source_key)""",
-        {**key_params(settings.key), **{f"d_{a}": f"local_id:{a}" for a in AGENCIES}, "glob": f"{truth}/*/*.parquet"},
+        FROM (SELECT {LOCAL_KEY} AS source_key, * FROM read_parquet($glob)) t JOIN idx i USING (source_key)""",
+        {**key_params(settings.key), "glob": f"{truth}/*/*.parquet"},
     )
     return con
 
@@ -99,11 +109,9 @@ def test_blocking_keeps_nearly_every_true_pair(linked) -> None:
     con.execute("CREATE TABLE staged AS SELECT * FROM read_parquet($g)", {"g": f"{settings.staging_dir}/*/*/*.parquet"})
     con.execute("CREATE TABLE latest AS SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY source_key) = 1")
     register_features(con, "latest", "f")
-    domain = " ".join(f"WHEN '{a}' THEN $d_{a}" for a in AGENCIES)
-    key = hmac_sql("local_id", "dom").replace("$dom", f"(CASE agency {domain} END)")
     con.execute(
-        f"CREATE TABLE t AS SELECT DISTINCT {key} AS unique_id, person_id FROM read_parquet($glob)",
-        {**key_params(settings.key), **{f"d_{a}": f"local_id:{a}" for a in AGENCIES}, "glob": f"{truth}/*/*.parquet"},
+        f"CREATE TABLE t AS SELECT DISTINCT {LOCAL_KEY} AS unique_id, person_id FROM read_parquet($glob)",
+        {**key_params(settings.key), "glob": f"{truth}/*/*.parquet"},
     )
     con.execute("""
         CREATE TABLE tp AS SELECT a.unique_id AS l, b.unique_id AS r

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from childindex.cli import app
 from childindex.index.db import engine_for
 from childindex.linkage import review as rq
-from tests.helpers import child
+from tests.helpers import ORG, child
 from tests.linkage.test_linkage import N1, N2, _child_of, _load
 
 N3 = N2 + timedelta(days=1)
@@ -45,14 +45,14 @@ def test_a_decision_wins_on_every_later_night(settings) -> None:
     assert len({sc, h1, h2}) == 3
     # The reviewer says the social care record is the same child as one health record.
     first = rq.item(settings.index_url)
-    assert {first.new["agency"], first.other["agency"]} == {"health", "social_care"}
+    assert {first.new["organisation"], first.other["organisation"]} == {ORG["health"], ORG["social_care"]}
     with engine_for(settings.index_url).connect() as conn:
         [health_key] = conn.execute(
             text(
                 "SELECT s.source_key FROM review_item r JOIN source_record s "
-                "ON s.source_key IN (r.new_key, r.other_key) WHERE r.id = :i AND s.agency = 'health'"
+                "ON s.source_key IN (r.new_key, r.other_key) WHERE r.id = :i AND s.organisation = :health"
             ),
-            {"i": first.id},
+            {"i": first.id, "health": ORG["health"]},
         ).scalars()
         local = {
             conn.execute(

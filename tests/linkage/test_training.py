@@ -9,7 +9,6 @@ import duckdb
 from typer.testing import CliRunner
 
 from childindex.cli import app
-from childindex.contracts import AGENCIES
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.linkage.model import current_model_path, load_model
@@ -21,9 +20,11 @@ runner = CliRunner()
 
 def test_train_saves_versions_and_nights_use_the_newest(settings, tmp_path) -> None:
     assert runner.invoke(app, ["train"]).exit_code == 1, "an empty index is too small to train on"
-    generate_night(settings.drop_root, tmp_path / "truth", children=1500, seed=5, first_night=NIGHT)
-    for agency in AGENCIES:
-        run_intake(settings, agency, NIGHT)
+    generate_night(
+        settings.drop_root, tmp_path / "truth", registry=settings.registry, children=1500, seed=5, first_night=NIGHT
+    )
+    for organisation in settings.registry.organisations:
+        run_intake(settings, organisation.code, NIGHT)
     first = runner.invoke(app, ["train"])
     assert first.exit_code == 0, first.output
     assert json.loads(first.output)["model"].endswith("linkage-model-v0001.json")

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from childindex.orchestration.plugin import PREFIX, ChildindexPlugin
 from childindex.orchestration.webui import served_receipt_links
 from childindex.reports import build_report
+from tests.helpers import ORG
 from tests.reports.test_reports import _nights
 
 
@@ -86,14 +87,15 @@ def test_a_night_is_served_with_its_receipts(settings, auth, client) -> None:
     assert page.headers["cache-control"] == "no-store"
     assert len(re.findall(r'<figure class="plot"', page.text)) == 7
     links = re.findall(r'<a class="receipt" href="([^"]*)">', page.text)
-    assert len(links) == 3 and all(re.fullmatch(r"receipts/[a-z_]+/[^/]+\.receipt\.json", link) for link in links)
+    assert len(links) == 3 and all(re.fullmatch(r"receipts/[A-Z0-9]+/[^/]+\.receipt\.json", link) for link in links)
+    assert {link.split("/")[1] for link in links} == set(ORG.values())
     for link in links:
         receipt = client.get(f"/childindex/reports/{link}")
         assert receipt.status_code == 200 and receipt.headers["content-type"] == "application/json"
         assert receipt.headers["x-content-type-options"] == "nosniff"
-        agency, name = link.split("/")[1:]
+        code, name = link.split("/")[1:]
         body = json.loads(receipt.text)
-        assert body["agency"] == agency and name.startswith(body["file_name"] + "." + body["sha256"][:8])
+        assert body["organisation"] == code and name.startswith(body["file_name"] + "." + body["sha256"][:8])
     text = client.get(f"/childindex/reports/{links[0][: -len('json')]}txt")
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
 
@@ -103,16 +105,23 @@ def test_nothing_but_reports_and_receipts_is_served(settings, auth, client) -> N
     build_report(settings, night)
     client.cookies.set("_token", auth("viewer"))
     # Beside the receipts: a file that is not one, and one above the outboxes.
-    outbox = settings.outbox("health")
+    health = ORG["health"]
+    outbox = settings.outbox(health)
     (outbox / "notes.txt").write_text("not a receipt")
     (settings.outbox_root / "x.receipt.json").write_text("{}")
+    # A folder in the outbox root that is no registered organisation's, holding a receipt.
+    (settings.outbox_root / "XYZ").mkdir()
+    (settings.outbox_root / "XYZ" / "a.csv.1234abcd.receipt.json").write_text("{}")
     for path in (
         "night-latest.html",
-        "receipts/health/notes.txt",
+        f"receipts/{health}/notes.txt",
         "receipts/elsewhere/x.receipt.json",
-        "receipts/health/%2E%2E%2Fx.receipt.json",
-        "receipts/health/..%2Fx.receipt.json",
-        "receipts/health/missing.receipt.json",
+        "receipts/XYZ/a.csv.1234abcd.receipt.json",
+        "receipts/health/a.csv.1234abcd.receipt.json",  # a sector is not an organisation
+        f"receipts/{health}/%2E%2E%2Fx.receipt.json",
+        f"receipts/{health}/..%2Fx.receipt.json",
+        f"receipts/{health}/missing.receipt.json",
+        "receipts/%2E%2E/x.receipt.json",
         "../../etc/passwd",
         "%2E%2E/%2E%2E/etc/passwd",
     ):
@@ -122,17 +131,18 @@ def test_nothing_but_reports_and_receipts_is_served(settings, auth, client) -> N
 
 
 def test_receipt_links_that_leave_the_outboxes_lose_their_target(tmp_path: Path) -> None:
-    reports, outbox = tmp_path / "reports" / "quality", tmp_path / "outbox" / "health"
-    for folder in (reports, outbox):
+    reports, outbox = tmp_path / "reports" / "quality", tmp_path / "outbox" / "RH1"
+    for folder in (reports, outbox, tmp_path / "outbox" / "XYZ"):
         folder.mkdir(parents=True)
     page = (
-        '<a class="receipt" href="../../outbox/health/a.csv.1234abcd.receipt.json">receipt</a>'
+        '<a class="receipt" href="../../outbox/RH1/a.csv.1234abcd.receipt.json">receipt</a>'
         '<a class="receipt" href="../../outbox/a.receipt.json">receipt</a>'
-        '<a class="receipt" href="../../outbox/health/key.txt">receipt</a>'
+        '<a class="receipt" href="../../outbox/RH1/key.txt">receipt</a>'
+        '<a class="receipt" href="../../outbox/XYZ/a.csv.1234abcd.receipt.json">receipt</a>'
         '<a class="receipt" href="/etc/passwd">receipt</a>'
     )
-    served = served_receipt_links(page, reports, {"health": outbox})
+    served = served_receipt_links(page, reports, {"RH1": outbox})
     assert served == (
-        '<a class="receipt" href="receipts/health/a.csv.1234abcd.receipt.json">receipt</a>'
-        + '<a class="receipt">receipt</a>' * 3
+        '<a class="receipt" href="receipts/RH1/a.csv.1234abcd.receipt.json">receipt</a>'
+        + '<a class="receipt">receipt</a>' * 4
     )

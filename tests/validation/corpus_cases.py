@@ -1,7 +1,8 @@
 """The bad-input corpus: one entry per broken delivery, with its exact expected receipt.
 
-Each case places bytes (or a symlink, or an upload still in progress) in one agency's drop
-folder and says exactly what intake must answer. A case is one kind of breakage, or a few
+Each case places bytes (or a symlink, or an upload still in progress) in one organisation's
+drop folder (the tests' registry's organisation of the case's sector, sending that sector's
+contract) and says exactly what intake must answer. A case is one kind of breakage, or a few
 row-level kinds in different rows of one file (``kinds``): every file that reaches the GX
 suite costs most of a second, twice (intake and check), and the corpus must run in a minute.
 
@@ -9,7 +10,7 @@ Every file is synthetic; values that break a rule carry the marker ``MARK`` (or 
 in ``secrets``), so a test can prove that no value from the file reaches a receipt.
 
 Row numbers count data rows from 1 (the header is not a row). In the files built here,
-data row ``i`` is ``child(i, agency)`` unless a case says otherwise.
+data row ``i`` is ``child(i, sector)`` unless a case says otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from childindex.contracts import load_contract
+from childindex.contracts import Contract, load_contract
 from childindex.validation.sql import UPN_LETTERS
 from tests.helpers import child, drop, file_name, nhs, render, upn
 
@@ -44,13 +45,13 @@ class Delivery:
     target: Path | None = None  # a symlink's target, outside the drop folder
 
 
-Builder = Callable[[Any, str, Path], Delivery]  # (settings, agency, scratch dir outside the data dir)
+Builder = Callable[[Any, str, Path], Delivery]  # (settings, organisation code, scratch dir outside the data dir)
 
 
 @dataclass(frozen=True)
 class Case:
     id: str
-    agency: str
+    sector: str  # the tests' registry's organisation of this sector receives it (helpers.ORG)
     build: Builder
     outcome: str  # accepted | accepted_with_rejections | rejected | duplicate | not picked up
     file_rules: tuple[str, ...] = ()
@@ -60,6 +61,7 @@ class Case:
     optional_missing: tuple[str, ...] = ()
     secrets: tuple[str, ...] = (MARK,)  # values in the file that no receipt may contain
     policy: dict[str, Any] = field(default_factory=dict)  # settings.validation overrides
+    registry: dict[str, Any] = field(default_factory=dict)  # the organisation's own registry entry overrides
     then: str | None = None  # for "not picked up": the outcome once the upload completes
     check: tuple[str, tuple[str, ...], tuple[int, int, int]] | None = None  # check differs (needs history)
     xfail: str | None = None
@@ -72,14 +74,15 @@ class Case:
 # --------------------------------------------------------------------------- file contents
 
 
-def rows(agency: str, n: int = 10, bad: dict[int, dict[str, object]] | None = None) -> list[dict[str, object]]:
+def rows(sector: str, n: int = 10, bad: dict[int, dict[str, object]] | None = None) -> list[dict[str, object]]:
     """``n`` valid rows, row ``i`` being ``child(i)``, with ``bad[i]`` replacing fields."""
     bad = bad or {}
-    return [child(i, agency, **bad.get(i, {})) for i in range(1, n + 1)]
+    return [child(i, sector, **bad.get(i, {})) for i in range(1, n + 1)]
 
 
-def csv(agency: str, n: int = 10, bad: dict[int, dict[str, object]] | None = None, **kw: Any) -> bytes:
-    return render(agency, rows(agency, n, bad), **kw)
+def csv(sector: str, n: int = 10, bad: dict[int, dict[str, object]] | None = None, **kw: Any) -> bytes:
+    """A file in the sector's contract (the tests' registry's)."""
+    return render(sector, rows(sector, n, bad), **kw)
 
 
 def edit_line(data: bytes, line: int, old: bytes, new: bytes) -> bytes:
@@ -90,9 +93,9 @@ def edit_line(data: bytes, line: int, old: bytes, new: bytes) -> bytes:
     return b"\n".join(lines)
 
 
-def clean_bytes(agency: str) -> bytes:
+def clean_bytes(sector: str) -> bytes:
     """The clean night loaded before every case: four children not used by any case."""
-    return render(agency, [child(i, agency) for i in range(101, 105)])
+    return render(sector, [child(i, sector) for i in range(101, 105)])
 
 
 def wrong_upn_letter(u: str) -> str:
@@ -103,9 +106,9 @@ def wrong_nhs_digit(n: str) -> str:
     return n[:9] + str((int(n[9]) + 1) % 10)
 
 
-def headerless(agency: str) -> bytes:
+def headerless(sector: str) -> bytes:
     """A file whose header row is missing: its first line is a child's data."""
-    body = render(agency, rows(agency, 10, {i: {"given_name": MARK, "family_name": MARK} for i in range(1, 11)}))
+    body = render(sector, rows(sector, 10, {i: {"given_name": MARK, "family_name": MARK} for i in range(1, 11)}))
     return body.split(b"\n", 1)[1]
 
 
@@ -117,11 +120,16 @@ def sc_cp1252_row() -> bytes:
 # --------------------------------------------------------------------------- builders
 
 
+def _contract(settings: Any, organisation: str) -> Contract:
+    """The contract the organisation sends, as the registry says."""
+    return load_contract(settings.registry.get(organisation).contract)
+
+
 def put(data: bytes, name: str | None = None) -> Builder:
     """A complete upload of ``data`` (named as the contract says unless ``name``)."""
 
-    def build(settings: Any, agency: str, scratch: Path) -> Delivery:
-        path = drop(settings, agency, data, NIGHT, name=name)
+    def build(settings: Any, organisation: str, scratch: Path) -> Delivery:
+        path = drop(settings, organisation, data, NIGHT, name=name)
         return Delivery(path=path, name=path.name, data=data)
 
     return build
@@ -130,9 +138,9 @@ def put(data: bytes, name: str | None = None) -> Builder:
 def redelivery() -> Builder:
     """The clean night's file, byte for byte and under its own name, delivered again."""
 
-    def build(settings: Any, agency: str, scratch: Path) -> Delivery:
-        data = clean_bytes(agency)
-        path = drop(settings, agency, data, CLEAN_NIGHT)
+    def build(settings: Any, organisation: str, scratch: Path) -> Delivery:
+        data = clean_bytes(_contract(settings, organisation).name)
+        path = drop(settings, organisation, data, CLEAN_NIGHT)
         return Delivery(path=path, name=path.name, data=data)
 
     return build
@@ -141,16 +149,17 @@ def redelivery() -> Builder:
 def symlink(data: bytes) -> Builder:
     """A symlink in the drop folder (with its marker) to a file outside it."""
 
-    def build(settings: Any, agency: str, scratch: Path) -> Delivery:
-        name = file_name(agency, NIGHT)
+    def build(settings: Any, organisation: str, scratch: Path) -> Delivery:
+        contract = _contract(settings, organisation)
+        name = file_name(contract.name, NIGHT)
         target = scratch / "outside" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        folder = settings.drop_folder(agency)
+        folder = settings.drop_folder(organisation)
         folder.mkdir(parents=True, exist_ok=True)
         link = folder / name
         link.symlink_to(target)
-        if load_contract(agency).file.completion == "marker":
+        if contract.file.completion == "marker":
             (folder / (name + ".done")).touch()
         return Delivery(path=link, name=name, data=None, target=target)
 
@@ -161,11 +170,12 @@ def in_progress(data: bytes, written: int | None = None) -> Builder:
     """An upload not yet complete under the contract's convention: no ``.done`` marker yet
     (with only ``written`` bytes so far, when given), or still named ``.part``."""
 
-    def build(settings: Any, agency: str, scratch: Path) -> Delivery:
-        name = file_name(agency, NIGHT)
-        folder = settings.drop_folder(agency)
+    def build(settings: Any, organisation: str, scratch: Path) -> Delivery:
+        contract = _contract(settings, organisation)
+        name = file_name(contract.name, NIGHT)
+        folder = settings.drop_folder(organisation)
         folder.mkdir(parents=True, exist_ok=True)
-        if load_contract(agency).file.completion == "rename":
+        if contract.file.completion == "rename":
             part = folder / (name + ".part")
             part.write_bytes(data)
 
@@ -224,7 +234,7 @@ CASES: list[Case] = [
     ),
     Case("wrong_file_name", H, put(csv(H), name="health_latest.csv"), "rejected", ("file_name",), secrets=()),
     Case(
-        "other_agencys_file_name",
+        "other_contracts_file_name",
         H,
         put(csv(H), name="EDU_PUPILS_20261124.csv"),
         "rejected",
@@ -260,16 +270,25 @@ CASES: list[Case] = [
         secrets=(),
         check=("accepted", (), (4, 4, 0)),
     ),
-    Case(
+    Case(  # 4 rows last night, 60 tonight: over 3x and more than the slack (50 rows) away
         "row_count_anomaly",
         H,
-        put(csv(H, 20)),
+        put(csv(H, 60)),
         "rejected",
         ("row_count_anomaly",),
-        counts=(20, 0, 20),
+        counts=(60, 0, 60),
         secrets=(),
         policy={"row_count_min_history": 1},
-        check=("accepted", (), (20, 20, 0)),
+        check=("accepted", (), (60, 60, 0)),
+    ),
+    Case(  # 4 rows last night, 20 tonight: 5x, but 16 rows are a small sender's noise
+        "row_count_within_slack",
+        H,
+        put(csv(H, 20)),
+        "accepted",
+        counts=(20, 20, 0),
+        secrets=(),
+        policy={"row_count_min_history": 1},
     ),
     # ---- encodings
     Case(
@@ -511,14 +530,14 @@ CASES: list[Case] = [
         rejected=tuple((i, "Gender", "code_set") for i in (2, 5, 8)),
     ),
     Case(
-        "stricter_agency_share_limit",
+        "stricter_organisation_share_limit",
         S,
         put(csv(S, 10, {4: {"sex": MARK}})),
         "rejected",
         ("rejected_share_over_threshold",),
         rejected=((4, "GENDER", "code_set"),),
         counts=(10, 0, 10),
-        policy={"max_rejected_share_by_agency": {"social_care": 0.05}},
+        registry={"max_rejected_share": 0.05},
     ),
     # ---- uploads still in progress: never read, no receipt; picked up once complete
     Case(

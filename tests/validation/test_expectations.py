@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from childindex.contracts import AGENCIES, load_contract
+from childindex.contracts import contract_names, load_contract
 from childindex.validation.gx.runner import RESULT_FORMAT
 from childindex.validation.gx.suites import build_suite, render_all
 
@@ -21,23 +21,30 @@ def test_suites_on_disk_are_generated_from_the_contracts() -> None:
         assert (SUITES_DIR / name).read_text(encoding="utf-8") == text, f"run 'childindex contracts suites' ({name})"
 
 
-@pytest.mark.parametrize("agency", AGENCIES)
-def test_sql_rules_and_suite_come_from_one_catalogue_in_one_order(agency: str) -> None:
+@pytest.mark.parametrize("contract", contract_names())
+def test_sql_rules_and_suite_come_from_one_catalogue_in_one_order(contract: str) -> None:
     from childindex.validation.rules import row_rules
 
-    suite = build_suite(load_contract(agency))
+    suite = build_suite(load_contract(contract))
     in_suite = [(e["meta"]["rule"], e["meta"]["column"]) for e in suite["expectations"]]
-    assert in_suite == [(r.rule, r.column) for r in row_rules(load_contract(agency))]
+    assert in_suite == [(r.rule, r.column) for r in row_rules(load_contract(contract))]
 
 
-@pytest.mark.parametrize("agency", AGENCIES)
-def test_every_row_rule_has_its_expectation(agency: str) -> None:
+@pytest.mark.parametrize("contract", contract_names())
+def test_every_row_rule_has_its_expectation(contract: str) -> None:
     from childindex.validation.rules import row_rules
 
-    suite = build_suite(load_contract(agency))
+    suite = build_suite(load_contract(contract))
     in_suite = {(e["meta"]["rule"], e["meta"]["column"]) for e in suite["expectations"]}
-    in_sql = {(r.rule, r.column) for r in row_rules(load_contract(agency))}
+    in_sql = {(r.rule, r.column) for r in row_rules(load_contract(contract))}
     assert in_suite == in_sql
+
+
+@pytest.mark.parametrize("contract", contract_names())
+def test_a_suite_is_named_by_its_contract_and_version(contract: str) -> None:
+    c = load_contract(contract)
+    assert build_suite(c)["name"] == f"childindex.{contract}.v{c.version}"
+    assert f"{contract}.json" in render_all()
 
 
 CANARY = "Qzgxcanary"
@@ -49,7 +56,7 @@ def _table(tmp_path: Path) -> Path:
 
     db = tmp_path / "gx.duckdb"
     con = duckdb.connect(str(db))
-    contract = load_contract("health")
+    contract = load_contract("health_chis")
     raw = ", ".join(
         f'NULL::VARCHAR AS "{c}"'
         for c in contract.column_names
@@ -84,7 +91,7 @@ def _table(tmp_path: Path) -> Path:
 def test_gx_results_keep_counts_never_values(tmp_path: Path) -> None:
     from childindex.validation.gx.runner import run_suite_on_duckdb
 
-    checks = run_suite_on_duckdb(_table(tmp_path), "health", date(2026, 11, 24))
+    checks = run_suite_on_duckdb(_table(tmp_path), "health_chis", date(2026, 11, 24))
     by_rule = {(c.rule, c.column): c for c in checks}
     assert by_rule[("code_set", "Gender")].unexpected_count == 1
     assert by_rule[("nhs_number_check", "NHSNumber")].unexpected_count == 1
@@ -102,9 +109,9 @@ def test_gx_default_result_format_would_leak_which_is_why_it_is_not_used(tmp_pat
     try:
         batch = ds.add_table_asset("std", table_name="std").add_batch_definition_whole_table("w").get_batch()
         params = {"night": date(2026, 11, 24), "min_date_of_birth": date(2001, 11, 24)}
-        leaky = batch.validate(gx_suite("health"), expectation_parameters=params)  # GX's default: SUMMARY
+        leaky = batch.validate(gx_suite("health_chis"), expectation_parameters=params)  # GX's default: SUMMARY
         assert CANARY in str(leaky.to_json_dict())
-        safe = batch.validate(gx_suite("health"), result_format=RESULT_FORMAT, expectation_parameters=params)
+        safe = batch.validate(gx_suite("health_chis"), result_format=RESULT_FORMAT, expectation_parameters=params)
         assert CANARY not in str(safe.to_json_dict())
         batch.data.execution_engine.close()
     finally:
@@ -146,5 +153,5 @@ def test_gx_sends_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     context = runner._new_context()
     assert context.config.analytics_enabled is False and context.variables.analytics_enabled is False
     assert runner.gx_context().config.analytics_enabled is False
-    checks = runner.run_suite_on_duckdb(_table(tmp_path), "health", date(2026, 11, 24))
+    checks = runner.run_suite_on_duckdb(_table(tmp_path), "health_chis", date(2026, 11, 24))
     assert checks and attempts == []

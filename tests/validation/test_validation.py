@@ -5,8 +5,11 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pytest
 
+from childindex.errors import FileRejected
 from childindex.validation.identifiers import valid_nhs_numbers, valid_upns
+from childindex.validation.policy import check_rejected_share, check_row_count
 from childindex.validation.reader import OneRecordPerLine, blank_unpaired_quotes
 from childindex.validation.sql import nhs_valid_sql, postcode_sql, upn_valid_sql
 from tests.helpers import nhs, upn
@@ -80,20 +83,19 @@ def test_validate_file_yields_the_checked_rows_read_only_and_always_deletes_its_
 ) -> None:
     from datetime import date
 
-    import pytest
-
     from childindex.contracts import load_contract
-    from childindex.errors import FileRejected
     from childindex.receipts import new_receipt
     from childindex.settings import load_settings
     from childindex.validation import validate_file
-    from tests.helpers import child, render
+    from tests.helpers import ORG, child, render
 
-    settings, contract, night = load_settings(), load_contract("health"), date(2026, 11, 24)
+    settings, night = load_settings(), date(2026, 11, 24)
+    organisation = settings.registry.get(ORG["health"])
+    contract = load_contract(organisation.contract)
     path = tmp_path / "health_2026-11-24.csv"
     path.write_bytes(render("health", [child(i, sex="Q" if i == 4 else "F") for i in range(1, 11)]))
-    receipt, _ = new_receipt(contract, path, night)
-    with validate_file(settings, contract, path, night, receipt, []) as checked:
+    receipt, _ = new_receipt(organisation, contract, path, night)
+    with validate_file(settings, organisation, contract, path, night, receipt, []) as checked:
         assert checked.con.execute(f"SELECT count(*) FROM {checked.accepted}").fetchall() == [(9,)]
         assert checked.con.execute("SELECT row FROM rejected").fetchall() == [(4,)]
         assert (receipt.rows_read, receipt.rows_accepted, receipt.rows_rejected) == (10, 9, 1)
@@ -102,15 +104,59 @@ def test_validate_file_yields_the_checked_rows_read_only_and_always_deletes_its_
             checked.con.execute("DELETE FROM rejected")
     assert list(settings.work_dir.iterdir()) == []
 
-    with pytest.raises(RuntimeError), validate_file(settings, contract, path, night, receipt, []):
+    with pytest.raises(RuntimeError), validate_file(settings, organisation, contract, path, night, receipt, []):
         raise RuntimeError("the caller failed")
     assert list(settings.work_dir.iterdir()) == []
 
     path.write_bytes(render("health", [child(i, sex="Q") for i in range(1, 4)]))
-    receipt, _ = new_receipt(contract, path, night)
+    receipt, _ = new_receipt(organisation, contract, path, night)
     with (
         pytest.raises(FileRejected, match="all_rows_rejected"),
-        validate_file(settings, contract, path, night, receipt, []),
+        validate_file(settings, organisation, contract, path, night, receipt, []),
     ):
         raise AssertionError("a rejected file's rows are never handed over")
     assert list(settings.work_dir.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- file policy
+
+
+def _row_count_rejects(settings, rows: int, history: list[int]) -> bool:
+    try:
+        check_row_count(settings, rows, history)
+    except FileRejected as exc:
+        assert exc.rule == "row_count_anomaly"
+        return True
+    return False
+
+
+def test_row_count_band_leaves_a_small_organisation_s_noise_alone(data_dir: Path) -> None:
+    """Outside median/3..median*3 AND more than 50 rows (the slack) from the median: only
+    then is a file's size an anomaly. A small organisation's 3 rows, then 11, is a night."""
+    from childindex.settings import load_settings
+
+    settings = load_settings()
+    assert (settings.validation.row_count_factor, settings.validation.row_count_slack) == (3.0, 50)
+    assert not _row_count_rejects(settings, 11, [3, 3, 3])  # nearly 4x, but 8 rows
+    assert not _row_count_rejects(settings, 3, [10, 10, 10])  # a third, but 7 rows
+    assert not _row_count_rejects(settings, 0, [40, 40, 40])  # a night with no changes
+    assert not _row_count_rejects(settings, 260, [100, 100, 100])  # inside the band
+    # A large change is still an anomaly, both ways; and so is a small one when the slack is 0.
+    assert _row_count_rejects(settings, 20, [100, 100, 100])  # under a third and 80 rows fewer
+    assert _row_count_rejects(settings, 301, [100, 100, 100])  # over 3x and 201 rows more
+    assert _row_count_rejects(settings, 3500, [900, 1000, 1100])
+    assert not _row_count_rejects(settings, 60, [10, 10])  # history too short to judge
+    settings.validation.row_count_slack = 0
+    assert _row_count_rejects(settings, 11, [3, 3, 3]) and _row_count_rejects(settings, 3, [10, 10, 10])
+    assert not _row_count_rejects(settings, 9, [3, 3, 3])  # the band's edge is inside
+    with pytest.raises(FileRejected, match=r"11 rows, outside 1 to 9 .* more than 0 rows from that median"):
+        check_row_count(settings, 11, [3, 3, 3])
+
+
+def test_rejected_share_is_checked_against_the_limit_given() -> None:
+    check_rejected_share(0.2, 10, 2)  # at the limit: kept
+    with pytest.raises(FileRejected, match="rejected_share_over_threshold: 20.0% .* limit is 10.0%"):
+        check_rejected_share(0.1, 10, 2)
+    with pytest.raises(FileRejected, match="all_rows_rejected"):
+        check_rejected_share(1.0, 3, 3)
+    check_rejected_share(0.0, 0, 0)  # a header-only file

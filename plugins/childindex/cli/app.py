@@ -17,7 +17,15 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from childindex.errors import ChildindexError, ContractError, KeyMismatch, SettingsError, TransientError, UsageError
+from childindex.errors import (
+    ChildindexError,
+    ContractError,
+    KeyMismatch,
+    RegistryError,
+    SettingsError,
+    TransientError,
+    UsageError,
+)
 from childindex.settings import Settings, load_settings
 
 console = Console()
@@ -29,7 +37,8 @@ DEFAULT_FIRST_NIGHT = date(2026, 11, 24)
 EXIT_CODES: tuple[tuple[type[ChildindexError], int], ...] = (
     (SettingsError, 2),  # configuration: the message names the setting
     (UsageError, 2),  # the command named something that is not there
-    (ContractError, 2),  # an unknown agency, a broken contract
+    (ContractError, 2),  # an unknown contract, a broken contract
+    (RegistryError, 2),  # a broken registry, an unknown organisation
     (KeyMismatch, 2),  # the configured key is not the index's
     (TransientError, 1),  # the index database is unavailable: try again
     (ChildindexError, 1),  # the work ran and found a problem
@@ -77,13 +86,6 @@ def parse_date(text: str, option: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"{option} takes a date as YYYY-MM-DD") from None
-
-
-def check_agency(agency: str) -> None:
-    from childindex.contracts.contract import AGENCIES
-
-    if agency not in AGENCIES:
-        raise UsageError(f"unknown agency {agency!r}; choose one of {', '.join(AGENCIES)}")
 
 
 def write_or_check(pages: dict[str, str], out: Path, check: bool, command: str) -> None:

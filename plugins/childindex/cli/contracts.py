@@ -1,4 +1,4 @@
-"""Agencies' extract contracts: ``contracts show``, ``contracts docs`` and ``contracts suites``."""
+"""Extract contracts (one per extract type): ``contracts list``, ``show``, ``docs`` and ``suites``."""
 
 from __future__ import annotations
 
@@ -9,15 +9,28 @@ import typer
 
 from childindex.cli.app import console, new_app, write_or_check
 
-app = new_app("Agencies' extract contracts.")
+app = new_app("Extract contracts: one per extract type, shared by the organisations that send it.")
+
+
+@app.command("list")
+def contracts_list() -> None:
+    """Every contract: its sector, version, file name pattern and title."""
+    from rich.table import Table
+
+    from childindex.contracts.contract import all_contracts
+
+    table = Table("contract", "sector", "version", "file name", "title")
+    for name, c in all_contracts().items():
+        table.add_row(name, c.sector, str(c.version), c.file.pattern, c.title)
+    console.print(table)
 
 
 @app.command("show")
-def contracts_show(agency: Annotated[str, typer.Argument(help="education, health or social_care.")]) -> None:
-    """Print an agency's contract as JSON."""
+def contracts_show(name: Annotated[str, typer.Argument(help="The contract's name (contracts list).")]) -> None:
+    """Print a contract as JSON."""
     from childindex.contracts.contract import load_contract
 
-    console.print_json(load_contract(agency).model_dump_json())
+    console.print_json(load_contract(name).model_dump_json())
 
 
 @app.command("docs")
@@ -36,7 +49,7 @@ def contracts_suites(
     out: Annotated[Path, typer.Option(help="Folder for the GX suites.")] = Path("expectations"),
     check: Annotated[bool, typer.Option(help="Exit 1 if the suites on disk are out of date.")] = False,
 ) -> None:
-    """Generate the Great Expectations suites (expectations/<agency>.json) from the contracts."""
+    """Generate the Great Expectations suites (expectations/<contract>.json) from the contracts."""
     from childindex.validation.gx.suites import render_all
 
     write_or_check(render_all(), out, check, "childindex contracts suites")

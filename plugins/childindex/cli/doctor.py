@@ -48,7 +48,11 @@ def diagnose() -> list[Check]:
         checks.append(_run("index schema", lambda: _schema(settings)))
         if checks[1].ok and checks[-1].ok:
             checks.append(_run("key epoch", lambda: _epoch(settings)))
+    registry = _run("organisations registry", lambda: _registry(settings))
+    checks.append(registry)
     checks += [_run(f"folder: {name}", partial(_folder, path)) for name, path in _folders(settings)]
+    if registry.ok:
+        checks.append(_run("organisations' folders", lambda: _organisation_folders(settings)))
     checks.append(_run("airflow plugin", _plugin))
     return checks
 
@@ -124,19 +128,46 @@ def _epoch(settings: Settings) -> str:
     return f"the configured key is the index's (epoch {epoch})"
 
 
-def _folders(settings: Settings) -> list[tuple[str, Path]]:
-    from childindex.contracts.contract import AGENCIES
+def _registry(settings: Settings) -> str:
+    from childindex.errors import RegistryError
 
-    named = [
+    try:
+        registry = settings.registry
+    except RegistryError as exc:
+        raise Problem(str(exc)) from None
+    return (
+        f"{settings.organisations_file}: {len(registry.organisations)} organisations in "
+        f"{len(registry.areas)} areas (version {registry.version})"
+    )
+
+
+def _folders(settings: Settings) -> list[tuple[str, Path]]:
+    return [
         ("data", settings.data_dir),
+        ("drop root", settings.drop_root),
+        ("outbox root", settings.outbox_root),
         ("quarantine", settings.quarantine_dir),
         ("archive", settings.archive_dir),
         ("staging", settings.staging_dir),
         ("reports", settings.reports_dir),
     ]
-    named += [(f"drop {a}", settings.drop_folder(a)) for a in AGENCIES]
-    named += [(f"outbox {a}", settings.outbox(a)) for a in AGENCIES]
-    return named
+
+
+def _organisation_folders(settings: Settings) -> str:
+    """Each organisation's drop folder and outbox, summarised (hundreds of them)."""
+    from childindex.intake.discovery import unregistered_drops
+
+    codes = [o.code for o in settings.registry.organisations]
+    missing = [c for c in codes if not settings.drop_folder(c).is_dir() or not settings.outbox(c).is_dir()]
+    stray = unregistered_drops(settings)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise Warning_(f"{len(missing)} organisations have no drop folder or outbox yet ({shown}): "
+                       "'childindex intake' creates them")  # fmt: skip
+    if stray:
+        raise Warning_(f"{len(stray)} folders under the drop root belong to no registered organisation "
+                       f"({', '.join(d.folder for d in stray[:5])}): register it or remove them")  # fmt: skip
+    return f"{len(codes)} drop folders and outboxes present; nothing unregistered under the drop root"
 
 
 def _folder(path: Path) -> str:

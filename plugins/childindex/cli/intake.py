@@ -1,4 +1,4 @@
-"""Intake: ``intake``, ``reprocess`` and the agencies' pre-check, ``check``."""
+"""Intake: ``intake``, ``reprocess`` and the organisations' pre-check, ``check``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from childindex.cli.app import check_agency, cli_settings, console, new_app, night_or_yesterday
+from childindex.cli.app import cli_settings, console, new_app, night_or_yesterday
 
 app = new_app()
 
-AGENCY_HELP = "education, health or social_care."
+ORG_HELP = "The organisation's code in the registry (childindex organisations list)."
 NIGHT_HELP = "Night (YYYY-MM-DD) for files whose name has none."
 CHECK_EXIT = {"accepted": 0, "accepted_with_rejections": 1, "rejected": 2}
 
@@ -25,16 +25,20 @@ def _print_result(r: dict[str, Any]) -> None:
 
 @app.command()
 def intake(
-    agency: Annotated[str, typer.Option(help=AGENCY_HELP)],
+    organisation: Annotated[
+        list[str] | None, typer.Option(help=ORG_HELP + " Repeat for several; every organisation when absent.")
+    ] = None,
     night: Annotated[str | None, typer.Option(help=NIGHT_HELP)] = None,
 ) -> None:
-    """Process an agency's drop folder without Airflow (what its intake DAG does)."""
+    """Process organisations' drop folders without Airflow (what the intake DAG does)."""
     from childindex.intake.process import run_intake
 
-    check_agency(agency)
     resolved = cli_settings()
+    codes = organisation or [o.code for o in resolved.registry.organisations]
+    for code in codes:
+        resolved.registry.get(code)  # an unknown code fails before any file is touched
     resolved.ensure_dirs()
-    results = run_intake(resolved, agency, night_or_yesterday(night))
+    results = [r for code in codes for r in run_intake(resolved, code, night_or_yesterday(night))]
     for r in results:
         _print_result(r)
     if any(r["outcome"] == "rejected" for r in results):
@@ -43,7 +47,7 @@ def intake(
 
 @app.command()
 def reprocess(
-    agency: Annotated[str, typer.Option(help=AGENCY_HELP)],
+    organisation: Annotated[str, typer.Option(help=ORG_HELP)],
     sha: Annotated[str | None, typer.Option(help="SHA-256 (or a unique prefix) of the quarantined file.")] = None,
     corrected: Annotated[
         Path | None, typer.Option(help="A corrected file to admit in place of the quarantined one.", exists=True)
@@ -54,12 +58,12 @@ def reprocess(
     """Re-admit a quarantined file, or a corrected file in its place, and process it now."""
     from childindex.intake.reprocess import reprocess as run_reprocess
 
-    check_agency(agency)
     resolved = cli_settings()
+    resolved.registry.get(organisation)
     resolved.ensure_dirs()
     r = run_reprocess(
         resolved,
-        agency,
+        organisation,
         night_or_yesterday(night),
         sha_prefix=sha,
         corrected=corrected,
@@ -73,7 +77,11 @@ def reprocess(
 @app.command()
 def check(
     path: Annotated[Path, typer.Argument(help="The extract to check (it is only read).", exists=True, dir_okay=False)],
-    agency: Annotated[str, typer.Option(help=AGENCY_HELP)],
+    organisation: Annotated[str | None, typer.Option(help=ORG_HELP)] = None,
+    contract: Annotated[
+        str | None,
+        typer.Option(help="Instead of --organisation: the contract, for an organisation not yet registered."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON instead of text.")] = False,
 ) -> None:
     """Check an extract before sending it: the same rules as intake, offline, no key needed.
@@ -84,13 +92,15 @@ def check(
     import tempfile
     from datetime import date
 
-    from childindex.contracts.contract import load_contract
-    from childindex.intake.check import check_file
+    from childindex.errors import UsageError
+    from childindex.intake.check import check_file, unregistered
 
-    check_agency(agency)
+    if (organisation is None) == (contract is None):
+        raise UsageError("name the sender: --organisation CODE, or --contract NAME before it is registered")
     with tempfile.TemporaryDirectory(prefix="childindex-check-") as scratch:
         resolved = cli_settings(need_key=False, data_dir=Path(scratch))
-        receipt = check_file(resolved, load_contract(agency), path, date.today())
+        sender = resolved.registry.get(organisation) if organisation else unregistered(contract or "")
+        receipt = check_file(resolved, sender, path, date.today())
     if as_json:
         console.print_json(data=receipt.to_json())
     else:

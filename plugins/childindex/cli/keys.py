@@ -31,8 +31,8 @@ def rotate_key(
         Path, typer.Option(help="The new key (from 'childindex init-key'; mode 0600).", show_default=False)
     ],
     extract: Annotated[
-        list[Path] | None,
-        typer.Option(help="A full extract from an agency, named as its contract says (repeat for each)."),
+        list[str] | None,
+        typer.Option(help="CODE=PATH: a full extract from the organisation with that code (repeat for each)."),
     ] = None,
     drop_unmapped: Annotated[
         bool, typer.Option(help="Delete records that no extract covers instead of stopping.")
@@ -60,7 +60,7 @@ def rotate_key(
             resolved,
             new_key,
             parse_date(today, "--today") if today else date.today(),
-            extracts=list(extract or []),
+            extracts=[_code_and_path(e) for e in extract or []],
             drop_unmapped=drop_unmapped,
             dry_run=dry_run,
         )
@@ -71,3 +71,10 @@ def rotate_key(
             f"CHILDINDEX_PSEUDONYMISATION_KEY_FILE={new_key_file.absolute()} everywhere childindex runs, "
             "then destroy the old key."
         )
+
+
+def _code_and_path(text: str) -> tuple[str, Path]:
+    code, sep, path = text.partition("=")
+    if not sep or not code or not path:
+        raise UsageError("--extract takes CODE=PATH: the sending organisation's code, then the file")
+    return code, Path(path)

@@ -35,7 +35,7 @@ def generate(
         Path | None, typer.Option(help="Where ground truth goes (default DATA_DIR/ground_truth; never a drop folder).")
     ] = None,
 ) -> None:
-    """Write one night of synthetic agency extracts into the drop folders."""
+    """Write one night of synthetic extracts into every registered organisation's drop folder."""
     from childindex.simulation.synthetic import generate_night
 
     settings = load_settings()
@@ -44,16 +44,36 @@ def generate(
     result = generate_night(
         settings.drop_root,
         truth,
+        registry=settings.registry,
         children=children,
         seed=seed,
         first_night=parse_date(first_night, "--first-night"),
         night_number=night_number,
     )
-    table = Table("agency", "file", "rows", title=f"night {result.night} ({result.children} children)")
-    for agency, path in result.files.items():
-        table.add_row(agency, str(path), str(result.rows[agency]))
+    table = Table("organisation", "file", "rows", title=f"night {result.night} ({result.children} children)")
+    for code, path in result.files.items():
+        table.add_row(code, str(path), str(result.rows[code]))
     console.print(table)
     console.print(f"ground truth: {result.truth_path}  ({time.perf_counter() - start:.1f} s)")
+
+
+@app.command("synthetic-registry")
+def synthetic_registry(
+    out: Annotated[Path, typer.Option(help="The registry file to write (YAML).", dir_okay=False)],
+    region: Annotated[
+        str | None, typer.Option(help="One English region (e.g. 'North East'); all of England when absent.")
+    ] = None,
+    areas: Annotated[int | None, typer.Option(min=1, help="Only the first N areas (in the region).")] = None,
+) -> None:
+    """Write the organisations registry of a synthetic England (or a region of it): every
+    authority's education and children's social care services and invented NHS providers.
+    Point CHILDINDEX_ORGANISATIONS_FILE at it, then 'childindex generate' fills their drop folders."""
+    from childindex.organisations.registry import load_registry
+    from childindex.simulation.england import write_registry
+
+    path = write_registry(out, region=region, areas=areas)
+    registry = load_registry(path.absolute())
+    console.print(f"{path}: {len(registry.organisations)} organisations in {len(registry.areas)} areas")
 
 
 @app.command()
@@ -89,7 +109,13 @@ def demo(
     settings.ensure_dirs()
     with console.status("generating synthetic extracts"):
         generate_night(
-            settings.drop_root, paths.truth_dir, children=children, seed=seed, first_night=night_date, night_number=0
+            settings.drop_root,
+            paths.truth_dir,
+            registry=settings.registry,
+            children=children,
+            seed=seed,
+            first_night=night_date,
+            night_number=0,
         )
     with console.status("migrating the index"):
         migrate(settings.index_url)
@@ -113,7 +139,7 @@ def time_travel(
     years: Annotated[int, typer.Option(min=1, max=60, help="Simulated years.")] = 20,
     children: Annotated[int, typer.Option(min=10, help="Children in the population at the start.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-    delivery_days: Annotated[int, typer.Option(min=1, help="Days between agencies' deliveries.")] = 28,
+    delivery_days: Annotated[int, typer.Option(min=1, help="Days between organisations' deliveries.")] = 28,
     retention_days: Annotated[int, typer.Option(min=1, help="Days between retention runs.")] = 1,
     high_noise: Annotated[
         bool, typer.Option(help="Five times the usual typos and nicknames: review items and decisions happen.")
@@ -190,17 +216,23 @@ def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> Non
     from childindex.reports.build import report_path
 
     table = Table(
-        "agency", "files", "rows read", "accepted", "rejected", "quarantined", "duplicate",
-        title=f"childindex night {s['night']}",
+        "sector", "organisations", "sent nothing", "files", "rows read", "accepted", "rejected", "quarantined",
+        "duplicate", title=f"childindex night {s['night']}",
     )  # fmt: skip
     counts = ("files", "rows_read", "rows_accepted", "rows_rejected", "files_quarantined", "files_duplicate")
-    for agency, e in s["agencies"].items():
-        table.add_row(agency, *(str(e[k]) for k in counts))
+    for sector, e in s["sectors"].items():
+        table.add_row(sector, str(e["organisations"]), str(e["organisations_silent"]), *(str(e[k]) for k in counts))
     console.print(table)
+    areas = len({a for o in settings.registry.organisations for a in o.areas})
+    console.print(
+        f"organisations: {s['organisations_sending']} of {s['organisations_registered']} sent files, "
+        f"in {areas} authority areas"
+    )
     console.print(
         f"children in the index: {s['children']}  (source records {s['source_records']}, "
         f"records linked to another record {s['records_linked']}, "
-        f"children known to several agencies {s['children_in_several_agencies']})"
+        f"children known to several organisations {s['children_in_several_organisations']}, "
+        f"in several areas {s['children_in_several_areas']})"
     )
     lk = s.get("linkage") or {}
     if lk:
@@ -214,6 +246,11 @@ def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> Non
         console.print(
             f"against ground truth: precision {acc['precision']:.4f}, recall {acc['recall']:.4f}, "
             f"F1 {acc['f1']:.4f} (B-cubed F1 {acc['bcubed_f1']:.4f})"
+        )
+        console.print(
+            f"cross-authority links: recall {acc['cross_authority_recall']:.4f} on "
+            f"{acc['cross_authority_pairs_true']:.0f} true pairs of records in different areas "
+            f"({acc['cross_authority_children']:.0f} children in several areas)"
         )
     console.print(f"time taken: {seconds:.1f} s")
     console.print(f"index: {s['index_url']}")

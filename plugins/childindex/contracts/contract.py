@@ -1,8 +1,10 @@
-"""Extract contracts: one versioned YAML file per agency, read by the pipeline.
+"""Extract contracts: one versioned YAML file per extract type, read by the pipeline.
 
-A contract names an agency's columns and maps each onto a whitelisted field
+An extract type is a case-management system's export layout: every organisation whose
+system exports it sends the same contract (the organisations registry says who sends
+which). A contract names the layout's columns and maps each onto a whitelisted field
 (:mod:`childindex.whitelist`), says how the file is encoded, delimited and dated, and how
-an agency signals that an upload is complete. The human-readable pages in
+the sender signals that an upload is complete. The human-readable pages in
 ``docs/contracts/`` are generated from these files (``childindex contracts docs``).
 """
 
@@ -18,9 +20,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from childindex.errors import ContractError
-from childindex.whitelist import DATE_FIELDS, REQUIRED_FIELDS, SOURCE_FIELDS, Sex
+from childindex.whitelist import DATE_FIELDS, REQUIRED_FIELDS, SOURCE_FIELDS, Sector, Sex
 
-AGENCIES = ("education", "health", "social_care")
+CONTRACT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 # A contract's file may also arrive gzip-compressed: the same name plus this suffix.
 GZIP_SUFFIX = ".gz"
 
@@ -72,12 +74,13 @@ class FileSpec(BaseModel):
 
 
 class Contract(BaseModel):
-    """One agency's extract contract."""
+    """One extract type's contract."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    contract: str
+    contract: str = Field(pattern=CONTRACT_NAME.pattern)
     version: int = Field(ge=1)
+    sector: Sector
     title: str
     description: str
     file: FileSpec
@@ -109,7 +112,7 @@ class Contract(BaseModel):
         return self
 
     @property
-    def agency(self) -> str:
+    def name(self) -> str:
         return self.contract
 
     @property
@@ -131,22 +134,29 @@ def _parse(text: str, source: str) -> Contract:
         raise ContractError(f"contract {source} is invalid: {exc}") from exc
 
 
+def contract_names() -> tuple[str, ...]:
+    """Every contract the package ships, by name (its YAML file's stem), sorted."""
+    return tuple(
+        sorted(p.name.removesuffix(".yaml") for p in resources.files(__package__).iterdir() if p.name.endswith(".yaml"))
+    )
+
+
 @cache
-def load_contract(agency: str) -> Contract:
-    """The contract of one agency, from the package's YAML file."""
-    if agency not in AGENCIES:
-        raise ContractError(f"unknown agency {agency!r}; known agencies: {', '.join(AGENCIES)}")
-    text = resources.files(__package__).joinpath(f"{agency}.yaml").read_text(encoding="utf-8")
-    contract = _parse(text, f"{agency}.yaml")
-    if contract.agency != agency:
-        raise ContractError(f"{agency}.yaml names contract {contract.contract!r}")
+def load_contract(name: str) -> Contract:
+    """One extract type's contract, from the package's YAML file."""
+    if not CONTRACT_NAME.match(name) or name not in contract_names():
+        raise ContractError(f"unknown contract {name!r}; known contracts: {', '.join(contract_names())}")
+    text = resources.files(__package__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    contract = _parse(text, f"{name}.yaml")
+    if contract.name != name:
+        raise ContractError(f"{name}.yaml names contract {contract.contract!r}")
     return contract
 
 
 def load_contract_file(path: Path) -> Contract:
-    """Parse a contract from any path (used by tests and by agencies drafting a change)."""
+    """Parse a contract from any path (used by tests and by organisations drafting a change)."""
     return _parse(path.read_text(encoding="utf-8"), str(path))
 
 
 def all_contracts() -> dict[str, Contract]:
-    return {agency: load_contract(agency) for agency in AGENCIES}
+    return {name: load_contract(name) for name in contract_names()}

@@ -16,21 +16,23 @@ class Ledger:
     def __init__(self, url: str) -> None:
         self.engine = engine_for(url)
 
-    def already_loaded(self, agency: str, sha256: str) -> bool:
+    def already_loaded(self, organisation: str, sha256: str) -> bool:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(FileLedger.id)
-                .where(FileLedger.agency == agency, FileLedger.sha256 == sha256, FileLedger.status.in_(LOADED))
+                .where(
+                    FileLedger.organisation == organisation, FileLedger.sha256 == sha256, FileLedger.status.in_(LOADED)
+                )
                 .limit(1)
             ).first()
         return row is not None
 
-    def recent_row_counts(self, agency: str, n: int) -> list[int]:
-        """Rows read in the agency's last ``n`` accepted files (for the row-count band)."""
+    def recent_row_counts(self, organisation: str, n: int) -> list[int]:
+        """Rows read in the organisation's last ``n`` accepted files (for the row-count band)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(FileLedger.rows_read)
-                .where(FileLedger.agency == agency, FileLedger.status.in_(LOADED))
+                .where(FileLedger.organisation == organisation, FileLedger.status.in_(LOADED))
                 .order_by(FileLedger.id.desc())
                 .limit(n)
             ).all()
@@ -42,14 +44,14 @@ class Ledger:
             conn.execute(insert(FileLedger).values(**values))
 
     def staged(self) -> list[tuple[int, str, str | None, date]]:
-        """(id, agency, staged_path, night) of files staged but not yet linked, oldest first."""
+        """(id, organisation, staged_path, night) of files staged but not yet linked, oldest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(FileLedger.id, FileLedger.agency, FileLedger.staged_path, FileLedger.night)
+                select(FileLedger.id, FileLedger.organisation, FileLedger.staged_path, FileLedger.night)
                 .where(FileLedger.status == "staged")
                 .order_by(FileLedger.night, FileLedger.id)
             ).all()
-        return [(r.id, r.agency, r.staged_path, r.night) for r in rows]
+        return [(r.id, r.organisation, r.staged_path, r.night) for r in rows]
 
     @staticmethod
     def mark_linked(conn: Connection, ids: list[int]) -> None:

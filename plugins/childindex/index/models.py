@@ -2,7 +2,7 @@
 
 ``child`` holds only who the child is (the identity fields of the whitelist); ``involvement``
 only which service is involved and how to reach it; ``source_record`` maps a pseudonymised
-agency record to a child and is never shown to readers. Everything else is operational
+organisation's record to a child and is never shown to readers. Everything else is operational
 bookkeeping that carries counts and hashes, never a child's data.
 """
 
@@ -53,13 +53,37 @@ class Child(Base):
     last_seen: Mapped[date] = mapped_column(Date, index=True)
 
 
+CODE = String(16)  # an organisation's code in the registry (ODS, DfE LA number, GSS)
+AREA = String(9)  # an authority area's ONS GSS code
+
+
+class Organisation(Base):
+    """Who is involved: the registry's organisations, as the index last saw them (kept while
+    an involvement names one). Organisational data only: no child is in this table."""
+
+    __tablename__ = "organisation"
+
+    code: Mapped[str] = mapped_column(CODE, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sector: Mapped[str] = mapped_column(String(16))
+
+
+class Area(Base):
+    """Upper-tier authority areas, by GSS code: where an involvement is."""
+
+    __tablename__ = "area"
+
+    code: Mapped[str] = mapped_column(AREA, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
 class SourceRecord(Base):
-    """Pseudonymised agency record -> child. Keys only; readers never see this table."""
+    """Pseudonymised organisation record -> child. Keys only; readers never see this table."""
 
     __tablename__ = "source_record"
 
     source_key: Mapped[str] = mapped_column(KEY, primary_key=True)
-    agency: Mapped[str] = mapped_column(String(32))
+    organisation: Mapped[str] = mapped_column(CODE)
     child_id: Mapped[str] = mapped_column(ForeignKey("child.child_id"), index=True)
     # Not indexed: linkage compares pseudonyms in DuckDB, never by lookup here (0007).
     nhs_key: Mapped[str | None] = mapped_column(KEY)
@@ -67,9 +91,9 @@ class SourceRecord(Base):
     match_key: Mapped[str] = mapped_column(KEY)
     first_seen: Mapped[date] = mapped_column(Date)
     last_seen: Mapped[date] = mapped_column(Date, index=True)
-    # The record's identity fields as the agency last sent them (standardised), which
+    # The record's identity fields as the organisation last sent them (standardised), which
     # linkage compares each night's new records against. The same fields as ``child``,
-    # per agency record; deleted with the record.
+    # per organisation record; deleted with the record.
     given_name: Mapped[str | None] = mapped_column(String(100))
     family_name: Mapped[str | None] = mapped_column(String(100))
     date_of_birth: Mapped[date | None] = mapped_column(Date)
@@ -88,7 +112,9 @@ class Involvement(Base):
     # A copy of the source record's child_id (for the reader view), written with it; no key
     # of its own to child (0008): the record's is the one that holds.
     child_id: Mapped[str] = mapped_column(String(20), index=True)
-    agency: Mapped[str] = mapped_column(String(32))
+    organisation: Mapped[str] = mapped_column(CODE)  # organisation.code (no key: readers join on it)
+    sector: Mapped[str] = mapped_column(String(16))
+    area: Mapped[str | None] = mapped_column(AREA)  # None only for rows from before the registry (0010)
     service: Mapped[str] = mapped_column(String(64))
     contact_route: Mapped[str] = mapped_column(String(200))
     start_date: Mapped[date | None] = mapped_column(Date)
@@ -132,7 +158,7 @@ class LinkDecision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # key_a < key_b, so a pair has one row whichever way round it was decided. No foreign
-    # keys: a record re-sent by its agency is replaced, and the decision must outlive that;
+    # keys: a record re-sent by its organisation is replaced, and the decision must outlive that;
     # retention deletes a decision once either record has gone.
     key_a: Mapped[str] = mapped_column(KEY)
     key_b: Mapped[str] = mapped_column(KEY, index=True)
@@ -145,10 +171,10 @@ class FileLedger(Base):
     """Every file received: hash, outcome and counts. No row content."""
 
     __tablename__ = "file_ledger"
-    __table_args__ = (Index("ix_file_ledger_agency_sha256", "agency", "sha256"),)
+    __table_args__ = (Index("ix_file_ledger_organisation_sha256", "organisation", "sha256"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    agency: Mapped[str] = mapped_column(String(32))
+    organisation: Mapped[str] = mapped_column(CODE)
     file_name: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
     night: Mapped[date] = mapped_column(Date, index=True)

@@ -25,12 +25,14 @@ from sqlalchemy import (
 from childindex.index.db import engine_for
 from childindex.index.ledger import Ledger
 from childindex.index.models import (
+    Area,
     Base,
     Child,
     ChildIdHistory,
     Involvement,
     LinkDecision,
     NightMetric,
+    Organisation,
     ReviewItem,
     SourceRecord,
 )
@@ -170,10 +172,22 @@ def _delete_in(conn: Connection, table: Any, column: Any, values: list) -> int:
     return n
 
 
-def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> dict[str, int]:
-    """Apply a linkage plan and mark the files linked: all of it, or none of it."""
+def publish(
+    url: str,
+    plan: dict | None,
+    ledger_ids: list[int],
+    night: date,
+    registry: tuple[list[dict[str, str]], list[dict[str, str]]] | None = None,
+) -> dict[str, int]:
+    """Apply a linkage plan and mark the files linked: all of it, or none of it.
+
+    ``registry`` is (organisations, areas) as rows: the index's copy of who and where, which
+    the reader view names involvements by, is brought up to date in the same transaction."""
     stats = {"children_created": 0, "children_updated": 0, "merges": 0, "splits": 0}
     with engine_for(url).begin() as conn:
+        if registry is not None:
+            _sync(conn, Organisation, registry[0])
+            _sync(conn, Area, registry[1])
         if plan is not None:
             child = plan["child"]
             is_new = child["is_new"].to_pylist()
@@ -236,6 +250,14 @@ def publish(url: str, plan: dict | None, ledger_ids: list[int], night: date) -> 
             stats["splits"] = sum(h["reason"].startswith("split") for h in history)
         Ledger.mark_linked(conn, ledger_ids)
     return stats
+
+
+def _sync(conn: Connection, model: Any, rows: list[dict[str, str]]) -> None:
+    """Upsert rows by code (delete + insert: portable). Codes no longer registered stay while
+    an involvement may still name them; they are organisational data, not a child's."""
+    _delete_in(conn, model.__table__, model.code, [r["code"] for r in rows])
+    if rows:
+        conn.execute(insert(model), rows)
 
 
 def put_metrics(url: str, night: date, metrics: dict[str, float]) -> None:

@@ -1,4 +1,4 @@
-"""Intake: receive, check and stage each complete file in an agency's drop folder.
+"""Intake: receive, check and stage each complete file in an organisation's drop folder.
 
 For each file: hash it and recognise a repeat delivery, check it (reading with the
 contract's encoding and delimiter, dropping every column outside the contract, the row
@@ -6,7 +6,8 @@ rules, the file policy and the GX cross-check: :mod:`childindex.validation`), th
 accepted rows, pseudonymised, to one Parquet file in the common staging layout
 (:mod:`childindex.staging`). The original goes to the archive (loaded) or to quarantine
 (rejected as a whole), byte for byte. Every outcome is recorded in the file ledger and in
-a receipt in the agency's outbox.
+a receipt in the organisation's outbox (each organisation has its own
+drop folder, outbox, ledger rows, quarantine and row-count band: one never blocks another).
 
 Nothing here logs or raises a value from a file: only names, counts, row numbers and rules.
 """
@@ -22,7 +23,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from childindex.contracts.contract import Contract, load_contract
+from childindex.contracts.contract import load_contract
 from childindex.errors import FileRejected
 from childindex.intake.discovery import MARKER_SUFFIX, pending_files
 from childindex.receipts import Receipt, new_receipt, require_contract_name
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 class IntakeResult:
     """Counts and paths only: safe for logs and XCom."""
 
-    agency: str
+    organisation: str
     file_name: str
     sha256: str
     outcome: str
@@ -54,18 +55,17 @@ class IntakeResult:
         return dict(self.__dict__)
 
 
-def run_intake(settings: Settings, agency: str, night: date) -> list[dict[str, Any]]:
-    """Process every complete file for one agency; returns one count dict per file."""
+def run_intake(settings: Settings, organisation: str, night: date) -> list[dict[str, Any]]:
+    """Process every complete file of one organisation; returns one count dict per file."""
     from childindex.index.ledger import Ledger
 
-    contract = load_contract(agency)
     ledger = Ledger(settings.index_url)
     results = []
-    for path in pending_files(settings, agency):
-        result = process_file(settings, contract, path, night, ledger)
+    for path in pending_files(settings, organisation):
+        result = process_file(settings, organisation, path, night, ledger)
         log.info(
             "intake %s: %s rows read=%d accepted=%d rejected=%d",
-            agency,
+            organisation,
             result.outcome,
             result.rows_read,
             result.rows_accepted,
@@ -76,7 +76,7 @@ def run_intake(settings: Settings, agency: str, night: date) -> list[dict[str, A
 
 
 def process_file(
-    settings: Settings, contract: Contract, path: Path, night: date, ledger: Ledger, *, skip_row_count: bool = False
+    settings: Settings, organisation: str, path: Path, night: date, ledger: Ledger, *, skip_row_count: bool = False
 ) -> IntakeResult:
     """Receive, check and stage one file; quarantine it when it is unusable as a whole.
 
@@ -86,35 +86,38 @@ def process_file(
 
     check_key(settings.index_url, settings.key, night)  # no pseudonym under a stranger key
     started = time.perf_counter()
-    agency = contract.agency
-    receipt, file_night = new_receipt(contract, path, night)
+    org = settings.registry.get(organisation)
+    contract = load_contract(org.contract)
+    receipt, file_night = new_receipt(org, contract, path, night)
     sha = receipt.sha256
 
-    if ledger.already_loaded(agency, sha):
+    if ledger.already_loaded(organisation, sha):
         receipt.outcome = "duplicate"
         receipt.file_problems.append({"rule": "already_loaded", "detail": "a file with this SHA-256 was loaded before"})
         result = _finish(settings, ledger, receipt, file_night or night, "duplicate", None, started)
         # Under the night's folder, so the archive rule ages it out with the night.
-        dest = settings.archive_dir / agency / (file_night or night).isoformat() / "duplicates"
+        dest = settings.archive_dir / organisation / (file_night or night).isoformat() / "duplicates"
         _move(path, dest / f"{sha[:16]}-{path.name}")
         return result
 
     try:
         named_night = require_contract_name(contract, file_night)
-        history = [] if skip_row_count else ledger.recent_row_counts(agency, settings.validation.row_count_history)
-        with validate_file(settings, contract, path, named_night, receipt, history) as checked:
-            staged = write_staging(checked, settings, agency, named_night, sha)
+        history = (
+            [] if skip_row_count else ledger.recent_row_counts(organisation, settings.validation.row_count_history)
+        )
+        with validate_file(settings, org, contract, path, named_night, receipt, history) as checked:
+            staged = write_staging(checked, settings, org, named_night, sha)
     except FileRejected as exc:
         receipt.reject(exc.rule, exc.detail)
         result = _finish(settings, ledger, receipt, file_night or night, "quarantined", None, started)
-        _quarantine(settings, agency, path, sha, exc.rule)
+        _quarantine(settings, organisation, path, sha, exc.rule)
         return result
 
     receipt.accept()
     result = _finish(settings, ledger, receipt, named_night, "staged", staged, started)
     # The ledger row comes first: a crash before the move leaves the file in the drop folder,
     # and the rerun recognises it by its hash instead of staging it twice.
-    _move(path, settings.archive_dir / agency / named_night.isoformat() / path.name)
+    _move(path, settings.archive_dir / organisation / named_night.isoformat() / path.name)
     return result
 
 
@@ -131,9 +134,9 @@ def _finish(
     started: float,
 ) -> IntakeResult:
     """The receipt in the outbox and the file's row in the ledger; the result for logs."""
-    receipt_path = receipt.write(settings.outbox(receipt.agency))
+    receipt_path = receipt.write(settings.outbox(receipt.organisation))
     ledger.record(
-        agency=receipt.agency,
+        organisation=receipt.organisation,
         file_name=receipt.file_name,
         sha256=receipt.sha256,
         night=night,
@@ -147,7 +150,7 @@ def _finish(
         seconds=round(time.perf_counter() - started, 3),
     )
     return IntakeResult(
-        agency=receipt.agency,
+        organisation=receipt.organisation,
         file_name=receipt.file_name,
         sha256=receipt.sha256,
         outcome=receipt.outcome,
@@ -168,9 +171,9 @@ def _move(path: Path, dest: Path) -> None:
         marker.unlink()
 
 
-def _quarantine(settings: Settings, agency: str, path: Path, sha: str, rule: str) -> None:
-    dest = settings.quarantine_dir / agency / sha[:16] / path.name
+def _quarantine(settings: Settings, organisation: str, path: Path, sha: str, rule: str) -> None:
+    dest = settings.quarantine_dir / organisation / sha[:16] / path.name
     _move(path, dest)
     # Why it is here, for operators and for `childindex reprocess` later: hash and rule only.
-    note = {"sha256": sha, "rule": rule, "agency": agency, "quarantined_at": datetime.now(UTC).isoformat()}
+    note = {"sha256": sha, "rule": rule, "organisation": organisation, "quarantined_at": datetime.now(UTC).isoformat()}
     (dest.parent / "quarantine.json").write_text(json.dumps(note) + "\n", encoding="utf-8")

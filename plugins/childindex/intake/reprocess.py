@@ -16,7 +16,7 @@ from childindex.settings import Settings
 
 def reprocess(
     settings: Settings,
-    agency: str,
+    organisation: str,
     night: date,
     *,
     sha_prefix: str | None = None,
@@ -34,25 +34,29 @@ def reprocess(
     """
     from childindex.index.ledger import Ledger
 
-    contract = load_contract(agency)
+    contract = load_contract(settings.registry.get(organisation).contract)
     quarantined: Path | None = None
     if sha_prefix:
-        matches = sorted((settings.quarantine_dir / agency).glob(f"{sha_prefix}*/*"))
+        matches = sorted((settings.quarantine_dir / organisation).glob(f"{sha_prefix}*/*"))
         matches = [m for m in matches if m.name != "quarantine.json"]
         if len(matches) != 1:
-            raise UsageError(f"{len(matches)} quarantined {agency} files match {sha_prefix!r}; give a longer prefix")
+            raise UsageError(
+                f"{len(matches)} quarantined files of {organisation} match {sha_prefix!r}; give a longer prefix"
+            )
         quarantined = matches[0]
     source = corrected or quarantined
     if source is None:
         raise UsageError("name a quarantined file's SHA-256 prefix, or a corrected file")
     name = (quarantined or source).name  # a corrected file takes the quarantined one's name
-    folder = settings.drop_folder(agency)
+    folder = settings.drop_folder(organisation)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     shutil.copyfile(source, target)
     if contract.file.completion == "marker":
         target.with_name(name + MARKER_SUFFIX).touch()
-    result = process_file(settings, contract, target, night, Ledger(settings.index_url), skip_row_count=skip_row_count)
+    result = process_file(
+        settings, organisation, target, night, Ledger(settings.index_url), skip_row_count=skip_row_count
+    )
     if quarantined is not None and result.outcome in ("accepted", "accepted_with_rejections"):
         shutil.rmtree(quarantined.parent)
     return result.as_dict()

@@ -1,16 +1,16 @@
 """Rotating the pseudonymisation key without losing links.
 
 A keyed HMAC cannot be re-keyed from its output: the new pseudonyms need the identifiers
-themselves, which childindex never stores. They are in the agencies' extracts, so a
-rotation reads extracts (the archive's raw files of the last ``ARCHIVE_DAYS``, plus any
-full extracts the agencies were asked for) through the same reader and checks as intake,
+themselves, which childindex never stores. They are in the organisations' extracts, so
+a rotation reads extracts (the archive's raw files of the last ``ARCHIVE_DAYS``, plus any
+full extracts the organisations were asked for) through the same reader and checks as intake,
 and makes every pseudonym under both keys: a map from old to new, pseudonyms only.
 
 Then, in one transaction, every key in the index (source records, involvements, review
 items, link decisions) is replaced by its new-key pseudonym; child ids, links, decisions
 and history stay as they are. A record no extract covered cannot be re-keyed: the rotation
-stops and names the count per agency, unless ``drop_unmapped`` deletes those records (the
-agency re-sends them later, as new records that linkage links again). The new key's id
+stops and names the count per organisation, unless ``drop_unmapped`` deletes those records
+(the organisation re-sends them later, as new records that linkage links again). The new key's id
 becomes the index's next key epoch, so intake and linkage refuse the old key from then on;
 staging files (old pseudonyms, kept only for reruns) are deleted. A certificate records
 counts and key ids, never a key or a pseudonym.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, text
 
-from childindex.contracts.contract import AGENCIES, GZIP_SUFFIX, load_contract
+from childindex.contracts.contract import load_contract
 from childindex.errors import FileRejected, RotationRefused
 from childindex.index.models import SourceRecord
 from childindex.settings import MIN_KEY_BYTES, Settings
@@ -51,8 +51,8 @@ class Rotation:
     dry_run: bool = False
     files_read: int = 0
     files_unusable: list[str] = field(default_factory=list)  # file names (never contents)
-    records: dict[str, int] = field(default_factory=dict)  # agency -> source records
-    unmapped: dict[str, int] = field(default_factory=dict)  # agency -> records no extract covered
+    records: dict[str, int] = field(default_factory=dict)  # organisation -> source records
+    unmapped: dict[str, int] = field(default_factory=dict)  # organisation -> records no extract covered
     records_deleted: int = 0
     rows_rekeyed: dict[str, int] = field(default_factory=dict)  # table -> rows
     staging_files_deleted: int = 0
@@ -63,7 +63,7 @@ def rotate_key(
     new_key: bytes,
     today: date,
     *,
-    extracts: Sequence[Path] = (),
+    extracts: Sequence[tuple[str, Path]] = (),
     drop_unmapped: bool = False,
     dry_run: bool = False,
 ) -> Rotation:
@@ -85,8 +85,8 @@ def rotate_key(
     try:
         work.mkdir(parents=True)
         files = _extract_files(settings, extracts)
-        for agency, path in files:
-            if _map_file(settings, agency, path, new_key, work, today):
+        for organisation, path in files:
+            if _map_file(settings, organisation, path, new_key, work, today):
                 result.files_read += 1
             else:
                 result.files_unusable.append(path.name)
@@ -110,40 +110,43 @@ def rotate_key(
     return result
 
 
-def _extract_files(settings: Settings, extracts: Sequence[Path]) -> list[tuple[str, Path]]:
-    """(agency, path) of every archived extract and every extra file, by contract name."""
+def _extract_files(settings: Settings, extracts: Sequence[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """(organisation, path) of every archived extract (the archive keeps a folder per
+    organisation, even one since removed from the registry) and every extra file."""
     found: list[tuple[str, Path]] = []
-    for agency in AGENCIES:
-        for path in sorted((settings.archive_dir / agency).glob("*/*")):
-            if path.is_file() and not path.is_symlink():
-                found.append((agency, path))
-    for path in extracts:
-        # As intake reads them: a contract's file may come gzip-compressed.
-        named = next((a for a in AGENCIES if load_contract(a).match_name(path.name.removesuffix(GZIP_SUFFIX))), None)
-        if named is None:
-            raise RotationRefused(f"{path.name}: the name matches no agency's contract")
-        found.append((named, Path(path)))
+    registry = settings.registry
+    if settings.archive_dir.is_dir():
+        for folder in sorted(p for p in settings.archive_dir.iterdir() if p.is_dir()):
+            if folder.name not in registry.by_code:
+                continue  # no contract to read it with: its records count as unmapped
+            for path in sorted(folder.glob("*/*")):
+                if path.is_file() and not path.is_symlink():
+                    found.append((folder.name, path))
+    for code, path in extracts:
+        registry.get(code)  # RegistryError names an unknown organisation
+        found.append((code, Path(path)))
     return found
 
 
-def _map_file(settings: Settings, agency: str, path: Path, new_key: bytes, work: Path, today: date) -> bool:
+def _map_file(settings: Settings, organisation: str, path: Path, new_key: bytes, work: Path, today: date) -> bool:
     """Old and new pseudonyms of every accepted row of one extract, to a Parquet part."""
     from childindex.receipts import new_receipt
     from childindex.staging.pseudonymise import pseudonym_sql
     from childindex.validation.sql import quote_str
     from childindex.validation.validate import validate_file
 
-    contract = load_contract(agency)
-    old, params = pseudonym_sql(settings.key, agency)
-    new, new_params = pseudonym_sql(new_key, agency, pads="_next")
+    org = settings.registry.get(organisation)
+    contract = load_contract(org.contract)
+    old, params = pseudonym_sql(settings.key, organisation)
+    new, new_params = pseudonym_sql(new_key, organisation, pads="_next")
     params.update(new_params)
     select = ", ".join(
         [f"{old[c]} AS {c}" for c in PSEUDONYM_COLUMNS] + [f"{new[c]} AS {c}_next" for c in PSEUDONYM_COLUMNS]
     )
-    part = work / f"{agency}-{uuid.uuid4().hex[:8]}.parquet"
-    receipt, night = new_receipt(contract, path, today)
+    part = work / f"{uuid.uuid4().hex}.parquet"
+    receipt, night = new_receipt(org, contract, path, today)
     try:
-        with validate_file(settings, contract, path, night or today, receipt, []) as checked:
+        with validate_file(settings, org, contract, path, night or today, receipt, []) as checked:
             checked.con.execute(
                 f"COPY (SELECT {select} FROM {checked.accepted}) TO '{quote_str(part)}' (FORMAT parquet)", params
             )
@@ -160,7 +163,9 @@ def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool
     with engine.begin() as conn:
         _drop_temp(conn)  # a pooled SQLite connection keeps its temporary tables
         _load_maps(conn, sorted(work.glob("*.parquet")))
-        result.records = dict(conn.execute(text("SELECT agency, count(*) FROM source_record GROUP BY agency")).all())
+        result.records = dict(
+            conn.execute(text("SELECT organisation, count(*) FROM source_record GROUP BY organisation")).all()
+        )
         # A record is covered when each of its keys has a new pseudonym.
         covered = " AND ".join(
             f"(s.{c} IS NULL OR EXISTS (SELECT 1 FROM rekey_{c} m WHERE m.old = s.{c}))" for c in PSEUDONYM_COLUMNS
@@ -173,16 +178,17 @@ def _apply(settings: Settings, work: Path, result: Rotation, drop_unmapped: bool
         result.unmapped = dict(
             conn.execute(
                 text(
-                    "SELECT agency, count(*) FROM source_record "
-                    "WHERE source_key IN (SELECT source_key FROM rekey_unmapped) GROUP BY agency"
+                    "SELECT organisation, count(*) FROM source_record "
+                    "WHERE source_key IN (SELECT source_key FROM rekey_unmapped) GROUP BY organisation"
                 )
             ).all()
         )
         if result.unmapped and not drop_unmapped and not result.dry_run:
             raise RotationRefused(
                 f"{sum(result.unmapped.values())} records are in no extract read "
-                f"({', '.join(f'{a}: {n}' for a, n in sorted(result.unmapped.items()))}): ask those agencies for a "
-                "full extract and pass it with --extract, or accept that they are deleted with --drop-unmapped"
+                f"({', '.join(f'{a}: {n}' for a, n in sorted(result.unmapped.items()))}): ask those "
+                "organisations for a full extract and pass it with --extract, or accept that they are deleted "
+                "with --drop-unmapped"
             )
         if not result.dry_run:
             result.records_deleted = _delete_unmapped(conn)

@@ -45,7 +45,9 @@ def load_batch(con: Any, paths: list[str]) -> None:
         "CREATE TABLE batch AS SELECT * EXCLUDE (rn, file_ord, filename) FROM ("
         " SELECT s.*, f.file_ord, row_number() OVER (PARTITION BY s.source_key"
         "   ORDER BY s.night DESC, f.file_ord DESC, s.source_row DESC) AS rn"
-        " FROM read_parquet($paths, filename = true) s JOIN file_order f USING (filename))"
+        # Not hive: a folder organisation=840 would make the staged code '840' an integer.
+        " FROM read_parquet($paths, filename = true, hive_partitioning = false) s"
+        " JOIN file_order f USING (filename))"
         " WHERE rn = 1",
         {"paths": paths},
     )

@@ -1,12 +1,14 @@
 """Linkage accuracy against the synthetic generator's ground truth.
 
-Only for synthetic data: the truth files map (agency, local id) to the generator's person
-id. Local ids are pseudonymised with the same keyed HMAC as intake, so truth joins the
+Only for synthetic data: the truth files map (organisation, local id) to the generator's
+person id. Local ids are pseudonymised with the same keyed HMAC as intake, so truth joins the
 index on ``source_key`` and no identifier leaves the database in clear.
 
 Pairwise figures count pairs of records: true positive pairs share both a child id and a
 person id. B-cubed precision and recall average, per record, the overlap of its predicted
-and true clusters.
+and true clusters. Cross-authority recall counts only the true pairs whose two records are
+in different authority areas (as the index places them): the children who moved, the case
+the index exists for.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ def accuracy(settings: Settings, truth_dir: Path | None = None) -> dict[str, flo
     """Precision, recall, F1 and B-cubed of the index, or None without ground truth."""
     import duckdb
 
-    from childindex.contracts.contract import AGENCIES
     from childindex.index.db import engine_for
-    from childindex.index.models import SourceRecord
+    from childindex.index.models import Involvement, SourceRecord
     from childindex.index.store import fetch_arrow
     from childindex.staging.pseudonymise import hmac_sql, key_params
 
@@ -34,16 +35,18 @@ def accuracy(settings: Settings, truth_dir: Path | None = None) -> dict[str, flo
         return None
     import pyarrow as pa
 
-    schema = pa.schema([("source_key", pa.string()), ("child_id", pa.string())])
+    schema = pa.schema([("source_key", pa.string()), ("child_id", pa.string()), ("area", pa.string())])
+    query = select(SourceRecord.source_key, SourceRecord.child_id, Involvement.area).join(
+        Involvement, Involvement.source_key == SourceRecord.source_key, isouter=True
+    )
     with engine_for(settings.index_url).connect() as conn:
-        index = fetch_arrow(conn, select(SourceRecord.source_key, SourceRecord.child_id), schema)
+        index = fetch_arrow(conn, query, schema)
     con = duckdb.connect()
     try:
         con.register("idx", index)
-        domain_case = " ".join(f"WHEN '{a}' THEN $d_{a}" for a in AGENCIES)
-        params = {**key_params(settings.key), **{f"d_{a}": f"local_id:{a}" for a in AGENCIES}}
-        # The HMAC domain is per agency: pick it with a CASE over bound parameters.
-        key_expr = hmac_sql("local_id", "dom").replace("$dom", f"(CASE agency {domain_case} END)")
+        # The HMAC domain is the organisation's (staging.pseudonymise.local_id_domain).
+        key_expr = hmac_sql("local_id", "dom").replace("$dom", "('local_id:' || organisation)")
+        params = key_params(settings.key)
         con.execute(
             f"""
             CREATE TABLE truth AS
@@ -59,8 +62,15 @@ def accuracy(settings: Settings, truth_dir: Path | None = None) -> dict[str, flo
 
 def _scores(con: Any) -> dict[str, float]:
     con.execute(
-        "CREATE TABLE j AS SELECT i.source_key, i.child_id, t.person_id FROM idx i JOIN truth t USING (source_key)"
+        "CREATE TABLE j AS SELECT i.source_key, i.child_id, i.area, t.person_id "
+        "FROM idx i JOIN truth t USING (source_key)"
     )
+    cross = con.execute("""
+        SELECT count(*), count(*) FILTER (WHERE a.child_id = b.child_id),
+               (SELECT count(*) FROM (SELECT person_id FROM j GROUP BY 1 HAVING count(DISTINCT area) > 1))
+        FROM j a JOIN j b ON a.person_id = b.person_id AND a.source_key < b.source_key
+        WHERE a.area IS DISTINCT FROM b.area
+    """).fetchall()[0]
     row = con.execute("""
         WITH pc AS (SELECT count(*) n FROM j GROUP BY child_id),
              tc AS (SELECT count(*) n FROM j GROUP BY person_id),
@@ -98,4 +108,7 @@ def _scores(con: Any) -> dict[str, float]:
         "records_evaluated": records,
         "children_predicted": children,
         "children_true": persons,
+        "cross_authority_pairs_true": float(cross[0]),
+        "cross_authority_recall": cross[1] / cross[0] if cross[0] else 1.0,
+        "cross_authority_children": float(cross[2]),
     }

@@ -1,6 +1,6 @@
 """The columns linkage compares, derived in DuckDB from a record's minimal fields.
 
-Input: any relation with ``source_key, agency, given_name, family_name, date_of_birth,
+Input: any relation with ``source_key, organisation, given_name, family_name, date_of_birth,
 sex, postcode, nhs_key, upn_key`` (staging files, or the index's source records). Output:
 one row per record in the form the Splink model expects. Nothing here is stored: the
 features are rebuilt from the minimal fields every time they are needed.
@@ -14,15 +14,15 @@ from childindex.validation.sql import normalise_name_sql
 from childindex.whitelist import IDENTITY_FIELDS
 
 # What linkage compares, as staging and the index's source_record both name it: a record's
-# key and agency, its pseudonymised identifiers and the whitelist's identity fields.
-MINIMAL_COLUMNS = ("source_key", "agency", *IDENTITY_FIELDS, "nhs_key", "upn_key")
+# key and organisation, its pseudonymised identifiers and the whitelist's identity fields.
+MINIMAL_COLUMNS = ("source_key", "organisation", *IDENTITY_FIELDS, "nhs_key", "upn_key")
 
 
 def features_sql(source: str) -> str:
     """SELECT of the linkage features over ``source`` (needs table ``formal_names``)."""
     given, family = normalise_name_sql("s.given_name"), normalise_name_sql("s.family_name")
     return f"""
-        SELECT s.source_key AS unique_id, s.agency,
+        SELECT s.source_key AS unique_id, s.organisation,
                nullif({given}, '') AS given,
                -- The formal names a given name can stand for (itself when it is not a nickname).
                coalesce(n.formal, [nullif({given}, '')]) AS given_formal,

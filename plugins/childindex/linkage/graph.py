@@ -167,10 +167,10 @@ def plan(con: Any, night: date, model_version: int) -> dict:
         f"""
         WITH touched AS ({changed_comps}),
         best AS (
-            SELECT a.comp, arg_min(b, (CASE b.agency WHEN 'health' THEN 1 WHEN 'education' THEN 2
+            SELECT a.comp, arg_min(b, (CASE b.sector WHEN 'health' THEN 1 WHEN 'education' THEN 2
                                        ELSE 3 END, -epoch(b.night), b.source_key)) AS b,
                    -- The postcode from the best record that has one: a sensitive record has none.
-                   arg_min(b.postcode, (CASE b.agency WHEN 'health' THEN 1 WHEN 'education' THEN 2
+                   arg_min(b.postcode, (CASE b.sector WHEN 'health' THEN 1 WHEN 'education' THEN 2
                                         ELSE 3 END, -epoch(b.night), b.source_key))
                        FILTER (WHERE b.postcode IS NOT NULL) AS postcode
             FROM assigned a JOIN batch b USING (source_key) WHERE a.in_batch GROUP BY a.comp),
@@ -196,14 +196,14 @@ def plan(con: Any, night: date, model_version: int) -> dict:
         params=params,
     ).to_arrow_table()
     records = con.sql("""
-        SELECT b.source_key, b.agency, a.child_id, b.nhs_key, b.upn_key, b.match_key,
+        SELECT b.source_key, b.organisation, a.child_id, b.nhs_key, b.upn_key, b.match_key,
                coalesce(e.first_seen, b.night) AS first_seen, b.night AS last_seen,
                b.given_name, b.family_name, b.date_of_birth, b.sex, b.postcode
         FROM batch b JOIN assigned a USING (source_key) LEFT JOIN existing e USING (source_key)
         ORDER BY b.source_key
     """).to_arrow_table()
     involvement = con.sql("""
-        SELECT b.source_key, a.child_id, b.agency, b.service, b.contact_route,
+        SELECT b.source_key, a.child_id, b.organisation, b.sector, b.area, b.service, b.contact_route,
                b.involvement_start AS start_date, b.involvement_end AS end_date, b.night AS last_seen
         FROM batch b JOIN assigned a USING (source_key) ORDER BY b.source_key
     """).to_arrow_table()

@@ -8,7 +8,7 @@ Comparisons (each with a null level where a value can be missing):
   double-barrelled name, Jaro-Winkler;
 - date of birth: exact, one character different, day and month swapped, within a month,
   within a year (dates reach Splink as ISO strings: Splink issue #2714);
-- postcode: full, sector, district, area; sex; the agency (same or different); and the
+- postcode: full, sector, district, area; sex; the organisation (same or different); and the
   pseudonymised NHS number and UPN, exact only, since they are keyed hashes: any
   difference is a different number.
 
@@ -96,9 +96,11 @@ def comparisons() -> list[Any]:
         dob,
         cl.PostcodeComparison("postcode"),
         cl.ExactMatch("sex"),
-        # An agency keeps one record per child (one local id), so two of its records are
-        # rarely one child; two children who share a name and a birthday often are.
-        cl.ExactMatch("agency"),
+        # An organisation keeps one record per child (one local id), so two of its records
+        # are rarely one child (a duplicate registration); two children who share a name
+        # and a birthday often are. Two organisations of one sector (a child's old and new
+        # authority) are ordinary candidates: that is the case the index exists for.
+        cl.ExactMatch("organisation"),
         identifier_comparison("nhs_key"),
         identifier_comparison("upn_key"),
     ]

@@ -68,7 +68,7 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     phase = _Phases()
     try:
         with phase("read"):
-            load_batch(con, [path for _id, _agency, path, _night in staged if path])
+            load_batch(con, [path for _id, _organisation, path, _night in staged if path])
             result.records = con.execute("SELECT count(*) FROM batch").fetchall()[0][0]
             existing, children = fetch_existing(settings.index_url)
             con.register("existing", existing)
@@ -89,7 +89,12 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
                 result.links = con.execute("SELECT count(*) FROM outcome WHERE outcome = 'link'").fetchall()[0][0]
                 result.review_items = the_plan["review"].num_rows
         with phase("publish"):
-            stats = publish(settings.index_url, the_plan, [r[0] for r in staged], night)
+            registry = settings.registry
+            rows = (
+                [{"code": o.code, "name": o.name, "sector": o.sector} for o in registry.organisations],
+                [{"code": a.code, "name": a.name} for a in registry.areas],
+            )
+            stats = publish(settings.index_url, the_plan, [r[0] for r in staged], night, rows)
         for key in ("children_created", "children_updated", "merges", "splits"):
             setattr(result, key, stats[key])
     finally:

@@ -18,7 +18,7 @@ from childindex.index.db import engine_for
 from childindex.index.models import LinkDecision, ReviewItem, SourceRecord
 
 DECISIONS = ("match", "non_match")
-SHOWN = ("agency", "given_name", "family_name", "date_of_birth", "sex", "postcode")
+SHOWN = ("organisation", "given_name", "family_name", "date_of_birth", "sex", "postcode")
 
 
 @dataclass(frozen=True)

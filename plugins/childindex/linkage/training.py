@@ -32,7 +32,7 @@ def train_model(settings: Settings, seed: int = 42) -> tuple[Path, dict[str, Any
     try:
         existing, _children = fetch_existing(settings.index_url)
         con.register("existing", existing)
-        load_batch(con, [path for _id, _agency, path, _night in Ledger(settings.index_url).staged() if path])
+        load_batch(con, [path for _id, _organisation, path, _night in Ledger(settings.index_url).staged() if path])
         cols = ", ".join(MINIMAL_COLUMNS)
         # A staged record replaces its version in the index; records the index holds
         # without identity fields (loaded before they were kept) cannot be compared.

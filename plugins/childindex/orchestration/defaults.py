@@ -12,12 +12,12 @@ from typing import Any
 
 from airflow.sdk import Asset, ExceptionRetryPolicy, RetryAction, RetryRule
 
-from childindex.contracts.contract import AGENCIES
 from childindex.errors import TerminalError, TransientError
 from childindex.settings import Settings, load_settings
 
-# One Asset per agency's staging area, and one for the published index.
-STAGED = {agency: Asset(f"childindex://staging/{agency}", group="childindex") for agency in AGENCIES}
+# The staging area (updated once per intake run: one night's wave of every organisation's
+# files), and the published index. Linkage runs once per wave, never once per file.
+STAGED = Asset("childindex://staging", group="childindex")
 INDEX = Asset("childindex://index", group="childindex")
 
 START = datetime(2026, 1, 1)
@@ -67,6 +67,11 @@ def linkage_pool(settings: Settings | None = None) -> str:
     """Linkage writes the whole index in one transaction: a pool of one slot keeps it alone
     (``airflow pools set childindex_linkage 1 "one linkage at a time"``)."""
     return (settings or load_settings()).linkage_pool
+
+
+def intake_parallelism(settings: Settings | None = None) -> int:
+    """Files of one intake run checked at once (each a mapped task: a worker slot)."""
+    return (settings or load_settings()).intake_parallelism
 
 
 def retention_queue(settings: Settings | None = None) -> str:

@@ -8,6 +8,7 @@ libraries are imported inside the stages, never here.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,25 +16,32 @@ from typing import Any
 from childindex.errors import stage_errors
 from childindex.settings import load_settings
 
+log = logging.getLogger(__name__)
 
-def discover_files(agency: str) -> list[str]:
-    from childindex.intake.discovery import pending_files
+
+def discover_files() -> list[dict[str, str]]:
+    """Every registered organisation's complete files ({organisation, path}: one mapped task
+    each). Folders that belong to no registered organisation are logged, never read."""
+    from childindex.intake.discovery import pending_everywhere, unregistered_drops
 
     with stage_errors("intake"):
-        return [str(p) for p in pending_files(load_settings(), agency)]
+        settings = load_settings()
+        for drop in unregistered_drops(settings):
+            log.warning("drop folder %r belongs to no registered organisation: %d file(s) left unread",
+                        drop.folder, drop.files)  # fmt: skip
+        return [{"organisation": code, "path": str(path)} for code, path in pending_everywhere(settings)]
 
 
-def intake_one(agency: str, path: str, night: date) -> dict[str, Any]:
-    from childindex.contracts.contract import load_contract
+def intake_one(organisation: str, path: str, night: date) -> dict[str, Any]:
     from childindex.index.ledger import Ledger
     from childindex.intake.process import process_file
 
     with stage_errors("intake", night):
         settings = load_settings()
-        settings.ensure_dirs()
         if not Path(path).exists():  # already handled by an earlier try of this task
-            return {"agency": agency, "outcome": "gone", "rows_read": 0, "rows_accepted": 0, "rows_rejected": 0}
-        result = process_file(settings, load_contract(agency), Path(path), night, Ledger(settings.index_url))
+            return {"organisation": organisation, "outcome": "gone", "rows_read": 0, "rows_accepted": 0,
+                    "rows_rejected": 0}  # fmt: skip
+        result = process_file(settings, organisation, Path(path), night, Ledger(settings.index_url))
     return {k: v for k, v in result.as_dict().items() if k != "sha256"}
 
 
@@ -42,6 +50,7 @@ def totals(results: list[dict[str, Any]]) -> dict[str, int]:
     out = {k: sum(int(r.get(k, 0)) for r in results) for k in keys}
     out["files"] = len(results)
     out["files_quarantined"] = sum(r.get("outcome") == "rejected" for r in results)
+    out["organisations"] = len({r.get("organisation") for r in results})
     return out
 
 

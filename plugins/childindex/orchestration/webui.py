@@ -5,7 +5,7 @@ A small FastAPI app that Airflow's api-server mounts at ``/childindex`` (registe
 
 - ``reports/`` and ``reports/index.html``: the index of nights;
 - ``reports/night-YYYY-MM-DD.html``: a night's report, with its receipt links pointed at
-- ``reports/receipts/<agency>/<file>.receipt.json|txt``: the agency's receipts;
+- ``reports/receipts/<organisation>/<file>.receipt.json|txt``: an organisation's receipts;
 - ``reports/run/<dag_id>/<run_id>``: redirects a DAG run to the report of its night; the
   "Quality report" tab on every DAG run opens this.
 
@@ -106,14 +106,14 @@ def _missing(night: date | None) -> HTMLResponse:
 
 def served_receipt_links(page: str, report_folder: Path, outboxes: dict[str, Path]) -> str:
     """Point a report's receipt links (relative file paths, for reading it from disk) at
-    ``receipts/<agency>/<name>``. A link that does not resolve to a receipt in an outbox
+    ``receipts/<organisation>/<name>``. A link that does not resolve to a receipt in an outbox
     loses its target rather than being served."""
 
     def rewrite(match: re.Match) -> str:
         target = (report_folder / html.unescape(match.group(1))).resolve()
-        for agency, outbox in outboxes.items():
+        for code, outbox in outboxes.items():
             if target.parent == outbox.resolve() and RECEIPT_NAME.fullmatch(target.name):
-                return f'<a class="receipt" href="receipts/{agency}/{html.escape(quote(target.name))}">'
+                return f'<a class="receipt" href="receipts/{quote(code)}/{html.escape(quote(target.name))}">'
         return '<a class="receipt">'
 
     return RECEIPT_LINK.sub(rewrite, page)
@@ -141,25 +141,23 @@ async def night_report(request: Request, night: str) -> HTMLResponse:
         day = date.fromisoformat(night)
     except ValueError:
         raise HTTPException(status_code=404, detail="Not Found") from None
-    from childindex.contracts.contract import AGENCIES
     from childindex.reports.build import report_path
 
     settings = _settings()
     path = report_path(settings, day)
     if not path.is_file():
         return _missing(day)
-    outboxes = {a: settings.outbox(a) for a in AGENCIES}
+    outboxes = {o.code: settings.outbox(o.code) for o in settings.registry.organisations}
     return _html(served_receipt_links(path.read_text(encoding="utf-8"), path.parent, outboxes))
 
 
-@app.get("/reports/receipts/{agency}/{name}")
-async def receipt(request: Request, agency: str, name: str) -> FileResponse:
+@app.get("/reports/receipts/{organisation}/{name}")
+async def receipt(request: Request, organisation: str, name: str) -> FileResponse:
     await _authorise(request, REPORTS_DAG)
-    from childindex.contracts.contract import AGENCIES
-
-    if agency not in AGENCIES or not RECEIPT_NAME.fullmatch(name):
+    settings = _settings()
+    if organisation not in settings.registry.by_code or not RECEIPT_NAME.fullmatch(name):
         raise HTTPException(status_code=404, detail="Not Found")
-    path = _settings().outbox(agency) / name
+    path = settings.outbox(organisation) / name
     if not path.is_file():
         raise HTTPException(status_code=404, detail="Not Found")
     media = "application/json" if name.endswith(".json") else "text/plain; charset=utf-8"

@@ -1,7 +1,7 @@
 """Quality reports: one self-contained HTML file per night, and an index of all nights.
 
 Built from the metrics history (``night_metric``: counts only) and the file ledger, never
-from rows: a report names agencies, files, rules and counts. Plots are drawn with
+from rows: a report names sectors, organisations, files, rules and counts. Plots are drawn with
 matplotlib and embedded as PNG data, so a report opens offline with no script or font
 from anywhere. ``REPORTS_DIR/quality/night-YYYY-MM-DD.html`` and ``index.html``.
 """

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from childindex.contracts.contract import AGENCIES
 from childindex.settings import Settings
+from childindex.whitelist import SECTORS
 
 REJECTION_WARNING = 0.05  # a share of rows rejected that an analyst should look at
 
@@ -19,7 +19,7 @@ class NightData:
     night: date
     nights: list[date]  # the trend window, oldest first
     metrics: dict[date, dict[str, float]]  # night -> name -> value
-    files: list[dict] = field(default_factory=list)  # the night's files: agency, name, outcome, counts, receipt
+    files: list[dict] = field(default_factory=list)  # the night's files: organisation, name, outcome, counts, receipt
     retention: list[dict] = field(default_factory=list)  # the run for the night's day: rule, rows, files
     attention: list[str] = field(default_factory=list)  # what needs a person, in words
 
@@ -48,7 +48,7 @@ def load_night(settings: Settings, night: date, days: int = 30) -> NightData:
         ).all()
         files = conn.execute(
             select(
-                FileLedger.agency,
+                FileLedger.organisation,
                 FileLedger.file_name,
                 FileLedger.status,
                 FileLedger.rows_read,
@@ -58,7 +58,7 @@ def load_night(settings: Settings, night: date, days: int = 30) -> NightData:
                 FileLedger.receipt_path,
             )
             .where(FileLedger.night == night)
-            .order_by(FileLedger.agency, FileLedger.id)
+            .order_by(FileLedger.organisation, FileLedger.id)
         ).all()
     metrics: dict[date, dict[str, float]] = {}
     for n, name, value in rows:
@@ -91,16 +91,17 @@ def _attention(data: NightData) -> list[str]:
     out = []
     if data.night not in data.metrics:
         return ["no metrics for this night: did the night summary run?"]
-    for agency in AGENCIES:
-        if not data.value(f"{agency}:files"):
-            out.append(f"{agency} sent no file")
-        quarantined = data.value(f"{agency}:files_quarantined")
+    for sector in SECTORS:
+        silent = data.value(f"{sector}:organisations_silent")
+        if silent:
+            out.append(f"{sector}: {silent:.0f} organisation(s) sent no file")
+        quarantined = data.value(f"{sector}:files_quarantined")
         if quarantined:
-            out.append(f"{agency}: {quarantined:.0f} file(s) quarantined")
-        read = data.value(f"{agency}:rows_read")
-        if read and data.value(f"{agency}:rows_rejected") / read > REJECTION_WARNING:
-            share = data.value(f"{agency}:rows_rejected") / read
-            out.append(f"{agency}: {share:.1%} of rows rejected (over {REJECTION_WARNING:.0%})")
+            out.append(f"{sector}: {quarantined:.0f} file(s) quarantined")
+        read = data.value(f"{sector}:rows_read")
+        if read and data.value(f"{sector}:rows_rejected") / read > REJECTION_WARNING:
+            share = data.value(f"{sector}:rows_rejected") / read
+            out.append(f"{sector}: {share:.1%} of rows rejected (over {REJECTION_WARNING:.0%})")
     if not data.value("linkage_files"):
         out.append("linkage linked no file tonight")
     queue = data.series("review_queue_open")

@@ -7,8 +7,8 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from childindex.contracts.contract import AGENCIES
 from childindex.reports.data import NightData
+from childindex.whitelist import SECTORS
 
 if TYPE_CHECKING:  # matplotlib is imported only when a report is drawn
     from matplotlib.axes import Axes
@@ -32,7 +32,7 @@ def night_figures(data: NightData) -> list[Figure]:
     matplotlib.use("Agg")  # no display: files only
     return [
         _rows_read(data),
-        *(_rejections(data, agency) for agency in AGENCIES),
+        *(_rejections(data, sector) for sector in SECTORS),
         _probabilities(data),
         _review_queue(data),
         _retention(data),
@@ -64,26 +64,26 @@ def _dates(data: NightData) -> list[str]:
 def _rows_read(data: NightData) -> Figure:
     fig, ax = _axes()
     x = range(len(data.nights))
-    for agency in AGENCIES:
-        ax.plot(x, data.series(f"{agency}:rows_read", NAN), marker="o", markersize=3, label=agency,
-                color=COLOURS[agency])  # fmt: skip
+    for sector in SECTORS:
+        ax.plot(x, data.series(f"{sector}:rows_read", NAN), marker="o", markersize=3, label=sector,
+                color=COLOURS[sector])  # fmt: skip
     _date_ticks(ax, data)
     ax.set_ylabel("rows read")
     ax.legend(frameon=False, fontsize=8)
-    return _png(fig, "rows_read", "Rows read per agency", f"rows read per agency over the {len(data.nights)} nights")
+    return _png(fig, "rows_read", "Rows read per sector", f"rows read per sector over the {len(data.nights)} nights")
 
 
-def _rejections(data: NightData, agency: str) -> Figure:
+def _rejections(data: NightData, sector: str) -> Figure:
     from matplotlib.ticker import PercentFormatter
 
     rules = sorted({name.rsplit(":", 1)[1] for m in data.metrics.values() for name in m
-                    if name.startswith(f"{agency}:rejected:")})  # fmt: skip
+                    if name.startswith(f"{sector}:rejected:")})  # fmt: skip
     fig, ax = _axes(height=2.4)
     x = list(range(len(data.nights)))
     bottom = [0.0] * len(x)
-    read = data.series(f"{agency}:rows_read", 0.0)
+    read = data.series(f"{sector}:rows_read", 0.0)
     for rule in rules:
-        share = [r / n if n else 0.0 for r, n in zip(data.series(f"{agency}:rejected:{rule}", 0.0), read, strict=True)]
+        share = [r / n if n else 0.0 for r, n in zip(data.series(f"{sector}:rejected:{rule}", 0.0), read, strict=True)]
         ax.bar(x, share, bottom=bottom, label=rule, width=0.8)
         bottom = [b + s for b, s in zip(bottom, share, strict=True)]
     if not rules:
@@ -93,8 +93,8 @@ def _rejections(data: NightData, agency: str) -> Figure:
     ax.set_ylabel("rows rejected")
     if rules:
         ax.legend(frameon=False, fontsize=7, ncol=min(len(rules), 4))
-    return _png(fig, f"rejections_{agency}", f"{agency}: rejection rate by rule",
-                f"share of {agency}'s rows rejected each night, by rule")  # fmt: skip
+    return _png(fig, f"rejections_{sector}", f"{sector}: rejection rate by rule",
+                f"share of the {sector} sector's rows rejected each night, by rule")  # fmt: skip
 
 
 def _probabilities(data: NightData) -> Figure:

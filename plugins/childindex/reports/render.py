@@ -30,7 +30,7 @@ def render_night(data: NightData, figures: list[Figure], report_folder: Path) ->
     return (
         _env()
         .get_template("night.html.j2")
-        .render(data=data, figures={f.key: f for f in figures}, files=files, agencies=_agencies(data))
+        .render(data=data, figures={f.key: f for f in figures}, files=files, sectors=_sectors(data))
     )
 
 
@@ -38,12 +38,14 @@ def render_index(nights: list[str]) -> str:
     return _env().get_template("index.html.j2").render(nights=nights)
 
 
-def _agencies(data: NightData) -> list[dict]:
-    from childindex.contracts.contract import AGENCIES
+def _sectors(data: NightData) -> list[dict]:
+    from childindex.whitelist import SECTORS
 
     return [
         {
             "name": a,
+            "organisations": int(data.value(f"{a}:organisations")),
+            "silent": int(data.value(f"{a}:organisations_silent")),
             "files": int(data.value(f"{a}:files")),
             "rows_read": int(data.value(f"{a}:rows_read")),
             "rows_accepted": int(data.value(f"{a}:rows_accepted")),
@@ -51,5 +53,5 @@ def _agencies(data: NightData) -> list[dict]:
             "files_quarantined": int(data.value(f"{a}:files_quarantined")),
             "seconds": data.value(f"{a}:seconds"),
         }
-        for a in AGENCIES
+        for a in SECTORS
     ]

@@ -17,17 +17,17 @@ from childindex.settings import Settings
 
 
 def night_summary(settings: Settings, night: date) -> dict:
-    from childindex.contracts.contract import AGENCIES
     from childindex.index.db import engine_for
     from childindex.index.models import Child, FileLedger, Involvement, SourceRecord
     from childindex.index.store import put_metrics
+    from childindex.intake.discovery import unregistered_drops
     from childindex.linkage.evaluation import accuracy
 
     with engine_for(settings.index_url).connect() as conn:
         # One row per file of the night (a handful): its counts, and why it was quarantined.
         files = conn.execute(
             select(
-                FileLedger.agency,
+                FileLedger.organisation,
                 FileLedger.status,
                 FileLedger.rows_read,
                 FileLedger.rows_accepted,
@@ -44,31 +44,30 @@ def night_summary(settings: Settings, night: date) -> dict:
             select(func.count()).select_from(
                 select(SourceRecord.child_id)
                 .group_by(SourceRecord.child_id)
-                .having(func.count(func.distinct(SourceRecord.agency)) > 1)
+                .having(func.count(func.distinct(SourceRecord.organisation)) > 1)
+                .subquery()
+            )
+        ).scalar_one()
+        cross_authority = conn.execute(
+            select(func.count()).select_from(
+                select(Involvement.child_id)
+                .where(Involvement.area.is_not(None))
+                .group_by(Involvement.child_id)
+                .having(func.count(func.distinct(Involvement.area)) > 1)
                 .subquery()
             )
         ).scalar_one()
         retention = _retention_metrics(conn, night)
-    per_agency: dict[str, dict[str, Any]] = {
-        a: {
-            "files": 0,
-            "rows_read": 0,
-            "rows_accepted": 0,
-            "rows_rejected": 0,
-            "files_quarantined": 0,
-            "files_duplicate": 0,
-            "seconds": 0.0,
-        }
-        for a in AGENCIES
-    }
-    for agency, status, read, acc, rej, seconds, reason, receipt_path in files:
-        entry = per_agency.setdefault(agency, {})
+    registry = settings.registry
+    per_org: dict[str, dict[str, Any]] = {o.code: _empty(o.sector) for o in registry.organisations}
+    for code, status, read, acc, rej, seconds, reason, receipt_path in files:
+        entry = per_org.setdefault(code, _empty("unregistered"))
         entry["files"] += 1
         entry["seconds"] = round(entry["seconds"] + float(seconds or 0), 3)
         entry["rows_read"] += int(read or 0)
         entry["rows_accepted"] += int(acc or 0)
         entry["rows_rejected"] += int(rej or 0)
-        # Per agency: rows rejected by "column:rule" (from the night's receipts) and files
+        # Per organisation: rows rejected by "column:rule" (from the night's receipts) and files
         # quarantined by rule (from the ledger). Counts, rule and column names only.
         rejected = entry.setdefault("rejected_by_rule", {})
         quarantined = entry.setdefault("quarantined_by_rule", {})
@@ -83,18 +82,25 @@ def night_summary(settings: Settings, night: date) -> dict:
             counts = json.loads(Path(receipt_path).read_text(encoding="utf-8")).get("rule_counts", {})
             for key, n in counts.items():
                 rejected[key] = rejected.get(key, 0) + int(n)
+    per_sector = _by_sector(per_org)
+    silent = [code for code, e in per_org.items() if e["files"] == 0]
     summary: dict[str, Any] = {
         "night": night.isoformat(),
-        "agencies": per_agency,
-        "agencies_missing": [a for a, e in per_agency.items() if e["files"] == 0],
-        "files_in": sum(e["files"] for e in per_agency.values()),
-        "rows_read": sum(e["rows_read"] for e in per_agency.values()),
-        "rows_accepted": sum(e["rows_accepted"] for e in per_agency.values()),
-        "rows_rejected": sum(e["rows_rejected"] for e in per_agency.values()),
+        "sectors": per_sector,
+        "organisations": per_org,
+        "organisations_registered": len(registry.organisations),
+        "organisations_sending": len(per_org) - len(silent),
+        "organisations_silent": silent,
+        "unregistered_drops": [d.__dict__ for d in unregistered_drops(settings)],
+        "files_in": sum(e["files"] for e in per_org.values()),
+        "rows_read": sum(e["rows_read"] for e in per_org.values()),
+        "rows_accepted": sum(e["rows_accepted"] for e in per_org.values()),
+        "rows_rejected": sum(e["rows_rejected"] for e in per_org.values()),
         "children": children,
         "source_records": records,
         "involvements": involvements,
-        "children_in_several_agencies": multi,
+        "children_in_several_organisations": multi,
+        "children_in_several_areas": cross_authority,
         "records_linked": records - children,
         "linkage": _linkage(settings, night),
         "retention": _last_retention(settings),
@@ -103,13 +109,15 @@ def night_summary(settings: Settings, night: date) -> dict:
         "receipts": str(settings.outbox_root),
     }
     metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
-    # Per agency, for the quality reports' trends: counts, and rows rejected and files
-    # quarantined by rule (rule names only: column names stay in the summary file).
-    for agency, entry in per_agency.items():
-        metrics.update({f"{agency}:{k}": float(v) for k, v in entry.items() if isinstance(v, int | float)})
+    # Per sector and per organisation, for the quality reports' trends: counts, and rows
+    # rejected and files quarantined by rule (rule names only: column names stay in the
+    # summary file). Keys: "<sector>:..." and "org:<code>:...".
+    groups = [(s, e) for s, e in per_sector.items()] + [(f"org:{c}", e) for c, e in per_org.items()]
+    for prefix, entry in groups:
+        metrics.update({f"{prefix}:{k}": float(v) for k, v in entry.items() if isinstance(v, int | float)})
         for kind in ("rejected", "quarantined"):
             for rule, n in _by_rule_name(entry.get(f"{kind}_by_rule", {})).items():
-                metrics[f"{agency}:{kind}:{rule}"] = float(n)
+                metrics[f"{prefix}:{kind}:{rule}"] = float(n)
     metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
     metrics.update(retention)
     if summary["accuracy"]:
@@ -117,6 +125,34 @@ def night_summary(settings: Settings, night: date) -> dict:
     put_metrics(settings.index_url, night, metrics)
     write_summary(settings, night, summary)
     return summary
+
+
+COUNTS = ("files", "rows_read", "rows_accepted", "rows_rejected", "files_quarantined", "files_duplicate")
+
+
+def _empty(sector: str) -> dict[str, Any]:
+    return {"sector": sector, **dict.fromkeys(COUNTS, 0), "seconds": 0.0}
+
+
+def _by_sector(per_org: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The organisations' counts summed per sector, with how many sent nothing."""
+    from childindex.whitelist import SECTORS
+
+    out: dict[str, dict[str, Any]] = {}
+    for sector in SECTORS:
+        orgs = [e for e in per_org.values() if e["sector"] == sector]
+        entry: dict[str, Any] = {k: sum(e[k] for e in orgs) for k in COUNTS}
+        entry["seconds"] = round(sum(e["seconds"] for e in orgs), 3)
+        entry["organisations"] = len(orgs)
+        entry["organisations_silent"] = sum(e["files"] == 0 for e in orgs)
+        for kind in ("rejected_by_rule", "quarantined_by_rule"):
+            merged: dict[str, int] = {}
+            for e in orgs:
+                for rule, n in e.get(kind, {}).items():
+                    merged[rule] = merged.get(rule, 0) + n
+            entry[kind] = merged
+        out[sector] = entry
+    return out
 
 
 def _retention_metrics(conn: Connection, night: date) -> dict[str, float]:

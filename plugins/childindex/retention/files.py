@@ -73,7 +73,7 @@ def remove(path: Path, dry_run: bool) -> int:
 
 
 def prune_empty(root: Path | None) -> None:
-    """Remove empty folders two levels below ``root`` (``<agency>/<file or night>``)."""
+    """Remove empty folders two levels below ``root`` (``<organisation>/<file or night>``)."""
     if root is None or not root.exists():
         return
     for d in root.glob("*/*"):

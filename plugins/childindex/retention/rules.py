@@ -27,16 +27,16 @@ def _records_of(where: str) -> list[tuple[str, str]]:
 # Rules that delete rows: (table, predicate) in order, one transaction per rule. Table
 # names and predicates are fixed strings; the cutoff is a bound parameter.
 #
-# Agencies send deltas: a record is re-sent only when it changes, so "unseen" alone would
+# Organisations send deltas: a record is re-sent only when it changes, so "unseen" alone would
 # delete every child whose involvement simply goes on. A record counts as stale when it was
 # last sent before the cutoff and either its involvement ended (or was deleted) or its
-# agency has delivered nothing since the cutoff (a system switched off never closes its
+# organisation has delivered nothing since the cutoff (a system switched off never closes its
 # records).
 _STALE = (
     "last_seen < :cutoff AND NOT ("
     "EXISTS (SELECT 1 FROM involvement i WHERE i.source_key = source_record.source_key "
     "AND (i.end_date IS NULL OR i.end_date >= :cutoff)) "
-    "AND EXISTS (SELECT 1 FROM file_ledger f WHERE f.agency = source_record.agency AND f.night >= :cutoff))"
+    "AND EXISTS (SELECT 1 FROM file_ledger f WHERE f.organisation = source_record.organisation AND f.night >= :cutoff))"
 )
 _OVER_AGE = "child_id IN (SELECT child_id FROM child WHERE date_of_birth < :cutoff)"
 # A merge or split is worth following only while the id it leads to is in the index (or

@@ -49,7 +49,7 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         "archive": lambda c: dated_dirs(settings.archive_dir, "*/*", c, ""),
         "staging": lambda c: (
             p
-            for d in dated_dirs(settings.staging_dir, "agency=*/night=*", c, "night=")
+            for d in dated_dirs(settings.staging_dir, "organisation=*/night=*", c, "night=")
             for p in d.glob("*.parquet")
             if str(p) in linked
         ),
@@ -124,11 +124,11 @@ def _ledger_paths(engine: Engine, settings: Settings) -> tuple[set[str], dict[st
     of each receipt and quarantine folder the ledger knows, to age them by)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT agency, file_name, sha256, night, status, staged_path, receipt_path FROM file_ledger")
+            text("SELECT organisation, file_name, sha256, night, status, staged_path, receipt_path FROM file_ledger")
         ).all()
     linked: set[str] = set()
     nights: dict[str, date] = {}
-    for agency, name, sha, night, status, staged, receipt in rows:
+    for organisation, name, sha, night, status, staged, receipt in rows:
         if status == "linked" and staged:
             linked.add(staged)
         night = night if isinstance(night, date) else date.fromisoformat(night)
@@ -136,7 +136,7 @@ def _ledger_paths(engine: Engine, settings: Settings) -> tuple[set[str], dict[st
         if status == "quarantined":
             # The same bytes quarantined on several nights share a folder, one file per
             # name: each file goes with its own night, the folder's note with the latest.
-            folder = settings.quarantine_dir / agency / sha[:16]
+            folder = settings.quarantine_dir / organisation / sha[:16]
             keys += [str(folder), str(folder / name)]
         if receipt:  # the text receipt sits beside the JSON one
             keys += [receipt, receipt.removesuffix(".json") + ".txt"]

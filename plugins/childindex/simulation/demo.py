@@ -21,9 +21,7 @@ from childindex.errors import TerminalError, UsageError
 from childindex.settings import create_key_file, environment_for, load_settings
 
 DEMO_ORDER = (
-    "intake_education",
-    "intake_health",
-    "intake_social_care",
+    "intake",
     "train_linkage_model",
     "link_and_publish",
     "night_summary",
@@ -45,7 +43,7 @@ class DemoPaths:
 
     @property
     def truth_dir(self) -> Path:
-        # Beside, never inside, the drop folders: agencies never see ground truth.
+        # Beside, never inside, the drop folders: organisations never see ground truth.
         return self.data_dir / "ground_truth"
 
     @property

@@ -21,7 +21,6 @@ NIGHT = date(2026, 11, 24)
 
 
 def build(children: int, seed: int) -> Path:
-    from childindex.contracts.contract import AGENCIES, load_contract
     from childindex.index.db import migrate
     from childindex.index.ledger import Ledger
     from childindex.intake.process import run_intake
@@ -34,10 +33,16 @@ def build(children: int, seed: int) -> Path:
         settings = load_settings(data_dir=Path(tmp) / "data", pseudonymisation_key_file=key)
         settings.ensure_dirs()
         migrate(settings.index_url)
-        generate_night(settings.drop_root, Path(tmp) / "truth", children=children, seed=seed, first_night=NIGHT)
-        for agency in AGENCIES:
-            load_contract(agency)
-            run_intake(settings, agency, NIGHT)
+        generate_night(
+            settings.drop_root,
+            Path(tmp) / "truth",
+            registry=settings.registry,
+            children=children,
+            seed=seed,
+            first_night=NIGHT,
+        )
+        for org in settings.registry.organisations:
+            run_intake(settings, org.code, NIGHT)
         assert Ledger(settings.index_url).staged(), "nothing staged"
         path, _report = train_model(settings, seed=seed)
         payload = json.loads(path.read_text(encoding="utf-8"))

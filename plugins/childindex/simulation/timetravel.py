@@ -1,7 +1,7 @@
 """Time travel: years of deliveries through the real pipeline, retention on a simulated clock.
 
 A :class:`~childindex.simulation.synthetic.lifecourse.Lifecourse` population lives for ``years``.
-Every ``delivery_days`` each agency delivers what changed (intake, then linkage, exactly
+Every ``delivery_days`` each organisation delivers what changed (intake, then linkage, exactly
 as a night runs them); every ``retention_days`` retention runs with the simulated day as
 its clock. After each retention run :func:`audit` checks the policy from the data's side:
 no row and no file older than its rule allows, judged from dates in the rows and in the
@@ -25,7 +25,6 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from childindex.contracts.contract import AGENCIES
 from childindex.errors import UsageError
 from childindex.settings import Settings
 from childindex.simulation.synthetic.lifecourse import Lifecourse
@@ -103,7 +102,14 @@ def simulate(
         raise ValueError(
             f"the index at {settings.data_dir} is not empty: time travel needs a data directory of its own"
         )
-    life = Lifecourse(children, years, seed=seed, first_night=first_night, noise=HIGH_NOISE if high_noise else None)
+    life = Lifecourse(
+        children,
+        years,
+        registry=settings.registry,
+        seed=seed,
+        first_night=first_night,
+        noise=HIGH_NOISE if high_noise else None,
+    )
     clerk = Clerk(settings)
     result = SimulationResult(years, children, delivery_days, retention_days)
     # Retention's slack: a record is last sent up to one delivery period before it ends.
@@ -113,8 +119,8 @@ def simulate(
         if n % delivery_days == 0:
             _, truth = life.deliver(settings.drop_root, n)
             clerk.learn(truth)
-            for agency in AGENCIES:
-                for outcome in run_intake(settings, agency, day):
+            for org in settings.registry.organisations:
+                for outcome in run_intake(settings, org.code, day):
                     result.files[outcome["outcome"]] = result.files.get(outcome["outcome"], 0) + 1
                     if outcome["outcome"] == "rejected":
                         log.warning("time travel: %s quarantined on %s", outcome["file_name"], day)
@@ -163,13 +169,16 @@ class Clerk:
 
     def learn(self, truth: Any) -> None:
         """``truth``: the delivery's ground truth, a pyarrow table."""
-        from childindex.staging.pseudonymise import hmac_hex
+        from childindex.staging.pseudonymise import hmac_hex, local_id_domain
 
         key = self.settings.key
-        for agency, local_id, person in zip(
-            truth["agency"].to_pylist(), truth["local_id"].to_pylist(), truth["person_id"].to_pylist(), strict=True
+        for organisation, local_id, person in zip(
+            truth["organisation"].to_pylist(),
+            truth["local_id"].to_pylist(),
+            truth["person_id"].to_pylist(),
+            strict=True,
         ):  # a few rows a delivery: harness code, not a pipeline path
-            self.person[hmac_hex(key, f"local_id:{agency}", local_id)] = person
+            self.person[hmac_hex(key, local_id_domain(organisation), local_id)] = person
 
     def decide_open_items(self, day: date) -> int:
         from datetime import datetime, time
@@ -206,11 +215,11 @@ def audit(settings: Settings, today: date) -> list[str]:
             "SELECT count(*) FROM involvement WHERE end_date < :c",
             before(r.involvement_ended_days),
         ),
-        "a record unseen past its period, with its involvement over or its agency silent": (
+        "a record unseen past its period, with its involvement over or its organisation silent": (
             "SELECT count(*) FROM source_record s WHERE s.last_seen < :c AND NOT ("
             " EXISTS (SELECT 1 FROM involvement i WHERE i.source_key = s.source_key"
             "  AND (i.end_date IS NULL OR i.end_date >= :c))"
-            " AND EXISTS (SELECT 1 FROM file_ledger f WHERE f.agency = s.agency AND f.night >= :c))",
+            " AND EXISTS (SELECT 1 FROM file_ledger f WHERE f.organisation = s.organisation AND f.night >= :c))",
             before(r.record_unseen_days),
         ),
         "a child past the age served": ("SELECT count(*) FROM child WHERE date_of_birth < :c", before(r.over_age_days)),
@@ -218,7 +227,7 @@ def audit(settings: Settings, today: date) -> list[str]:
             "SELECT count(*) FROM source_record WHERE date_of_birth < :c",
             before(r.over_age_days),
         ),
-        "a child with no agency record": (
+        "a child with no organisation's record": (
             "SELECT count(*) FROM child c WHERE NOT EXISTS"
             " (SELECT 1 FROM source_record s WHERE s.child_id = c.child_id)",
             None,

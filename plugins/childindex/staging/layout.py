@@ -1,8 +1,9 @@
-"""The common staging layout: every agency's accepted rows, standardised and pseudonymised.
+"""The common staging layout: every organisation's accepted rows, standardised and pseudonymised.
 
 One Parquet file per delivered file, at
-``STAGING_DIR/agency=<agency>/night=<YYYY-MM-DD>/<sha256 prefix>.parquet``. Only these
-columns exist; they are the whitelist (:mod:`childindex.whitelist`) with identifiers
+``STAGING_DIR/organisation=<code>/night=<YYYY-MM-DD>/<sha256 prefix>.parquet``. Only these
+columns exist: who sent the row (organisation, its sector, and the authority area the
+involvement is in), then the whitelist (:mod:`childindex.whitelist`) with identifiers
 replaced by keyed HMACs.
 """
 
@@ -19,7 +20,9 @@ from childindex.whitelist import IDENTITY_FIELDS, INVOLVEMENT_FIELDS
 # exactly as named there: staging can hold nothing the whitelist does not name.
 STAGING_COLUMNS = (
     "night",
-    "agency",
+    "organisation",  # the sender's code in the registry
+    "sector",
+    "area",  # GSS code of the authority area the involvement is in
     "source_row",  # data row number in the delivered file, for receipts
     *PSEUDONYM_COLUMNS,
     *IDENTITY_FIELDS,
@@ -27,5 +30,7 @@ STAGING_COLUMNS = (
 )
 
 
-def staging_path(settings: Settings, agency: str, night: date, sha256: str) -> Path:
-    return settings.staging_dir / f"agency={agency}" / f"night={night.isoformat()}" / f"{sha256[:16]}.parquet"
+def staging_path(settings: Settings, organisation: str, night: date, sha256: str) -> Path:
+    return (
+        settings.staging_dir / f"organisation={organisation}" / f"night={night.isoformat()}" / f"{sha256[:16]}.parquet"
+    )

@@ -18,20 +18,20 @@ _BLOCK = 64  # SHA-256 block size in bytes
 
 # The pseudonyms of a record, as staging and the index's source_record name them.
 PSEUDONYM_COLUMNS = (
-    "source_key",  # HMAC of the agency's local id
+    "source_key",  # HMAC of the organisation's local id (its own domain: ids are unique only within it)
     "nhs_key",  # HMAC of the NHS number, or NULL
     "upn_key",  # HMAC of the UPN, or NULL
     "match_key",  # HMAC of normalised given name | family name | date of birth
 )
 
 
-def pseudonym_sql(key: bytes, agency: str, pads: str = "") -> tuple[dict[str, str], dict[str, object]]:
+def pseudonym_sql(key: bytes, organisation: str, pads: str = "") -> tuple[dict[str, str], dict[str, object]]:
     """SELECT expressions over the standardised rows (``std``) for the four pseudonyms, and
     their bound parameters; ``pads`` names a second key's parameters (key rotation)."""
     ipad, opad = f"ipad{pads}", f"opad{pads}"
     params: dict[str, object] = {
         **{name + pads: value for name, value in key_params(key).items()},
-        "d_local": f"local_id:{agency}",
+        "d_local": local_id_domain(organisation),
         "d_nhs": "nhs_number",
         "d_upn": "upn",
         "d_match": "name_dob",
@@ -46,6 +46,12 @@ def pseudonym_sql(key: bytes, agency: str, pads: str = "") -> tuple[dict[str, st
     }
     assert tuple(exprs) == PSEUDONYM_COLUMNS
     return exprs, params
+
+
+def local_id_domain(organisation: str) -> str:
+    """The HMAC domain of an organisation's local ids: two organisations' record 123 are
+    different children, so their pseudonyms must differ."""
+    return f"local_id:{organisation}"
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:

@@ -17,29 +17,46 @@ from childindex.validation.sql import STD, quote_str
 from childindex.whitelist import IDENTITY_FIELDS, INVOLVEMENT_FIELDS, SENSITIVE_SERVICE
 
 if TYPE_CHECKING:
+    from childindex.organisations.registry import Organisation
     from childindex.settings import Settings
     from childindex.validation.validate import Checked
 
 
-def write_staging(checked: Checked, settings: Settings, agency: str, night: date, sha256: str) -> Path:
+def write_staging(checked: Checked, settings: Settings, organisation: Organisation, night: date, sha256: str) -> Path:
     """Write the accepted rows of ``checked`` to the file's place in the staging layout; returns it."""
-    out = staging_path(settings, agency, night, sha256)
+    out = staging_path(settings, organisation.code, night, sha256)
     tmp = out.with_suffix(".tmp")
+    districts = {d: a for d, a in settings.registry.district_areas().items() if a in organisation.areas}
     try:
-        _copy_accepted(checked, settings.key, agency, night, tmp)
+        _copy_accepted(checked, settings.key, organisation, districts, night, tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
 
 
-def _copy_accepted(checked: Checked, key: bytes, agency: str, night: date, target: Path) -> None:
+def _copy_accepted(
+    checked: Checked, key: bytes, organisation: Organisation, districts: dict[str, str], night: date, target: Path
+) -> None:
     """One COPY: the accepted rows in file order, identifiers replaced by their pseudonyms."""
-    keys, params = pseudonym_sql(key, agency)
-    params.update(night=night, agency=agency)
+    keys, params = pseudonym_sql(key, organisation.code)
+    params.update(
+        night=night,
+        organisation=organisation.code,
+        sector=organisation.sector,
+        home_area=organisation.areas[0],
+        districts=list(districts),
+        district_areas=list(districts.values()),
+    )
+    # An organisation serving several areas places a record by its postcode district; one
+    # without a known district (or a sensitive one, postcode withheld) is in its first area.
+    outward = f"split_part({STD}postcode, ' ', 1)"
+    area = f"coalesce(list_extract($district_areas, list_position($districts, {outward})), $home_area)"
     select = {
         "night": "$night::DATE",
-        "agency": "$agency",
+        "organisation": "$organisation",
+        "sector": "$sector",
+        "area": f"CASE WHEN coalesce({STD}sensitive, false) THEN $home_area ELSE {area} END",
         "source_row": "_row",
         **keys,
         **{f: STD + f for f in (*IDENTITY_FIELDS, *INVOLVEMENT_FIELDS)},

@@ -1,4 +1,4 @@
-"""Check digits of the two national identifiers agencies send: NHS number and UPN.
+"""Check digits of the two national identifiers organisations send: NHS number and UPN.
 
 Scalar helpers take and return plain Python values; the vectorised helpers take any
 array-like of strings (numpy, pyarrow, pandas, list) and return a numpy bool array, with

@@ -2,7 +2,7 @@
 
 A file can parse and yet be untrustworthy: far smaller or larger than usual (a broken
 export), or with too many rows breaking rules. Its rows are then not staged at all; the
-receipt still lists every row rule, so the agency knows what to fix.
+receipt still lists every row rule, so the organisation knows what to fix.
 """
 
 from __future__ import annotations
@@ -16,29 +16,30 @@ if TYPE_CHECKING:
     from childindex.settings import Settings
 
 
-def check_row_count(settings: Settings, agency: str, rows: int, history: list[int]) -> None:
-    """A sudden change in size (a halving, a tripling) suggests a broken export, not a real night."""
+def check_row_count(settings: Settings, rows: int, history: list[int]) -> None:
+    """A sudden change in size (a halving, a tripling) suggests a broken export, not a real
+    night; a change of a few rows in a small organisation's delta is just a quiet night."""
     policy = settings.validation
     if len(history) < policy.row_count_min_history:
         return
     median = statistics.median(history)
     low, high = median / policy.row_count_factor, median * policy.row_count_factor
-    if not low <= rows <= high:
+    if not low <= rows <= high and abs(rows - median) > policy.row_count_slack:
         raise FileRejected(
             "row_count_anomaly",
             f"{rows} rows, outside {low:.0f} to {high:.0f} (the median of the last {len(history)} "
-            f"accepted files, divided and multiplied by {policy.row_count_factor:g})",
+            f"accepted files, divided and multiplied by {policy.row_count_factor:g}) and more than "
+            f"{policy.row_count_slack} rows from that median",
         )
 
 
-def check_rejected_share(settings: Settings, agency: str, rows_read: int, rows_rejected: int) -> None:
-    """No row accepted, or more rejected than the agency's limit: the export itself is suspect."""
+def check_rejected_share(limit: float, rows_read: int, rows_rejected: int) -> None:
+    """No row accepted, or more rejected than the organisation's limit: the export itself is suspect."""
     if rows_read and rows_read - rows_rejected == 0:
         raise FileRejected("all_rows_rejected", "every row broke at least one rule")
     share = rows_rejected / max(rows_read, 1)
-    limit = settings.validation.max_share(agency)
     if share > limit:
         raise FileRejected(
             "rejected_share_over_threshold",
-            f"{share:.1%} of rows were rejected; the limit for {agency} is {limit:.1%}",
+            f"{share:.1%} of rows were rejected; the organisation's limit is {limit:.1%}",
         )

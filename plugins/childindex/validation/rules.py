@@ -38,7 +38,7 @@ DUPLICATED_IDS_SQL = (
 class Rule:
     """A rule applied to one of a contract's columns, as the SQL engine runs it."""
 
-    column: str  # the agency's column name, as shown in receipts
+    column: str  # the file's column name, as shown in receipts
     rule: str
     predicate: str  # SQL over table std, true when the row FAILS
 
@@ -96,7 +96,7 @@ def gx_params(night: date) -> dict[str, Any]:
 
 
 def _raw(col: ColumnSpec) -> str:
-    """The agency's column as sent (trimmed, NULL when blank)."""
+    """The file's column as sent (trimmed, NULL when blank)."""
     return quote_ident(col.name)
 
 
@@ -110,7 +110,7 @@ def _codes(contract: Contract, col: ColumnSpec) -> list[str]:
     return sorted(codes[col.field])
 
 
-# Expectations name the agency's raw column where a rule is about what was sent (required,
+# Expectations name the file's raw column where a rule is about what was sent (required,
 # codes, date formats) and the standardised field where it is about meaning (identifier
 # checks, postcode, date ranges, uniqueness).
 CATALOGUE: tuple[RuleDef, ...] = (

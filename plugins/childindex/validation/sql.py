@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from childindex.contracts.contract import Contract
 
-STD = "std_"  # standardised fields' prefix (agencies' own names never start with it)
+STD = "std_"  # standardised fields' prefix (contracts' own names never start with it)
 UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
 POSTCODE_RE = r"^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$"
 BLANK = " \t\r\n\u00a0"  # what trimming removes: a value of only these is blank
@@ -25,7 +25,7 @@ ALWAYS_STANDARDISED = ("local_id", "nhs_number", "upn", "involvement_start", "in
 
 
 def standardise_sql(contract: Contract, source: str = "raw") -> str:
-    """SELECT over ``source`` (the agency's columns as text, plus ``_row``): the agency's
+    """SELECT over ``source`` (the file's columns as text, plus ``_row``): the file's
     columns trimmed (NULL when blank) beside ``std_<field>`` for every whitelisted field.
 
     Row-local only, so it runs batch by batch while the file streams in. Its parameters
@@ -157,7 +157,7 @@ def postcode_sql(col: str) -> str:
 
 
 def quote_ident(name: str) -> str:
-    """A column name as a SQL identifier: agencies' names may hold spaces and quotes."""
+    """A column name as a SQL identifier: senders' names may hold spaces and quotes."""
     return '"' + name.replace('"', '""') + '"'
 
 

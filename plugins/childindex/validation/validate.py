@@ -1,12 +1,12 @@
 """Validation of one extract: read into DuckDB, checked by the SQL rules and by the GX suite.
 
 :func:`validate_file` reads the file (:mod:`childindex.validation.reader`) into a DuckDB
-database in a work folder of its own, where view ``std`` holds every row: the agency's
+database in a work folder of its own, where view ``std`` holds every row: the file's
 columns, trimmed, beside the standardised whitelisted fields (``std_<field>``). Every rule
 of the catalogue (:mod:`childindex.validation.rules`) is a SQL predicate over ``std``; the
 failing (row, rule) pairs go to table ``rejected`` in one set operation and fill the
 receipt. The file policy (:mod:`childindex.validation.policy`) may then refuse the whole
-file. The agency's GX suite runs last on the same table, through GX's own driver, and must
+file. The contract's GX suite runs last on the same table, through GX's own driver, and must
 count every rule exactly as the SQL did. Only then does the caller get the rows to read.
 
 Rules name columns, rows and rules, never values. The database holds children's data: it
@@ -36,6 +36,7 @@ from childindex.validation.sql import STD, quote_str
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
+    from childindex.organisations.registry import Organisation
     from childindex.settings import Settings
 
 DUCKDB_MEMORY = "1GB"  # DuckDB spills to the work folder beyond this
@@ -58,6 +59,7 @@ class Checked:
 @contextmanager
 def validate_file(
     settings: Settings,
+    organisation: Organisation,
     contract: Contract,
     path: Path,
     night: date,
@@ -68,7 +70,7 @@ def validate_file(
 
     Raises FileRejected, before yielding, when the file is unusable as a whole (the
     receipt says why), and ValidationEnginesDisagree when GX and the SQL rules count
-    differently (a bug). ``history`` is the agency's recent row counts, for the size check
+    differently (a bug). ``history`` is the organisation's recent row counts, for the size check
     (empty: not applied). Needs no key and no index database: ``childindex check`` runs
     exactly this, offline. The work folder is deleted when the block ends.
     """
@@ -90,9 +92,13 @@ def validate_file(
             loaded = write_parts(path, contract, header, work.parts)
             receipt.rows_read, receipt.bad_lines = loaded.rows_read, loaded.bad_lines
             con.execute(f"CREATE VIEW std AS SELECT * FROM read_parquet('{quote_str(work.parts)}/*.parquet')")
-            check_row_count(settings, contract.agency, receipt.rows_read, history)
+            check_row_count(settings, receipt.rows_read, history)
             _check_rows(con, contract, night, receipt)
-            check_rejected_share(settings, contract.agency, receipt.rows_read, receipt.rows_rejected)
+            # The sender's own limit, from the object given: the pre-check's stand-in for an
+            # organisation not yet registered has no registry entry to look up.
+            own = organisation.max_rejected_share
+            limit = settings.validation.max_rejected_share if own is None else own
+            check_rejected_share(limit, receipt.rows_read, receipt.rows_rejected)
             receipt.rows_sensitive = con.execute(
                 f"SELECT count(*) FROM {Checked.accepted} WHERE {STD}sensitive"
             ).fetchall()[0][0]
@@ -164,7 +170,7 @@ def _cross_check(db_path: Path, contract: Contract, night: date, receipt: Receip
     """The GX suite on table ``std``; every expectation must count what the SQL rule counted."""
     from childindex.validation.gx.runner import run_suite_on_duckdb
 
-    checks = run_suite_on_duckdb(db_path, contract.agency, night)
+    checks = run_suite_on_duckdb(db_path, contract.name, night)
     for check in checks:
         sql_count = receipt.rule_counts.get(f"{check.column}:{check.rule}", 0)
         if sql_count != check.unexpected_count:

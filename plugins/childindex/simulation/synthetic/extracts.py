@@ -1,4 +1,4 @@
-"""Writing agency extract files (contract name, encoding, delimiter, completion) and truth.
+"""Writing organisations' extract files (contract name, encoding, delimiter, completion) and truth.
 
 Rows are serialised chunk by chunk: each column is quoted only where a value holds the
 delimiter, a double quote or a line break (standard minimal CSV quoting, quotes doubled),
@@ -21,30 +21,35 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from childindex.contracts.contract import Contract, load_contract
-from childindex.simulation.synthetic.population import Population, local_numbers
-from childindex.simulation.synthetic.records import Chunk, build_chunk, column_layout
+from childindex.simulation.synthetic.population import DUPLICATE_SLOT, Population, local_numbers
+from childindex.simulation.synthetic.records import Chunk, Records, build_chunk, column_layout
 
 CHUNK_ROWS = 250_000  # rows built and encoded at a time: bounds memory
 TRUTH_SCHEMA = pa.schema(
     [
-        ("agency", pa.string()),
+        ("organisation", pa.string()),
         ("local_id", pa.string()),
         ("person_id", pa.int64()),
         ("twin", pa.bool_()),
         ("household", pa.int64()),
+        ("area", pa.string()),  # GSS code of the area the record is in ("" without a world)
+        ("crossed", pa.bool_()),  # the child's household has moved across an authority boundary by tonight
     ]
 )
 _FILE_NAMES: dict[str, Callable[[date], str]] = {
-    "health": lambda night: f"health_{night:%Y-%m-%d}.csv",
-    "education": lambda night: f"EDU_PUPILS_{night:%Y%m%d}.csv",
-    "social_care": lambda night: f"sc_extract_{night:%Y%m%d}.txt",
+    "health_chis": lambda night: f"health_{night:%Y-%m-%d}.csv",
+    "health_epr": lambda night: f"CYP_CASELOAD_{night:%Y%m%d}.tsv",
+    "education_mis": lambda night: f"EDU_PUPILS_{night:%Y%m%d}.csv",
+    "social_care_cms": lambda night: f"sc_extract_{night:%Y%m%d}.txt",
+    "social_care_ehm": lambda night: f"childrens_services_{night:%Y-%m-%d}.csv",
 }
 
 
-def extract_name(agency: str, night: date) -> str:
-    """The file name an agency gives its extract for ``night`` (checked against the contract)."""
-    contract = load_contract(agency)
-    name = _FILE_NAMES[agency](night)
+def extract_name(contract_name: str, night: date) -> str:
+    """The file name a system exporting ``contract_name`` gives its extract for ``night``
+    (checked against the contract)."""
+    contract = load_contract(contract_name)
+    name = _FILE_NAMES[contract_name](night)
     match = contract.match_name(name)
     if match is None:
         raise AssertionError(f"{name!r} does not match {contract.file.pattern!r}")
@@ -105,33 +110,42 @@ def _concat(lines: pa.Array) -> memoryview:
     return memoryview(lines.buffers()[2])[first:last]
 
 
-def header_bytes(agency: str) -> bytes:
-    contract = load_contract(agency)
-    text = contract.file.delimiter.join(column_layout(agency)) + "\n"
+def header_bytes(contract_name: str) -> bytes:
+    contract = load_contract(contract_name)
+    text = contract.file.delimiter.join(column_layout(contract_name)) + "\n"
     return text.encode(contract.file.encoding)
 
 
-def ordered_rows(pop: Population, agency: str) -> np.ndarray:
-    """Tonight's person ids for ``agency``, in local id order (as the system exports)."""
-    p = pop.sent[agency]
-    return p[np.argsort(local_numbers(pop, agency, p), kind="stable")]
+def ordered_rows(pop: Population, sector: str, rec: Records) -> Records:
+    """Records of one sector in local id order (as a system exports)."""
+    slot = np.where(rec.duplicate, DUPLICATE_SLOT, rec.registration)
+    return rec.take(np.argsort(local_numbers(pop, sector, rec.p, slot), kind="stable"))
 
 
-def iter_chunks(pop: Population, agency: str, chunk_rows: int | None = None) -> Iterator[Chunk]:
-    rows = ordered_rows(pop, agency)
+def iter_chunks(
+    pop: Population, organisation: str, contract_name: str, rec: Records, chunk_rows: int | None = None
+) -> Iterator[tuple[Chunk, Records]]:
+    rows = ordered_rows(pop, load_contract(contract_name).sector, rec)
     step = chunk_rows or CHUNK_ROWS
-    for start in range(0, len(rows), step):
-        yield build_chunk(pop, agency, rows[start : start + step])
+    for start in range(0, len(rows.p), step):
+        part = rows.take(np.arange(start, min(start + step, len(rows.p))))
+        yield build_chunk(pop, organisation, contract_name, part), part
 
 
 def write_extract(
-    pop: Population, agency: str, night: date, drop_root: Path, truth: pq.ParquetWriter
+    pop: Population,
+    organisation: str,
+    contract_name: str,
+    rec: Records,
+    night: date,
+    folder: Path,
+    truth: pq.ParquetWriter,
 ) -> tuple[Path, int]:
-    """Write one agency's extract for ``night`` with its completion convention."""
-    contract: Contract = load_contract(agency)
-    folder = Path(drop_root) / agency
+    """Write one organisation's extract (records ``rec``) for ``night`` into its drop folder,
+    with its contract's name, encoding, delimiter and completion convention."""
+    contract: Contract = load_contract(contract_name)
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / extract_name(agency, night)
+    final = folder / extract_name(contract_name, night)
     marker = final.with_name(final.name + ".done")
     part = final.with_name(final.name + ".part")
     if contract.file.completion == "marker":
@@ -142,17 +156,22 @@ def write_extract(
     rows = 0
     with open(target, "wb") as out:
         if contract.file.header:
-            out.write(header_bytes(agency))
-        for chunk in iter_chunks(pop, agency):
+            out.write(header_bytes(contract_name))
+        names = pa.array([a.code for a in pop.world.areas] if pop.world else [""], pa.string())
+        for chunk, written in iter_chunks(pop, organisation, contract_name, rec):
             out.write(encode_rows(list(chunk.columns.values()), contract.file.delimiter, contract.file.encoding))
             truth.write_table(
                 pa.table(
                     {
-                        "agency": pa.array(np.full(len(chunk.person_id), agency, dtype=object), pa.string()),
+                        "organisation": pa.array(
+                            np.full(len(chunk.person_id), organisation, dtype=object), pa.string()
+                        ),
                         "local_id": chunk.local_id,
                         "person_id": pa.array(chunk.person_id, pa.int64()),
                         "twin": pa.array(chunk.twin, pa.bool_()),
                         "household": pa.array(chunk.household, pa.int64()),
+                        "area": names.take(pa.array(written.area if pop.world else np.zeros(len(written.p), np.int64))),
+                        "crossed": pa.array(_crossed(pop, chunk.household), pa.bool_()),
                     },
                     schema=TRUTH_SCHEMA,
                 )
@@ -163,6 +182,12 @@ def write_extract(
     else:
         os.replace(part, final)
     return final, rows
+
+
+def _crossed(pop: Population, household: np.ndarray) -> np.ndarray:
+    if pop.moves is None:
+        return np.zeros(len(household), dtype=bool)
+    return pop.moves.crossings_by(household, pop.night) > 0
 
 
 def truth_path(truth_root: Path, night: date) -> Path:

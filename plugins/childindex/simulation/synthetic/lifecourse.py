@@ -14,7 +14,7 @@ Life course (every draw counter-based, keyed on the child, so a seed gives the s
     education      96% of children, from a few months after their 4th birthday to a date
                    between their 16th and 18th birthdays
     social care    10% of children, one episode of 3 months to 3 years before they are 18
-    moves          each household moves about once a decade; every agency then working
+    moves          each household moves about once a decade; every sector then working
                    with a child of the household re-sends the child's row
 A row is sent when an involvement starts, when it ends (with its end date), and when the
 child's household moves while it is open. The rows themselves (names, identifiers, noise,
@@ -32,11 +32,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from childindex.contracts.contract import AGENCIES
+from childindex.organisations.registry import Registry
+from childindex.simulation.rand import integers, uniform
+from childindex.simulation.synthetic.areas import World
 from childindex.simulation.synthetic.extracts import TRUTH_SCHEMA, write_extract
 from childindex.simulation.synthetic.noise import NoiseConfig
 from childindex.simulation.synthetic.population import MAX_DOB_OFFSET, births, build_population, households
-from childindex.simulation.synthetic.rand import integers, uniform
+from childindex.whitelist import SECTORS
 
 YEAR = 365.25
 NEVER = np.iinfo(np.int32).max
@@ -48,7 +50,7 @@ MOVES_PER_YEAR = 0.1  # per household
 
 @dataclass(frozen=True)
 class Interval:
-    """Nights (after the first) an agency's involvement starts and ends; NEVER = not involved
+    """Nights (after the first) an sector's involvement starts and ends; NEVER = not involved
     (start) or still open at the horizon (end). Negative: before the first night."""
 
     start: np.ndarray
@@ -66,17 +68,19 @@ class Lifecourse:
         children: int,
         years: int,
         *,
+        registry: Registry,
         seed: int = 7,
         first_night: date = date(2026, 11, 24),
         noise: NoiseConfig | None = None,
     ) -> None:
         self.horizon = int(round(years * YEAR))
         self.first_night = first_night
+        self.registry = registry
         n_births = int(round(children / 18 * years))
         total = children + n_births
         # The nightly model supplies identities (names, NHS numbers, UPNs, twins,
         # households, local ids, noise); the life course overrides when things happen.
-        pop = build_population(total, seed=seed, first_night=first_night, noise=noise)
+        pop = build_population(total, seed=seed, first_night=first_night, noise=noise, world=World(registry))
         pop.bounds = np.full(self.horizon + 1, total, dtype=np.int64)  # one cohort
         p = np.arange(total, dtype=np.int64)
         birth_id, _ = births(pop, p)
@@ -95,13 +99,13 @@ class Lifecourse:
             "education": self._education(p),
             "social_care": self._social_care(p),
         }
-        for agency, iv in self.intervals.items():
+        for sector, iv in self.intervals.items():
             known = iv.start != NEVER
-            # Local ids follow the order agencies first knew the child: stable for life.
+            # Local ids follow the order sectors first knew the child: stable for life.
             order = np.lexsort((p, iv.start))
             seq = np.full(total, -1, dtype=np.int32)
             seq[order[: int(known.sum())]] = np.arange(int(known.sum()), dtype=np.int32)
-            pop.seq[agency] = seq
+            pop.seq[sector] = seq
         self._moves()
         self.delivered = -1  # the last night delivered
 
@@ -151,18 +155,18 @@ class Lifecourse:
         """Set the population's arrays to their state at ``night``."""
         pop = self.pop
         pop.night = night
-        for agency, iv in self.intervals.items():
+        for sector, iv in self.intervals.items():
             started = iv.start <= night
-            pop.enrol[agency] = np.where(started, np.maximum(iv.start, 0), -1).astype(np.int16)
-            pop.end[agency] = np.where(started & (iv.end <= night), iv.end, -1).astype(np.int16)
-            pop.fixed[agency] = np.zeros(self.total, dtype=bool)
+            pop.enrol[sector] = np.where(started, np.maximum(iv.start, 0), -1).astype(np.int16)
+            pop.end[sector] = np.where(started & (iv.end <= night), iv.end, -1).astype(np.int16)
+            pop.fixed[sector] = np.zeros(self.total, dtype=bool)
         moved = self.move_household[self.move_night <= night]
         per_household = np.bincount(moved, minlength=self.total)
         pop.addr_ver = per_household[self.household].astype(np.int16)
 
-    def changed(self, agency: str, after: int, night: int) -> np.ndarray:
-        """Person ids whose row ``agency`` sends for the period (after, night]."""
-        iv = self.intervals[agency]
+    def changed(self, sector: str, after: int, night: int) -> np.ndarray:
+        """Person ids whose row ``sector`` sends for the period (after, night]."""
+        iv = self.intervals[sector]
         if after < 0:  # the initial load: every open involvement
             return np.flatnonzero(iv.open_at(night))
         starts = (iv.start > after) & (iv.start <= night)
@@ -172,7 +176,7 @@ class Lifecourse:
         return np.flatnonzero(starts | ends | moves)
 
     def open_involvements(self, night: int) -> int:
-        """(agency, child) involvements open at ``night`` (the truth the index should hold)."""
+        """(sector, child) involvements open at ``night`` (the truth the index should hold)."""
         return int(sum(iv.open_at(night).sum() for iv in self.intervals.values()))
 
     def people_in_scope(self, night: int, grace: int) -> int:
@@ -183,9 +187,11 @@ class Lifecourse:
         return int(alive.sum())
 
     def deliver(self, drop_root: Path, night: int) -> tuple[dict[str, int], pa.Table]:
-        """Write every agency's extract of the changes since the last delivery, named for
-        ``first_night + night``; returns rows per agency and the delivery's truth
-        (agency, local id, person id: kept in memory, never beside the extracts)."""
+        """Write every organisation's extract of the changes since the last delivery, named
+        for ``first_night + night``; returns rows per organisation and the delivery's truth
+        (organisation, local id, person id: kept in memory, never beside the extracts)."""
+        from childindex.simulation.synthetic.generator import deliveries
+
         if night <= self.delivered:
             raise ValueError("deliveries go forward in time")
         self._state(night)
@@ -194,9 +200,11 @@ class Lifecourse:
         with tempfile.TemporaryDirectory() as scratch:
             truth = Path(scratch) / "truth.parquet"
             with pq.ParquetWriter(truth, TRUTH_SCHEMA) as writer:
-                for agency in AGENCIES:
-                    self.pop.sent[agency] = self.changed(agency, self.delivered, night)
-                    _, rows[agency] = write_extract(self.pop, agency, when, drop_root, writer)
+                for sector in SECTORS:
+                    self.pop.sent[sector] = self.changed(sector, self.delivered, night)
+                for code, contract, rec in deliveries(self.pop, self.delivered):
+                    folder = self.registry.drop_folder(code, drop_root)
+                    _, rows[code] = write_extract(self.pop, code, contract, rec, when, folder, writer)
             table = pq.read_table(truth)
         self.delivered = night
         return rows, table

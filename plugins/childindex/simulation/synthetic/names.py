@@ -363,14 +363,14 @@ SERVICE_SLUGS = {
     "child_protection": "cp",
     "looked_after": "lac",
 }
-TEAMS_PER_AGENCY = 40
+TEAMS_PER_ORGANISATION = 40
 
 
-def team_contacts(agency: str, services: tuple[str, ...]) -> dict[str, pa.Array]:
-    """A fixed pool of 40 teams for one agency: service -> array of contact routes."""
+def team_contacts(organisation: str, services: tuple[str, ...]) -> dict[str, pa.Array]:
+    """A fixed pool of 40 teams for one organisation: service -> array of contact routes."""
     out: dict[str, list[str]] = {s: [] for s in services}
-    salt = sum(map(ord, agency))
-    for i in range(TEAMS_PER_AGENCY):  # 40 teams, not rows
+    salt = sum(map(ord, organisation))
+    for i in range(TEAMS_PER_ORGANISATION):  # 40 teams, not rows
         service = services[i % len(services)]
         place, phone = TEAM_PLACES[(i * 7 + salt) % len(TEAM_PLACES)]
         number = (i * 137 + salt * 11) % 1000

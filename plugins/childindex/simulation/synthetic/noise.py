@@ -1,8 +1,8 @@
-"""Noise applied to agency records: rates, and the vectorised edits that apply them.
+"""Noise applied to sector records: rates, and the vectorised edits that apply them.
 
-Every noise decision is a counter-based draw keyed on (seed, agency, child) (or on the
+Every noise decision is a counter-based draw keyed on (seed, sector, child) (or on the
 household for household-level noise), so a child's record carries the same noise every
-time the agency re-sends it, until a nightly correction removes a typo.
+time the sector re-sends it, until a nightly correction removes a typo.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """Noise rates per agency record (see :mod:`childindex.simulation.synthetic` for the model)."""
+    """Noise rates per sector record (see :mod:`childindex.simulation.synthetic` for the model)."""
 
     typo: float = 0.02  # one substitution, deletion or transposition in given or family name
     nickname: float = 0.03  # of all records, among names with a common short/long form
@@ -24,7 +24,7 @@ class NoiseConfig:
     missing_nhs_social_care: float = 0.30
     missing_upn_education: float = 0.02
     missing_upn_social_care: float = 0.50
-    house_move: float = 0.03  # of children in 2+ agencies: one agency holds an old address
+    house_move: float = 0.03  # of children in 2+ sectors: one sector holds an old address
     twins: float = 0.015  # of children, in twin pairs (a population property)
     siblings: float = 0.1  # of child pairs, sharing a household (surname, address) with the next pair
 
@@ -39,11 +39,11 @@ class NoiseConfig:
         """No noise at all and no twins: every record equals the true identity."""
         return cls(**{f.name: 0.0 for f in fields(cls)})
 
-    def missing_nhs(self, agency: str) -> float:
-        return {"health": self.missing_nhs_health, "social_care": self.missing_nhs_social_care}.get(agency, 0.0)
+    def missing_nhs(self, sector: str) -> float:
+        return {"health": self.missing_nhs_health, "social_care": self.missing_nhs_social_care}.get(sector, 0.0)
 
-    def missing_upn(self, agency: str) -> float:
-        return {"education": self.missing_upn_education, "social_care": self.missing_upn_social_care}.get(agency, 0.0)
+    def missing_upn(self, sector: str) -> float:
+        return {"education": self.missing_upn_education, "social_care": self.missing_upn_social_care}.get(sector, 0.0)
 
 
 def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray, u_char: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""The synthetic population: who exists, who each agency knows, and how that changes nightly.
+"""The synthetic population: who exists, who each sector knows, and how that changes nightly.
 
 Only state that the nightly evolution changes is held as whole-population arrays (a few
-bytes per child: date of birth, per-agency enrolment night, sequence number, end night and
+bytes per child: date of birth, per-sector enrolment night, sequence number, end night and
 typo-corrected flag, and an address version). Everything else about a child (names, sex,
 identifiers, address) is recomputed on demand for a chunk of person ids by
 :func:`identity`, from counter-based draws, so memory stays small even for 11 million
@@ -17,11 +17,12 @@ from math import gcd
 
 import numpy as np
 
-from childindex.contracts.contract import AGENCIES
+from childindex.simulation.rand import hash64, integers, select, uniform
 from childindex.simulation.synthetic import names as T
+from childindex.simulation.synthetic.areas import Moves, World
 from childindex.simulation.synthetic.noise import NoiseConfig
-from childindex.simulation.synthetic.rand import hash64, integers, select, uniform
 from childindex.validation.identifiers import nhs_check_digits, upn_check_indices
+from childindex.whitelist import SECTORS
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,26 @@ MAX_DOB_OFFSET = 6570  # days before the first night: every child is aged 0-17
 # Involvement at the first night.
 SOCIAL_CARE_RATE = 0.04
 EDUCATION_RATE = 0.96  # of school-age children
-HEALTH_GAP_IF_OTHER = 0.042  # not on a health caseload, only among children another agency
-#                              knows: ~3% of all children (every child is in 1-3 agencies)
+HEALTH_GAP_IF_OTHER = 0.042  # not on a health caseload, only among children another sector
+#                              knows: ~3% of all children (every child is in 1-3 sectors)
 CLOSED_RATE = {"health": 0.02, "education": 0.02, "social_care": 0.30}
 
 # Nightly events (per night; each picks at least one when anything is eligible).
 BIRTH_RATE = 1.5e-4  # ~600k births a year over 11M children
 SOCIAL_CARE_NEW_RATE = 1.0e-4
 ADMISSION_RATE = 5e-3  # of school-age children not on a school roll
-MOVE_RATE = 2e-4  # households
+# House moves: childindex.simulation.england's model (about 10% of children a year, 4% across
+# an authority boundary), replayed by synthetic.areas.Moves.
 LEAVE_RATE = {"health": 5e-5, "education": 2e-4, "social_care": 5e-4}
-CORRECTION_RATE = 0.01  # of the typos still outstanding in an agency
+CORRECTION_RATE = 0.01  # of the typos still outstanding in a sector
+DUPLICATE_RATE = {"health": 0.003, "education": 0.001, "social_care": 0.003}  # a second registration of the child
 
-# Local ids: an affine bijection of the agency's enrolment sequence number.
+# A record's registrations (a new one after each cross-authority move) share its enrolment
+# sequence number: slot = min(registration, REG_SLOTS - 2); the last slot is a duplicate.
+REG_SLOTS = 8
+DUPLICATE_SLOT = REG_SLOTS - 1
+
+# Local ids: an affine bijection of the sector's enrolment sequence number.
 LOCAL_ID_SPACE = {"health": 10**8, "education": 10**8, "social_care": 9_000_000}
 LOCAL_ID_OFFSET = {"health": 0, "education": 0, "social_care": 1_000_000}
 LOCAL_ID_MULT = {"health": 61_803_399, "education": 61_803_399, "social_care": 5_562_307}  # ~0.618
@@ -55,6 +63,7 @@ UPN_MULT = 2_147_483_647  # prime, so coprime with UPN_SPACE: the map is a bijec
 
 assert gcd(UPN_MULT, UPN_SPACE) == 1
 assert all(gcd(LOCAL_ID_MULT[a], s) == 1 for a, s in LOCAL_ID_SPACE.items())
+MAX_SEQ = {a: s // REG_SLOTS for a, s in LOCAL_ID_SPACE.items()}
 
 
 def epoch_day(d: date) -> int:
@@ -92,6 +101,9 @@ class Population:
     addr_ver: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))  # equal within a household
     sent: dict[str, np.ndarray] = field(default_factory=dict)  # person ids in tonight's file
     nhs_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # valid 999 numbers, seed's order
+    household: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # every child's household id
+    world: World | None = None  # areas and organisations (None: one place)
+    moves: Moves | None = None  # every household's moves, from two years before the first night
 
     @property
     def children(self) -> int:
@@ -149,9 +161,16 @@ def _nhs_pool(seed: int) -> np.ndarray:
 
 
 def build_population(
-    children: int, *, seed: int, first_night: date, night_number: int = 0, noise: NoiseConfig | None = None
+    children: int,
+    *,
+    seed: int,
+    first_night: date,
+    night_number: int = 0,
+    noise: NoiseConfig | None = None,
+    world: World | None = None,
 ) -> Population:
-    """The population at ``night_number``: the base evolved through nights 1..night_number."""
+    """The population at ``night_number``: the base evolved through nights 1..night_number,
+    living in ``world``'s areas (one place when None)."""
     if children < 1:
         raise ValueError("children must be at least 1")
     if night_number < 0:
@@ -174,8 +193,14 @@ def build_population(
     pop.nhs_pool = _nhs_pool(seed)
     _base_dates(pop)
     _base_involvement(pop)
-    pop.addr_ver = np.zeros(total, dtype=np.int16)
-    pop.sent = {a: np.flatnonzero(pop.enrol[a][:children] >= 0) for a in AGENCIES}
+    pop.world = world
+    pop.household = np.empty(total, dtype=np.int64)
+    for start in range(0, total, 2_000_000):  # bounded temporaries for 11M children
+        p = np.arange(start, min(total, start + 2_000_000), dtype=np.int64)
+        pop.household[p] = households(pop, p)[0]
+    pop.moves = Moves.build(seed, np.unique(pop.household), night_number, world)
+    pop.addr_ver = pop.moves.moves_by(pop.household, 0).astype(np.int16)
+    pop.sent = {a: np.flatnonzero(pop.enrol[a][:children] >= 0) for a in SECTORS}
     for j in range(1, night_number + 1):
         _evolve(pop, j)
     return pop
@@ -200,40 +225,40 @@ def _base_involvement(pop: Population) -> None:
     social = uniform(seed, "in/social_care", p) < SOCIAL_CARE_RATE
     school = pop.school_age[:base] & (uniform(seed, "in/education", p) < EDUCATION_RATE)
     health = ~(social | school) | (uniform(seed, "in/health", p) >= HEALTH_GAP_IF_OTHER)
-    for agency, mask in (("education", school), ("health", health), ("social_care", social)):
+    for sector, mask in (("education", school), ("health", health), ("social_care", social)):
         enrol = np.full(total, -1, dtype=np.int16)
         enrol[:base][mask] = 0
         seq = np.full(total, -1, dtype=np.int32)
         seq[:base][mask] = np.arange(int(mask.sum()), dtype=np.int32)
-        if mask.sum() > LOCAL_ID_SPACE[agency]:
-            raise ValueError(f"{agency}: more records than its local id space holds")
+        if mask.sum() > MAX_SEQ[sector]:
+            raise ValueError(f"{sector}: more records than its local id space holds")
         end = np.full(total, -1, dtype=np.int16)
-        closed = mask & (uniform(seed, f"closed/{agency}", p) < CLOSED_RATE[agency])
+        closed = mask & (uniform(seed, f"closed/{sector}", p) < CLOSED_RATE[sector])
         end[:base][closed] = 0
-        pop.enrol[agency], pop.seq[agency], pop.end[agency] = enrol, seq, end
-        pop.fixed[agency] = np.zeros(total, dtype=bool)
+        pop.enrol[sector], pop.seq[sector], pop.end[sector] = enrol, seq, end
+        pop.fixed[sector] = np.zeros(total, dtype=bool)
 
 
-def _enrol(pop: Population, agency: str, ids: np.ndarray, night: int) -> None:
+def _enrol(pop: Population, sector: str, ids: np.ndarray, night: int) -> None:
     if len(ids) == 0:
         return
-    next_seq = int(pop.seq[agency].max()) + 1
-    pop.enrol[agency][ids] = night
-    pop.seq[agency][ids] = next_seq + np.arange(len(ids), dtype=np.int32)
-    if int(pop.seq[agency][ids].max()) >= LOCAL_ID_SPACE[agency]:
-        raise ValueError(f"{agency}: more records than its local id space holds")
+    next_seq = int(pop.seq[sector].max()) + 1
+    pop.enrol[sector][ids] = night
+    pop.seq[sector][ids] = next_seq + np.arange(len(ids), dtype=np.int32)
+    if int(pop.seq[sector][ids].max()) >= MAX_SEQ[sector]:
+        raise ValueError(f"{sector}: more records than its local id space holds")
 
 
-def typo_flags(pop: Population, agency: str, p: np.ndarray) -> np.ndarray:
+def typo_flags(pop: Population, sector: str, p: np.ndarray) -> np.ndarray:
     """Records that carry a name typo (before any nightly correction)."""
-    return uniform(pop.seed, f"typo/{agency}", p) < pop.noise.typo
+    return uniform(pop.seed, f"typo/{sector}", p) < pop.noise.typo
 
 
 def _evolve(pop: Population, j: int) -> None:
-    """Apply night j's events and record which rows each agency re-sends tonight."""
+    """Apply night j's events and record which rows each sector re-sends tonight."""
     seed, n0, n1 = pop.seed, int(pop.bounds[j - 1]), int(pop.bounds[j])
     existing = np.arange(n0, dtype=np.int64)
-    new: dict[str, list[np.ndarray]] = {a: [] for a in AGENCIES}
+    new: dict[str, list[np.ndarray]] = {a: [] for a in SECTORS}
     births = np.arange(n0, n1, dtype=np.int64)
     _enrol(pop, "health", births, j)
     new["health"].append(births)
@@ -244,25 +269,26 @@ def _evolve(pop: Population, j: int) -> None:
         (pop.enrol["education"][:n0] < 0) & pop.school_age[:n0], uniform(seed, f"admit/{j}", existing), ADMISSION_RATE
     )
     new["education"].append(np.flatnonzero(edu))
-    for agency in ("social_care", "education"):
-        _enrol(pop, agency, new[agency][-1], j)
+    for sector in ("social_care", "education"):
+        _enrol(pop, sector, new[sector][-1], j)
 
-    hh, _ = households(pop, existing)
-    movers = np.flatnonzero(select(np.ones(n0, dtype=bool), uniform(seed, f"move/{j}", hh), MOVE_RATE))
-    pop.addr_ver[movers] += 1
-    del hh
+    assert pop.moves is not None
+    version = pop.moves.moves_by(pop.household[:n0], j).astype(np.int16)
+    movers = np.flatnonzero(version != pop.addr_ver[:n0])
+    pop.addr_ver[:n0] = version
+    pop.addr_ver[n0:n1] = pop.moves.moves_by(pop.household[n0:n1], j)
 
-    for agency in AGENCIES:
-        enrol, end, fixed = pop.enrol[agency], pop.end[agency], pop.fixed[agency]
+    for sector in SECTORS:
+        enrol, end, fixed = pop.enrol[sector], pop.end[sector], pop.fixed[sector]
         was_open = (enrol[:n0] >= 0) & (enrol[:n0] < j) & (end[:n0] < 0)
-        leave = select(was_open, uniform(seed, f"leave/{agency}/{j}", existing), LEAVE_RATE[agency])
+        leave = select(was_open, uniform(seed, f"leave/{sector}/{j}", existing), LEAVE_RATE[sector])
         end[:n0][leave] = j
-        outstanding = (enrol[:n0] >= 0) & typo_flags(pop, agency, existing) & ~fixed[:n0]
-        fix = select(outstanding, uniform(seed, f"fix/{agency}/{j}", existing), CORRECTION_RATE)
+        outstanding = (enrol[:n0] >= 0) & typo_flags(pop, sector, existing) & ~fixed[:n0]
+        fix = select(outstanding, uniform(seed, f"fix/{sector}/{j}", existing), CORRECTION_RATE)
         fixed[:n0][fix] = True
         moved = movers[was_open[movers]]
-        pop.sent[agency] = np.unique(
-            np.concatenate(new[agency] + [moved, np.flatnonzero(leave), np.flatnonzero(fix)]).astype(np.int64)
+        pop.sent[sector] = np.unique(
+            np.concatenate(new[sector] + [moved, np.flatnonzero(leave), np.flatnonzero(fix)]).astype(np.int64)
         )
 
 
@@ -359,9 +385,11 @@ def _upn(pop: Population, p: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def local_numbers(pop: Population, agency: str, p: np.ndarray) -> np.ndarray:
-    """The agency's numeric local id of children ``p`` (must be enrolled)."""
-    space = LOCAL_ID_SPACE[agency]
-    offset = int(hash64(pop.seed, f"localid/{agency}", [0])[0] % np.uint64(space))
-    seq = pop.seq[agency][p].astype(np.int64)
-    return LOCAL_ID_OFFSET[agency] + (seq * LOCAL_ID_MULT[agency] + offset) % space
+def local_numbers(pop: Population, sector: str, p: np.ndarray, slot: np.ndarray | int = 0) -> np.ndarray:
+    """The numeric local id of children ``p``'s record in the sector (must be enrolled):
+    ``slot`` is the registration (a new record after each cross-authority move) or
+    DUPLICATE_SLOT. Unique within the sector, so within every organisation of it."""
+    space = LOCAL_ID_SPACE[sector]
+    offset = int(hash64(pop.seed, f"localid/{sector}", [0])[0] % np.uint64(space))
+    seq = pop.seq[sector][p].astype(np.int64) * REG_SLOTS + np.minimum(np.asarray(slot, dtype=np.int64), REG_SLOTS - 1)
+    return LOCAL_ID_OFFSET[sector] + (seq * LOCAL_ID_MULT[sector] + offset) % space

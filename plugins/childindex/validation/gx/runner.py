@@ -1,4 +1,4 @@
-"""Running an agency's GX suite on a DuckDB table, keeping counts only.
+"""Running a contract's GX suite on a DuckDB table, keeping counts only.
 
 GX runs each suite through its SQL engine (the rows never leave DuckDB) with ``SUMMARY``
 results and ``partial_unexpected_count: 0``, and only success and the unexpected *count*
@@ -43,15 +43,15 @@ class Check:
         return dict(self.__dict__)
 
 
-def run_suite_on_duckdb(db_path: Path, agency: str, night: date, table: str = "std") -> list[Check]:
-    """Validate ``table`` of a DuckDB database with the agency's suite. Returns counts only.
+def run_suite_on_duckdb(db_path: Path, contract: str, night: date, table: str = "std") -> list[Check]:
+    """Validate ``table`` of a DuckDB database with the contract's suite. Returns counts only.
 
     The database must not be open in this process through another driver. Every connection
     GX opened to it is closed before returning, so the file is free again.
     """
     context = gx_context()
     try:
-        return _validate(context, db_path, agency, night, table)
+        return _validate(context, db_path, contract, night, table)
     finally:
         context.data_sources.delete(DATASOURCE)
         # GX's objects (gone with _validate's frame) hold DuckDB connections until
@@ -68,12 +68,12 @@ def gx_context() -> Any:
 
 
 @cache
-def gx_suite(agency: str) -> Any:
-    """The agency's suite as a GX object, added to the context (built from the catalogue)."""
+def gx_suite(contract: str) -> Any:
+    """The contract's suite as a GX object, added to the context (built from the catalogue)."""
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    spec = build_suite(load_contract(agency))
+    spec = build_suite(load_contract(contract))
     suite = gx.ExpectationSuite(name=spec["name"])
     for e in spec["expectations"]:
         config = ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"])
@@ -81,7 +81,7 @@ def gx_suite(agency: str) -> Any:
     return gx_context().suites.add_or_update(suite)
 
 
-def _validate(context: Any, db_path: Path, agency: str, night: date, table: str) -> list[Check]:
+def _validate(context: Any, db_path: Path, contract: str, night: date, table: str) -> list[Check]:
     datasource = context.data_sources.add_or_update_sql(
         name=DATASOURCE, connection_string=f"duckdb:///{db_path}", create_temp_table=False
     )
@@ -90,7 +90,7 @@ def _validate(context: Any, db_path: Path, agency: str, night: date, table: str)
         batch = asset.add_batch_definition_whole_table("whole").get_batch()
         params = gx_params(night)
         try:
-            result = batch.validate(gx_suite(agency), result_format=RESULT_FORMAT, expectation_parameters=params)
+            result = batch.validate(gx_suite(contract), result_format=RESULT_FORMAT, expectation_parameters=params)
         finally:
             batch.data.execution_engine.close()
         return _counts_only(result)

@@ -1,0 +1,61 @@
+"""Registries written by tests that need other organisations than tests/organisations.yaml's.
+
+(Candidates for tests/helpers.py: kept here while other folders' tests are being migrated.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import TEST_REGISTRY
+
+# The tests' one area; its postcode districts hold helpers.child()'s postcode (LS6 2AB).
+AREA = {"code": "E06000047", "name": "County Durham", "la_number": 840, "postcode_districts": ["DH1", "LS6"]}
+
+
+def org(code: str, sector: str, contract: str, areas: tuple[str, ...] = ("E06000047",), **own: Any) -> dict[str, Any]:
+    """One registry entry (``own``: drop_folder, outbox, max_rejected_share)."""
+    return {
+        "code": code,
+        "name": f"Test {code} (synthetic)",
+        "sector": sector,
+        "contract": contract,
+        "areas": list(areas),
+        **own,
+    }
+
+
+def tests_registry(**own: dict[str, Any]) -> dict[str, Any]:
+    """tests/organisations.yaml as data, with some organisations' entries extended (by code)."""
+    data = yaml.safe_load(TEST_REGISTRY.read_text(encoding="utf-8"))
+    for entry in data["organisations"]:
+        entry.update(own.get(str(entry["code"]), {}))
+    return data
+
+
+def use_registry(
+    monkeypatch: pytest.MonkeyPatch,
+    folder: Path,
+    organisations: list[dict[str, Any]] | None = None,
+    areas: list[dict[str, Any]] | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+):
+    """Write a registry to ``folder``, point CHILDINDEX_ORGANISATIONS_FILE at it and return
+    settings that use it (the data dir's folders made). Needs the ``data_dir`` fixture."""
+    from childindex.settings import load_settings
+
+    if data is None:
+        data = {"version": 1, "areas": areas or [AREA], "organisations": organisations or []}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "organisations.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(path))
+    settings = load_settings()
+    assert settings.organisations_file == path
+    settings.ensure_dirs()
+    return settings
