@@ -7,7 +7,7 @@ rule, every audit's verdict; counts only) beside the wall time and peak RSS. Hig
 default, so that review items and the simulated clerk's decisions (and their retention) occur.
 
     uv run python benchmarks/bench_timetravel.py [--years 20] [--children 300]
-        [--delivery-days 28] [--retention-days 1] [--default-noise]
+        [--delivery-days 28] [--retention-days 1] [--default-noise] [--results DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--delivery-days", type=int, default=28)
     parser.add_argument("--retention-days", type=int, default=1)
     parser.add_argument("--default-noise", action="store_true", help="the generator's usual noise (few reviews)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Where timetravel-<years>y.json goes.")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="childindex-timetravel-"))
     out = scratch / "result.json"
@@ -68,8 +69,8 @@ def main() -> None:
         # Children in the index once a simulated year (the full series is one per delivery).
         "children_by_year": [h["children"] for h in history[:: max(1, round(365.25 / args.delivery_days))]],
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"timetravel-{args.years}y.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"timetravel-{args.years}y.json"
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: record[k] for k in ("exit_code", "wall_seconds", "peak", "final")}, indent=2))
     print(f"written to {path}")

@@ -9,7 +9,7 @@ after: the insert, the DELETE, a plain VACUUM, and VACUUM FULL (each followed by
 CHECKPOINT so pages reach disk). It needs to read PostgreSQL's data directory (run as
 root or the postgres user on the database host) and writes results/pg-deletion.json.
 
-    uv run python benchmarks/pg_deletion.py [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+    uv run python benchmarks/pg_deletion.py [--url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--results DIR]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Where pg-deletion.json goes.")
     args = parser.parse_args()
     admin = create_engine(args.url, isolation_level="AUTOCOMMIT")
     name = f"childindex_pgdel_{uuid.uuid4().hex[:8]}"
@@ -87,8 +88,8 @@ def main() -> None:
         "measured_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "steps": steps,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pg-deletion.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "pg-deletion.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(record, indent=2))
 
 

@@ -11,7 +11,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE
     ON child, source_record, involvement, child_id_history, review_item, link_decision, file_ledger, night_metric
     TO childindex_loader;
 -- The registry's organisations and areas, as publish last copied them (no child's data).
-GRANT SELECT, INSERT, UPDATE ON organisation, area TO childindex_loader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON organisation, area TO childindex_loader;
 GRANT SELECT, INSERT ON key_epoch TO childindex_loader;
 GRANT SELECT ON deletion_log TO childindex_loader;
 

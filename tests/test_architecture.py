@@ -21,6 +21,7 @@ ROOT = "childindex"
 
 STAGES = {
     "contracts",
+    "organisations",  # the registry: who sends which contract, from which area (read by every stage)
     "intake",
     "validation",
     "staging",
@@ -326,6 +327,8 @@ def _in(name: str, package: str) -> bool:
 
 def test_only_the_cli_imports_the_simulation_sandbox() -> None:
     modules = package_modules()
+    # The synthetic England (areas, organisations, moves) is sandbox too, however it grows.
+    assert "childindex.simulation.england" in modules and "childindex.simulation.synthetic" in modules
     offences = [
         f"{rel(path)}:{line}: imports {target}"
         for name, path in modules.items()
@@ -355,7 +358,9 @@ def _dag_imports() -> list[tuple[Path, int, str]]:
     return found
 
 
-def test_dag_files_import_only_airflow_sdk_the_standard_library_and_orchestration_or_contracts() -> None:
+def test_dag_files_import_only_airflow_sdk_the_standard_library_and_orchestration() -> None:
+    """DAG files only wire: their shape depends on no contract and no registry (one intake DAG
+    maps over whatever files tonight holds), so they import no stage but orchestration."""
     imports = _dag_imports()
     assert len({path for path, _, _ in imports}) == len(list(DAGS.glob("*.py"))) >= 5
     stdlib = sys.stdlib_module_names
@@ -366,13 +371,28 @@ def test_dag_files_import_only_airflow_sdk_the_standard_library_and_orchestratio
             _in(target, "airflow.sdk")
             or target.split(".")[0] in stdlib  # __future__ included
             or _in(target, "childindex.orchestration")
-            or _in(target, "childindex.contracts")
         )
     ]
-    allowed = "airflow.sdk, the standard library, childindex.orchestration and childindex.contracts"
+    allowed = "airflow.sdk, the standard library and childindex.orchestration"
     assert not offences, f"DAG files may import {allowed} only:\n" + "\n".join(offences)
     stages = {".".join(t.split(".")[:2]) for _, _, t in imports if _in(t, ROOT)}
-    assert stages == {"childindex.orchestration", "childindex.contracts"}
+    assert stages == {"childindex.orchestration"}
+
+
+def test_the_registry_rests_on_contracts_and_the_shared_modules_only() -> None:
+    """Every stage reads the registry, so it imports no stage but contracts (to check each
+    organisation's contract): it sits below them all, and the settings may load it lazily."""
+    allowed = ("childindex.organisations", "childindex.contracts", "childindex.errors", "childindex.whitelist")
+    registry = {name: targets for name, targets in import_lines().items() if _in(name, "childindex.organisations")}
+    assert "childindex.organisations.registry" in registry
+    modules = package_modules()
+    offences = [
+        f"{rel(modules[name])}:{line}: imports {target}"
+        for name, targets in registry.items()
+        for target, line in targets.items()
+        if not any(_in(target, a) for a in allowed)
+    ]
+    assert not offences, "childindex.organisations imports a stage:\n" + "\n".join(offences)
 
 
 # ---------------------------------------------------------------------------------------

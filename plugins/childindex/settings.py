@@ -15,7 +15,7 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -35,6 +35,8 @@ MIN_KEY_BYTES = 32
 
 class ValidationPolicy(BaseModel):
     """When a file is rejected as a whole rather than row by row."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt or retired setting is an error, not ignored
 
     max_rejected_share: float = Field(
         0.2, ge=0, le=1, description="Quarantine a file whose rejected rows exceed this share of its rows."
@@ -88,6 +90,8 @@ def _period(setting: str, minimum: int, description: str) -> Any:
 class RetentionSettings(BaseModel):
     """How long each kind of data is kept (days). Defaults and purposes: retention/policy.yaml."""
 
+    model_config = ConfigDict(extra="forbid")
+
     involvement_ended_days: int = _period(
         "involvement_ended_days", 0, "Delete an involvement this many days after it ended."
     )
@@ -124,6 +128,8 @@ class RetentionSettings(BaseModel):
 
 class LinkageSettings(BaseModel):
     """How sure linkage must be before it joins records, and where its model lives."""
+
+    model_config = ConfigDict(extra="forbid")
 
     match_threshold: float = Field(
         0.95, gt=0, lt=1, description="Link two records when the model's match probability is at least this."
@@ -241,6 +247,12 @@ class Settings(BaseSettings):
         Airflow workers in another working directory agree on paths."""
         if not isinstance(data, dict):
             return data
+        retired = sorted(n for n in os.environ if n.startswith(f"{ENV_PREFIX}DROP_FOLDERS"))
+        if retired:
+            raise ValueError(
+                f"{', '.join(retired)}: per-agency drop folders are gone; set the organisation's "
+                "drop_folder in the organisations registry (CHILDINDEX_ORGANISATIONS_FILE)"
+            )
         data = dict(data)
         base = Path(data.get("data_dir") or cls.model_fields["data_dir"].default).expanduser().absolute()
         data["data_dir"] = base

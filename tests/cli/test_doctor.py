@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 from childindex.cli import app
 from childindex.cli.doctor import diagnose
 from tests.conftest import TEST_KEY
+from tests.helpers import ORG
 
 runner = CliRunner()
 
@@ -19,7 +20,9 @@ def test_a_ready_installation_passes_every_check(settings) -> None:
     checks = _by_name(diagnose())
     assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
     assert {"settings", "pseudonymisation key", "index database", "index schema", "key epoch"} <= set(checks)
-    assert "folder: drop health" in checks and "folder: outbox social_care" in checks
+    assert "folder: drop root" in checks and "folder: outbox root" in checks
+    assert "3 organisations in 1 areas" in checks["organisations registry"].detail
+    assert checks["organisations' folders"].detail.startswith("3 drop folders and outboxes present")
     assert "quality report" in checks["airflow plugin"].detail
     assert not any(c.warning for c in checks.values()), "folders are created closed to other users"
     result = runner.invoke(app, ["doctor"])
@@ -35,13 +38,20 @@ def test_what_is_wrong_is_named_with_what_to_do(settings, monkeypatch) -> None:
     with engine_for(settings.index_url).begin() as conn:
         conn.execute(text("INSERT INTO key_epoch VALUES (1, 'someotherkeyid00', '2026-01-01')"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
-    (settings.drop_folder("health")).rmdir()
-    settings.outbox("education").chmod(0o777)
+    (settings.drop_folder(ORG["health"])).rmdir()
+    settings.outbox(ORG["education"]).chmod(0o777)
+    (settings.drop_root / "XYZ").mkdir()  # a folder no registered organisation owns
+    settings.reports_dir.rmdir()
     checks = _by_name(diagnose())
     assert "run 'childindex db upgrade'" in checks["index schema"].detail and not checks["index schema"].ok
     assert "key epoch" not in checks, "skipped while the schema is behind"
-    assert not checks["folder: drop health"].ok and "does not exist" in checks["folder: drop health"].detail
-    assert checks["folder: outbox education"].warning and "chmod o-rwx" in checks["folder: outbox education"].detail
+    assert not checks["folder: reports"].ok and "does not exist" in checks["folder: reports"].detail
+    # An organisation's missing folder is created by the next intake: a warning, with the other two.
+    folders = checks["organisations' folders"]
+    assert folders.ok and folders.warning
+    assert f"1 organisations have no drop folder or outbox yet ({ORG['health']})" in folders.detail
+    assert f"chmod o-rwx {settings.outbox(ORG['education'])}" in folders.detail
+    assert "belong to no registered organisation (XYZ)" in folders.detail
     from alembic.script import ScriptDirectory
 
     from childindex.index.db import alembic_config
@@ -67,3 +77,16 @@ def test_an_unregistered_airflow_plugin_is_a_warning() -> None:
 
     check = _run("airflow plugin", lambda: _plugin(group="no.such.group"))
     assert check.ok and check.warning and "pip install ." in check.detail
+
+
+def test_a_broken_registry_fails_its_check_and_names_the_entry(settings, tmp_path, monkeypatch) -> None:
+    from tests.conftest import TEST_REGISTRY
+
+    broken = tmp_path / "organisations.yaml"
+    broken.write_text(TEST_REGISTRY.read_text().replace("contract: education_mis", "contract: education_sims"))
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(broken))
+    checks = _by_name(diagnose())
+    registry = checks["organisations registry"]
+    assert not registry.ok and "organisations[1] (code 840): field contract" in registry.detail
+    assert "organisations' folders" not in checks, "skipped without a registry"
+    assert runner.invoke(app, ["doctor"]).exit_code == 1

@@ -29,7 +29,7 @@ def org(code: str, sector: str, contract: str, areas: tuple[str, ...] = ("E06000
     }
 
 
-def tests_registry(**own: dict[str, Any]) -> dict[str, Any]:
+def registry_with(**own: dict[str, Any]) -> dict[str, Any]:
     """tests/organisations.yaml as data, with some organisations' entries extended (by code)."""
     data = yaml.safe_load(TEST_REGISTRY.read_text(encoding="utf-8"))
     for entry in data["organisations"]:

@@ -9,28 +9,35 @@ import pytest
 
 from childindex.intake import pending_files, run_intake
 from childindex.staging.layout import STAGING_COLUMNS
-from tests.helpers import child, drop, render
+from tests.conftest import TEST_REGISTRY
+from tests.helpers import ORG, child, drop, render
+from tests.intake.registries import registry_with, use_registry
 
 NIGHT = date(2026, 11, 24)
+HEALTH, EDUCATION = ORG["health"], ORG["education"]  # RH1 (health_chis), 840 (education_mis)
 
 
 def _receipt(result: dict) -> dict:
     return json.loads(open(result["receipt_path"], encoding="utf-8").read())
 
 
-@pytest.mark.parametrize("agency", ["health", "education", "social_care"])
-def test_clean_file_is_staged_in_the_common_layout(settings, agency: str) -> None:
-    rows = [child(i, agency) for i in range(1, 6)]
-    rows[0]["given_name"] = "Zoë"  # survives each agency's encoding
-    drop(settings, agency, render(agency, rows))
-    [result] = run_intake(settings, agency, NIGHT)
+@pytest.mark.parametrize("sector", ["health", "education", "social_care"])
+def test_clean_file_is_staged_in_the_common_layout(settings, sector: str) -> None:
+    code = ORG[sector]
+    rows = [child(i, sector) for i in range(1, 6)]
+    rows[0]["given_name"] = "Zoë"  # survives each contract's encoding
+    drop(settings, code, render(sector, rows))
+    [result] = run_intake(settings, code, NIGHT)
+    assert result["organisation"] == code
     assert (result["outcome"], result["rows_read"], result["rows_accepted"], result["rows_rejected"]) == (
         "accepted",
         5,
         5,
         0,
     )
-    staged = duckdb.sql(f"SELECT * FROM read_parquet('{result['staged_path']}') ORDER BY source_row")
+    staged = duckdb.sql(
+        f"SELECT * FROM read_parquet('{result['staged_path']}', hive_partitioning = false) ORDER BY source_row"
+    )
     assert tuple(staged.columns) == STAGING_COLUMNS
     got = staged.fetchall()
     assert got[0][STAGING_COLUMNS.index("given_name")] == "Zoë"
@@ -39,14 +46,16 @@ def test_clean_file_is_staged_in_the_common_layout(settings, agency: str) -> Non
     text = open(result["staged_path"], "rb").read()
     for r in rows:
         assert r["local_id"].encode() not in text and r["nhs_number"].encode() not in text
-    assert not list(settings.drop_folder(agency).iterdir()), "drop folder emptied"
-    assert (settings.archive_dir / agency / NIGHT.isoformat()).is_dir()
+    organisation_column = [r[STAGING_COLUMNS.index(c)] for r in got for c in ("organisation", "sector")]
+    assert organisation_column == [code, sector] * 5
+    assert not list(settings.drop_folder(code).iterdir()), "drop folder emptied"
+    assert (settings.archive_dir / code / NIGHT.isoformat()).is_dir()
 
 
 def test_extra_columns_are_dropped_and_named_not_shown(settings) -> None:
     data = render("health", [child(1)], extras={"Ethnicity": "CANARYETHNIC", "=HYPERLINK(1)": "x"})
-    drop(settings, "health", data)
-    [result] = run_intake(settings, "health", NIGHT)
+    drop(settings, HEALTH, data)
+    [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert receipt["columns_dropped"] == ["Ethnicity", "'=HYPERLINK(1)"]
     staged = open(result["staged_path"], "rb").read()
@@ -67,8 +76,8 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
         child(8, involvement_start=date(2021, 1, 1), involvement_end=date(2020, 1, 1)),
         child(9, local_id="H0000002"),  # shares row 2's id: both rows are rejected
     ]
-    drop(settings, "health", render("health", rows))
-    [result] = run_intake(settings, "health", NIGHT)
+    drop(settings, HEALTH, render("health", rows))
+    [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 1, 8)
     assert receipt["outcome"] == "accepted_with_rejections"
@@ -94,8 +103,8 @@ def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
     good = render("health", [child(1), child(2), child(3)]).decode()
     lines = good.splitlines()
     lines.insert(2, "H9,1,2")  # becomes data row 2
-    drop(settings, "health", ("\n".join(lines) + "\n").encode())
-    [result] = run_intake(settings, "health", NIGHT)
+    drop(settings, HEALTH, ("\n".join(lines) + "\n").encode())
+    [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (4, 3, 1)
     assert [(r["row"], r["rule"]) for r in receipt["rejected_rows"]] == [(2, "field_count")]
@@ -114,8 +123,8 @@ def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
     ],
 )
 def test_file_level_rejection_quarantines_byte_for_byte(settings, data: bytes, rule: str) -> None:
-    drop(settings, "health", data)
-    [result] = run_intake(settings, "health", NIGHT)
+    drop(settings, HEALTH, data)
+    [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert receipt["outcome"] == "rejected"
     assert [p["rule"] for p in receipt["file_problems"]] == [rule]
@@ -126,37 +135,37 @@ def test_file_level_rejection_quarantines_byte_for_byte(settings, data: bytes, r
 
 
 def test_wrong_name_is_quarantined_with_receipt(settings) -> None:
-    drop(settings, "health", render("health", [child(1)]), name="health-latest.csv")
-    [result] = run_intake(settings, "health", NIGHT)
+    drop(settings, HEALTH, render("health", [child(1)]), name="health-latest.csv")
+    [result] = run_intake(settings, HEALTH, NIGHT)
     assert _receipt(result)["file_problems"][0]["rule"] == "file_name"
 
 
 def test_same_file_twice_is_recognised_and_not_loaded_again(settings) -> None:
     data = render("health", [child(1), child(2)])
-    drop(settings, "health", data)
-    [first] = run_intake(settings, "health", NIGHT)
-    drop(settings, "health", data)
-    [second] = run_intake(settings, "health", NIGHT)
+    drop(settings, HEALTH, data)
+    [first] = run_intake(settings, HEALTH, NIGHT)
+    drop(settings, HEALTH, data)
+    [second] = run_intake(settings, HEALTH, NIGHT)
     assert first["outcome"] == "accepted" and second["outcome"] == "duplicate"
     assert second["staged_path"] is None and second["rows_accepted"] == 0
 
 
 def test_incomplete_uploads_are_never_read(settings) -> None:
-    drop(settings, "health", render("health", [child(1)]), complete=False)  # no .done marker
-    drop(settings, "education", render("education", [child(1, "education")]), complete=False)  # .part
-    assert pending_files(settings, "health") == [] and pending_files(settings, "education") == []
-    assert run_intake(settings, "health", NIGHT) == []
+    drop(settings, HEALTH, render("health", [child(1)]), complete=False)  # no .done marker
+    drop(settings, EDUCATION, render("education", [child(1, "education")]), complete=False)  # .part
+    assert pending_files(settings, HEALTH) == [] and pending_files(settings, EDUCATION) == []
+    assert run_intake(settings, HEALTH, NIGHT) == []
 
 
 def test_symlinks_are_rejected_never_followed(settings, tmp_path) -> None:
     outside = tmp_path / "outside.csv"
     data = render("health", [child(1)])
     outside.write_bytes(data)
-    folder = settings.drop_folder("health")
+    folder = settings.drop_folder(HEALTH)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "health_2026-11-24.csv").symlink_to(outside)
     (folder / "health_2026-11-24.csv.done").touch()
-    [result] = run_intake(settings, "health", NIGHT)
+    [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert receipt["outcome"] == "rejected" and receipt["file_problems"][0]["rule"] == "symlink"
     assert receipt["rows_read"] == 0 and receipt["size_bytes"] == 0
@@ -171,6 +180,7 @@ def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:
     from childindex.cli import app
 
     monkeypatch.chdir(tmp_path)  # no key, no database: nothing but the file is needed
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(TEST_REGISTRY))  # who RH1 is
     good = tmp_path / "health_2026-11-24.csv"
     good.write_bytes(render("health", [child(i) for i in range(1, 11)]))
     some_bad = tmp_path / "sub" / "health_2026-11-24.csv"
@@ -180,11 +190,17 @@ def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:
     all_bad.parent.mkdir()
     all_bad.write_bytes(b"LocalPatientID\nH1\n")
     runner = CliRunner()
-    assert runner.invoke(app, ["check", "--agency", "health", str(good)]).exit_code == 0
-    r = runner.invoke(app, ["check", "--agency", "health", str(some_bad)])
-    assert r.exit_code == 1 and "row 10: column Gender: code_set" in r.output
-    r = runner.invoke(app, ["check", "--agency", "health", str(all_bad), "--json"])
-    assert r.exit_code == 2 and '"missing_columns"' in r.output
+    # A registered organisation by its code, or one not yet registered by the contract it will send.
+    for sender in (["--organisation", HEALTH], ["--contract", "health_chis"]):
+        assert runner.invoke(app, ["check", *sender, str(good)]).exit_code == 0
+        r = runner.invoke(app, ["check", *sender, str(some_bad)])
+        assert r.exit_code == 1 and "row 10: column Gender: code_set" in r.output
+        r = runner.invoke(app, ["check", *sender, str(all_bad), "--json"])
+        assert r.exit_code == 2 and '"missing_columns"' in r.output
+    r = runner.invoke(app, ["check", "--organisation", HEALTH, str(good), "--json"])
+    assert '"organisation": "RH1"' in r.output and '"contract": "health_chis"' in r.output
+    r = runner.invoke(app, ["check", "--contract", "health_epr", str(good), "--json"])  # another layout
+    assert r.exit_code == 2 and '"file_name"' in r.output
     assert not (tmp_path / "childindex-data").exists(), "check writes nothing"
 
 
@@ -195,10 +211,10 @@ def test_reprocess_readmits_a_quarantined_file(settings) -> None:
 
     _three_nights_of_ten_rows(settings)
     big = render("health", [child(i) for i in range(1000, 1100)])  # a genuine surge: 10x the usual
-    drop(settings, "health", big, night=NIGHT + timedelta(days=3))
-    [first] = run_intake(settings, "health", NIGHT)
+    drop(settings, HEALTH, big, night=NIGHT + timedelta(days=3))
+    [first] = run_intake(settings, HEALTH, NIGHT)
     assert first["outcome"] == "rejected"
-    again = reprocess(settings, "health", NIGHT, sha_prefix=first["sha256"][:12], skip_row_count=True)
+    again = reprocess(settings, HEALTH, NIGHT, sha_prefix=first["sha256"][:12], skip_row_count=True)
     assert again["outcome"] == "accepted" and again["rows_accepted"] == 100
     assert not any(p.name.startswith("health_") for p in settings.quarantine_dir.rglob("*")), "no second copy"
 
@@ -209,60 +225,87 @@ def test_reprocess_says_what_it_needs(data_dir: Path) -> None:
     from childindex.settings import load_settings
 
     settings = load_settings()
-    with pytest.raises(UsageError, match="0 quarantined health files match 'abc'; give a longer prefix"):
-        reprocess(settings, "health", NIGHT, sha_prefix="abc")
+    with pytest.raises(UsageError, match="0 quarantined files of RH1 match 'abc'; give a longer prefix"):
+        reprocess(settings, HEALTH, NIGHT, sha_prefix="abc")
     with pytest.raises(UsageError, match="name a quarantined file's SHA-256 prefix, or a corrected file"):
-        reprocess(settings, "health", NIGHT)
+        reprocess(settings, HEALTH, NIGHT)
 
 
 def test_reprocess_with_a_corrected_file(settings, tmp_path) -> None:
     from childindex.intake import reprocess
 
-    drop(settings, "health", render("health", [child(1, sex="Q"), child(2, sex="Q")]))
-    [first] = run_intake(settings, "health", NIGHT)
+    drop(settings, HEALTH, render("health", [child(1, sex="Q"), child(2, sex="Q")]))
+    [first] = run_intake(settings, HEALTH, NIGHT)
     assert first["outcome"] == "rejected"
     fixed = tmp_path / "fixed.csv"
     fixed.write_bytes(render("health", [child(1), child(2)]))
-    again = reprocess(settings, "health", NIGHT, sha_prefix=first["sha256"][:8], corrected=fixed)
+    again = reprocess(settings, HEALTH, NIGHT, sha_prefix=first["sha256"][:8], corrected=fixed)
     assert again["outcome"] == "accepted" and again["file_name"] == "health_2026-11-24.csv"
 
 
-def test_too_many_rejected_rows_quarantine_the_file(settings) -> None:
+def test_too_many_rejected_rows_quarantine_the_file(settings, monkeypatch, tmp_path) -> None:
     rows = [child(i) for i in range(1, 9)] + [child(9, sex="Q"), child(10, sex="Q")]
-    drop(settings, "health", render("health", rows))
-    [result] = run_intake(settings, "health", NIGHT)  # 20% rejected: at the limit, kept
+    drop(settings, HEALTH, render("health", rows))
+    [result] = run_intake(settings, HEALTH, NIGHT)  # 20% rejected: at the limit, kept
     assert result["outcome"] == "accepted_with_rejections"
-    settings.validation.max_rejected_share_by_agency = {"health": 0.1}
-    drop(settings, "health", render("health", rows[1:]), night=date(2026, 11, 25))
-    [result] = run_intake(settings, "health", NIGHT)
+    # Over the default limit: rejected.
+    drop(settings, HEALTH, render("health", rows[1:]), night=date(2026, 11, 25))  # 2 of 9
+    [result] = run_intake(settings, HEALTH, NIGHT)
+    assert [p["rule"] for p in _receipt(result)["file_problems"]] == ["rejected_share_over_threshold"]
+    # The organisation's own, stricter limit in the registry: 20% is now too many.
+    settings = use_registry(monkeypatch, tmp_path / "registry", data=registry_with(RH1={"max_rejected_share": 0.1}))
+    rows = [child(i) for i in range(11, 19)] + [child(19, sex="Q"), child(20, sex="Q")]
+    drop(settings, HEALTH, render("health", rows), night=date(2026, 11, 26))
+    [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert receipt["outcome"] == "rejected" and result["staged_path"] is None
     assert [p["rule"] for p in receipt["file_problems"]] == ["rejected_share_over_threshold"]
-    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 0, 9)
-    # The per-row detail is still there, so the agency knows what to fix.
+    assert "limit is 10.0%" in receipt["file_problems"][0]["detail"]
+    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (10, 0, 10)
+    # The per-row detail is still there, so the organisation knows what to fix.
     assert [r["rule"] for r in receipt["rejected_rows"]] == ["code_set", "code_set"]
+    # Other organisations keep the default limit: 20% is still kept from them.
+    sc = [child(i, "social_care") for i in range(1, 9)] + [child(i, "social_care", sex="Q") for i in (9, 10)]
+    drop(settings, "social_care", render("social_care", sc))
+    [result] = run_intake(settings, ORG["social_care"], NIGHT)
+    assert result["outcome"] == "accepted_with_rejections"
 
 
-def _three_nights_of_ten_rows(settings) -> None:
-    """History for the row-count band: three accepted files of 10 rows."""
+def _three_nights_of_ten_rows(settings, rows: int = 10) -> None:
+    """History for the row-count band: three accepted files of 10 (or ``rows``) rows."""
     from datetime import timedelta
 
     for k in range(3):
         drop(
             settings,
-            "health",
-            render("health", [child(i + 100 * k) for i in range(1, 11)]),
+            HEALTH,
+            render("health", [child(i + 100 * k) for i in range(1, rows + 1)]),
             night=NIGHT + timedelta(days=k),
         )
-        run_intake(settings, "health", NIGHT)
+        [result] = run_intake(settings, HEALTH, NIGHT)
+        assert result["outcome"] == "accepted"
 
 
-def test_a_sudden_halving_is_quarantined(settings) -> None:
+def test_a_sudden_drop_is_quarantined(settings) -> None:
+    """90 rows a night, then 25: under a third of the median and 65 rows (more than the
+    slack of 50) short."""
     from datetime import timedelta
 
-    _three_nights_of_ten_rows(settings)
-    drop(settings, "health", render("health", [child(i) for i in range(500, 503)]), night=NIGHT + timedelta(days=3))
-    [result] = run_intake(settings, "health", NIGHT)
+    _three_nights_of_ten_rows(settings, rows=90)
+    drop(settings, HEALTH, render("health", [child(i) for i in range(500, 525)]), night=NIGHT + timedelta(days=3))
+    [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert [p["rule"] for p in receipt["file_problems"]] == ["row_count_anomaly"]
-    assert receipt["rows_read"] == 3 and receipt["rows_accepted"] == 0
+    assert receipt["rows_read"] == 25 and receipt["rows_accepted"] == 0
+    assert list(settings.quarantine_dir.glob(f"{HEALTH}/*/health_2026-11-27.csv"))
+
+
+def test_a_small_organisation_s_few_rows_more_are_not_an_anomaly(settings) -> None:
+    """3 rows a night, then 11: nearly four times as many, but 8 rows are a quiet sender's
+    noise (within the slack), not a broken export."""
+    from datetime import timedelta
+
+    _three_nights_of_ten_rows(settings, rows=3)
+    drop(settings, HEALTH, render("health", [child(i) for i in range(500, 511)]), night=NIGHT + timedelta(days=3))
+    [result] = run_intake(settings, HEALTH, NIGHT)
+    assert (result["outcome"], result["rows_accepted"]) == ("accepted", 11)

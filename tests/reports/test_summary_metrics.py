@@ -1,5 +1,5 @@
-"""The night's metrics history: per agency, rows rejected by rule and files quarantined by
-rule, counts only, for the quality reports' trends."""
+"""The night's metrics history: per sector and per organisation, rows rejected by rule and
+files quarantined by rule, counts only, for the quality reports' trends."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.reports import night_summary
-from tests.helpers import child, drop, render
+from tests.helpers import ORG, child, drop, render
 
 NIGHT = date(2026, 11, 24)
 CANARY = "Zqmetricscanary"
@@ -21,21 +21,27 @@ def test_rejections_and_quarantines_are_counted_by_rule(settings) -> None:
     rows = [child(i, given_name=CANARY if i == 1 else f"Given{i}") for i in range(1, 10)] + [child(10, sex="Q")]
     drop(settings, "health", render("health", rows))
     drop(settings, "education", render("education", [child(9, "education", sex="Q")]))  # every row bad
-    run_intake(settings, "health", NIGHT)
-    run_intake(settings, "education", NIGHT)
+    run_intake(settings, ORG["health"], NIGHT)
+    run_intake(settings, ORG["education"], NIGHT)
     link_pending(settings, NIGHT)
     summary = night_summary(settings, NIGHT)
-    assert summary["agencies"]["health"]["rejected_by_rule"] == {"Gender:code_set": 1}
-    assert summary["agencies"]["education"]["quarantined_by_rule"] == {"all_rows_rejected": 1}
-    assert summary["agencies"]["education"]["rejected_by_rule"] == {"Sex:code_set": 1}, "why it was quarantined"
+    for entry in (summary["organisations"][ORG["health"]], summary["sectors"]["health"]):
+        assert entry["rejected_by_rule"] == {"Gender:code_set": 1}
+    for entry in (summary["organisations"][ORG["education"]], summary["sectors"]["education"]):
+        assert entry["quarantined_by_rule"] == {"all_rows_rejected": 1}
+        assert entry["rejected_by_rule"] == {"Sex:code_set": 1}, "why it was quarantined"
     with engine_for(settings.index_url).connect() as conn:
         metrics = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all())
-    assert metrics["health:rejected:code_set"] == 1
-    assert metrics["health:rows_read"] == 10 and metrics["health:rows_accepted"] == 9
-    assert metrics["education:quarantined:all_rows_rejected"] == 1
-    assert metrics["social_care:files"] == 0
-    assert 0 < metrics["health:seconds"] < 120 and 0 < metrics["education:seconds"] < 120, "intake's time per agency"
-    assert metrics["social_care:seconds"] == 0
+    health, education, social_care = (f"org:{ORG[s]}" for s in ("health", "education", "social_care"))
+    for prefix in ("health", health):
+        assert metrics[f"{prefix}:rejected:code_set"] == 1
+        assert metrics[f"{prefix}:rows_read"] == 10 and metrics[f"{prefix}:rows_accepted"] == 9
+    for prefix in ("education", education):
+        assert metrics[f"{prefix}:quarantined:all_rows_rejected"] == 1
+    for prefix in ("social_care", social_care):
+        assert metrics[f"{prefix}:files"] == 0 and metrics[f"{prefix}:seconds"] == 0
+    for prefix in ("health", "education", health, education):
+        assert 0 < metrics[f"{prefix}:seconds"] < 120, "intake's time per sector and organisation"
     assert not any(CANARY.lower() in name.lower() for name in metrics), "names and counts only"
     night_summary(settings, NIGHT)  # a rerun gives the same metrics, not double
     with engine_for(settings.index_url).connect() as conn:
@@ -49,7 +55,7 @@ def test_the_retention_run_for_the_nights_day_is_counted_by_rule(settings) -> No
     from childindex.retention import policy, run_retention
 
     drop(settings, "health", render("health", [child(i) for i in range(1, 4)]))
-    run_intake(settings, "health", NIGHT)
+    run_intake(settings, ORG["health"], NIGHT)
     link_pending(settings, NIGHT)
     # Everything is a year old by the clock of this run: files and rows go.
     later = NIGHT + timedelta(days=4000)
@@ -74,3 +80,86 @@ def test_the_retention_run_for_the_nights_day_is_counted_by_rule(settings) -> No
     with engine_for(settings.index_url).connect() as conn:
         names = [r[0] for r in conn.execute(text("SELECT name FROM night_metric WHERE night = :n"), {"n": NIGHT})]
     assert not any(n.startswith("retention:") for n in names)
+
+
+SEVERAL_ORGANISATIONS = """
+version: 1
+areas:
+  - {code: E06000047, name: County Durham, postcode_districts: [DH1, LS6]}
+  - {code: E06000005, name: Darlington, postcode_districts: [DL1]}
+organisations:
+  - {code: RH1, name: Durham health (synthetic), sector: health, contract: health_chis, areas: [E06000047]}
+  - {code: RX2, name: Darlington health (synthetic), sector: health, contract: health_chis, areas: [E06000005]}
+  - {code: "840", name: Durham education (synthetic), sector: education, contract: education_mis, areas: [E06000047]}
+  - {code: "841", name: Darlington education (synthetic), sector: education, contract: education_mis,
+     areas: [E06000005]}
+  - {code: E06000047, name: Durham social care (synthetic), sector: social_care, contract: social_care_cms,
+     areas: [E06000047]}
+"""
+
+
+def test_the_summary_names_silent_organisations_unregistered_drops_and_sector_totals(
+    data_dir, tmp_path, monkeypatch
+) -> None:
+    from childindex.index.db import migrate
+    from childindex.reports import build_report
+    from childindex.settings import load_settings
+
+    registry = tmp_path / "organisations.yaml"
+    registry.write_text(SEVERAL_ORGANISATIONS, encoding="utf-8")
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(registry))
+    settings = load_settings()
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    # Both health trusts send (child 1 is known to both: it moved), one of two education
+    # services; social care and Darlington's education send nothing.
+    drop(settings, "RH1", render("health", [child(1), child(2), *(child(i) for i in range(6, 13)), child(3, sex="Q")]))
+    drop(settings, "RX2", render("health", [child(1, local_id="X0000001", postcode="DL1 1AA"), child(4)]))
+    drop(settings, "840", render("education", [child(5, "education")]))
+    # Files in folders no registered organisation owns: never read, only reported.
+    stray = settings.drop_root / "RZZ"
+    stray.mkdir(parents=True)
+    (stray / "health_2026-11-24.csv").write_bytes(b"x")
+    (stray / "health_2026-11-24.csv.done").touch()
+    (settings.drop_root / "loose.csv").write_bytes(b"x")
+    (settings.drop_root / ".hidden").mkdir()
+    for code in ("RH1", "RX2", "840", "841", "E06000047"):
+        run_intake(settings, code, NIGHT)
+    link_pending(settings, NIGHT)
+    summary = night_summary(settings, NIGHT)
+
+    assert summary["organisations_registered"] == 5 and summary["organisations_sending"] == 3
+    assert summary["organisations_silent"] == ["841", "E06000047"]  # in registry order
+    assert summary["unregistered_drops"] == [{"folder": "RZZ", "files": 2}, {"folder": ".", "files": 1}]
+    assert (stray / "health_2026-11-24.csv").exists(), "never touched"
+    orgs = summary["organisations"]
+    assert set(orgs) == {"RH1", "RX2", "840", "841", "E06000047"}
+    assert (orgs["RH1"]["rows_read"], orgs["RH1"]["rows_rejected"], orgs["RX2"]["rows_read"]) == (10, 1, 2)
+    assert orgs["841"]["files"] == 0 and orgs["841"]["sector"] == "education"
+    sectors = summary["sectors"]
+    assert set(sectors) == {"health", "education", "social_care"}
+    health = sectors["health"]
+    assert (health["organisations"], health["organisations_silent"], health["files"]) == (2, 0, 2)
+    assert (health["rows_read"], health["rows_accepted"], health["rows_rejected"]) == (12, 11, 1)
+    assert health["rejected_by_rule"] == {"Gender:code_set": 1}
+    education = sectors["education"]
+    assert (education["organisations"], education["organisations_silent"], education["files"]) == (2, 1, 1)
+    assert education["rows_read"] == 1
+    social_care = sectors["social_care"]
+    assert (social_care["organisations"], social_care["organisations_silent"], social_care["files"]) == (1, 1, 0)
+    assert summary["files_in"] == 3 and summary["rows_read"] == 13
+    # Child 1: two organisations of one sector, in two areas.
+    assert summary["children_in_several_organisations"] == 1
+    assert summary["children_in_several_areas"] == 1
+
+    with engine_for(settings.index_url).connect() as conn:
+        metrics = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all())
+    assert metrics["health:files"] == 2 and metrics["health:rows_read"] == 12
+    assert metrics["education:organisations_silent"] == 1 and metrics["social_care:organisations_silent"] == 1
+    assert metrics["org:RX2:rows_read"] == 2 and metrics["org:841:files"] == 0
+    assert metrics["organisations_sending"] == 3 and metrics["organisations_registered"] == 5
+    # The report says who sent nothing.
+    html = build_report(settings, NIGHT).read_text(encoding="utf-8")
+    assert "education: 1 organisation(s) sent no file" in html
+    assert "social_care: 1 organisation(s) sent no file" in html
+    assert "health: 1 organisation(s) sent no file" not in html

@@ -11,7 +11,7 @@ from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.retention import run_retention
-from tests.helpers import child, drop, nhs, render
+from tests.helpers import ORG, child, drop, nhs, render
 
 NIGHT = date(2026, 11, 24)
 CANARY = {
@@ -44,14 +44,14 @@ def test_a_child_aged_past_every_policy_leaves_no_trace(settings) -> None:
     # linkage that stopped running): both carry the values.
     drop(settings, "health", render("health", [gone, child(2)]), night=NIGHT)
     drop(settings, "social_care", render("social_care", [child(777, "social_care", upn=None, **CANARY)]), night=NIGHT)
-    for agency in ("health", "social_care"):
-        run_intake(settings, agency, NIGHT)
+    for organisation in (ORG["health"], ORG["social_care"]):
+        run_intake(settings, organisation, NIGHT)
     link_pending(settings, NIGHT)
     bad = render("health", [gone]).replace(b"LocalPatientID", b"PatientRef")
     drop(settings, "health", bad, night=NIGHT + timedelta(days=1))
-    run_intake(settings, "health", NIGHT + timedelta(days=1))
+    run_intake(settings, ORG["health"], NIGHT + timedelta(days=1))
     drop(settings, "health", render("health", [gone, child(3)]), night=NIGHT + timedelta(days=2))
-    run_intake(settings, "health", NIGHT + timedelta(days=2))
+    run_intake(settings, ORG["health"], NIGHT + timedelta(days=2))
     assert any(settings.quarantine_dir.rglob("*.csv")) and len(list(settings.staging_dir.rglob("*.parquet"))) == 3
     needles = [*CANARY.values(), number, "H0000777"]
     assert _found(settings.data_dir, needles), "the values are on disk before retention"
@@ -94,7 +94,7 @@ def test_on_postgresql_retention_leaves_no_trace_in_the_tables_files(data_dir, p
         drop(
             settings, "health", render("health", [child(777, **CANARY), *(child(i) for i in range(2, 40))]), night=NIGHT
         )
-        run_intake(settings, "health", NIGHT)
+        run_intake(settings, ORG["health"], NIGHT)
         link_pending(settings, NIGHT)
         needles = [CANARY["given_name"], CANARY["family_name"]]
 

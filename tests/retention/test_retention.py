@@ -10,7 +10,7 @@ from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.retention import policy, run_retention
-from tests.helpers import child, drop, render
+from tests.helpers import ORG, child, drop, render
 
 NIGHT = date(2026, 11, 24)
 
@@ -19,8 +19,8 @@ def _night(settings) -> None:
     rows = [child(1), child(2, involvement_end=date(2026, 1, 1)), child(3)]
     drop(settings, "health", render("health", rows))
     drop(settings, "education", render("education", [child(9, "education", nhs_number=None, sex="Q")]))
-    run_intake(settings, "health", NIGHT)
-    run_intake(settings, "education", NIGHT)  # every row rejected: quarantined
+    run_intake(settings, ORG["health"], NIGHT)
+    run_intake(settings, ORG["education"], NIGHT)  # every row rejected: quarantined
     link_pending(settings, NIGHT)
 
 
@@ -86,7 +86,7 @@ def test_unseen_records_children_and_files_go(settings) -> None:
 
 def test_unlinked_staging_is_never_deleted(settings) -> None:
     drop(settings, "health", render("health", [child(1)]))
-    run_intake(settings, "health", NIGHT)  # staged, not linked
+    run_intake(settings, ORG["health"], NIGHT)  # staged, not linked
     cert = run_retention(settings, NIGHT + timedelta(days=100))
     assert {r["rule"]: r for r in cert["rules"]}["staging"]["files_deleted"] == 0
     assert list(settings.staging_dir.rglob("*.parquet"))
@@ -138,7 +138,7 @@ def test_a_child_past_the_age_served_goes_with_everything_linked(settings) -> No
     old = child(1, date_of_birth=date(2002, 1, 1))  # 24 on the night: accepted
     young = child(2, date_of_birth=date(2015, 1, 1))
     drop(settings, "health", render("health", [old, young]), night=NIGHT)
-    run_intake(settings, "health", NIGHT)
+    run_intake(settings, ORG["health"], NIGHT)
     link_pending(settings, NIGHT)
     assert _count(settings, "child") == 2
     # Two years later the first is past 25 (records still fresh: only the age rule applies).
@@ -164,8 +164,8 @@ def test_decided_review_items_go_after_their_period(settings) -> None:
     drop(settings, "health", render("health", [child(1, **same), child(2, **same)]), night=NIGHT)
     drop(settings, "social_care", render("social_care", [child(3, "social_care", nhs_number=None, upn=None, **same)]),
          night=NIGHT)  # fmt: skip
-    for agency in ("health", "social_care"):
-        run_intake(settings, agency, NIGHT)
+    for organisation in (ORG["health"], ORG["social_care"]):
+        run_intake(settings, organisation, NIGHT)
     link_pending(settings, NIGHT)
     with engine_for(settings.index_url).begin() as conn:
         conn.execute(
@@ -195,19 +195,19 @@ def test_the_night_summary_shows_the_last_retention_run(settings) -> None:
     assert shown["rows_deleted"] == 0 and shown["rules"]["staging"]["cutoff"] == "2026-11-18"
 
 
-def test_an_open_involvement_is_kept_while_its_agency_still_delivers(settings) -> None:
-    # Agencies send deltas: a child whose involvement goes on is not re-sent for years.
+def test_an_open_involvement_is_kept_while_its_organisation_still_delivers(settings) -> None:
+    # Organisations send deltas: a child whose involvement goes on is not re-sent for years.
     _night(settings)
     later = NIGHT + timedelta(days=settings.retention.record_unseen_days + 30)
-    drop(settings, "health", render("health", [child(5)]), night=later)  # the agency still delivers
-    run_intake(settings, "health", later)
+    drop(settings, "health", render("health", [child(5)]), night=later)  # the organisation still delivers
+    run_intake(settings, ORG["health"], later)
     link_pending(settings, later)
     cert = run_retention(settings, later + timedelta(days=1))
     rules = {r["rule"]: r for r in cert["rules"]}
     # Child 2's involvement ended (and has gone): its record goes; children 1 and 3 stay.
     assert rules["record_unseen"]["rows_deleted"]["source_record"] == 1
     assert _count(settings, "source_record") == 3 and _count(settings, "child") == 3
-    # Once the agency stops delivering, the open involvements' records go as well.
+    # Once the organisation stops delivering, the open involvements' records go as well.
     silent = later + timedelta(days=settings.retention.record_unseen_days + 1)
     cert = run_retention(settings, silent)
     assert {r["rule"]: r for r in cert["rules"]}["record_unseen"]["rows_deleted"]["source_record"] == 3
@@ -252,21 +252,21 @@ def test_files_are_aged_by_their_night_not_the_clock(settings) -> None:
     # and reports are dated by the ledger's night or the night in their name.
     old = NIGHT - timedelta(days=400)
     drop(settings, "health", render("health", [child(1)]), night=old)
-    run_intake(settings, "health", old)
+    run_intake(settings, ORG["health"], old)
     drop(settings, "health", render("health", [child(1)]), night=old + timedelta(days=1))  # same bytes
-    run_intake(settings, "health", old + timedelta(days=1))
+    run_intake(settings, ORG["health"], old + timedelta(days=1))
     bad = render("health", [child(2)]).replace(b"LocalPatientID", b"PatientRef")
     drop(settings, "health", bad, night=old + timedelta(days=2))
-    run_intake(settings, "health", old + timedelta(days=2))
+    run_intake(settings, ORG["health"], old + timedelta(days=2))
     (settings.reports_dir / f"night-{old}.json").write_text("{}")
-    assert list(settings.archive_dir.glob("health/*/duplicates/*")), "the duplicate is kept under its night"
+    assert list(settings.archive_dir.glob(f"{ORG['health']}/*/duplicates/*")), "the duplicate is kept under its night"
     # Files written just now, with nights long past: the clock says new, the nights say old.
     cert = run_retention(settings, NIGHT)
     files = {r["rule"]: r["files_deleted"] for r in cert["rules"]}
     assert files["receipts"] == 6 and files["quarantine"] == 2 and files["reports"] == 1
     assert files["archive"] == 2  # the extract and the copy delivered twice
     assert not any(p.is_file() for p in settings.quarantine_dir.rglob("*"))
-    assert not any(settings.quarantine_dir.glob("health/*")), "the hash-named folder goes too"
+    assert not any(settings.quarantine_dir.glob(f"{ORG['health']}/*")), "the hash-named folder goes too"
     assert run_retention(settings, NIGHT)["files_deleted"] == 0, "a rerun deletes nothing more"
 
 
@@ -292,18 +292,64 @@ def test_retention_on_postgresql(data_dir, pg_url) -> None:
 
 
 def test_the_same_bytes_quarantined_on_two_nights_go_each_with_its_own_night(settings) -> None:
-    # An agency's empty delta is the same bytes every time: quarantined twice, one folder.
+    # An organisation's empty delta is the same bytes every time: quarantined twice, one folder.
     empty = render("social_care", [])
     first, second = NIGHT, NIGHT + timedelta(days=60)
     for night in (first, second):
         for i in range(3):  # an accepted history, so the empty file is a row-count anomaly
-            day = night - timedelta(days=10 - i)
-            drop(settings, "social_care", render("social_care", [child(i, "social_care")]), night=day)
-            run_intake(settings, "social_care", day)
+            day = night - timedelta(days=10 - i)  # (more rows than the band's slack: not a quiet night)
+            rows = [child(100 * i + j, "social_care") for j in range(settings.validation.row_count_slack + 10)]
+            drop(settings, "social_care", render("social_care", rows), night=day)
+            run_intake(settings, ORG["social_care"], day)
         drop(settings, "social_care", empty, night=night)
-        assert run_intake(settings, "social_care", night)[0]["outcome"] == "rejected"
-    folder = next(settings.quarantine_dir.glob("social_care/*"))
+        assert run_intake(settings, ORG["social_care"], night)[0]["outcome"] == "rejected"
+    folder = next(settings.quarantine_dir.glob(f"{ORG['social_care']}/*"))
     assert len([p for p in folder.iterdir() if p.suffix == ".txt"]) == 2
     cert = run_retention(settings, second + timedelta(days=1))
     assert {r["rule"]: r for r in cert["rules"]}["quarantine"]["files_deleted"] == 1, "the first night's file"
     assert sorted(p.name for p in folder.iterdir()) == ["quarantine.json", "sc_extract_20270123.txt"]
+
+
+TWO_HEALTH_ORGANISATIONS = """
+version: 1
+areas:
+  - {code: E06000047, name: County Durham, postcode_districts: [DH1, LS6]}
+  - {code: E06000005, name: Darlington, postcode_districts: [DL1]}
+organisations:
+  - {code: RH1, name: Durham health (synthetic), sector: health, contract: health_chis, areas: [E06000047]}
+  - {code: RX2, name: Darlington health (synthetic), sector: health, contract: health_chis, areas: [E06000005]}
+"""
+
+
+def test_unseen_records_go_per_organisation_when_it_has_sent_nothing_since(data_dir, tmp_path, monkeypatch) -> None:
+    from childindex.index.db import migrate
+    from childindex.settings import load_settings
+
+    registry = tmp_path / "organisations.yaml"
+    registry.write_text(TWO_HEALTH_ORGANISATIONS, encoding="utf-8")
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(registry))
+    settings = load_settings()
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    # Night 1: both organisations of one sector send open involvements; child 1 is known
+    # to both (its old and new trust), children 2 and 3 to one each.
+    drop(settings, "RH1", render("health", [child(1), child(2)]), night=NIGHT)
+    drop(settings, "RX2", render("health", [child(1, local_id="X0000001"), child(3)]), night=NIGHT)
+    for code in ("RH1", "RX2"):
+        run_intake(settings, code, NIGHT)
+    link_pending(settings, NIGHT)
+    assert _count(settings, "source_record") == 4 and _count(settings, "child") == 3
+    # Past the period: RH1 still delivers (its open involvements are not re-sent), RX2 is silent.
+    later = NIGHT + timedelta(days=settings.retention.record_unseen_days + 30)
+    drop(settings, "RH1", render("health", [child(5)]), night=later)
+    run_intake(settings, "RH1", later)
+    link_pending(settings, later)
+    cert = run_retention(settings, later + timedelta(days=1))
+    rules = {r["rule"]: r for r in cert["rules"]}
+    assert rules["record_unseen"]["rows_deleted"]["source_record"] == 2
+    assert rules["record_unseen"]["rows_deleted"]["involvement"] == 2
+    assert rules["child_orphaned"]["rows_deleted"] == {"child": 1}  # child 3: only RX2 knew them
+    with engine_for(settings.index_url).connect() as conn:
+        left = conn.execute(text("SELECT organisation, count(*) FROM source_record GROUP BY organisation")).all()
+    assert dict(left) == {"RH1": 3}
+    assert _count(settings, "child") == 3  # children 1, 2 and 5

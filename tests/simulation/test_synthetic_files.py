@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from childindex.contracts import AGENCIES, load_contract
+from childindex.contracts import contract_names, load_contract
 from childindex.simulation.synthetic import column_layout
 from childindex.simulation.synthetic.records import EXTRAS
 from childindex.validation.identifiers import valid_nhs_numbers, valid_upns
@@ -20,13 +20,19 @@ DRAMA_PHONE = re.compile(r"^(01(1[3-8]|21|31|41|51|61) 496 0\d{3}|020 7946 0\d{3
 MAILBOX = re.compile(r"^[a-z]+-[a-z]+-team\d+@example\.org$")
 
 
-@pytest.mark.parametrize("agency", AGENCIES)
+def test_every_layout_is_written(run, other_run):
+    written = {r.contract(code) for r in (run, other_run) for code in r.nights[0].files}
+    assert written == set(contract_names()) == set(EXTRAS)
+
+
 @pytest.mark.parametrize("night", [0, 1])
-def test_file_name_and_completion(run, agency, night):
-    contract = load_contract(agency)
+def test_file_name_and_completion(layout, night):
+    run, code = layout
+    contract = load_contract(run.contract(code))
     result = run.nights[night]
-    path = result.files[agency]
-    assert path.parent == run.drop / agency
+    assert set(result.files) == {o.code for o in run.registry.organisations}
+    path = result.files[code]
+    assert path.parent == run.registry.drop_folder(code, run.drop) == run.drop / code
     match = contract.match_name(path.name)
     assert match is not None
     assert re.sub(r"\D", "", match.group("night")) == f"{result.night:%Y%m%d}"
@@ -34,13 +40,13 @@ def test_file_name_and_completion(run, agency, night):
     assert done.exists() == (contract.file.completion == "marker")
     if done.exists():
         assert done.stat().st_size == 0
-    assert not list((run.drop / agency).glob("*.part"))
+    assert not list((run.drop / code).glob("*.part"))
 
 
-@pytest.mark.parametrize("agency", AGENCIES)
-def test_encoding_header_and_rows(run, agency):
-    contract = load_contract(agency)
-    raw = run.nights[0].files[agency].read_bytes()
+def test_encoding_header_and_rows(layout):
+    run, code = layout
+    contract = load_contract(run.contract(code))
+    raw = run.nights[0].files[code].read_bytes()
     text = raw.decode(contract.file.encoding)  # strict
     accented = {"Zoë", "Chloé", "Siân", "Renée", "Noël"}
     assert any(name in text for name in accented)
@@ -49,16 +55,16 @@ def test_encoding_header_and_rows(run, agency):
             raw.decode("utf-8")
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=contract.file.delimiter))
     header = rows[0]
-    assert tuple(header) == column_layout(agency)
+    assert tuple(header) == column_layout(contract.name)
     contract_cols = [c for c in header if c in contract.column_names]
     assert contract_cols == list(contract.column_names)  # contract order kept
-    assert {name for _, name in EXTRAS[agency]} == set(header) - set(contract.column_names)
+    assert {name for _, name, _ in EXTRAS[contract.name]} == set(header) - set(contract.column_names)
     assert all(len(r) == len(header) for r in rows[1:])
-    assert len(rows) - 1 == run.nights[0].rows[agency]
+    assert len(rows) - 1 == run.nights[0].rows[code]
 
 
 def test_quoting_only_when_needed(run):
-    text = run.nights[0].files["health"].read_text("utf-8")
+    text = run.nights[0].files[run.code("health")].read_text("utf-8")
     lines = text.splitlines()[1:]
     quoted = [line for line in lines if '"' in line]
     assert quoted, "some address lines hold a comma and must be quoted"
@@ -69,10 +75,19 @@ def test_quoting_only_when_needed(run):
     assert flats.any() and df.loc[flats, "AddressLine1"].str.contains(", ").all()
 
 
-@pytest.mark.parametrize("agency", AGENCIES)
-def test_values_follow_contract(run, agency):
-    contract = load_contract(agency)
-    df = run.extract(0, agency)
+LOCAL_IDS = {
+    "health_chis": r"^H\d{8}$",
+    "health_epr": r"^RX\d{9}$",
+    "education_mis": r"^P\d{8}$",
+    "social_care_cms": r"^\d+$",
+    "social_care_ehm": r"^CR\d{8}$",
+}
+
+
+def test_values_follow_contract(layout):
+    run, code = layout
+    contract = load_contract(run.contract(code))
+    df = run.extract(0, code)
     by_field = {c.field: c.name for c in contract.columns}
     for field in ("date_of_birth", "involvement_start", "involvement_end"):
         dates = as_dates(df[by_field[field]], contract.date_format)
@@ -98,30 +113,36 @@ def test_values_follow_contract(run, agency):
     assert routes.nunique() <= 40
     postcode = r"^[A-Z]{1,2}\d{1,2} \d[ABDEFGHJLNPQRSTUWXYZ]{2}$"
     assert df[by_field["postcode"]].str.match(postcode).all()
-    local = {"health": r"^H\d{8}$", "education": r"^P\d{8}$", "social_care": r"^\d+$"}[agency]
-    assert df[by_field["local_id"]].str.match(local).all()
+    assert df[by_field["local_id"]].str.match(LOCAL_IDS[contract.name]).all()
 
 
-@pytest.mark.parametrize("agency", AGENCIES)
-def test_identifiers_valid_and_unique(run, agency):
-    df = run.joined(0, agency)
+def test_identifiers_valid_and_unique(layout):
+    """Each identifier is valid, the child's own, and no other child's: it appears again only
+    on the child's duplicate registration."""
+    run, code = layout
+    df = run.joined(0, code)
     if "nhs_number" in df:
-        nhs = df.loc[df["nhs_number"] != "", "nhs_number"]
+        sent = df[df["nhs_number"] != ""]
+        nhs = sent["nhs_number"]
         assert nhs.str.startswith("999").all()
         assert valid_nhs_numbers(nhs).all()
-        assert nhs.is_unique
-        assert (nhs == df.loc[nhs.index, "true_nhs_number"]).all()
+        assert sent.drop_duplicates("person_id")["nhs_number"].is_unique
+        assert nhs.value_counts().max() <= 2 and (sent.groupby("nhs_number")["person_id"].nunique() == 1).all()
+        assert (nhs == sent["true_nhs_number"]).all()
     if "upn" in df:
-        upn = df.loc[df["upn"] != "", "upn"]
-        assert len(upn) > 0 and valid_upns(upn).all() and upn.is_unique
+        sent = df[df["upn"] != ""]
+        upn = sent["upn"]
+        assert len(upn) > 0 and valid_upns(upn).all()
+        assert sent.drop_duplicates("person_id")["upn"].is_unique
+        assert upn.value_counts().max() <= 2 and (sent.groupby("upn")["person_id"].nunique() == 1).all()
         assert upn.str[1:4].astype(int).between(201, 938).all()
-        assert (upn == df.loc[upn.index, "true_upn"]).all()
+        assert (upn == sent["true_upn"]).all()
 
 
 def test_identifiers_unique_across_population(run):
-    true = run.joined(0, "health")
+    true = run.joined(0, "health").drop_duplicates("person_id")
     assert true["true_nhs_number"].dropna().is_unique
-    edu = run.joined(0, "education")
+    edu = run.joined(0, "education").drop_duplicates("person_id")
     assert edu["true_upn"].notna().all() and edu["true_upn"].is_unique
 
 
@@ -132,22 +153,23 @@ def test_truth_covers_every_row_and_stays_out_of_drop(run):
         truth = run.truth(night)
         assert str(truth["person_id"].dtype) == "int64" and truth["twin"].dtype == bool
         assert len(truth) == sum(result.rows.values())
-        for agency in AGENCIES:
-            contract = load_contract(agency)
-            ids = run.extract(night, agency)[contract.column_for("local_id").name]
-            mine = truth[truth.agency == agency]
+        assert set(truth["organisation"]) <= set(result.files)
+        for code in result.files:
+            contract = load_contract(run.contract(code))
+            ids = run.extract(night, code)[contract.column_for("local_id").name]
+            mine = truth[truth.organisation == code]
             assert sorted(ids) == sorted(mine["local_id"])
     assert not [p for p in run.drop.rglob("*") if p.suffix == ".parquet"]
 
 
-def test_truth_inside_drop_root_is_refused(tmp_path):
+def test_truth_inside_drop_root_is_refused(tmp_path, test_registry):
     from childindex.simulation.synthetic import generate_night
 
     with pytest.raises(ValueError):
-        generate_night(tmp_path, tmp_path / "truth", children=10)
+        generate_night(tmp_path, tmp_path / "truth", registry=test_registry, children=10)
 
 
-def test_extras_hold_synthetic_values(run):
+def test_extras_hold_synthetic_values(run, other_run):
     health = run.extract(0, "health")
     assert health["GPPracticeCode"].str.match(r"^[A-Z]\d{5}$").all()
     assert set(health["Ethnicity"]) <= set("ABCDEFGHJKLMNPRSZ")
@@ -158,3 +180,11 @@ def test_extras_hold_synthetic_values(run):
     assert sc["REFERRAL_REASON"].str.match(r"^N\d ").all()
     assert (sc["ADDRESS"].str.contains(", ")).all()
     assert np.mean(health["AddressLine1"].str.match(r"^(Flat \d+, )?\d+ ")) == 1.0
+    epr = other_run.extract(0, "health")
+    assert epr["registered_gp"].str.match(r"^[A-Z]\d{5}$").all()
+    assert set(epr["ethnic_category"]) <= set("ABCDEFGHJKLMNPRSZ")
+    assert (epr["address"].str.contains(", ")).all()
+    ehm = other_run.extract(0, "social_care")
+    assert ehm["KeyWorker"].str.match(r"^\S+ \S+").all()
+    assert ehm["PrimaryNeed"].str.match(r"^N\d ").all()
+    assert np.mean(ehm["AddressLine1"].str.match(r"^(Flat \d+, )?\d+ ")) == 1.0

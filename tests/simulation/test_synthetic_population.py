@@ -8,27 +8,39 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from childindex.contracts import AGENCIES, load_contract
+from childindex.contracts import load_contract
 from childindex.simulation.synthetic import NoiseConfig, generate_night, true_identity_frame
 from childindex.simulation.synthetic import names as T
 from childindex.simulation.synthetic import population as P
 from childindex.simulation.synthetic.noise import swap_day_month, swappable, typo_strings
 from childindex.validation.identifiers import valid_nhs_numbers
+from childindex.whitelist import SECTORS
 from tests.simulation.synthetic_helpers import CHILDREN, as_dates
 
 
-def test_agency_coverage(run):
+def test_sector_coverage(run):
     truth = run.truth(0)
     pop = run.populations[0]
-    counts = truth.groupby("agency").size()
+    truth["sector"] = truth["organisation"].map({o.code: o.sector for o in run.registry.organisations})
+    children = truth.drop_duplicates(["sector", "person_id"])  # a duplicate registration is the same child
+    counts = children.groupby("sector").size()
     assert abs(counts["health"] / CHILDREN - 0.97) < 0.01
     assert abs(counts["education"] / pop.school_age.sum() - 0.96) < 0.01
     assert abs(counts["social_care"] / CHILDREN - 0.04) < 0.006
-    per_child = truth.groupby("person_id").size()
-    assert len(per_child) == CHILDREN  # every child is known to at least one agency
+    per_child = children.groupby("person_id").size()
+    assert len(per_child) == CHILDREN  # every child is known to at least one sector
     assert per_child.between(1, 3).all()
-    edu = truth.loc[truth.agency == "education", "person_id"].to_numpy()
+    edu = children.loc[children.sector == "education", "person_id"].to_numpy()
     assert pop.school_age[edu].all()
+
+
+@pytest.mark.parametrize(("sector", "tolerance"), [("health", 0.0015), ("education", 0.001)])
+def test_duplicate_registration_rate(run, sector, tolerance):
+    """A few children are registered twice by their organisation: another local id, the same child."""
+    truth = run.truth(0)
+    per_child = truth[truth.organisation == run.code(sector)].groupby("person_id")["local_id"].nunique()
+    assert per_child.max() == 2
+    assert abs((per_child == 2).mean() - NoiseConfig().duplicate(sector)) < tolerance
 
 
 def test_population_shape(run):
@@ -85,19 +97,19 @@ def _rates(df: pd.DataFrame) -> dict[str, float]:
     return {"nickname": nick.mean(), "typo": (given_typo | family_typo).mean(), "surname_change": changed.mean()}
 
 
-@pytest.mark.parametrize("agency", ["health", "education"])
-def test_name_noise_rates(run, agency):
-    rates = _rates(run.joined(0, agency))
+@pytest.mark.parametrize("sector", ["health", "education"])
+def test_name_noise_rates(run, sector):
+    rates = _rates(run.joined(0, sector))
     noise = NoiseConfig()
     assert abs(rates["nickname"] - noise.nickname) < 0.008
     assert abs(rates["typo"] - noise.typo) < 0.006
     assert abs(rates["surname_change"] - noise.surname_change) < 0.006
 
 
-@pytest.mark.parametrize("agency", ["health", "education"])
-def test_dob_swap_rate(run, agency):
-    df = run.joined(0, agency)
-    dob = as_dates(df["date_of_birth"], load_contract(agency).date_format)
+@pytest.mark.parametrize("sector", ["health", "education"])
+def test_dob_swap_rate(run, sector):
+    df = run.joined(0, sector)
+    dob = as_dates(df["date_of_birth"], load_contract(run.contract(sector)).date_format)
     true = df["true_date_of_birth"]
     eligible = swappable(true.to_numpy().astype("datetime64[D]").astype(np.int64))
     differs = (dob != true).to_numpy()
@@ -119,24 +131,30 @@ def test_missing_identifier_rates(run):
 
 
 def test_house_move_rate(run):
-    postcodes = {a: run.joined(0, a).set_index("person_id")["postcode"] for a in AGENCIES}
+    postcodes = {s: run.joined(0, s).drop_duplicates("person_id").set_index("person_id")["postcode"] for s in SECTORS}
     table = pd.DataFrame(postcodes)
     multi = table.notna().sum(axis=1) >= 2
     differs = table[multi].nunique(axis=1) > 1
     assert abs(differs.mean() - NoiseConfig().house_move) < 0.008
 
 
-def test_no_noise_means_truth(tmp_path):
-    result = generate_night(tmp_path / "drop", tmp_path / "truth", children=2_000, noise=NoiseConfig.none())
+def test_no_noise_means_truth(tmp_path, test_registry):
+    result = generate_night(
+        tmp_path / "drop", tmp_path / "truth", registry=test_registry, children=2_000, noise=NoiseConfig.none()
+    )
     truth = pd.read_parquet(result.truth_path)
     assert not truth["twin"].any()
+    from tests.helpers import ORG
     from tests.simulation.synthetic_helpers import read_extract
 
-    health = read_extract(result.files["health"], "health")
-    ids = truth[truth.agency == "health"].set_index("local_id").loc[health["LocalPatientID"]]
+    health = read_extract(result.files[ORG["health"]], "health_chis")
+    ids = truth[truth.organisation == ORG["health"]].set_index("local_id").loc[health["LocalPatientID"]]
     from childindex.simulation.synthetic import build_population
+    from childindex.simulation.synthetic.areas import World
 
-    pop = build_population(2_000, seed=42, first_night=result.night, noise=NoiseConfig.none())
+    pop = build_population(
+        2_000, seed=42, first_night=result.night, noise=NoiseConfig.none(), world=World(test_registry)
+    )
     true = true_identity_frame(pop, ids["person_id"].to_numpy())
     assert (health["Forename"].to_numpy() == true["given_name"].to_numpy()).all()
     assert (health["Surname"].to_numpy() == true["family_name"].to_numpy()).all()
@@ -144,20 +162,21 @@ def test_no_noise_means_truth(tmp_path):
     assert (health["NHSNumber"].to_numpy() == true["nhs_number"].to_numpy()).all()
 
 
-def test_nhs_capacity(monkeypatch, tmp_path, caplog):
+def test_nhs_capacity(monkeypatch, tmp_path, caplog, test_registry):
     pool = P._nhs_pool(42)
     assert len(pool) == 909_091 and len(np.unique(pool)) == len(pool)
     assert valid_nhs_numbers(pool.astype(str)).all()
     assert (pool // 10**7 == 999).all()
     monkeypatch.setattr(P, "_nhs_pool", lambda seed: pool[:150])
     with caplog.at_level(logging.WARNING):
-        result = generate_night(tmp_path / "d", tmp_path / "t", children=200)
+        result = generate_night(tmp_path / "d", tmp_path / "t", registry=test_registry, children=200)
     assert any("get no NHS number" in r.getMessage() for r in caplog.records)
     truth = pd.read_parquet(result.truth_path)
-    health = truth[truth.agency == "health"]
+    from tests.helpers import ORG
     from tests.simulation.synthetic_helpers import read_extract
 
-    df = read_extract(result.files["health"], "health").set_index("LocalPatientID")
+    health = truth[truth.organisation == ORG["health"]]
+    df = read_extract(result.files[ORG["health"]], "health_chis").set_index("LocalPatientID")
     beyond = health.loc[health.person_id >= 150, "local_id"]
     assert len(beyond) > 0 and (df.loc[beyond, "NHSNumber"] == "").all()
 

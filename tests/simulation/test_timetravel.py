@@ -9,8 +9,11 @@ import pytest
 from sqlalchemy import text
 
 from childindex.index.db import engine_for
+from childindex.organisations import load_registry
 from childindex.simulation.synthetic.lifecourse import NEVER, Lifecourse
 from childindex.simulation.timetravel import audit, simulate
+from tests.conftest import TEST_REGISTRY
+from tests.helpers import ORG
 
 NIGHT = date(2026, 11, 24)
 
@@ -58,36 +61,43 @@ def test_the_audit_finds_what_outlived_its_policy(settings) -> None:
         conn.execute(text("INSERT INTO child VALUES ('C1','A','B',:d,'F','LS6 2AB',:d,:d)"), {"d": date(2015, 1, 1)})
         conn.execute(
             text(
-                "INSERT INTO source_record (source_key, agency, child_id, match_key, first_seen, last_seen) "
-                "VALUES (:k, 'health', 'C1', :k, :d, :d)"
+                "INSERT INTO source_record (source_key, organisation, child_id, match_key, first_seen, last_seen) "
+                "VALUES (:k, :o, 'C1', :k, :d, :d)"
             ),
-            {"k": "a" * 64, "d": NIGHT},
+            {"k": "a" * 64, "o": ORG["health"], "d": NIGHT},
         )
         conn.execute(
-            text("INSERT INTO involvement VALUES (:k, 'C1', 'health', 'school_nursing', '0113 496 0001', :s, :e, :s)"),
-            {"k": "a" * 64, "s": NIGHT, "e": NIGHT + timedelta(days=10)},
+            text(
+                "INSERT INTO involvement (source_key, child_id, organisation, sector, area, service, contact_route, "
+                "start_date, end_date, last_seen) "
+                "VALUES (:k, 'C1', :o, 'health', 'E06000047', 'school_nursing', '0113 496 0001', :s, :e, :s)"
+            ),
+            {"k": "a" * 64, "o": ORG["health"], "s": NIGHT, "e": NIGHT + timedelta(days=10)},
         )
-    receipt = settings.outbox("health") / "health_2026-11-24.csv.0123abcd.receipt.json"
+    receipt = settings.outbox(ORG["health"]) / "health_2026-11-24.csv.0123abcd.receipt.json"
     receipt.write_text("{}")
     found = audit(settings, today)
     assert "1 x an involvement ended past its period" in found
-    assert "1 x a record unseen past its period, with its involvement over or its agency silent" in found
+    assert "1 x a record unseen past its period, with its involvement over or its organisation silent" in found
     assert "1 x receipt past its period" in found
     assert audit(settings, NIGHT + timedelta(days=20)) == []
 
 
 def test_the_life_course_is_deterministic_and_sends_only_changes(tmp_path) -> None:
-    a, b = Lifecourse(100, 3, seed=5), Lifecourse(100, 3, seed=5)
-    for agency in a.intervals:
-        assert (a.intervals[agency].start == b.intervals[agency].start).all()
+    registry = load_registry(TEST_REGISTRY)
+    a, b = Lifecourse(100, 3, registry=registry, seed=5), Lifecourse(100, 3, registry=registry, seed=5)
+    for sector in a.intervals:
+        assert (a.intervals[sector].start == b.intervals[sector].start).all()
     rows0, truth0 = a.deliver(tmp_path / "a", 0)
+    assert set(rows0) == set(ORG.values())
     assert sum(rows0.values()) == a.open_involvements(0) == truth0.num_rows
     rows1, _ = a.deliver(tmp_path / "a", 91)
     health = a.intervals["health"]
     starts = int(((health.start > 0) & (health.start <= 91)).sum())
     ends = int(((health.end > 0) & (health.end <= 91) & (health.start <= 91)).sum())
-    assert starts >= 1 and rows1["health"] >= starts + ends - 1  # births, leavers (and movers)
-    assert rows1["health"] < rows0["health"] / 2, "a delta, not a full extract"
+    code = ORG["health"]
+    assert starts >= 1 and rows1[code] >= starts + ends - 1  # births, leavers (and movers)
+    assert rows1[code] < rows0[code] / 2, "a delta, not a full extract"
     # Births keep the population steady: about children/18 a year.
     born = int((a.dob_night > 0).sum())
     assert 10 <= born <= 25
@@ -96,7 +106,7 @@ def test_the_life_course_is_deterministic_and_sends_only_changes(tmp_path) -> No
         a.deliver(tmp_path / "a", 91)
 
 
-def test_the_command_runs_a_simulation_and_refuses_a_used_folder(tmp_path) -> None:
+def test_the_command_runs_a_simulation_and_refuses_a_used_folder(tmp_path, monkeypatch) -> None:
     import json
 
     from typer.testing import CliRunner
@@ -104,6 +114,7 @@ def test_the_command_runs_a_simulation_and_refuses_a_used_folder(tmp_path) -> No
     from childindex.cli import app
 
     runner = CliRunner()
+    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(TEST_REGISTRY))
     out = tmp_path / "result.json"
     args = ["time-travel", "--data-dir", str(tmp_path / "tt"), "--years", "1", "--children", "60"]
     result = runner.invoke(app, [*args, "--delivery-days", "182", "--retention-days", "91", "--out", str(out)])

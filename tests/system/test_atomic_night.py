@@ -18,6 +18,7 @@ from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.settings import load_settings
 from childindex.simulation.synthetic import generate_night
+from tests.helpers import ORG
 
 NIGHT = date(2026, 11, 24)
 APP = "childindex_crash_test"
@@ -39,13 +40,15 @@ def test_killing_linkage_mid_publish_leaves_the_previous_index(data_dir, pg_url,
     settings = load_settings(index_url=url)
     settings.ensure_dirs()
     migrate(url)
-    generate_night(settings.drop_root, tmp_path / "truth", children=20_000, seed=5, first_night=NIGHT)
+    generate_night(
+        settings.drop_root, tmp_path / "truth", registry=settings.registry, children=20_000, seed=5, first_night=NIGHT
+    )
     # The previous index: health's initial load, linked.
-    run_intake(settings, "health", NIGHT)
+    run_intake(settings, ORG["health"], NIGHT)
     link_pending(settings, NIGHT)
     # Tonight: education and social care, about 15,000 records, linked by a process we kill.
-    for agency in ("education", "social_care"):
-        run_intake(settings, agency, NIGHT)
+    for sector in ("education", "social_care"):
+        run_intake(settings, ORG[sector], NIGHT)
     before = _state(url)
     assert before["child"] > 15_000 and before["staged"] == 2
 

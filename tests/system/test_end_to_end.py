@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from childindex.contracts import AGENCIES, load_contract
-from tests.helpers import nhs, upn
+from childindex.contracts import load_contract
+from childindex.whitelist import SECTORS
+from tests.conftest import TEST_REGISTRY
+from tests.helpers import CONTRACT, ORG, nhs, upn
 from tests.system.test_report_browser import chromium as chromium  # a fixture
 
 pytestmark = pytest.mark.airflow
@@ -38,15 +40,15 @@ CANARY_NAMES = [
 CANARY_IDS = ["HQZ0000001", "PQZ0001", "77700001", nhs(900_001), upn(777), "HQZ0000002"]
 
 
-def _append_canaries(drop_root: Path) -> None:
-    """Append canary rows (one accepted, one rejected) to each agency's file, and drop a
+def _append_canaries(settings) -> None:
+    """Append canary rows (one accepted, one rejected) to each organisation's file, and drop a
     second social-care file that is rejected as a whole."""
-    for agency in AGENCIES:
-        c = load_contract(agency)
-        [path] = [p for p in (drop_root / agency).iterdir() if c.match_name(p.name)]
+    for sector in SECTORS:
+        c = load_contract(CONTRACT[sector])
+        [path] = [p for p in settings.drop_folder(ORG[sector]).iterdir() if c.match_name(p.name)]
         raw = path.read_bytes().decode(c.file.encoding)
         header = next(csv.reader(io.StringIO(raw.splitlines()[0]), delimiter=c.file.delimiter))
-        local = {"health": "HQZ0000001", "education": "PQZ0001", "social_care": "77700001"}[agency]
+        local = {"health": "HQZ0000001", "education": "PQZ0001", "social_care": "77700001"}[sector]
         dob = date(2015, 6, 7).strftime(c.date_format)
         values = {
             "local_id": local,
@@ -75,7 +77,7 @@ def _append_canaries(drop_root: Path) -> None:
         w.writerow(good)
         w.writerow(bad_row)
         path.write_bytes((raw + out.getvalue()).encode(c.file.encoding))
-    sc = drop_root / "social_care" / "sc_extract_20261123.txt"
+    sc = settings.drop_folder(ORG["social_care"]) / "sc_extract_20261123.txt"
     sc.write_bytes(b"PERSON_ID|FIRST_NAME\nHQZ0000002|Qzcanaryquarantined\n")
     (sc.parent / (sc.name + ".done")).touch()
 
@@ -89,13 +91,21 @@ def night(tmp_path_factory: pytest.TempPathFactory):
 
     data_dir = tmp_path_factory.mktemp("night") / "data"
     paths, env = demo.prepare(data_dir)
+    env["CHILDINDEX_ORGANISATIONS_FILE"] = str(TEST_REGISTRY)  # three organisations: a fast night
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         settings = load_settings()
         settings.ensure_dirs()
-        generate_night(settings.drop_root, paths.truth_dir, children=CHILDREN, seed=7, first_night=NIGHT)
-        _append_canaries(settings.drop_root)
+        generate_night(
+            settings.drop_root,
+            paths.truth_dir,
+            registry=settings.registry,
+            children=CHILDREN,
+            seed=7,
+            first_night=NIGHT,
+        )
+        _append_canaries(settings)
         migrate(settings.index_url)
         demo.run_dags(env, NIGHT, paths.log_file)
         yield settings, paths, env
@@ -126,7 +136,7 @@ def test_every_dag_succeeded_and_files_were_processed(night) -> None:
     assert ledger["sc_extract_20261123.txt"] == "quarantined"
     assert sorted(v for k, v in ledger.items() if k != "sc_extract_20261123.txt") == ["linked"] * 3
     assert not any(
-        p.is_file() and not p.name.startswith(".") for a in AGENCIES for p in settings.drop_folder(a).iterdir()
+        p.is_file() and not p.name.startswith(".") for c in ORG.values() for p in settings.drop_folder(c).iterdir()
     )
 
 
@@ -152,8 +162,11 @@ def test_the_summary_reports_the_night(night) -> None:
     s = json.loads(summary_path(settings, NIGHT).read_text())
     con = _index(settings)
     assert s["children"] == con.execute("SELECT count(*) FROM child").fetchone()[0]
-    assert s["agencies"]["health"]["rows_rejected"] == 1
-    assert s["agencies"]["social_care"]["files"] == 1  # the quarantined file was for night 23
+    assert s["sectors"]["health"]["rows_rejected"] == s["organisations"][ORG["health"]]["rows_rejected"] == 1
+    # The quarantined file was for night 23.
+    assert s["sectors"]["social_care"]["files"] == s["organisations"][ORG["social_care"]]["files"] == 1
+    assert (s["organisations_registered"], s["organisations_sending"], s["organisations_silent"]) == (3, 3, [])
+    assert s["unregistered_drops"] == []
     assert s["rows_read"] == s["rows_accepted"] + s["rows_rejected"]
     assert 0.999 <= s["accuracy"]["precision"] <= 1.0
     assert s["linkage"]["model_version"] in (0, 1) and s["linkage"]["records"] > 0
@@ -181,7 +194,7 @@ def test_a_rerun_of_the_night_gives_the_same_index(night) -> None:
         return [con.execute(q).fetchall() for q in dump.split("; ")]
 
     before = snapshot()
-    demo.run_dags(env, NIGHT, paths.log_file, ("intake_health", "link_and_publish"))
+    demo.run_dags(env, NIGHT, paths.log_file, ("intake", "link_and_publish"))
     assert snapshot() == before
 
 
@@ -270,7 +283,7 @@ def test_every_dag_run_links_to_its_nights_report(night, api_server) -> None:
     }
     report = settings.reports_dir / "quality" / f"night-{NIGHT}.html"
     assert report.exists()
-    for dag_id in ("night_summary", "intake_health", "link_and_publish"):
+    for dag_id in ("night_summary", "intake", "link_and_publish"):
         run_id = _latest_run(base, token, dag_id)
         # As the UI fills in the tab's href: each id URI-encoded.
         link = f"{base}/childindex/reports/run/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
@@ -356,7 +369,7 @@ def test_no_canary_leaks_anywhere(night) -> None:
     assert any(p.name == "airflow.db" for p in logs_and_reports), "XComs are scanned"
     assert any(p.is_relative_to(settings.outbox_root) for p in logs_and_reports)
     assert _scan(logs_and_reports, CANARY_NAMES + CANARY_IDS) == []
-    # Identifiers appear nowhere but in the agencies' own files: the index holds HMACs only.
+    # Identifiers appear nowhere but in the organisations' own files: the index holds HMACs only.
     assert _scan(sorted(holders), CANARY_IDS) == []
     # Non-whitelisted values never reach the index or staging.
     assert (
@@ -373,6 +386,7 @@ def test_the_demo_command_twice_gives_the_same_index(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "childindex.cli", "demo", "--children", "300", "--data-dir", str(data)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHILDINDEX_", "AIRFLOW"))}
     env["COLUMNS"] = "200"
+    env["CHILDINDEX_ORGANISATIONS_FILE"] = str(TEST_REGISTRY)  # three organisations: a fast demo
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     for expected in (

@@ -6,7 +6,6 @@ from datetime import date, timedelta
 
 from sqlalchemy import text
 
-from childindex.contracts import AGENCIES
 from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
@@ -33,10 +32,18 @@ def test_four_nights_keep_ids_stable_and_accuracy_high(settings, tmp_path) -> No
     sizes = []
     for k in range(4):
         night = FIRST + timedelta(days=k)
-        result = generate_night(settings.drop_root, truth, children=1500, seed=11, first_night=FIRST, night_number=k)
-        assert sum(result.rows.values()) > 0
-        for agency in AGENCIES:
-            outcomes = run_intake(settings, agency, night)
+        result = generate_night(
+            settings.drop_root,
+            truth,
+            registry=settings.registry,
+            children=1500,
+            seed=11,
+            first_night=FIRST,
+            night_number=k,
+        )
+        assert sum(result.rows.values()) > 0 and set(result.rows) == {o.code for o in settings.registry.organisations}
+        for org in settings.registry.organisations:
+            outcomes = run_intake(settings, org.code, night)
             assert {o["outcome"] for o in outcomes} <= {"accepted", "accepted_with_rejections"}
         link_pending(settings, night)
         mapping = _mapping(settings)

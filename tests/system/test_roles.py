@@ -16,7 +16,7 @@ from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.retention import run_retention
 from childindex.settings import load_settings
-from tests.helpers import child, drop, render
+from tests.helpers import ORG, child, drop, render
 
 SQL = Path(__file__).resolve().parents[2] / "sql"
 NIGHT = date(2026, 11, 24)
@@ -29,6 +29,8 @@ FORBIDDEN = [
     ("reader", "SELECT * FROM review_item"),
     ("reader", "SELECT * FROM file_ledger"),
     ("reader", "SELECT * FROM key_epoch"),
+    ("reader", "SELECT * FROM organisation"),  # the registry's copy: through reader_involvement only
+    ("reader", "SELECT * FROM area"),
     ("reader", "INSERT INTO child VALUES ('X', 'A', 'B', '2015-01-01', 'F', NULL, '2026-01-01', '2026-01-01')"),
     ("reader", "DELETE FROM child"),
     ("loader", "DELETE FROM deletion_log"),  # no hiding what retention did
@@ -45,10 +47,11 @@ FORBIDDEN = [
     ("retention", "UPDATE file_ledger SET file_name = 'x'"),  # only the status column
     (
         "retention",
-        "INSERT INTO source_record (source_key, agency, child_id, match_key, first_seen, last_seen) "
-        "VALUES ('k', 'health', 'C', 'm', '2026-01-01', '2026-01-01')",
+        "INSERT INTO source_record (source_key, organisation, child_id, match_key, first_seen, last_seen) "
+        "VALUES ('k', 'RH1', 'C', 'm', '2026-01-01', '2026-01-01')",
     ),  # fmt: skip
     ("retention", "DROP TABLE involvement"),
+    ("retention", "UPDATE organisation SET name = 'x'"),  # publish keeps the registry's copy, not retention
     ("retention", "CREATE TABLE copy_of_children (x TEXT)"),
 ]
 
@@ -100,8 +103,8 @@ def test_each_stage_runs_as_its_own_role(data_dir, role_urls, caplog) -> None:
     loader.ensure_dirs()
     drop(loader, "health", render("health", [child(1), child(2, involvement_end=date(2026, 1, 1)), child(3)]))
     drop(loader, "social_care", render("social_care", [child(1, "social_care", upn=None)]))
-    for agency in ("health", "social_care"):
-        assert run_intake(loader, agency, NIGHT)[0]["outcome"] == "accepted"
+    for sector in ("health", "social_care"):
+        assert run_intake(loader, ORG[sector], NIGHT)[0]["outcome"] == "accepted"
     assert link_pending(loader, NIGHT).records == 4
 
     reader = create_engine(role_urls["reader"])
@@ -109,8 +112,16 @@ def test_each_stage_runs_as_its_own_role(data_dir, role_urls, caplog) -> None:
         assert conn.execute(text("SELECT count(*) FROM reader_child")).scalar_one() == 3
         assert conn.execute(text("SELECT count(*) FROM reader_involvement")).scalar_one() == 4
         columns = set(conn.execute(text("SELECT * FROM reader_child LIMIT 1")).keys())
+        # Who to contact, by the registry's names: organisation and area.
+        seen = set(conn.execute(text("SELECT organisation, organisation_name, sector, area, area_name "
+                                     "FROM reader_involvement")).all())  # fmt: skip
     reader.dispose()
     assert columns == {"child_id", "given_name", "family_name", "date_of_birth", "sex", "postcode"}
+    registry = loader.registry
+    assert seen == {
+        (o.code, o.name, o.sector, "E06000047", "County Durham")
+        for o in (registry.get(ORG["health"]), registry.get(ORG["social_care"]))
+    }
 
     retention = load_settings(index_url=role_urls["retention"])
     with caplog.at_level("WARNING", logger="childindex.retention.run"):

@@ -93,9 +93,10 @@ def edit_line(data: bytes, line: int, old: bytes, new: bytes) -> bytes:
     return b"\n".join(lines)
 
 
-def clean_bytes(sector: str) -> bytes:
-    """The clean night loaded before every case: four children not used by any case."""
-    return render(sector, [child(i, sector) for i in range(101, 105)])
+def clean_bytes(sector: str, contract: str | None = None) -> bytes:
+    """The clean night loaded before every case: four children not used by any case (in
+    ``contract``, by default the sector's in the tests' registry)."""
+    return render(contract or sector, [child(i, sector) for i in range(101, 105)])
 
 
 def wrong_upn_letter(u: str) -> str:
@@ -139,7 +140,8 @@ def redelivery() -> Builder:
     """The clean night's file, byte for byte and under its own name, delivered again."""
 
     def build(settings: Any, organisation: str, scratch: Path) -> Delivery:
-        data = clean_bytes(_contract(settings, organisation).name)
+        contract = _contract(settings, organisation)
+        data = clean_bytes(contract.sector, contract.name)
         path = drop(settings, organisation, data, CLEAN_NIGHT)
         return Delivery(path=path, name=path.name, data=data)
 

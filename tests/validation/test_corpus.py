@@ -1,10 +1,11 @@
 """The bad-input corpus (tests/corpus_cases.py) run through intake, linkage and the pre-check.
 
 For every kind of broken delivery: the exact receipt (outcome, file rules, rejected rows,
-counts), rows read = accepted + rejected, a JSON and a text receipt in the agency's outbox
-that hold no value from the file, and `childindex check` giving the same answer. After a
-whole-file rejection (or a repeat delivery) the original is kept byte for byte, nothing is
-staged and the index is exactly as the clean night before left it.
+counts), rows read = accepted + rejected, a JSON and a text receipt in the organisation's
+outbox that name it and its contract and hold no value from the file, and `childindex
+check` giving the same answer. After a whole-file rejection (or a repeat delivery) the
+original is kept byte for byte, nothing is staged and the index is exactly as the clean
+night before left it.
 
 Cases whose current behaviour is wrong are marked xfail(strict=True) with what is observed;
 the case itself states what should happen.
@@ -21,18 +22,20 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from childindex.contracts import load_contract
 from childindex.index.db import engine_for, migrate
 from childindex.intake import check_file, pending_files, run_intake
 from childindex.linkage import link_pending
 from childindex.settings import load_settings
-from tests.helpers import child, drop, file_name
+from tests.conftest import TEST_REGISTRY
+from tests.helpers import CONTRACT, ORG, child, drop, file_name
 from tests.validation.corpus_cases import CASES, CLEAN_NIGHT, NIGHT, Case, Delivery, clean_bytes, csv
 
 BY_ID = {c.id: c for c in CASES}
 INDEX_TABLES = ("child", "source_record", "involvement")
-CLEAN_AGENCY = "health"  # the clean night is health's (the repeat-delivery case resends its file)
+CLEAN_SECTOR = "health"  # the clean night is health's (the repeat-delivery case resends its file)
+CLEAN_ORG = ORG[CLEAN_SECTOR]
 _TEMPLATE: Path | None = None  # a data dir holding the clean night, loaded and linked
 
 
@@ -63,8 +66,8 @@ def loaded(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         s = load_settings(data_dir=template)
         s.ensure_dirs()
         migrate(s.index_url)
-        drop(s, CLEAN_AGENCY, clean_bytes(CLEAN_AGENCY), CLEAN_NIGHT)
-        [result] = run_intake(s, CLEAN_AGENCY, CLEAN_NIGHT)
+        drop(s, CLEAN_ORG, clean_bytes(CLEAN_SECTOR), CLEAN_NIGHT)
+        [result] = run_intake(s, CLEAN_ORG, CLEAN_NIGHT)
         assert (result["outcome"], result["rows_accepted"]) == ("accepted", 4)
         assert link_pending(s, CLEAN_NIGHT).records == 4
         engine_for(s.index_url).dispose()  # checkpoint SQLite's WAL before copying
@@ -92,7 +95,7 @@ def _secrets(case: Case) -> list[str]:
     """Values from the files that no receipt may show: the case's own plus ordinary ones."""
     values = list(case.secrets)
     for i in (1, 2, 101):
-        row = child(i, case.agency)
+        row = child(i, case.sector)
         values += [str(row[f]) for f in ("local_id", "nhs_number", "upn", "given_name", "family_name")]
     return values + ["LS6 2AB", "0113 496 0001"]
 
@@ -150,44 +153,61 @@ def _assert_receipt(receipt: dict, case: Case, outcome: str) -> None:
 
 @pytest.mark.parametrize("case", _params(CASES))
 def test_corpus(case: Case, loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    agency = case.agency
+    code = ORG[case.sector]
     settings = loaded
+    if case.registry:  # the organisation's own entry in a registry of the test's own
+        registry = yaml.safe_load(TEST_REGISTRY.read_text(encoding="utf-8"))
+        for entry in registry["organisations"]:
+            if str(entry["code"]) == code:
+                entry.update(case.registry)
+        path = tmp_path / "organisations.yaml"
+        path.write_text(yaml.safe_dump(registry), encoding="utf-8")
+        monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(path))
+        settings = load_settings()
+        assert settings.registry.get(code).model_dump(include=set(case.registry)) == case.registry
     for name, value in case.policy.items():
         setattr(settings.validation, name, value)
     before = _snapshot(settings)
     staged_before = _files(settings.staging_dir)
-    delivery = case.build(settings, agency, tmp_path / "scratch")
+    delivery = case.build(settings, code, tmp_path / "scratch")
     target_bytes = delivery.target.read_bytes() if delivery.target else None
     target_atime = _age_atime(delivery.target) if delivery.target else None
     check_copy = _copy_for_check(delivery, tmp_path / "check")
 
     outcome = case.outcome
     if outcome == "not picked up":
-        outbox_before = _files(settings.outbox(agency))
+        outbox_before = _files(settings.outbox(code))
         mtime = delivery.path.stat().st_mtime_ns
         atime = _age_atime(delivery.path)
-        assert pending_files(settings, agency) == []
-        assert run_intake(settings, agency, NIGHT) == []
+        assert pending_files(settings, code) == []
+        assert run_intake(settings, code, NIGHT) == []
         assert delivery.path.stat().st_atime_ns == atime, "an incomplete upload was read"
         assert delivery.path.read_bytes() == delivery.on_disk and delivery.path.stat().st_mtime_ns == mtime
-        assert _files(settings.outbox(agency)) == outbox_before, "no receipt for an incomplete upload"
+        assert _files(settings.outbox(code)) == outbox_before, "no receipt for an incomplete upload"
         link_pending(settings, NIGHT)
         assert _snapshot(settings) == before
         assert delivery.complete is not None
         delivery.complete()
         outcome = case.then or ""
 
-    results = run_intake(settings, agency, NIGHT)
+    results = run_intake(settings, code, NIGHT)
     assert len(results) == 1
     [result] = results
+    assert result["organisation"] == code
 
-    # The receipt, in JSON and text, in the agency's outbox.
+    # The receipt, in JSON and text, in the organisation's outbox, naming it and its contract.
     json_path = Path(result["receipt_path"])
     txt_path = json_path.with_suffix(".txt")
-    assert json_path.parent == settings.outbox(agency) and json_path.is_file() and txt_path.is_file()
+    assert json_path.parent == settings.outbox(code) and json_path.is_file() and txt_path.is_file()
     receipt_text = json_path.read_text(encoding="utf-8")
     receipt = json.loads(receipt_text)
     _assert_receipt(receipt, case, outcome)
+    org = settings.registry.get(code)
+    assert (receipt["organisation"], receipt["organisation_name"], receipt["contract"]) == (
+        code,
+        org.name,
+        CONTRACT[case.sector],
+    )
     assert receipt["file_name"] == delivery.name
     assert receipt["size_bytes"] == (len(delivery.data) if delivery.data is not None else 0)
     assert (result["outcome"], result["rows_read"], result["rows_accepted"], result["rows_rejected"]) == (
@@ -198,7 +218,7 @@ def test_corpus(case: Case, loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert f"Outcome: {outcome.replace('_', ' ')}" in text
     _assert_no_values(case, receipt_text, text)
 
-    entry = settings.drop_folder(agency) / delivery.name
+    entry = settings.drop_folder(code) / delivery.name
     assert not os.path.lexists(entry), "the drop folder entry was moved away"
     assert not entry.with_name(delivery.name + ".done").exists()
     if outcome in ("rejected", "duplicate"):
@@ -208,7 +228,7 @@ def test_corpus(case: Case, loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     else:
         assert pq.read_metadata(result["staged_path"]).num_rows == receipt["rows_accepted"]
     if outcome == "rejected":
-        kept = settings.quarantine_dir / agency / receipt["sha256"][:16] / delivery.name
+        kept = settings.quarantine_dir / code / receipt["sha256"][:16] / delivery.name
         if delivery.target is not None:
             assert kept.is_symlink() and Path(os.readlink(kept)) == delivery.target, "the link itself is kept"
             assert delivery.target.stat().st_atime_ns == target_atime, "the link's target is never read"
@@ -222,7 +242,7 @@ def test_corpus(case: Case, loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         checked, printed = _check_with_cli(case, check_copy, tmp_path, monkeypatch)
     else:
         check_settings = load_settings(data_dir=tmp_path / "check-data", validation=settings.validation)
-        receipt_obj = check_file(check_settings, load_contract(agency), check_copy, NIGHT)
+        receipt_obj = check_file(check_settings, check_settings.registry.get(code), check_copy, NIGHT)
         checked, printed = receipt_obj.to_json(), receipt_obj.to_text()
     assert (checked["outcome"], [p["rule"] for p in checked["file_problems"]]) == (check_outcome, list(check_rules))
     want_rows = [] if case.check else [list(r) for r in case.rejected]
@@ -255,7 +275,7 @@ def _check_with_cli(case: Case, path: Path, tmp_path: Path, monkeypatch: pytest.
     from childindex.cli import app
 
     monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(app, ["check", "--agency", case.agency, str(path), "--json"])
+    r = CliRunner().invoke(app, ["check", "--organisation", ORG[case.sector], str(path), "--json"])
     assert r.exception is None or isinstance(r.exception, SystemExit), r.output
     receipt = json.loads(r.stdout)
     assert r.exit_code == CHECK_EXIT[receipt["outcome"]], r.output
@@ -264,11 +284,11 @@ def _check_with_cli(case: Case, path: Path, tmp_path: Path, monkeypatch: pytest.
 
 def test_a_repeat_delivery_keeps_the_first_receipt(loaded) -> None:
     settings = loaded
-    [first] = settings.outbox("health").glob("*.receipt.json")
+    [first] = settings.outbox(CLEAN_ORG).glob("*.receipt.json")
     first_text = first.read_text(encoding="utf-8")
     assert json.loads(first_text)["outcome"] == "accepted"
-    drop(settings, "health", clean_bytes("health"), CLEAN_NIGHT)
-    [result] = run_intake(settings, "health", NIGHT)
+    drop(settings, CLEAN_ORG, clean_bytes(CLEAN_SECTOR), CLEAN_NIGHT)
+    [result] = run_intake(settings, CLEAN_ORG, NIGHT)
     assert result["outcome"] == "duplicate"
     assert first.read_text(encoding="utf-8") == first_text
 
@@ -278,9 +298,9 @@ def test_check_then_intake_of_the_same_file_in_one_process(loaded, tmp_path: Pat
     data = csv("health")
     path = tmp_path / file_name("health", NIGHT)
     path.write_bytes(data)
-    assert check_file(settings, load_contract("health"), path, NIGHT).outcome == "accepted"
-    drop(settings, "health", data, NIGHT)
-    [result] = run_intake(settings, "health", NIGHT)
+    assert check_file(settings, settings.registry.get(CLEAN_ORG), path, NIGHT).outcome == "accepted"
+    drop(settings, CLEAN_ORG, data, NIGHT)
+    [result] = run_intake(settings, CLEAN_ORG, NIGHT)
     assert (result["outcome"], result["rows_accepted"]) == ("accepted", 10)
 
 
@@ -288,7 +308,7 @@ def test_every_marked_value_is_really_in_its_file(data_dir: Path, tmp_path: Path
     """Guards the corpus itself: a leak check is only worth something if the value was there."""
     settings = load_settings()
     for case in CASES:
-        delivery = case.build(settings, case.agency, tmp_path / case.id)
+        delivery = case.build(settings, ORG[case.sector], tmp_path / case.id)
         raw = delivery.target.read_bytes() if delivery.target else delivery.data
         assert raw is not None
         if delivery.name.endswith(".gz"):
@@ -340,7 +360,8 @@ def test_the_corpus_covers_the_issue() -> None:
         "delivered_twice",
         "wrong_field_count_one_row",
         "too_many_bad_rows",
-        "other_agencys_file_name",
+        "row_count_within_slack",
+        "other_contracts_file_name",
         "education_still_named_part",
         "utf16_file",
         "newline_inside_quotes",
@@ -350,5 +371,5 @@ def test_the_corpus_covers_the_issue() -> None:
     assert len(kinds) == len(set(kinds)), "each kind is in one case"
     assert required <= set(kinds), sorted(required - set(kinds))
     assert len(kinds) >= 32
-    assert {c.agency for c in CASES} == {"health", "education", "social_care"}
+    assert {c.sector for c in CASES} == {"health", "education", "social_care"}
     assert CLI_CASES <= set(BY_ID)

@@ -159,14 +159,27 @@ def _organisation_folders(settings: Settings) -> str:
 
     codes = [o.code for o in settings.registry.organisations]
     missing = [c for c in codes if not settings.drop_folder(c).is_dir() or not settings.outbox(c).is_dir()]
-    stray = unregistered_drops(settings)
+    present = [f for c in codes for f in (settings.drop_folder(c), settings.outbox(c)) if f.is_dir()]
+    closed = [f for f in present if not os.access(f, os.R_OK | os.W_OK | os.X_OK)]
+    if closed:
+        raise Problem(f"{len(closed)} organisation folders are not readable and writable by this user: "
+                      + ", ".join(str(f) for f in closed[:5]))  # fmt: skip
+    warnings = []
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise Warning_(f"{len(missing)} organisations have no drop folder or outbox yet ({shown}): "
-                       "'childindex intake' creates them")  # fmt: skip
+        warnings.append(f"{len(missing)} organisations have no drop folder or outbox yet ({shown}): "
+                        "'childindex intake' creates them")  # fmt: skip
+    # Drop folders hold the extracts as sent: never open to the machine's other users.
+    open_ = [f for f in present if f.stat().st_mode & 0o007]
+    if open_:
+        warnings.append(f"{len(open_)} organisation folders are open to every user of this machine: "
+                        f"chmod o-rwx {' '.join(str(f) for f in open_[:5])}")  # fmt: skip
+    stray = unregistered_drops(settings)
     if stray:
-        raise Warning_(f"{len(stray)} folders under the drop root belong to no registered organisation "
-                       f"({', '.join(d.folder for d in stray[:5])}): register it or remove them")  # fmt: skip
+        warnings.append(f"{len(stray)} folders under the drop root belong to no registered organisation "
+                        f"({', '.join(d.folder for d in stray[:5])}): register it or remove them")  # fmt: skip
+    if warnings:
+        raise Warning_("; ".join(warnings))
     return f"{len(codes)} drop folders and outboxes present; nothing unregistered under the drop root"
 
 

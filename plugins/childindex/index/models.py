@@ -177,7 +177,8 @@ class FileLedger(Base):
     organisation: Mapped[str] = mapped_column(CODE)
     file_name: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
-    night: Mapped[date] = mapped_column(Date, index=True)
+    night: Mapped[date] = mapped_column(Date, index=True)  # the night the file's name gives
+    run_night: Mapped[date | None] = mapped_column(Date)  # the night of the run that took it (later: late)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), index=True)  # staged|linked|duplicate|quarantined
     rows_read: Mapped[int] = mapped_column(Integer, default=0)

@@ -74,7 +74,12 @@ def unregistered_drops(settings: Settings) -> list[UnregisteredDrop]:
         if entry.is_dir() and not entry.is_symlink():
             if entry.absolute() in owned:
                 continue
-            files = sum(1 for p in entry.rglob("*") if not p.is_dir())
+            # A folder holding registered drop folders (a registry drop_folder such as nhs/RH1)
+            # is not a stranger's: only files outside those folders are reported.
+            inside = [f for f in owned if entry.absolute() in f.parents]
+            files = sum(1 for p in entry.rglob("*") if not p.is_dir() and not any(f in p.parents for f in inside))
+            if inside and not files:
+                continue
             found.append(UnregisteredDrop(folder=entry.name, files=files))
         else:
             loose += 1

@@ -94,7 +94,7 @@ def process_file(
     if ledger.already_loaded(organisation, sha):
         receipt.outcome = "duplicate"
         receipt.file_problems.append({"rule": "already_loaded", "detail": "a file with this SHA-256 was loaded before"})
-        result = _finish(settings, ledger, receipt, file_night or night, "duplicate", None, started)
+        result = _finish(settings, ledger, receipt, file_night or night, night, "duplicate", None, started)
         # Under the night's folder, so the archive rule ages it out with the night.
         dest = settings.archive_dir / organisation / (file_night or night).isoformat() / "duplicates"
         _move(path, dest / f"{sha[:16]}-{path.name}")
@@ -109,12 +109,12 @@ def process_file(
             staged = write_staging(checked, settings, org, named_night, sha)
     except FileRejected as exc:
         receipt.reject(exc.rule, exc.detail)
-        result = _finish(settings, ledger, receipt, file_night or night, "quarantined", None, started)
+        result = _finish(settings, ledger, receipt, file_night or night, night, "quarantined", None, started)
         _quarantine(settings, organisation, path, sha, exc.rule)
         return result
 
     receipt.accept()
-    result = _finish(settings, ledger, receipt, named_night, "staged", staged, started)
+    result = _finish(settings, ledger, receipt, named_night, night, "staged", staged, started)
     # The ledger row comes first: a crash before the move leaves the file in the drop folder,
     # and the rerun recognises it by its hash instead of staging it twice.
     _move(path, settings.archive_dir / organisation / named_night.isoformat() / path.name)
@@ -129,6 +129,7 @@ def _finish(
     ledger: Ledger,
     receipt: Receipt,
     night: date,
+    run_night: date,
     status: str,
     staged: Path | None,
     started: float,
@@ -140,6 +141,7 @@ def _finish(
         file_name=receipt.file_name,
         sha256=receipt.sha256,
         night=night,
+        run_night=run_night,
         status=status,
         rows_read=receipt.rows_read,
         rows_accepted=receipt.rows_accepted,

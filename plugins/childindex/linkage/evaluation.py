@@ -69,7 +69,7 @@ def _scores(con: Any) -> dict[str, float]:
         SELECT count(*), count(*) FILTER (WHERE a.child_id = b.child_id),
                (SELECT count(*) FROM (SELECT person_id FROM j GROUP BY 1 HAVING count(DISTINCT area) > 1))
         FROM j a JOIN j b ON a.person_id = b.person_id AND a.source_key < b.source_key
-        WHERE a.area IS DISTINCT FROM b.area
+        WHERE a.area <> b.area  -- records of an unknown area (before the registry) are left out
     """).fetchall()[0]
     row = con.execute("""
         WITH pc AS (SELECT count(*) n FROM j GROUP BY child_id),

@@ -219,5 +219,8 @@ def load_registry(path: Path) -> Registry:
     try:
         mtime = path.stat().st_mtime_ns
     except OSError as exc:
-        raise RegistryError(f"cannot read the organisations registry {path}: {exc.strerror}") from None
+        raise RegistryError(
+            f"cannot read the organisations registry {path}: {exc.strerror} "
+            "(set CHILDINDEX_ORGANISATIONS_FILE to the registry file)"
+        ) from None
     return _load(path, mtime)

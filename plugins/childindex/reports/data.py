@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -12,6 +13,10 @@ from childindex.settings import Settings
 from childindex.whitelist import SECTORS
 
 REJECTION_WARNING = 0.05  # a share of rows rejected that an analyst should look at
+MIN_ROWS = 20  # an organisation's night with fewer rows says nothing about its rates
+COMPLETENESS_DROP = 0.10  # identifier completeness this far under its recent median
+TREND_NIGHTS = 7  # the recent nights an organisation's rates are compared with
+SHOWN_ORGANISATIONS = 100  # organisations listed by name in a report; the rest are counted
 
 
 @dataclass
@@ -22,6 +27,7 @@ class NightData:
     files: list[dict] = field(default_factory=list)  # the night's files: organisation, name, outcome, counts, receipt
     retention: list[dict] = field(default_factory=list)  # the run for the night's day: rule, rows, files
     attention: list[str] = field(default_factory=list)  # what needs a person, in words
+    organisations: list[dict] = field(default_factory=list)  # those needing attention, with reasons
 
     def series(self, name: str, missing: float = math.nan) -> list[float]:
         """The metric over the window, ``missing`` on nights without it (NaN: a gap in a line)."""
@@ -71,8 +77,78 @@ def load_night(settings: Settings, night: date, days: int = 30) -> NightData:
         files=[r._asdict() for r in files],
         retention=_retention(metrics.get(night, {})),
     )
+    data.organisations = organisations_needing_attention(data, settings)
     data.attention = _attention(data)
     return data
+
+
+def organisations_needing_attention(data: NightData, settings: Settings) -> list[dict]:
+    """Every organisation with something for a person to look at tonight, most reasons
+    first: it sent nothing, a file was quarantined or came late, its rejection rate rose, or
+    its NHS number or UPN completeness fell. Hundreds of organisations make one table, not
+    hundreds of charts. Counts only."""
+    if data.night not in data.metrics:
+        return []
+    registry = settings.registry
+    areas = registry.area_by_code
+    codes = list(registry.by_code) + sorted(
+        {n.split(":")[1] for n in data.metrics[data.night] if n.startswith("org:")} - set(registry.by_code)
+    )
+    out = []
+    for code in codes:
+        reasons = _reasons(data, code)
+        if reasons:
+            org = registry.by_code.get(code)
+            out.append(
+                {
+                    "code": code,
+                    "name": org.name if org else "(no longer registered)",
+                    "sector": org.sector if org else "",
+                    "areas": ", ".join(areas[a].name for a in org.areas) if org else "",
+                    "reasons": reasons,
+                }
+            )
+    return sorted(out, key=lambda o: -len(o["reasons"]))
+
+
+def _reasons(data: NightData, code: str) -> list[str]:
+    def tonight(name: str) -> float:
+        return data.value(f"org:{code}:{name}")
+
+    def earlier(num: str, den: str) -> list[float]:
+        shares = []
+        for n in data.nights[:-1][-TREND_NIGHTS:]:
+            m = data.metrics.get(n, {})
+            d = m.get(f"org:{code}:{den}", 0.0)
+            if d >= MIN_ROWS:
+                shares.append(m.get(f"org:{code}:{num}", 0.0) / d)
+        return shares
+
+    out = []
+    if f"org:{code}:files" in data.metrics[data.night] and not tonight("files"):
+        out.append("sent no file")
+    if tonight("files_quarantined"):
+        rules = sorted(
+            n.rsplit(":", 1)[1] for n in data.metrics[data.night] if n.startswith(f"org:{code}:quarantined:")
+        )
+        out.append(f"{tonight('files_quarantined'):.0f} file(s) quarantined ({', '.join(rules) or 'see receipts'})")
+    if tonight("files_late"):
+        out.append(f"{tonight('files_late'):.0f} file(s) for an earlier night arrived late")
+    read = tonight("rows_read")
+    if read >= MIN_ROWS:
+        share = tonight("rows_rejected") / read
+        before = earlier("rows_rejected", "rows_read")
+        usual = statistics.median(before) if before else 0.0
+        if share >= REJECTION_WARNING and share >= 2 * usual + 0.01:
+            out.append(f"rejection rate rose to {share:.1%} (recent median {usual:.1%})")
+    staged = tonight("rows_staged")
+    for label, num in (("NHS numbers", "rows_with_nhs_number"), ("UPNs", "rows_with_upn")):
+        before = earlier(num, "rows_staged")
+        if staged >= MIN_ROWS and before:
+            share, usual = tonight(num) / staged, statistics.median(before)
+            if share < usual - COMPLETENESS_DROP:
+                out.append(f"{label} on {share:.0%} of rows (recent median {usual:.0%})")
+    return out
 
 
 def _retention(metrics: dict[str, float]) -> list[dict]:
@@ -102,6 +178,8 @@ def _attention(data: NightData) -> list[str]:
         if read and data.value(f"{sector}:rows_rejected") / read > REJECTION_WARNING:
             share = data.value(f"{sector}:rows_rejected") / read
             out.append(f"{sector}: {share:.1%} of rows rejected (over {REJECTION_WARNING:.0%})")
+    if data.organisations:
+        out.append(f"{len(data.organisations)} organisation(s) need attention (listed below)")
     if not data.value("linkage_files"):
         out.append("linkage linked no file tonight")
     queue = data.series("review_queue_open")

@@ -35,6 +35,7 @@ def night_figures(data: NightData) -> list[Figure]:
         *(_rejections(data, sector) for sector in SECTORS),
         _probabilities(data),
         _review_queue(data),
+        _cross_authority(data),
         _retention(data),
     ]
 
@@ -116,6 +117,17 @@ def _review_queue(data: NightData) -> Figure:
     ax.set_ylim(bottom=0)
     ax.set_ylabel("open review items")
     return _png(fig, "review_queue", "Linkage: review queue", "open clerical review items each night")
+
+
+def _cross_authority(data: NightData) -> Figure:
+    fig, ax = _axes(height=2.4)
+    ax.plot(range(len(data.nights)), data.series("children_in_several_areas", NAN), marker="o", markersize=3,
+            color="#8172b3")  # fmt: skip
+    _date_ticks(ax, data)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("children")
+    return _png(fig, "cross_authority", "Children known in more than one authority area",
+                "children in the index with involvements in two or more authority areas, each night")  # fmt: skip
 
 
 def _retention(data: NightData) -> Figure:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from childindex.reports.data import NightData
+from childindex.reports.data import SHOWN_ORGANISATIONS, NightData
 from childindex.reports.plots import Figure
 
 
@@ -21,8 +21,11 @@ def _env() -> Environment:
 
 
 def render_night(data: NightData, figures: list[Figure], report_folder: Path) -> str:
+    # Hundreds of organisations: list the files that need a look (quarantined, duplicate or
+    # with rejected rows); the rest are counted.
     files = []
-    for f in data.files:
+    clean = [f for f in data.files if f["status"] in ("staged", "linked") and not f["rows_rejected"]]
+    for f in (f for f in data.files if f not in clean):
         receipt = f.get("receipt_path")
         # A relative link, so the report and the outboxes can move together.
         link = os.path.relpath(receipt, report_folder) if receipt and Path(receipt).exists() else None
@@ -30,7 +33,14 @@ def render_night(data: NightData, figures: list[Figure], report_folder: Path) ->
     return (
         _env()
         .get_template("night.html.j2")
-        .render(data=data, figures={f.key: f for f in figures}, files=files, sectors=_sectors(data))
+        .render(
+            data=data,
+            figures={f.key: f for f in figures},
+            files=files,
+            sectors=_sectors(data),
+            shown=SHOWN_ORGANISATIONS,
+            clean_files=len(clean),
+        )
     )
 
 

@@ -35,7 +35,14 @@ def night_summary(settings: Settings, night: date) -> dict:
                 FileLedger.seconds,
                 FileLedger.reason,
                 FileLedger.receipt_path,
+                FileLedger.staged_path,
             ).where(FileLedger.night == night)
+        ).all()
+        # Files named for an earlier night that only tonight's run took: late.
+        late = conn.execute(
+            select(FileLedger.organisation, func.count())
+            .where(FileLedger.run_night == night, FileLedger.night < night)
+            .group_by(FileLedger.organisation)
         ).all()
         children = conn.execute(select(func.count()).select_from(Child)).scalar_one()
         records = conn.execute(select(func.count()).select_from(SourceRecord)).scalar_one()
@@ -60,7 +67,10 @@ def night_summary(settings: Settings, night: date) -> dict:
         retention = _retention_metrics(conn, night)
     registry = settings.registry
     per_org: dict[str, dict[str, Any]] = {o.code: _empty(o.sector) for o in registry.organisations}
-    for code, status, read, acc, rej, seconds, reason, receipt_path in files:
+    for code, n in late:
+        per_org.setdefault(code, _empty("unregistered"))["files_late"] = int(n)
+    _identifier_completeness(per_org, [r.staged_path for r in files if r.staged_path])
+    for code, status, read, acc, rej, seconds, reason, receipt_path, _staged in files:
         entry = per_org.setdefault(code, _empty("unregistered"))
         entry["files"] += 1
         entry["seconds"] = round(entry["seconds"] + float(seconds or 0), 3)
@@ -127,11 +137,44 @@ def night_summary(settings: Settings, night: date) -> dict:
     return summary
 
 
-COUNTS = ("files", "rows_read", "rows_accepted", "rows_rejected", "files_quarantined", "files_duplicate")
+COUNTS = (
+    "files",
+    "rows_read",
+    "rows_accepted",
+    "rows_rejected",
+    "files_quarantined",
+    "files_duplicate",
+    "files_late",
+    "rows_staged",
+    "rows_with_nhs_number",
+    "rows_with_upn",
+)
 
 
 def _empty(sector: str) -> dict[str, Any]:
     return {"sector": sector, **dict.fromkeys(COUNTS, 0), "seconds": 0.0}
+
+
+def _identifier_completeness(per_org: dict[str, dict[str, Any]], staged: list[str]) -> None:
+    """Rows staged tonight per organisation, and how many carry an NHS number and a UPN
+    (counted over the pseudonyms in the night's staging files: counts only)."""
+    import duckdb
+
+    paths = [p for p in staged if Path(p).exists()]
+    if not paths:
+        return
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            "SELECT organisation, count(*), count(nhs_key), count(upn_key) "
+            "FROM read_parquet($paths, hive_partitioning = false) GROUP BY organisation",
+            {"paths": paths},
+        ).fetchall()
+    finally:
+        con.close()
+    for code, n, nhs, upn in rows:
+        entry = per_org.setdefault(code, _empty("unregistered"))
+        entry.update(rows_staged=int(n), rows_with_nhs_number=int(nhs), rows_with_upn=int(upn))
 
 
 def _by_sector(per_org: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

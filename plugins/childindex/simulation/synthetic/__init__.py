@@ -34,6 +34,8 @@ keyed on (seed, agency, child), or on the household, so a re-sent row keeps its 
     dob swap       0.5%  of records whose date of birth has day <= 12 and day != month
     missing NHS    health 3%, social care 30% (education never sends one)
     missing UPN    education 2%, social care 50% (health never sends one)
+    duplicate      health 0.3%, education 0.1%, social care 0.3%: a second registration of
+                   the child made with its record (another local id; half lack the NHS number)
     house move     3%    of children known to 2+ agencies: one of their agencies still holds
                          the previous address and postcode (until a real move is sent);
                          half of moves stay in the postcode district, 80% in the area

@@ -24,7 +24,7 @@ local ids) come from :func:`.records.build_chunk`, exactly as in the nightly ext
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -79,7 +79,11 @@ class Lifecourse:
         n_births = int(round(children / 18 * years))
         total = children + n_births
         # The nightly model supplies identities (names, NHS numbers, UPNs, twins,
-        # households, local ids, noise); the life course overrides when things happen.
+        # households, local ids, noise); the life course overrides when things happen. One
+        # record per involvement: no duplicate registrations, which no delivery would ever end.
+        noise = replace(
+            noise or NoiseConfig(), duplicate_health=0.0, duplicate_education=0.0, duplicate_social_care=0.0
+        )
         pop = build_population(total, seed=seed, first_night=first_night, noise=noise, world=World(registry))
         pop.bounds = np.full(self.horizon + 1, total, dtype=np.int64)  # one cohort
         p = np.arange(total, dtype=np.int64)

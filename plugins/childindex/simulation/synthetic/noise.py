@@ -24,6 +24,10 @@ class NoiseConfig:
     missing_nhs_social_care: float = 0.30
     missing_upn_education: float = 0.02
     missing_upn_social_care: float = 0.50
+    # A second registration of the child, made with its record (half without the NHS number).
+    duplicate_health: float = 0.003
+    duplicate_education: float = 0.001
+    duplicate_social_care: float = 0.003
     house_move: float = 0.03  # of children in 2+ sectors: one sector holds an old address
     twins: float = 0.015  # of children, in twin pairs (a population property)
     siblings: float = 0.1  # of child pairs, sharing a household (surname, address) with the next pair
@@ -44,6 +48,10 @@ class NoiseConfig:
 
     def missing_upn(self, sector: str) -> float:
         return {"education": self.missing_upn_education, "social_care": self.missing_upn_social_care}.get(sector, 0.0)
+
+    def duplicate(self, sector: str) -> float:
+        return {"health": self.duplicate_health, "education": self.duplicate_education,
+                "social_care": self.duplicate_social_care}[sector]  # fmt: skip
 
 
 def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray, u_char: np.ndarray) -> np.ndarray:

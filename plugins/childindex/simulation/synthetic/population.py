@@ -45,7 +45,6 @@ ADMISSION_RATE = 5e-3  # of school-age children not on a school roll
 # an authority boundary), replayed by synthetic.areas.Moves.
 LEAVE_RATE = {"health": 5e-5, "education": 2e-4, "social_care": 5e-4}
 CORRECTION_RATE = 0.01  # of the typos still outstanding in a sector
-DUPLICATE_RATE = {"health": 0.003, "education": 0.001, "social_care": 0.003}  # a second registration of the child
 
 # A record's registrations (a new one after each cross-authority move) share its enrolment
 # sequence number: slot = min(registration, REG_SLOTS - 2); the last slot is a duplicate.

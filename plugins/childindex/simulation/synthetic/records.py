@@ -21,7 +21,6 @@ from childindex.simulation.synthetic import names as T
 from childindex.simulation.synthetic.areas import World
 from childindex.simulation.synthetic.noise import swap_day_month, typo_strings
 from childindex.simulation.synthetic.population import (
-    DUPLICATE_RATE,
     DUPLICATE_SLOT,
     Population,
     age_years,
@@ -233,7 +232,7 @@ def records_since(pop: Population, sector: str, after: int) -> Records:
     old = Records(old_p, i, closed, _area(pop, old_p, k), np.zeros(len(old_p), dtype=bool))
     # Duplicates: a second registration of a few children when their record is first made.
     new = (pop.enrol[sector][p] > after) | (pop.enrol[sector][p] == 0) & (after < 0)
-    dup = new & (uniform(pop.seed, f"duplicate/{sector}", p) < DUPLICATE_RATE[sector])
+    dup = new & (uniform(pop.seed, f"duplicate/{sector}", p) < pop.noise.duplicate(sector))
     dups = now.take(np.flatnonzero(dup))
     dups = Records(dups.p, dups.registration, dups.closed_at, dups.area, np.ones(len(dups.p), dtype=bool))
     return _concat(now, old, dups)
@@ -464,7 +463,9 @@ def true_identity_frame(pop: Population, p: np.ndarray):
     p = np.asarray(p, dtype=np.int64)
     who = identity(pop, p)
     partner = np.where(who.name_list == 0, T.NICKNAME_BY_SEX[0][who.given], T.NICKNAME_BY_SEX[1][who.given])
-    addr = address(pop.seed, who.household, pop.addr_ver[p])
+    # Where the household lives tonight, as the current records' addresses say.
+    area = _area(pop, p, pop.moves.crossings_by(who.household, pop.night)) if pop.moves is not None else None
+    addr = address(pop.seed, who.household, pop.addr_ver[p], area, pop.world)
     return pd.DataFrame(
         {
             "person_id": p,

@@ -5,7 +5,9 @@ row of ``organisation`` whose code is the agency's name (``health``, ``education
 ``social_care``) and whose sector is the same, so an existing index upgrades in place and
 its records keep their pseudonyms. ``agency`` columns become ``organisation``;
 ``involvement`` gains ``sector`` (the agency's) and ``area`` (unknown before the registry:
-NULL). The reader view names the organisation and the area.
+NULL). The reader view names the organisation and the area. ``file_ledger`` gains
+``run_night``, the night of the intake run that took a file (a later one than its name's
+night: the file was late).
 
 Revision ID: 0010
 Revises: 0009
@@ -72,12 +74,14 @@ def upgrade() -> None:
         batch_op.alter_column("agency", new_column_name="organisation", type_=sa.String(length=16))
     with op.batch_alter_table("file_ledger", schema=None) as batch_op:  # after the rename: SQLite's batch
         batch_op.create_index("ix_file_ledger_organisation_sha256", ["organisation", "sha256"], unique=False)
+        batch_op.add_column(sa.Column("run_night", sa.Date(), nullable=True))
     op.execute(f"CREATE VIEW {VIEW} AS {NEW_VIEW_SQL}")
 
 
 def downgrade() -> None:
     op.execute(f"DROP VIEW {VIEW}")
     with op.batch_alter_table("file_ledger", schema=None) as batch_op:
+        batch_op.drop_column("run_night")
         batch_op.drop_index("ix_file_ledger_organisation_sha256")
         batch_op.alter_column("organisation", new_column_name="agency", type_=sa.String(length=32))
     with op.batch_alter_table("file_ledger", schema=None) as batch_op:

@@ -1,0 +1,36 @@
+"""Paying intake's fixed cost once per worker, not once per file.
+
+Airflow runs each task in a process forked from its worker (the Celery worker's pool
+process, via the task supervisor): whatever the worker has imported and built before the
+fork, the task inherits for free. Importing Great Expectations and building its context
+and every contract's suite takes 6-8 s here; a file of a few hundred rows then takes under
+a second. With hundreds of organisations a night, paying that per file would dominate the
+night, so :func:`warm` does it once in each worker, before any task runs
+(:mod:`childindex.orchestration.celery_config` hooks it into Celery's start-up).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+
+def warm() -> float:
+    """Import intake's heavy libraries and build the GX context and every contract's suite
+    in this process; returns the seconds it took. Safe to call twice (all cached)."""
+    started = time.perf_counter()
+    import duckdb  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import sqlalchemy  # noqa: F401
+
+    from childindex.contracts.contract import contract_names
+    from childindex.validation.gx.runner import gx_context, gx_suite
+
+    gx_context()
+    for name in contract_names():
+        gx_suite(name)
+    seconds = time.perf_counter() - started
+    log.info("childindex: intake's libraries and GX suites ready in this worker (%.1f s)", seconds)
+    return seconds
