@@ -65,7 +65,8 @@ elif step == "plain_splink":
     from childindex.linkage.features import register_features
     from childindex.linkage.model import current_model_path, load_model
     con = duckdb.connect(config={"threads": 2, "temp_directory": str(settings.work_dir)})
-    con.execute("CREATE TABLE staged AS SELECT * FROM read_parquet($g)", {"g": sys.argv[3]})
+    # Not hive: a folder organisation=840 would make the code an integer (as linkage.batch says).
+    con.execute("CREATE TABLE staged AS SELECT * FROM read_parquet($g, hive_partitioning = false)", {"g": sys.argv[3]})
     con.execute("CREATE TABLE latest AS SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY source_key) = 1")
     register_features(con, "latest", "f")
     model = load_model(current_model_path(settings.linkage.model_dir))
@@ -83,12 +84,13 @@ out.write_text(json.dumps(result))
 
 def run_step(env: dict, work: Path, name: str, *args: str) -> dict:
     """Run one step in a child process; its result with its wall time and peak RSS."""
-    out = work / f"{name}.json"
-    proc = subprocess.Popen([sys.executable, "-c", STEP, name, str(out), *args], env=env, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    out, log = work / f"{name}.json", work / f"{name}.log"
+    # Output to a file, not a pipe: a pipe nobody reads until the step ends fills and blocks it.
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-c", STEP, name, str(out), *args], env=env, stderr=sink)
+        _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{name} failed:\n{stderr[-3000:]}")
+        raise SystemExit(f"{name} failed:\n{log.read_text(errors='replace')[-3000:]}")
     result = json.loads(out.read_text())
     result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
     print(name, json.dumps(result), flush=True)

@@ -14,7 +14,9 @@ Run as production runs it:
   (``childindex.orchestration.tasks.intake_one``), as Airflow's task supervisor does in a
   prefork worker. Files are handed out in registry order (``pending_everywhere``) from one
   shared queue. Intake's wall time runs from the moment both workers are warm (a worker is
-  warm before a night starts) to the last file done; the warm-up is reported on its own.
+  warm before a night starts) to the last file done; the warm-up is reported on its own. A
+  task that fails is tried again at once, up to CHILDINDEX_TASK_RETRIES times (Airflow retries
+  it, after a back-off not modelled here); the result lists the organisations retried.
 - linkage: ``childindex.linkage.night.link_pending`` in its own process.
 
 Each measured step (generation, intake, linkage, accuracy) runs in its own process, so its
@@ -27,10 +29,12 @@ The registry is written by ``childindex.simulation.england.write_registry`` into
 folder and named by CHILDINDEX_ORGANISATIONS_FILE. The index is SQLite in the work folder
 unless ``--postgres URL`` names a PostgreSQL server, where a throwaway database is created
 (and dropped afterwards). The work folder (a fresh temporary folder unless ``--workdir``
-names an empty one) is deleted afterwards unless ``--keep``.
+names an empty one) is deleted afterwards unless ``--keep``. ``--region`` limits the registry
+to one region's organisations (``"North East"``: 30 files), for a quick trial of the script,
+not for the target.
 
     uv run python benchmarks/bench_night.py [--children 1000000] [--workdir DIR] [--keep]
-        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test] [--results DIR]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test] [--region "North East"] [--results DIR]
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ def _task(code: str, path: str) -> int:
         return 1
 
 
-def _worker(number: int, files: Any, reports: Any) -> None:
+def _worker(number: int, files: Any, reports: Any, retries: int) -> None:
     """A warmed worker: warm() once, then one forked task per file from the shared queue."""
     import resource
 
@@ -111,27 +115,31 @@ def _worker(number: int, files: Any, reports: Any) -> None:
     done = []
     while (item := files.get()) is not None:
         order, code, path = item
-        started = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            status = 1
-            try:
-                status = _task(code, path)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(status)
-        _, status, usage = os.wait4(pid, 0)
-        done.append(
-            {
-                "order": order,
-                "organisation": code,
-                "worker": number,
-                "wall_seconds": time.perf_counter() - started,
-                "exit": os.waitstatus_to_exitcode(status),
-                "peak_rss_kib": usage.ru_maxrss,
-            }
-        )
+        for attempt in range(1 + retries):  # a failed task is tried again, as Airflow's retries do
+            started = time.perf_counter()
+            pid = os.fork()
+            if pid == 0:
+                status = 1
+                try:
+                    status = _task(code, path)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(status)
+            _, status, usage = os.wait4(pid, 0)
+            done.append(
+                {
+                    "order": order,
+                    "organisation": code,
+                    "worker": number,
+                    "attempt": attempt,
+                    "wall_seconds": time.perf_counter() - started,
+                    "exit": os.waitstatus_to_exitcode(status),
+                    "peak_rss_kib": usage.ru_maxrss,
+                }
+            )
+            if done[-1]["exit"] == 0:
+                break
     self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     reports.put(("done", number, {"warm_seconds": warm_seconds, "peak_rss_kib": self_kib, "files": done}))
 
@@ -150,7 +158,8 @@ def step_intake() -> dict[str, Any]:
     pending = pending_everywhere(settings)  # registry order
     ctx = multiprocessing.get_context("fork")
     files, reports = ctx.Queue(), ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(n, files, reports), name=f"worker-{n}") for n in range(WORKERS)]
+    retries = settings.task_retries
+    workers = [ctx.Process(target=_worker, args=(n, files, reports, retries)) for n in range(WORKERS)]
     warm_started = time.perf_counter()
     for w in workers:
         w.start()
@@ -165,8 +174,10 @@ def step_intake() -> dict[str, Any]:
     seconds = time.perf_counter() - started
     for w in workers:
         w.join()
-    tasks = sorted((f for w in finished for f in w["files"]), key=lambda f: f["order"])
-    failed = [f["organisation"] for f in tasks if f["exit"] != 0]
+    attempts = sorted((f for w in finished for f in w["files"]), key=lambda f: (f["order"], f["attempt"]))
+    tasks = [f for f in attempts if f["exit"] == 0]  # per file: the attempt that succeeded
+    retried = sorted({f["organisation"] for f in attempts if f["exit"] != 0})
+    failed = sorted({f["organisation"] for f in attempts} - {f["organisation"] for f in tasks})
     with engine_for(settings.index_url).connect() as conn:
         ledger = conn.execute(
             select(FileLedger.organisation, FileLedger.status, FileLedger.rows_read, FileLedger.rows_accepted,
@@ -185,6 +196,7 @@ def step_intake() -> dict[str, Any]:
         "files": len(pending),
         "files_by_status": by_status,
         "tasks_failed": failed,
+        "tasks_retried": retried,  # see the step's log (WORK/intake.log) for each failed attempt's error
         "rows_read": sum(r.rows_read for r in ledger),
         "rows_accepted": sum(r.rows_accepted for r in ledger),
         "organisations": len(settings.registry.organisations),
@@ -197,6 +209,7 @@ def step_intake() -> dict[str, Any]:
         "fork_to_exit_seconds_per_file": _spread([f["wall_seconds"] for f in tasks]),
         "fork_to_exit_seconds_all_files": round(sum(f["wall_seconds"] for f in tasks), 1),
         "files_per_worker": [sum(f["worker"] == n for f in tasks) for n in range(WORKERS)],
+        "task_attempts": len(attempts),
         "slowest_files": [
             {
                 "organisation": f["organisation"],
@@ -206,7 +219,7 @@ def step_intake() -> dict[str, Any]:
             for f in slowest
         ],  # fmt: skip
         "peak_rss_mib_worker": round(max(w["peak_rss_kib"] for w in finished) / 1024, 1),
-        "peak_rss_mib_task": round(max((f["peak_rss_kib"] for f in tasks), default=0) / 1024, 1),
+        "peak_rss_mib_task": round(max((f["peak_rss_kib"] for f in attempts), default=0) / 1024, 1),
     }
 
 
@@ -291,7 +304,7 @@ def night(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from childindex.settings import create_key_file
     from childindex.simulation.england import write_registry
 
-    registry_file = write_registry(work / "organisations.yaml")
+    registry_file = write_registry(work / "organisations.yaml", region=args.region)
     create_key_file(work / "key")
     env = {
         **os.environ,
@@ -327,6 +340,7 @@ def night(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "children": args.children,
+        "region": args.region or "England",
         "index": "postgresql" if args.postgres else "sqlite",
         "organisations": intake["organisations"],
         "organisations_sending": intake["organisations_sending"],
@@ -370,6 +384,9 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=None, help="An empty folder to work in (default: a temp one).")
     parser.add_argument("--keep", action="store_true", help="Keep the work folder afterwards.")
+    parser.add_argument(
+        "--region", default=None, help="One English region's organisations only (a quick trial; default: England)."
+    )
     parser.add_argument("--postgres", default=None, metavar="URL", help="A PostgreSQL server for the index.")
     parser.add_argument("--results", type=Path, default=RESULTS, help="Where night-<children>.json goes.")
     args = parser.parse_args()
@@ -388,10 +405,13 @@ def main() -> None:
         else:
             shutil.rmtree(work, ignore_errors=True)
     args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / f"night-{args.children}.json"
+    scope = f"-{args.region.lower().replace(' ', '-')}" if args.region else ""
+    path = args.results / f"night-{args.children}{scope}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if k != "steps"}, indent=2))
     print(path)
+    if result["steps"]["intake"]["tasks_retried"]:
+        print(f"intake tasks failed and were retried: {result['steps']['intake']['tasks_retried']}")
     if result["steps"]["intake"]["tasks_failed"]:
         raise SystemExit(f"intake tasks failed: {result['steps']['intake']['tasks_failed']}")
     if not result["within_target"]:

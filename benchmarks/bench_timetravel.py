@@ -6,6 +6,11 @@ fresh folder, and writes the result (peak and final index size, rows and files d
 rule, every audit's verdict; counts only) beside the wall time and peak RSS. High noise by
 default, so that review items and the simulated clerk's decisions (and their retention) occur.
 
+The world is the configured registry (``config/organisations.yaml``, the demo's North East
+organisations, unless CHILDINDEX_ORGANISATIONS_FILE names another): each organisation delivers
+its own file. Results before the organisations registry had three agencies; for that
+three-sector setup, set CHILDINDEX_ORGANISATIONS_FILE=tests/organisations.yaml.
+
     uv run python benchmarks/bench_timetravel.py [--years 20] [--children 300]
         [--delivery-days 28] [--retention-days 1] [--default-noise] [--results DIR]
 """

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from childindex.contracts.contract import GZIP_SUFFIX, Contract
 from childindex.errors import FileRejected
+from childindex.settings import private_dir
 
 if TYPE_CHECKING:
     from childindex.organisations.registry import Organisation
@@ -199,7 +200,7 @@ class Receipt:
 
         A later delivery of the same bytes (a duplicate) gets ``.2.receipt``, ``.3.receipt``
         and so on: the first receipt, which the ledger points to, is never overwritten."""
-        outbox.mkdir(parents=True, exist_ok=True)
+        private_dir(outbox)
         base = f"{self.file_name}.{self.sha256[:8]}"
         stem, n = f"{base}.receipt", 1
         while (outbox / f"{stem}.json").exists():

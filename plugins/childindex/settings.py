@@ -312,10 +312,24 @@ class Settings(BaseSettings):
         codes = [o.code for o in self.registry.organisations]
         folders += [self.drop_folder(c) for c in codes] + [self.outbox(c) for c in codes]
         for path in folders:
-            if not path.exists():
-                path.mkdir(parents=True)
-                # Children's data lives below: no access for other users of the machine.
-                path.chmod(0o750)
+            private_dir(path)
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parent with mode 0750 (children's data lives below:
+    no access for other users of the machine); an existing folder is left as it is."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:  # another worker made it meanwhile
+            continue
+        folder.chmod(0o750)
+    return path
 
 
 def _resolve_key(settings: Settings) -> bytes:

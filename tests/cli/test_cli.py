@@ -106,18 +106,6 @@ def test_contracts_docs_check(tmp_path) -> None:
     assert runner.invoke(app, ["contracts", "docs", "--out", str(tmp_path), "--check"]).exit_code == 0
 
 
-# The layouts the tests' registry does not send, each from an organisation of its own area.
-OTHER_LAYOUTS = """version: 1
-areas:
-  - {code: E06000005, name: Darlington, la_number: 841, postcode_districts: [DL1, DL2, DL3]}
-organisations:
-  - {code: RX1, name: Test health EPR (synthetic), sector: health, contract: health_epr, areas: [E06000005]}
-  - {code: "841", name: Test education (synthetic), sector: education, contract: education_mis, areas: [E06000005]}
-  - {code: E06000005, name: Test early help (synthetic), sector: social_care, contract: social_care_ehm,
-     areas: [E06000005]}
-"""
-
-
 @pytest.mark.parametrize("layouts", ["tests", "other"])
 @pytest.mark.parametrize("night_number", [0, 3])
 def test_check_passes_every_generated_file(tmp_path, monkeypatch, layouts: str, night_number: int) -> None:
@@ -127,6 +115,7 @@ def test_check_passes_every_generated_file(tmp_path, monkeypatch, layouts: str, 
     from childindex.organisations import load_registry
     from childindex.simulation.synthetic import generate_night
     from tests.conftest import TEST_REGISTRY
+    from tests.simulation.synthetic_helpers import OTHER_LAYOUTS
 
     registry_file = TEST_REGISTRY
     if layouts == "other":
@@ -197,8 +186,9 @@ def test_intake_takes_the_named_organisations_or_all(settings) -> None:
 
     night = "2026-11-24"
     files = {
-        sector: drop(settings, sector, render(sector, [child(i, sector, upn=None if sector == "social_care" else "")]))
-        for i, sector in enumerate(("health", "education", "social_care"), start=1)
+        "health": drop(settings, "health", render("health", [child(1)])),
+        "education": drop(settings, "education", render("education", [child(2, "education")])),
+        "social_care": drop(settings, "social_care", render("social_care", [child(3, "social_care", upn=None)])),
     }
     # An unknown code among the named ones: nothing is touched.
     refused = runner.invoke(app, ["intake", "--organisation", ORG["health"], "--organisation", "police"])
@@ -208,7 +198,7 @@ def test_intake_takes_the_named_organisations_or_all(settings) -> None:
     some = runner.invoke(
         app, ["intake", "--organisation", ORG["health"], "--organisation", ORG["social_care"], "--night", night]
     )
-    assert some.exit_code == 0, some.output
+    assert some.exit_code == 0 and some.output.count(": accepted (") == 2, some.output
     assert files["health"].name in some.output and files["social_care"].name in some.output
     assert files["education"].name not in some.output
     assert not files["health"].exists() and not files["social_care"].exists() and files["education"].exists()

@@ -21,6 +21,7 @@ from childindex.contracts import load_contract
 from childindex.whitelist import SECTORS
 from tests.conftest import TEST_REGISTRY
 from tests.helpers import CONTRACT, ORG, nhs, upn
+from tests.system.test_report_browser import PLOTS
 from tests.system.test_report_browser import chromium as chromium  # a fixture
 
 pytestmark = pytest.mark.airflow
@@ -292,7 +293,7 @@ def test_every_dag_run_links_to_its_nights_report(night, api_server) -> None:
         assert hop.status_code == 307 and hop.headers["location"] == f"../../night-{NIGHT}.html", dag_id
         page = httpx.get(link, headers=auth, timeout=30, follow_redirects=True)
         assert page.status_code == 200 and str(page.url) == f"{base}/childindex/reports/night-{NIGHT}.html"
-        assert page.text.count('<figure class="plot"') == 7
+        assert page.text.count('<figure class="plot"') == len(PLOTS)
     missing = httpx.get(f"{base}/childindex/reports/run/night_summary/no-such-run", headers=auth, timeout=30)
     assert missing.status_code == 404
 
@@ -332,7 +333,7 @@ def test_the_report_tab_of_a_dag_run_in_airflows_ui(night, api_server, chromium)
         finally:
             browser.close()
     assert problems == []
-    assert len(images) == 7 and all(done and width > 300 for done, width in images), images
+    assert len(images) == len(PLOTS) and all(done and width > 300 for done, width in images), images
     assert receipts and all(r.startswith(f"{base}/childindex/reports/receipts/") for r in receipts), receipts
     assert shot.stat().st_size > 30_000
 

@@ -27,7 +27,7 @@ from childindex.contracts.contract import load_contract
 from childindex.errors import FileRejected
 from childindex.intake.discovery import MARKER_SUFFIX, pending_files
 from childindex.receipts import Receipt, new_receipt, require_contract_name
-from childindex.settings import Settings
+from childindex.settings import Settings, private_dir
 from childindex.staging.writer import write_staging
 from childindex.validation.validate import validate_file
 
@@ -166,7 +166,7 @@ def _finish(
 
 def _move(path: Path, dest: Path) -> None:
     """Move a drop-folder entry (a symlink as itself) and drop its completion marker."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent)
     shutil.move(str(path), dest)
     marker = path.with_name(path.name + MARKER_SUFFIX)
     if marker.exists():

@@ -11,7 +11,7 @@ from childindex.contracts.contract import load_contract
 from childindex.errors import UsageError
 from childindex.intake.discovery import MARKER_SUFFIX
 from childindex.intake.process import process_file
-from childindex.settings import Settings
+from childindex.settings import Settings, private_dir
 
 
 def reprocess(
@@ -49,7 +49,7 @@ def reprocess(
         raise UsageError("name a quarantined file's SHA-256 prefix, or a corrected file")
     name = (quarantined or source).name  # a corrected file takes the quarantined one's name
     folder = settings.drop_folder(organisation)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     target = folder / name
     shutil.copyfile(source, target)
     if contract.file.completion == "marker":

@@ -28,11 +28,10 @@ from childindex.whitelist import Sector
 ODS_CODE = re.compile(r"^[A-Z][A-Z0-9]{2}$|^[A-Z0-9]{5}$")  # trust (RTD, R0B) or site/other body
 LA_NUMBER = re.compile(r"^[0-9]{3}$")  # DfE local-authority number, 201-938
 GSS_UPPER_TIER = re.compile(r"^E(06|08|09|10|11)[0-9]{6}$")  # unitary, metropolitan, London, county
-CODE_FORMATS = {
-    "health": (("ODS code", ODS_CODE),),
-    "education": (("DfE LA number", LA_NUMBER), ("ONS GSS code", GSS_UPPER_TIER)),
-    "social_care": (("DfE LA number", LA_NUMBER), ("ONS GSS code", GSS_UPPER_TIER)),
-}
+_ODS = ("an ODS code (three characters, the first a letter, or five)", ODS_CODE)
+_LA = ("a DfE LA number (three digits)", LA_NUMBER)
+_GSS = ("an ONS GSS code of an upper-tier authority (E06, E08, E09, E10 or E11 and six digits)", GSS_UPPER_TIER)
+CODE_FORMATS = {"health": (_ODS,), "education": (_LA, _GSS), "social_care": (_LA, _GSS)}
 OUTWARD_CODE = re.compile(r"^[A-Z]{1,2}[0-9][0-9A-Z]?$")
 
 
@@ -79,7 +78,7 @@ class Organisation(BaseModel):
         formats = CODE_FORMATS[self.sector]
         if not any(pattern.match(self.code) for _name, pattern in formats):
             allowed = " or ".join(name for name, _pattern in formats)
-            raise ValueError(f"code: a {self.sector} organisation's code must be a {allowed}")
+            raise ValueError(f"code: a {self.sector} organisation's code must be {allowed}")
         return self
 
 
@@ -126,36 +125,56 @@ def _under(root: Path, own: Path | None, code: str) -> Path:
     return (root / own).expanduser().absolute() if own is not None else root / code
 
 
-def _problems(registry: dict, exc: ValidationError) -> list[str]:
-    """Each pydantic error as 'organisations[3] (code RXX): field sector: message'."""
+def _problems(where: str, exc: ValidationError) -> list[str]:
+    """Each pydantic error of one entry as '<where>: field sector: message'."""
     lines = []
     for err in exc.errors(include_input=False):
-        loc = list(err["loc"])
-        where = ".".join(str(p) for p in loc[:1])
-        if len(loc) >= 2 and isinstance(loc[1], int):
-            entries = registry.get(str(loc[0])) or []
-            entry = entries[loc[1]] if loc[1] < len(entries) else {}
-            code = entry.get("code") if isinstance(entry, dict) else None
-            where = f"{loc[0]}[{loc[1]}]" + (f" (code {code})" if code else "")
-            loc = loc[2:]
-        else:
-            loc = loc[1:]
+        loc = [str(p) for p in err["loc"]]
         message = err["msg"].removeprefix("Value error, ")
         field, _, rest = message.partition(": ")
         if not loc and rest and field.isidentifier():  # a model check naming its field
             loc, message = [field], rest
-        fields = ".".join(str(p) for p in loc)
-        lines.append(f"{where}: " + (f"field {fields}: " if fields else "") + message)
+        lines.append(f"{where}: " + (f"field {'.'.join(loc)}: " if loc else "") + message)
     return lines
 
 
-def _cross_check(registry: Registry) -> list[str]:
+def _entries(raw: dict, key: str, model: type[Area] | type[Organisation], problems: list[str]) -> list:
+    """The valid entries of one list of the file; each broken one adds its problems."""
+    entries = raw.get(key)
+    if not isinstance(entries, list):
+        problems.append(f"{key}: expected a list of entries")
+        return []
+    valid = []
+    for i, entry in enumerate(entries):
+        code = entry.get("code") if isinstance(entry, dict) else None
+        where = f"{key}[{i}]" + (f" (code {code})" if code else "")
+        try:
+            valid.append((i, model.model_validate(entry)))
+        except ValidationError as exc:
+            problems.extend(_problems(where, exc))
+    return valid
+
+
+def _cross_check(areas: list[tuple[int, Area]], organisations: list[tuple[int, Organisation]]) -> list[str]:
+    """What no single entry shows: codes used twice, unknown contracts and areas, a contract
+    of another sector, a postcode district in two areas."""
     from childindex.contracts.contract import all_contracts
 
     contracts = all_contracts()
     problems = []
+    area_at: dict[str, int] = {}
+    districts: dict[str, str] = {}
+    for i, area in areas:
+        if area.code in area_at:
+            problems.append(f"areas[{i}] (code {area.code}): field code: already used by areas[{area_at[area.code]}]")
+        area_at.setdefault(area.code, i)
+        for d in area.postcode_districts:
+            if districts.setdefault(d, area.code) != area.code:
+                problems.append(
+                    f"areas[{i}] (code {area.code}): field postcode_districts: {d} is also in {districts[d]}"
+                )
     seen: dict[str, int] = {}
-    for i, org in enumerate(registry.organisations):
+    for i, org in organisations:
         where = f"organisations[{i}] (code {org.code})"
         if org.code in seen:
             problems.append(f"{where}: field code: already used by organisations[{seen[org.code]}]")
@@ -167,25 +186,15 @@ def _cross_check(registry: Registry) -> list[str]:
             problems.append(
                 f"{where}: field contract: {org.contract!r} is a {contract.sector} contract, not {org.sector}"
             )
-        unknown = [a for a in org.areas if a not in registry.area_by_code]
+        unknown = [a for a in org.areas if a not in area_at]
         if unknown:
             problems.append(f"{where}: field areas: {', '.join(unknown)} not in the registry's areas")
-    areas: dict[str, int] = {}
-    districts: dict[str, str] = {}
-    for i, area in enumerate(registry.areas):
-        if area.code in areas:
-            problems.append(f"areas[{i}] (code {area.code}): field code: already used by areas[{areas[area.code]}]")
-        areas.setdefault(area.code, i)
-        for d in area.postcode_districts:
-            if districts.setdefault(d, area.code) != area.code:
-                problems.append(
-                    f"areas[{i}] (code {area.code}): field postcode_districts: {d} is also in {districts[d]}"
-                )
     return problems
 
 
 def parse_registry(text: str, source: str) -> Registry:
-    """A registry from its YAML text; RegistryError names every broken entry and field."""
+    """A registry from its YAML text. RegistryError names every broken entry (position and
+    code) and field at once, so one round of corrections fixes the file."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -194,14 +203,21 @@ def parse_registry(text: str, source: str) -> Registry:
         raise RegistryError(f"{source}: not valid YAML{at}") from None
     if not isinstance(raw, dict):
         raise RegistryError(f"{source}: expected a mapping with version, areas and organisations")
-    try:
-        registry = Registry.model_validate(raw)
-    except ValidationError as exc:
-        raise RegistryError(f"{source}: " + "; ".join(_problems(raw, exc))) from None
-    problems = _cross_check(registry)
+    problems: list[str] = []
+    unexpected = sorted(set(raw) - set(Registry.model_fields))
+    if unexpected:
+        problems.append(f"unexpected top-level keys: {', '.join(map(str, unexpected))}")
+    version = raw.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problems.append("version: a whole number from 1")
+    areas = _entries(raw, "areas", Area, problems)
+    organisations = _entries(raw, "organisations", Organisation, problems)
+    problems += _cross_check(areas, organisations)
+    if not areas and not any(p.startswith("areas") for p in problems):
+        problems.append("areas: at least one area")
     if problems:
-        raise RegistryError(f"{source}: " + "; ".join(problems))
-    return registry
+        raise RegistryError(f"{source}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    return Registry(version=version, areas=tuple(a for _, a in areas), organisations=tuple(o for _, o in organisations))
 
 
 @cache

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from childindex.settings import private_dir
 from childindex.staging.layout import STAGING_COLUMNS, staging_path
 from childindex.staging.pseudonymise import pseudonym_sql
 from childindex.validation.sql import STD, quote_str
@@ -66,7 +67,7 @@ def _copy_accepted(
         "postcode": f"CASE WHEN coalesce({STD}sensitive, false) THEN NULL ELSE {STD}postcode END",
     }
     assert tuple(select) == STAGING_COLUMNS, "staging layout and writer disagree"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     body = ", ".join(f"{expr} AS {name}" for name, expr in select.items())
     checked.con.execute(
         f"COPY (SELECT {body} FROM {checked.accepted} ORDER BY _row) "

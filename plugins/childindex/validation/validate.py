@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from childindex.contracts.contract import Contract
 from childindex.errors import FileRejected, ValidationEnginesDisagree
 from childindex.receipts import Receipt, RowRejection, safe_name
+from childindex.settings import private_dir
 from childindex.validation.policy import check_rejected_share, check_row_count
 from childindex.validation.reader import check_header, read_header, scan_bytes, write_parts
 from childindex.validation.rules import DUPLICATED_IDS_SQL, row_rules, sql_params
@@ -82,7 +83,7 @@ def validate_file(
     receipt.columns_dropped = [safe_name(h) for h in header if h not in set(contract.column_names)]
     receipt.optional_columns_missing = [c.name for c in contract.columns if c.name not in header]
 
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.work_dir)
     # A fresh name each time: GX's driver may still hold an earlier run's file open.
     work = WorkFolder(settings.work_dir / f"validate-{receipt.sha256[:16]}-{uuid.uuid4().hex[:8]}")
     try:

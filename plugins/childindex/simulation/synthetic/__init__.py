@@ -1,30 +1,46 @@
-"""Deterministic synthetic children and the nightly extracts three agencies send about them.
+"""Deterministic synthetic children and the nightly extracts organisations send about them.
 
 ALL DATA IS SYNTHETIC. Names come from Faker's en_GB lists, NHS numbers only from the
 never-issued 999 test range, phone numbers only from Ofcom's drama ranges (0113 496 0xxx,
 020 7946 0xxx, ...) and mailboxes only at example.org.
 
-Output is a pure function of (children, seed, first_night, night_number, noise): every
-random choice is a counter-based hash of (seed, stream, key) (:mod:`.rand`), so the same
-arguments give byte-identical files, and a chunk of rows can be built on its own.
+Output is a pure function of (registry, children, seed, first_night, night_number, noise):
+every random choice is a counter-based hash of (seed, stream, key)
+(:mod:`childindex.simulation.rand`), so the same arguments give byte-identical files, and a
+chunk of rows can be built on its own.
 
 Population (:mod:`.population`)
     ``children`` base children aged 0-17 at the first night, ~0.3% of sex not known; 1.5%
-    are in twin pairs. Involvement: health ~97% of children, education ~96% of school-age
-    (4-17) children, social care ~4%; every child is known to 1-3 agencies. Each (child,
-    agency) has a local id stable across nights (health ``H`` + 8 digits, education ``P`` +
-    8 digits, social care an integer PERSON_ID). Each child has a unique valid NHS number
-    from the 999 range while the ~909,000 valid numbers last (children beyond that get none,
-    with a warning); school-age children have a unique valid UPN.
+    are in twin pairs. Involvement per sector: health ~97% of children, education ~96% of
+    school-age (4-17) children, social care ~4%; every child is known to 1-3 sectors. Each
+    child has a unique valid NHS number from the 999 range while the ~909,000 valid numbers
+    last (children beyond that get none, with a warning); school-age children have a unique
+    valid UPN.
 
-Night 0 is every agency's initial load (every involvement, open or closed). Night k >= 1 is
-a delta: the base population evolved through nights 1..k (re-derived each time), and only
-the rows that changed on night k: births (new health records), new social care cases,
-school admissions, household moves (re-sent by every agency with an open involvement),
-leavers (end date set to that night) and corrections (an earlier typo fixed, row re-sent).
+Where they live (:mod:`.areas`)
+    Households live in the registry's authority areas, drawn with the areas' child
+    populations, and move house (about 10% of children a year, 4% across an authority
+    boundary: :mod:`childindex.simulation.england`), with two years of moves before the
+    first night. A child's record in a sector is held by the sector's organisation serving
+    the household's area; a move across a boundary while involved closes that record (the
+    old area's organisation re-sends it with an end date) and the new area's organisation
+    registers the child under a new local id (its *registration*). Each registered
+    organisation's extract uses its contract's layout, file name, encoding and completion
+    convention; local ids are unique within the sector's organisations (health ``H`` + 8
+    digits, education ``P`` + 8 digits, ... by contract).
 
-Noise model (:class:`NoiseConfig`, rates per agency record unless stated; each decision is
-keyed on (seed, agency, child), or on the household, so a re-sent row keeps its noise):
+Night 0 is every organisation's initial load (every involvement, open or closed, and the
+records earlier moves closed). Night k >= 1 is a delta: the base population evolved
+through nights 1..k (re-derived each time), and only the rows that changed on night k:
+births (new health records), new social care cases, school admissions, house moves
+(re-sent by every organisation with an open involvement; across a boundary, a closed record
+and a new one), leavers (end date set to that night) and corrections (an earlier typo
+fixed, row re-sent). Every organisation gets a file every night, empty (header only) when
+nothing of its changed.
+
+Noise model (:class:`NoiseConfig`, rates per record unless stated; each decision is keyed
+on (seed, sector, child, registration), or on the household, so a re-sent row keeps its
+noise and a child's records in two areas were keyed in separately):
     typo           2%    one substitution, deletion or transposition in the given or the
                          family name (never the first letter); nightly corrections remove it
     nickname       3%    Bill for William, Kate for Katherine, ... (either direction, ~80
@@ -34,18 +50,19 @@ keyed on (seed, agency, child), or on the household, so a re-sent row keeps its 
     dob swap       0.5%  of records whose date of birth has day <= 12 and day != month
     missing NHS    health 3%, social care 30% (education never sends one)
     missing UPN    education 2%, social care 50% (health never sends one)
-    duplicate      health 0.3%, education 0.1%, social care 0.3%: a second registration of
-                   the child made with its record (another local id; half lack the NHS number)
-    house move     3%    of children known to 2+ agencies: one of their agencies still holds
-                         the previous address and postcode (until a real move is sent);
-                         half of moves stay in the postcode district, 80% in the area
+    stale address  3%    of children known to 2+ sectors: one record still holds the
+                         previous address and postcode (until a real move is sent)
+    duplicates     0.3% of health and social care records, 0.1% of education's: a second
+                         registration of the child in the same organisation (another local
+                         id; half without the NHS number)
     twins          1.5%  of children: same surname, date of birth, address and postcode,
                          different given names, NHS numbers and UPNs (truth ``twin=True``)
     siblings       10%   of pairs of children (ids 4r+2, 4r+3) join the household of the
                          pair before them: same surname, address and postcode, their own
                          dates of birth (truth ``household`` in the identity frame)
-Noise never touches the ground truth, which maps every written (agency, local_id) to the
-generator's person_id.
+Noise never touches the ground truth, which maps every written (organisation, local_id) to
+the generator's person_id, with the record's area and whether the child has crossed an
+authority boundary (``crossed``).
 """
 
 from childindex.simulation.synthetic.generator import GenerationResult, generate_night
