@@ -1,7 +1,9 @@
 """The production stack, for real: Airflow's metadata and the index on PostgreSQL, the
 CeleryExecutor on Redis, and Airflow's own components as processes (api-server, scheduler,
-dag-processor, a Celery worker). A night is triggered through Airflow's REST API; every DAG
-run must succeed and the index in PostgreSQL must hold the night. Skips, saying why, where
+dag-processor, two Celery workers warmed by childindex's Celery configuration). A night of
+the demo's 30 organisations in 12 authority areas is triggered through Airflow's REST API;
+every DAG run must succeed, both workers must take files, and the index in PostgreSQL must
+hold the night. Skips, saying why, where
 PostgreSQL or Redis is not reachable; every process it starts is stopped."""
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from childindex.orchestration import night_of
-from tests.conftest import PG_ADMIN_URL, TEST_KEY, TEST_REGISTRY
-from tests.helpers import ORG
+from childindex.organisations import load_registry
+from childindex.settings import REGISTRY_FILE
+from tests.conftest import PG_ADMIN_URL, TEST_KEY
 from tests.system.test_report_browser import PLOTS
 
 REDIS = ("127.0.0.1", 6379)
 REDIS_DB = 9  # this test's own database number, flushed before and after
 NIGHT_DAGS = ("intake",)  # one intake DAG, mapped over every organisation's files
 ALL_DAGS = (*NIGHT_DAGS, "link_and_publish", "night_summary")
-CHILDREN = 300
+CHILDREN = 1000
+WORKERS = ("worker1", "worker2")
 
 
 def _redis_or_skip() -> None:
@@ -113,8 +117,11 @@ def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path)
         "CHILDINDEX_PSEUDONYMISATION_KEY": TEST_KEY,
         "CHILDINDEX_INDEX_URL": pg_url,
         "CHILDINDEX_TASK_RETRIES": "0",
-        "CHILDINDEX_ORGANISATIONS_FILE": str(TEST_REGISTRY),
+        "CHILDINDEX_ORGANISATIONS_FILE": str(REGISTRY_FILE),  # the demo's world: 30 organisations, 12 areas
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "childindex.orchestration.celery_config.CELERY_CONFIG",
     }
+    codes = sorted(o.code for o in load_registry(REGISTRY_FILE).organisations)
+    assert len(codes) >= 20
     procs: list[subprocess.Popen] = []
     try:
         for cmd in (
@@ -130,7 +137,13 @@ def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path)
             ("api-server", ["api-server", "--port", str(port)]),
             ("scheduler", ["scheduler"]),
             ("dag-processor", ["dag-processor"]),
-            ("celery-worker", ["celery", "worker", "--concurrency", "2"]),
+            *(
+                (
+                    name,
+                    ["celery", "worker", "--concurrency", "1", "--celery-hostname", f"{name}@%h", "--skip-serve-logs"],
+                )
+                for name in WORKERS
+            ),
         ):
             out = (logs / f"{name}.log").open("w")
             procs.append(subprocess.Popen([str(bin_dir / "airflow"), *args], env=env, stdout=out,
@@ -169,12 +182,22 @@ def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path)
         assert 1 <= len(states["link_and_publish"]) <= len(states["intake"])
         # A mapped task per organisation's file, each labelled by the organisation's code (in
         # whichever intake run found the files first).
-        labels = []
+        processed = []
         for run in api("GET", "/api/v2/dags/intake/dagRuns")["dag_runs"]:
             run_path = f"/api/v2/dags/intake/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
             tis = api("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
-            labels += [t["rendered_map_index"] for t in tis if t["task_id"] == "process" and t["map_index"] >= 0]
-        assert sorted(labels) == sorted(ORG.values())
+            processed += [t for t in tis if t["task_id"] == "process" and t["map_index"] >= 0]
+        assert sorted(t["rendered_map_index"] for t in processed) == codes
+        # Both workers took files; each warmed up once, at start, before taking any.
+        for name in WORKERS:
+            log = (logs / f"{name}.log").read_text(errors="replace")
+            assert "execute_workload" in log and "received" in log, f"{name} took no task"
+            assert log.count("GX suites ready in this worker") == 1, name
+        seconds = sorted(
+            (datetime.fromisoformat(t["end_date"]) - datetime.fromisoformat(t["start_date"])).total_seconds()
+            for t in processed
+        )
+        print(f"intake task seconds: median {seconds[len(seconds) // 2]:.2f}, max {seconds[-1]:.2f}")
         # The night's quality report, from the run's "Quality report" tab (childindex's plugin).
         # Asset-triggered, its night is the day before it ran: the night its report task wrote.
         for run in api("GET", "/api/v2/dags/night_summary/dagRuns")["dag_runs"]:
@@ -207,7 +230,7 @@ def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path)
         ledger = dict(conn.execute(text("SELECT status, count(*) FROM file_ledger GROUP BY status")).all())
         senders = {r[0] for r in conn.execute(text("SELECT DISTINCT organisation FROM file_ledger"))}
     index.dispose()
-    assert ledger == {"linked": 3} and senders == set(ORG.values())
+    assert ledger == {"linked": len(codes)} and senders == set(codes)
     assert CHILDREN * 0.97 <= children <= CHILDREN * 1.03
     assert all(p.returncode is not None for p in procs), "every process stopped"
     print(f"production stack night: {time.monotonic() - started:.0f} s")
