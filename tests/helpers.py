@@ -70,7 +70,10 @@ def child(i: int, sector: str = "health", **over: object) -> dict[str, object]:
 
 
 def render(
-    contract: str, rows: list[dict[str, object]], extras: dict[str, str] | None = None, drop_columns: tuple[str, ...] = ()
+    contract: str,
+    rows: list[dict[str, object]],
+    extras: dict[str, str] | None = None,
+    drop_columns: tuple[str, ...] = (),
 ) -> bytes:
     """Bytes of an extract in a contract's format (names, codes, dates, encoding); ``contract``
     a contract's name or a sector (its contract in the tests' registry)."""
