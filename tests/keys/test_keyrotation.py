@@ -225,3 +225,23 @@ def test_an_organisation_no_longer_registered_leaves_its_records_unmapped(settin
     done = rotate_key(smaller, NEW_KEY.encode(), NIGHT + timedelta(days=1), drop_unmapped=True)
     assert done.unmapped == {SOCIAL_CARE: 1} and done.files_read == 1
     assert {o for o, _ in _index(settings)["records"]} == {HEALTH}
+
+
+def test_two_first_files_at_once_share_epoch_one(settings, monkeypatch) -> None:
+    """Intake fans out: two tasks may both find no key recorded on a fresh index. The one
+    whose insert collides reads the epoch the other recorded instead of failing its file."""
+    from datetime import date
+
+    from childindex.keys import epochs
+
+    assert epochs.check_key(settings.index_url, settings.key, date(2026, 11, 24)) == 1  # the other task
+    real = epochs._verified
+    calls = []
+
+    def first_sees_nothing(conn, wanted):
+        calls.append(wanted)
+        return None if len(calls) == 1 else real(conn, wanted)
+
+    monkeypatch.setattr(epochs, "_verified", first_sees_nothing)
+    assert epochs.check_key(settings.index_url, settings.key, date(2026, 11, 24)) == 1
+    assert len(calls) == 2

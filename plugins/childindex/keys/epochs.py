@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from childindex.errors import KeyMismatch
 from childindex.index.db import engine_for
@@ -29,12 +30,21 @@ def check_key(url: str, key: bytes, today: date) -> int:
     """The index's current key epoch, after checking ``key`` is its key; the first use of
     an index records the key as epoch 1. Raises KeyMismatch otherwise."""
     wanted = key_id(key)
-    with engine_for(url).begin() as conn:
-        epoch = _verified(conn, wanted)
-        if epoch is None:
-            conn.execute(insert(KeyEpoch).values(epoch=1, key_id=wanted, since=today))
-            return 1
-        return epoch
+    try:
+        with engine_for(url).begin() as conn:
+            epoch = _verified(conn, wanted)
+            if epoch is None:
+                conn.execute(insert(KeyEpoch).values(epoch=1, key_id=wanted, since=today))
+                return 1
+            return epoch
+    except IntegrityError:
+        # Two first files at once (intake fans out): the other recorded epoch 1 first. Its
+        # key must be ours too; read it again rather than fail the file.
+        with engine_for(url).connect() as conn:
+            again = _verified(conn, wanted)
+        if again is None:  # pragma: no cover - the row that collided cannot vanish
+            raise
+        return again
 
 
 def _verified(conn: Any, wanted: str) -> int | None:

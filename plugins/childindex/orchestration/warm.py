@@ -18,19 +18,38 @@ log = logging.getLogger(__name__)
 
 
 def warm() -> float:
-    """Import intake's heavy libraries and build the GX context and every contract's suite
-    in this process; returns the seconds it took. Safe to call twice (all cached)."""
+    """Import intake's heavy libraries, build the GX context and every contract's suite,
+    configure the index's ORM mappers and read the organisations registry in this process;
+    returns the seconds it took. Safe to call twice (all cached)."""
+    import gc
+
     started = time.perf_counter()
     import duckdb  # noqa: F401
     import pyarrow.parquet  # noqa: F401
-    import sqlalchemy  # noqa: F401
+    from sqlalchemy.orm import configure_mappers
 
+    import childindex.index.ledger  # noqa: F401
+    import childindex.intake.process  # noqa: F401
+    import childindex.orchestration.tasks  # noqa: F401
     from childindex.contracts.contract import contract_names
+    from childindex.errors import ChildindexError
+    from childindex.settings import load_settings
     from childindex.validation.gx.runner import gx_context, gx_suite
 
     gx_context()
     for name in contract_names():
         gx_suite(name)
+    # A task's first query would otherwise configure every mapper SQLAlchemy knows
+    # (Airflow's too): about a second, per task.
+    configure_mappers()
+    try:
+        load_settings().registry  # noqa: B018 - parsed once here, cached for every task (re-read if edited)
+    except ChildindexError as exc:  # a broken configuration: each task reports it in full
+        log.warning("childindex: warm start could not read the settings or registry: %s", exc)
+    # Everything so far lives as long as the worker: keep it out of the collector's way, so
+    # a task's gc.collect() (GX's DuckDB connections) does not walk it all again.
+    gc.collect()
+    gc.freeze()
     seconds = time.perf_counter() - started
     log.info("childindex: intake's libraries and GX suites ready in this worker (%.1f s)", seconds)
     return seconds
