@@ -11,7 +11,7 @@ from childindex.intake import pending_files, run_intake
 from childindex.staging.layout import STAGING_COLUMNS
 from tests.conftest import TEST_REGISTRY
 from tests.helpers import ORG, child, drop, render
-from tests.intake.registries import registry_with, use_registry
+from tests.registries import registry_with, use_registry
 
 NIGHT = date(2026, 11, 24)
 HEALTH, EDUCATION = ORG["health"], ORG["education"]  # RH1 (health_chis), 840 (education_mis)

@@ -17,7 +17,7 @@ from childindex.intake import UnregisteredDrop, pending_everywhere, pending_file
 from childindex.staging.pseudonymise import hmac_hex, local_id_domain
 from childindex.whitelist import SENSITIVE_SERVICE
 from tests.helpers import ORG, child, drop, file_name, render
-from tests.intake.registries import org, registry_with, use_registry
+from tests.registries import org, registry_with, use_registry
 
 NIGHT = date(2026, 11, 24)
 

@@ -9,6 +9,7 @@ from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from tests.helpers import child, drop, org_of, render
+from tests.registries import use_registry_text
 
 N1, N2 = date(2026, 11, 24), date(2026, 11, 25)
 
@@ -236,13 +237,8 @@ organisations:
 @pytest.fixture()
 def two_authorities(data_dir, tmp_path, monkeypatch):
     from childindex.index.db import migrate
-    from childindex.settings import load_settings
 
-    path = tmp_path / "two_authorities.yaml"
-    path.write_text(TWO_AUTHORITIES, encoding="utf-8")
-    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(path))
-    s = load_settings()
-    s.ensure_dirs()
+    s = use_registry_text(monkeypatch, tmp_path, TWO_AUTHORITIES)
     migrate(s.index_url)
     return s
 

@@ -12,6 +12,7 @@ from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.reports import night_summary
 from tests.helpers import ORG, child, drop, render
+from tests.registries import TWO_HEALTH_ORGANISATIONS, use_registry_text
 
 NIGHT = date(2026, 11, 24)
 CANARY = "Zqmetricscanary"
@@ -82,20 +83,16 @@ def test_the_retention_run_for_the_nights_day_is_counted_by_rule(settings) -> No
     assert not any(n.startswith("retention:") for n in names)
 
 
-SEVERAL_ORGANISATIONS = """
-version: 1
-areas:
-  - {code: E06000047, name: County Durham, postcode_districts: [DH1, LS6]}
-  - {code: E06000005, name: Darlington, postcode_districts: [DL1]}
-organisations:
-  - {code: RH1, name: Durham health (synthetic), sector: health, contract: health_chis, areas: [E06000047]}
-  - {code: RX2, name: Darlington health (synthetic), sector: health, contract: health_chis, areas: [E06000005]}
+SEVERAL_ORGANISATIONS = (
+    TWO_HEALTH_ORGANISATIONS
+    + """
   - {code: "840", name: Durham education (synthetic), sector: education, contract: education_mis, areas: [E06000047]}
   - {code: "841", name: Darlington education (synthetic), sector: education, contract: education_mis,
      areas: [E06000005]}
   - {code: E06000047, name: Durham social care (synthetic), sector: social_care, contract: social_care_cms,
      areas: [E06000047]}
 """
+)
 
 
 def test_the_summary_names_silent_organisations_unregistered_drops_and_sector_totals(
@@ -103,13 +100,8 @@ def test_the_summary_names_silent_organisations_unregistered_drops_and_sector_to
 ) -> None:
     from childindex.index.db import migrate
     from childindex.reports import build_report
-    from childindex.settings import load_settings
 
-    registry = tmp_path / "organisations.yaml"
-    registry.write_text(SEVERAL_ORGANISATIONS, encoding="utf-8")
-    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(registry))
-    settings = load_settings()
-    settings.ensure_dirs()
+    settings = use_registry_text(monkeypatch, tmp_path, SEVERAL_ORGANISATIONS)
     migrate(settings.index_url)
     # Both health trusts send (child 1 is known to both: it moved), one of two education
     # services; social care and Darlington's education send nothing.

@@ -11,6 +11,7 @@ from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.retention import policy, run_retention
 from tests.helpers import ORG, child, drop, render
+from tests.registries import TWO_HEALTH_ORGANISATIONS, use_registry_text
 
 NIGHT = date(2026, 11, 24)
 
@@ -310,26 +311,10 @@ def test_the_same_bytes_quarantined_on_two_nights_go_each_with_its_own_night(set
     assert sorted(p.name for p in folder.iterdir()) == ["quarantine.json", "sc_extract_20270123.txt"]
 
 
-TWO_HEALTH_ORGANISATIONS = """
-version: 1
-areas:
-  - {code: E06000047, name: County Durham, postcode_districts: [DH1, LS6]}
-  - {code: E06000005, name: Darlington, postcode_districts: [DL1]}
-organisations:
-  - {code: RH1, name: Durham health (synthetic), sector: health, contract: health_chis, areas: [E06000047]}
-  - {code: RX2, name: Darlington health (synthetic), sector: health, contract: health_chis, areas: [E06000005]}
-"""
-
-
 def test_unseen_records_go_per_organisation_when_it_has_sent_nothing_since(data_dir, tmp_path, monkeypatch) -> None:
     from childindex.index.db import migrate
-    from childindex.settings import load_settings
 
-    registry = tmp_path / "organisations.yaml"
-    registry.write_text(TWO_HEALTH_ORGANISATIONS, encoding="utf-8")
-    monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(registry))
-    settings = load_settings()
-    settings.ensure_dirs()
+    settings = use_registry_text(monkeypatch, tmp_path, TWO_HEALTH_ORGANISATIONS)
     migrate(settings.index_url)
     # Night 1: both organisations of one sector send open involvements; child 1 is known
     # to both (its old and new trust), children 2 and 3 to one each.

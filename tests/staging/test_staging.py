@@ -13,7 +13,7 @@ from childindex.staging.layout import STAGING_COLUMNS
 from childindex.staging.pseudonymise import hmac_hex, local_id_domain, pseudonym_sql
 from childindex.whitelist import SENSITIVE_SERVICE
 from tests.helpers import ORG, child, drop, render
-from tests.intake.registries import AREA, org, use_registry
+from tests.registries import AREA, org, use_registry
 
 NIGHT = date(2026, 11, 24)
 DURHAM = "E06000047"  # districts DH1, LS6
