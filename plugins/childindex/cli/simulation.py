@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from childindex.cli.app import DEFAULT_FIRST_NIGHT, cli_settings, console, err, new_app, parse_date
@@ -215,18 +216,18 @@ def _time_travel_settings(overrides: dict[str, Any]) -> Settings:
 def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> None:
     from childindex.reports.build import report_path
 
-    table = Table(
-        "sector", "organisations", "sent nothing", "files", "rows read", "accepted", "rejected", "quarantined",
-        "duplicate", title=f"childindex night {s['night']}",
-    )  # fmt: skip
-    counts = ("files", "rows_read", "rows_accepted", "rows_rejected", "files_quarantined", "files_duplicate")
+    # Narrow enough for an 80-column terminal or log: the rest is in the lines below.
+    table = Table("sector", "orgs", "files", "rows read", "accepted", "rejected", "quarantined",
+                  title=f"childindex night {s['night']}", box=box.SIMPLE_HEAD)  # fmt: skip
+    counts = ("files", "rows_read", "rows_accepted", "rows_rejected", "files_quarantined")
     for sector, e in s["sectors"].items():
-        table.add_row(sector, str(e["organisations"]), str(e["organisations_silent"]), *(str(e[k]) for k in counts))
+        table.add_row(sector, str(e["organisations"]), *(str(e[k]) for k in counts))
     console.print(table)
     areas = len({a for o in settings.registry.organisations for a in o.areas})
+    duplicates = sum(e["files_duplicate"] for e in s["sectors"].values())
     console.print(
         f"organisations: {s['organisations_sending']} of {s['organisations_registered']} sent files, "
-        f"in {areas} authority areas"
+        f"in {areas} authority areas" + (f"; {duplicates} file(s) were repeats" if duplicates else "")
     )
     console.print(
         f"children in the index: {s['children']}  (source records {s['source_records']}, "
