@@ -170,11 +170,15 @@ def address(
     }
 
 
+NOT_CLOSED = np.int64(-(10**9))  # closed_at of a record no move closed (real nights are > -HISTORY_NIGHTS)
+
+
 @dataclass(frozen=True)
 class Records:
     """Which records of a sector's children a file carries: child, registration (0, then one
     more after each cross-authority move while involved), the night a registration was
-    closed by a move (-1: not closed by one), the area (index into ``pop.world.areas``) and
+    closed by a move (``NOT_CLOSED``: not closed by one; a move before the first night has a
+    negative night), the area (index into ``pop.world.areas``) and
     whether the row is a duplicate registration."""
 
     p: np.ndarray
@@ -192,7 +196,7 @@ def current_records(pop: Population, sector: str, p: np.ndarray) -> Records:
     p = np.asarray(p, dtype=np.int64)
     c0, current, _start = _crossings(pop, sector, p)
     zeros = np.zeros(len(p), dtype=np.int64)
-    return Records(p, current, zeros - 1, _area(pop, p, c0 + current), zeros.astype(bool))
+    return Records(p, current, zeros + NOT_CLOSED, _area(pop, p, c0 + current), zeros.astype(bool))
 
 
 def _crossings(pop: Population, sector: str, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -293,7 +297,7 @@ def build_chunk(pop: Population, organisation: str, contract_name: str, rec: Rec
 
     # Address: the current one (the one before the move, for a record a move closed), or
     # the previous one in the one sector whose record missed a move.
-    closed = rec.closed_at >= 0
+    closed = rec.closed_at != NOT_CLOSED
     assert pop.moves is not None
     version = np.where(closed, pop.moves.moves_by(hh, rec.closed_at - 1), pop.addr_ver[p]).astype(np.int64)
     enrolled = np.stack([pop.enrol[a][p] >= 0 for a in SECTORS])
