@@ -227,7 +227,7 @@ def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> Non
     duplicates = sum(e["files_duplicate"] for e in s["sectors"].values())
     console.print(
         f"organisations: {s['organisations_sending']} of {s['organisations_registered']} sent files, "
-        f"in {areas} authority areas" + (f"; {duplicates} file(s) were repeats" if duplicates else "")
+        f"in {areas} authority areas" + (f"; {duplicates} duplicate file(s), loaded before" if duplicates else "")
     )
     console.print(
         f"children in the index: {s['children']}  (source records {s['source_records']}, "
