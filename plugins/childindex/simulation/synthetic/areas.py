@@ -128,12 +128,7 @@ class Moves:
             return moves
         # Replay the cross moves in order of their number: the k-th starts where the (k-1)-th ended.
         area = np.zeros(len(hh), dtype=np.int64)
-        start = np.searchsorted(hh, hh, side="left")  # each household's first move
-        home = world.home_areas(seed, hh[start == np.arange(len(hh))])
-        first_rows = np.flatnonzero(start == np.arange(len(hh)))
-        home_of = np.empty(len(hh), dtype=np.int64)
-        home_of[first_rows] = home
-        home_of = home_of[start]
+        home_of = world.home_areas(seed, hh)  # a draw keyed on the household: the same on each of its rows
         for k in range(int(number.max()) + 1):
             rows = np.flatnonzero(number == k)
             before = np.where(k == 0, home_of[rows], area[np.maximum(rows - 1, 0)])

@@ -195,6 +195,10 @@ def current_records(pop: Population, sector: str, p: np.ndarray) -> Records:
     """Each child's current record in the sector (registration after every crossing so far)."""
     p = np.asarray(p, dtype=np.int64)
     c0, current, _start = _crossings(pop, sector, p)
+    return _current(pop, p, c0, current)
+
+
+def _current(pop: Population, p: np.ndarray, c0: np.ndarray, current: np.ndarray) -> Records:
     zeros = np.zeros(len(p), dtype=np.int64)
     return Records(p, current, zeros + NOT_CLOSED, _area(pop, p, c0 + current), zeros.astype(bool))
 
@@ -224,7 +228,7 @@ def records_since(pop: Population, sector: str, after: int) -> Records:
     assert pop.moves is not None
     p = pop.sent[sector]
     c0, current, _start = _crossings(pop, sector, p)
-    now = current_records(pop, sector, p)
+    now = _current(pop, p, c0, current)  # the crossings just counted, not counted again
     # Earlier registrations: registration i closed on the night of crossing c0 + i + 1.
     old_p = np.repeat(p, current)
     first = np.repeat(np.cumsum(current) - current, current)
