@@ -108,6 +108,13 @@ class NotEnoughRecords(TerminalError):
     stage = "linkage"
 
 
+class TrainingImpossible(TerminalError):
+    """The records hold too little to estimate some comparison of the linkage model (no
+    blocking rule gives enough pairs that leave it free)."""
+
+    stage = "linkage"
+
+
 # --------------------------------------------------------------------------- transient
 
 

@@ -38,6 +38,20 @@ IDENTIFIER_U = 1e-8
 # Gamma values of the given-name levels that are only a loose resemblance (Jaro-Winkler
 # 0.8 and 0.9; 0 is "anything else"); checked against comparisons() by a test.
 GIVEN_LOOSE_LEVELS = (1, 2)
+# A name keyed into the other field ("Smith", "John" for "John", "Smith"): a level of both
+# name comparisons, so the pair is not read as two different names.
+# One name equal, the other at most one edit away: a transposed name is often mistyped too.
+TRANSPOSED = (
+    "(given_l = family_r AND damerau_levenshtein(family_l, given_r) <= 1) OR "
+    "(family_l = given_r AND damerau_levenshtein(given_l, family_r) <= 1)"
+)
+NEUTRAL = 1e-5  # m = u: a level that moves the match weight neither way
+# decide() refuses a pair whose given names are unrelated (no shared identifier) only when
+# the model learned that true matches almost never have unrelated given names: trained on
+# pairs sharing an NHS number or UPN, where twins (same birthday, surname and address,
+# other given names) cannot pass for matches. A model trained on data without identifiers
+# learns how often its matches' given names differ, and the veto would contradict it.
+GIVEN_VETO_MAX_M = 0.01
 DETERMINISTIC_RECALL = 0.88
 M_FLOOR = 1e-4  # see smooth()
 
@@ -51,6 +65,7 @@ def comparisons() -> list[Any]:
         comparison_levels=[
             cll.NullLevel("given"),
             cll.ExactMatchLevel("given", term_frequency_adjustments=True),
+            cll.CustomLevel(TRANSPOSED, "Given and family names transposed"),
             cll.DamerauLevenshteinLevel("given", 1),
             cll.CustomLevel("list_has_any(given_formal_l, given_formal_r)", "Nickname or same formal name"),
             cll.CustomLevel(
@@ -68,6 +83,10 @@ def comparisons() -> list[Any]:
         comparison_levels=[
             cll.NullLevel("family"),
             cll.ExactMatchLevel("family", term_frequency_adjustments=True),
+            # Counted once, in the given name's comparison: here it weighs nothing either way.
+            cll.CustomLevel(TRANSPOSED, "Given and family names transposed (weighed with the given name)").configure(
+                m_probability=NEUTRAL, u_probability=NEUTRAL, fix_m_probability=True, fix_u_probability=True
+            ),
             cll.DamerauLevenshteinLevel("family", 1),
             cll.CustomLevel("list_has_any(family_parts_l, family_parts_r)", "Shares a part of the name"),
             cll.JaroWinklerLevel("family", 0.9),
@@ -94,7 +113,7 @@ def comparisons() -> list[Any]:
         given,
         family,
         dob,
-        cl.PostcodeComparison("postcode"),
+        postcode_comparison(),
         cl.ExactMatch("sex"),
         # An organisation keeps one record per child (one local id), so two of its records
         # are rarely one child (a duplicate registration); two children who share a name
@@ -104,6 +123,28 @@ def comparisons() -> list[Any]:
         identifier_comparison("nhs_key"),
         identifier_comparison("upn_key"),
     ]
+
+
+def postcode_comparison() -> Any:
+    """Full, one character off (a mistyped or two swapped characters: "DH1 7AA" for
+    "DH7 1AA"), sector, district, area."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    part = "NULLIF(regexp_extract(postcode_{side}, '{pattern}', 0), '')"
+    levels = [cll.NullLevel("postcode"), cll.ExactMatchLevel("postcode")]
+    # Without the space, so the digits either side of it swapped are one transposition.
+    squashed = "damerau_levenshtein(replace(postcode_l, ' ', ''), replace(postcode_r, ' ', '')) <= 1"
+    levels.append(cll.CustomLevel(squashed, "One character different or two swapped"))
+    for name, pattern in (
+        ("sector", "^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9]"),
+        ("district", "^[A-Z]{1,2}[0-9][A-Z0-9]?"),
+        ("area", "^[A-Z]{1,2}"),
+    ):
+        left, right = part.format(side="l", pattern=pattern), part.format(side="r", pattern=pattern)
+        levels.append(cll.CustomLevel(f"{left} = {right}", f"Same postcode {name}"))
+    levels.append(cll.ElseLevel())
+    return cl.CustomComparison(output_column_name="postcode", comparison_levels=levels)
 
 
 def identifier_comparison(column: str) -> Any:
@@ -138,6 +179,7 @@ def blocking_rules() -> list[Any]:
     """Pairs worth scoring. Chosen so that >= 99.5% of true pairs meet at least one rule
     (measured by :func:`childindex.linkage.quality.blocking_recall`)."""
     from splink import block_on
+    from splink.blocking_rule_library import CustomRule
 
     return [
         block_on("nhs_key"),
@@ -151,6 +193,8 @@ def blocking_rules() -> list[Any]:
         block_on("dob", "substr(given, 1, 1)"),
         block_on("dob", "substr(postcode, 1, 3)"),
         block_on("substr(dob, 1, 4)", "given_formal[1]", "substr(family, 1, 2)"),
+        # Names keyed into each other's fields.
+        CustomRule("l.given = r.family AND l.family = r.given"),
     ]
 
 
@@ -168,14 +212,87 @@ def settings_creator() -> Any:
     )
 
 
+# EM sessions in order of preference, as the columns each blocks on. A session holds
+# fixed the comparisons that read what it blocks on and estimates the rest.
+# - The identifiers first: their pairs are nearly all true matches, so twins (same
+#   birthday, surname and address) cannot pass for matches that disagree on a given name.
+# - Then the names. Data without identifiers (or with too few pairs sharing one) then
+#   leaves the names themselves unestimated: a session on the date of birth, the postcode
+#   or a name with the date of birth estimates them, used only for what is still missing.
+EM_SESSIONS: tuple[tuple[str, ...], ...] = (
+    ("nhs_key",),
+    ("upn_key",),
+    ("given", "family"),
+    ("dob",),
+    ("postcode",),
+    ("family", "dob"),
+    ("given", "dob"),
+)
+# The feature columns each trainable comparison reads (see comparisons()).
+COMPARISON_COLUMNS = {
+    "given": ("given", "given_formal", "family"),
+    "family": ("family", "family_parts", "given"),
+    "dob": ("dob",),
+    "postcode": ("postcode",),
+    "sex": ("sex",),
+    "organisation": ("organisation",),
+}
+# A session needs enough pairs for EM to learn from, and few enough to run in memory (a
+# birthday alone blocks 75 million pairs among a million children).
+MIN_SESSION_PAIRS = 100
+MAX_SESSION_PAIRS = 20_000_000
+
+
 @dataclass
 class TrainingReport:
     records: int
     seconds: float
     probability_two_random_records_match: float
+    sessions: list[str]  # the EM sessions run, as their blocking columns
+    session_pairs: dict[str, int]  # pairs each candidate session would block (counts only)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def session_pairs(con: Any, features: str) -> dict[str, int]:
+    """Pairs each candidate EM session would block: records equal (and not NULL) on its columns."""
+    out = {}
+    for cols in EM_SESSIONS:
+        keys = ", ".join(cols)
+        present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+        out["+".join(cols)] = int(
+            con.execute(
+                f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) n FROM {features} "
+                f"WHERE {present} GROUP BY {keys})"
+            ).fetchall()[0][0]
+        )
+    return out
+
+
+def choose_sessions(pairs: dict[str, int]) -> list[tuple[str, ...]]:
+    """The EM sessions to run (see EM_SESSIONS): every usable identifier or name session,
+    then later ones only while some comparison is still unestimated. Raises
+    TrainingImpossible, naming the comparisons, when no usable session leaves them free."""
+    from childindex.errors import TrainingImpossible
+
+    chosen: list[tuple[str, ...]] = []
+    estimated: set[str] = set()
+    for cols in EM_SESSIONS:
+        if not MIN_SESSION_PAIRS <= pairs["+".join(cols)] <= MAX_SESSION_PAIRS:
+            continue
+        frees = {c for c, read in COMPARISON_COLUMNS.items() if not set(read) & set(cols)}
+        if cols in EM_SESSIONS[:3] or frees - estimated:
+            chosen.append(cols)
+            estimated |= frees
+    missing = sorted(set(COMPARISON_COLUMNS) - estimated)
+    if missing:
+        counts = ", ".join(f"{k} {v:,}" for k, v in pairs.items())
+        raise TrainingImpossible(
+            f"cannot train: no blocking rule leaves {', '.join(missing)} free with "
+            f"{MIN_SESSION_PAIRS:,} to {MAX_SESSION_PAIRS:,} pairs (pairs by rule: {counts})"
+        )
+    return chosen
 
 
 def train(con: Any, features: str, max_pairs_for_u: float = 5e6, seed: int = 42) -> tuple[dict, TrainingReport]:
@@ -188,46 +305,97 @@ def train(con: Any, features: str, max_pairs_for_u: float = 5e6, seed: int = 42)
     from splink import DuckDBAPI, Linker, block_on
 
     start = time.perf_counter()
+    pairs = session_pairs(con, features)
+    sessions = choose_sessions(pairs)
     db_api = DuckDBAPI(connection=con)
     linker = Linker(db_api.register(features), settings_creator(), log_level=logging.WARNING)
-    # The share of pairs that match, from rules that are nearly certain when they fire.
-    # Together they find about 88% of true pairs in the generator's data (identifiers are
-    # often missing, and health and education never share one).
+    # A first guess at the share of pairs that match, from rules that are nearly certain
+    # when they fire (they find about 88% of true pairs in the generator's data, far fewer
+    # in noisier data): estimate_prior() replaces it once m and u are known.
     linker.training.estimate_probability_two_random_records_match(
         [block_on("nhs_key"), block_on("upn_key"), block_on("given", "family", "dob")], recall=DETERMINISTIC_RECALL
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs_for_u, seed=seed)
-    # m by EM. Each session holds fixed what it blocks on and estimates the rest. Blocking
-    # on the (fixed) identifiers gives sessions whose pairs are nearly all true matches, so
-    # twins, who share a birthday, surname and address, cannot pass for matches that
-    # happen to disagree on the given name.
-    for rule in (block_on("nhs_key"), block_on("upn_key"), block_on("given", "family")):
-        linker.training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
+    for cols in sessions:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            block_on(*cols), estimate_without_term_frequencies=True
+        )
     model = smooth(linker.misc.save_model_to_json())
+    model["probability_two_random_records_match"] = estimate_prior(con, features, model)
     records = con.execute(f"SELECT count(*) FROM {features}").fetchall()[0][0]
     report = TrainingReport(
         records=records,
         seconds=round(time.perf_counter() - start, 2),
         probability_two_random_records_match=model["probability_two_random_records_match"],
+        sessions=["+".join(cols) for cols in sessions],
+        session_pairs=pairs,
     )
     return model, report
 
 
+def estimate_prior(con: Any, features: str, model: dict, iterations: int = 50) -> float:
+    """The share of record pairs that match, by expectation-maximisation over the pairs
+    the blocking rules compare, with m and u held fixed.
+
+    Each pair's Bayes factor comes from one prediction; the prior is then the expected
+    number of matches among them over all pairs of records, until it settles. Unlike a
+    deterministic rule's count divided by an assumed recall, it holds for data as noisy
+    as it comes: the noisier the data, the fewer matches such a rule finds, and the
+    assumed recall would shrink the prior with it. Pairs no rule compares count as
+    non-matches (blocking keeps at least 99.5% of true pairs)."""
+    import math
+
+    from splink import DuckDBAPI, Linker
+
+    n = con.execute(f"SELECT count(*) FROM {features}").fetchall()[0][0]
+    total = n * (n - 1) / 2
+    prior = model["probability_two_random_records_match"]
+    if total <= 0:
+        return prior
+    from childindex.linkage.blocking import rules_for_run
+
+    settings = dict(model, blocking_rules_to_generate_predictions=rules_for_run(con, features))
+    linker = Linker(DuckDBAPI(connection=con).register(features), settings, log_level=logging.WARNING)
+    predictions = linker.inference.predict(threshold_match_probability=None, warning_mode="never")
+    logit = math.log2(prior / (1 - prior))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE pair_bf AS SELECT match_weight - {logit} AS w FROM {predictions.physical_name}"
+    )
+    predictions.drop_table_from_database_and_remove_from_cache()
+    try:
+        for _ in range(iterations):
+            logit = math.log2(prior / (1 - prior))
+            expected = con.execute(
+                "SELECT coalesce(sum(1 / (1 + pow(2, -(w + $logit)))), 0) FROM pair_bf", {"logit": logit}
+            ).fetchall()[0][0]
+            new = min(max(expected / total, 1e-12), 0.5)
+            settled = abs(new / prior - 1) < 1e-4
+            prior = new
+            if settled:
+                break
+    finally:
+        con.execute("DROP TABLE IF EXISTS pair_bf")
+    return prior
+
+
 def smooth(model: dict, floor: float = M_FLOOR) -> dict:
-    """Give every level of a match at least ``floor`` probability, then renormalise.
+    """Give every trained level of a match at least ``floor`` probability, then renormalise
+    them to what the fixed levels leave.
 
     Training data that never shows an error (no twin of a record with its sex mistyped,
     say) would otherwise leave m at zero or untrained, and a single such error in real
     data would veto a true match outright."""
     for comparison in model["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-        if any(lv.get("fix_m_probability") for lv in levels):
+        trained = [lv for lv in levels if not lv.get("fix_m_probability")]
+        if not trained:
             continue
-        for lv in levels:
+        room = 1.0 - sum(lv["m_probability"] for lv in levels if lv.get("fix_m_probability"))
+        for lv in trained:
             lv["m_probability"] = max(lv.get("m_probability") or 0.0, floor)
-        total = sum(lv["m_probability"] for lv in levels)
-        for lv in levels:
-            lv["m_probability"] /= total
+        total = sum(lv["m_probability"] for lv in trained)
+        for lv in trained:
+            lv["m_probability"] *= room / total
     return model
 
 
@@ -273,6 +441,14 @@ class LoadedModel:
     settings: dict  # Splink's settings, with trained m and u
     version: int  # 0 for the bundled model
     trained_records: int
+    reason: str = ""  # which model this is and why a night uses it (for the night's summary)
+
+    @property
+    def vetoes_unrelated_given_names(self) -> bool:
+        """Whether decide() refuses pairs with unrelated given names (see GIVEN_VETO_MAX_M)."""
+        given = next(c for c in self.settings["comparisons"] if c["output_column_name"] == "given")
+        other = given["comparison_levels"][-1]  # the else level
+        return (other.get("m_probability") or 0.0) <= GIVEN_VETO_MAX_M
 
     def for_population(self, records: int) -> dict:
         """Settings for linking among ``records`` records.
@@ -291,4 +467,13 @@ def load_model(path: Path) -> LoadedModel:
     payload = json.loads(path.read_text(encoding="utf-8"))
     if payload.get("childindex_model_format") != MODEL_FORMAT:
         raise ValueError(f"{path.name}: not a childindex linkage model of format {MODEL_FORMAT}")
-    return LoadedModel(payload["splink_settings"], int(payload["version"]), int(payload["training"]["records"]))
+    training = payload["training"]
+    if path == BUNDLED_MODEL:
+        reason = "the bundled model (trained on synthetic data): no model has been trained here yet"
+    else:
+        sessions = ", ".join(training.get("sessions", [])) or "not recorded"
+        reason = (
+            f"trained model v{int(payload['version']):04d} ({payload.get('trained_at', 'date not recorded')}, "
+            f"{int(training['records']):,} records, EM sessions: {sessions}): the newest in the model folder"
+        )
+    return LoadedModel(payload["splink_settings"], int(payload["version"]), int(training["records"]), reason)

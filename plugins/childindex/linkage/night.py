@@ -39,6 +39,7 @@ class LinkResult:
     merges: int = 0
     splits: int = 0
     model_version: int = 0
+    model_reason: str = ""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -64,6 +65,8 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     assert settings.linkage.model_dir is not None
     model = load_model(current_model_path(settings.linkage.model_dir))
     result.model_version = model.version
+    result.model_reason = model.reason
+    log.info("linkage model: %s", model.reason)
     con = connect(settings)
     phase = _Phases()
     try:
@@ -82,7 +85,7 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
                 result.pairs_scored = score(con, model, settings.linkage.review_threshold)
                 histogram = _probability_histogram(con)
             with phase("cluster"):
-                decide(con, settings.linkage)
+                decide(con, settings.linkage, model.vetoes_unrelated_given_names)
                 result.links_undone = cluster(con)
                 assign_ids(con, night)
                 the_plan = plan(con, night, result.model_version)
@@ -101,7 +104,8 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
         con.close()
     log.info("linkage seconds by phase: %s", phase.seconds)
     # For the night summary and the quality report: counts only.
-    put_metrics(settings.index_url, night, {**{f"linkage_{k}": v for k, v in result.as_dict().items()}, **histogram})
+    counts = {f"linkage_{k}": v for k, v in result.as_dict().items() if k != "model_reason"}
+    put_metrics(settings.index_url, night, {**counts, **histogram})
     log.info("linkage: %s", result.as_dict())
     return result
 

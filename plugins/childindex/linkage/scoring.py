@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from childindex.linkage.blocking import rules_for_run
 from childindex.linkage.features import register_features
 from childindex.linkage.model import GIVEN_LOOSE_LEVELS, TF_COLUMNS, LoadedModel
 from childindex.settings import LinkageSettings
@@ -38,7 +39,10 @@ def score(con: Any, model: LoadedModel, lower: float) -> int:
     # Matching columns bring the gamma (level) columns with them, which decide() reads.
     population = con.execute("SELECT (SELECT count(*) FROM new_f) + (SELECT count(*) FROM old_f)").fetchall()[0][0]
     settings = dict(
-        model.for_population(population), retain_intermediate_calculation_columns=False, retain_matching_columns=True
+        model.for_population(population),
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=True,
+        blocking_rules_to_generate_predictions=rules_for_run(con, "new_f", "old_f"),
     )
     db_api = DuckDBAPI(connection=con)
     new_sdf = db_api.register("new_f", table_name="new_records_in")
@@ -74,9 +78,15 @@ def score(con: Any, model: LoadedModel, lower: float) -> int:
     return con.execute("SELECT count(*) FROM scored").fetchall()[0][0]
 
 
-def decide(con: Any, linkage: LinkageSettings) -> None:
+def decide(con: Any, linkage: LinkageSettings, veto_unrelated_given: bool = True) -> None:
     """Table ``outcome`` (new_key, other_key, p, outcome, reason) from
-    ``scored`` and people's decisions (table ``decision``: key_a < key_b, decision)."""
+    ``scored`` and people's decisions (table ``decision``: key_a < key_b, decision).
+
+    ``veto_unrelated_given``: refuse pairs whose given names are unrelated, and send to
+    review those whose given names only loosely resemble each other, when they share no
+    identifier (the twins guard). The model says whether it applies:
+    :attr:`LoadedModel.vetoes_unrelated_given_names`. Without it such pairs are judged by
+    their probability like any other."""
     loose = ", ".join(str(level) for level in GIVEN_LOOSE_LEVELS)
     con.execute(
         f"""
@@ -91,8 +101,8 @@ def decide(con: Any, linkage: LinkageSettings) -> None:
                 CASE
                     WHEN decision IS NOT NULL THEN 'decided'
                     WHEN gamma_nhs_key = 0 OR gamma_upn_key = 0 THEN 'identifiers_differ'
-                    WHEN NOT shares_id AND gamma_given = 0 THEN 'given_names_differ'
-                    WHEN NOT shares_id AND gamma_given IN ({loose}) THEN 'given_names_resemble'
+                    WHEN NOT shares_id AND gamma_given = 0 AND $veto THEN 'given_names_differ'
+                    WHEN NOT shares_id AND gamma_given IN ({loose}) AND $veto THEN 'given_names_resemble'
                     WHEN p >= $match THEN 'probable_match'
                     ELSE 'probability_between_thresholds'
                 END AS reason
@@ -113,5 +123,5 @@ def decide(con: Any, linkage: LinkageSettings) -> None:
         SELECT d.key_a, d.key_b, NULL, 'link', 'decided' FROM decision d
         WHERE d.decision = 'match'
     """,
-        {"match": linkage.match_threshold},
+        {"match": linkage.match_threshold, "veto": veto_unrelated_given},
     )

@@ -16,7 +16,7 @@ from childindex.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MIN_RECORDS = 1_000  # fewer, and EM has too few pairs to learn from
+MIN_RECORDS = 500  # fewer, and EM has too few pairs to learn from (each session also counts its own)
 
 
 def train_model(settings: Settings, seed: int = 42) -> tuple[Path, dict[str, Any]]:
