@@ -35,10 +35,22 @@ def generate(
     truth_dir: Annotated[
         Path | None, typer.Option(help="Where ground truth goes (default DATA_DIR/ground_truth; never a drop folder).")
     ] = None,
+    noise_profile: Annotated[
+        str,
+        typer.Option(
+            help="Noise in the records: 'default' (the world the bundled linkage model was trained on) or "
+            "'harsh' (more, and other kinds of, noise: phonetic and OCR misspellings, transposed names, "
+            "blank required fields, date of birth and postcode typos)."
+        ),
+    ] = "default",
 ) -> None:
     """Write one night of synthetic extracts into every registered organisation's drop folder."""
-    from childindex.simulation.synthetic import generate_night
+    from childindex.simulation.synthetic import NoiseConfig, generate_night
 
+    try:
+        noise = NoiseConfig.profile(noise_profile)
+    except ValueError as exc:
+        raise UsageError(f"--noise-profile: {exc}") from None
     settings = load_settings()
     truth = truth_dir or settings.ground_truth_dir or settings.data_dir / "ground_truth"
     start = time.perf_counter()
@@ -50,6 +62,7 @@ def generate(
         seed=seed,
         first_night=parse_date(first_night, "--first-night"),
         night_number=night_number,
+        noise=noise,
     )
     table = Table("organisation", "file", "rows", title=f"night {result.night} ({result.children} children)")
     for code, path in result.files.items():

@@ -240,6 +240,7 @@ COMPARISON_COLUMNS = {
 # A session needs enough pairs for EM to learn from, and few enough to run in memory (a
 # birthday alone blocks 75 million pairs among a million children).
 MIN_SESSION_PAIRS = 100
+U_MIN_PAIRS, U_PAIRS_PER_RECORD = 2_000_000, 100
 MAX_SESSION_PAIRS = 20_000_000
 
 
@@ -315,7 +316,12 @@ def train(con: Any, features: str, max_pairs_for_u: float = 5e6, seed: int = 42)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("nhs_key"), block_on("upn_key"), block_on("given", "family", "dob")], recall=DETERMINISTIC_RECALL
     )
-    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs_for_u, seed=seed)
+    # Enough random pairs to see levels as rare as one in a million, without sampling most
+    # of a small dataset's pairs (5,000 records have 12.5 million).
+    n = con.execute(f"SELECT count(*) FROM {features}").fetchall()[0][0]
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=min(max_pairs_for_u, max(U_MIN_PAIRS, U_PAIRS_PER_RECORD * n)), seed=seed
+    )
     for cols in sessions:
         linker.training.estimate_parameters_using_expectation_maximisation(
             block_on(*cols), estimate_without_term_frequencies=True

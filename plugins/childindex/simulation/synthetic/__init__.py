@@ -63,16 +63,57 @@ noise and a child's records in two areas were keyed in separately):
 Noise never touches the ground truth, which maps every written (organisation, local_id) to
 the generator's person_id, with the record's area and whether the child has crossed an
 authority boundary (``crossed``).
+
+Noise profiles (``NoiseConfig.profile(name)``, names in ``PROFILES``; ``childindex generate
+--noise-profile``): ``default`` is the model above, the world the bundled linkage model was
+trained on. ``harsh`` (``NoiseConfig.harsh()``) tests linkage beyond that world: the rates
+below, and everything not listed (missing identifiers, stale addresses, twins, siblings) as
+in ``default``. Its extra kinds are keyed like the others (a re-sent record keeps them) and
+are off (rate 0, no draw made) in ``default``, whose files they leave byte-identical.
+    ===================  =======  ========================================================
+    kind                 harsh    what (default's rate in brackets)
+    ===================  =======  ========================================================
+    typo                 8%       as above (2%); 10% of them get a second edit in the same
+                                  name (``typo_second``; 0)
+    nickname             5%       as above (3%)
+    phonetic             5%       the given or the family name respelled as it sounds, by
+                                  one rule among those matching it (noise.PHONETIC_RULES:
+                                  PH/F, CK/K/C, C/K, Y/I/IE, doubled/single letters, silent
+                                  GH and H, -SON/-SEN, -ER/-A, EI/IE, Z/S, ...) (0)
+    ocr                  2%       the given or the family name misread by a scanner, one
+                                  rule among those matching it (noise.OCR_RULES: rn/m,
+                                  cl/d, vv/w, li/h, ii/u, e/c, o/a, ...; lowercase letters,
+                                  so the name stays alphabetic with its initial) (0)
+    transposed           1.5%     given and family names swapped between the fields (0)
+    missing given name   1%       blank (a required field when this profile was made: the
+                                  contract decides whether intake keeps the row) (0)
+    missing dob          1%       blank (likewise) (0)
+    missing postcode     1%       blank (likewise) (0)
+    missing sex          1%       blank (likewise) (0)
+    surname              4%+1%    as above, keyed on the household (1.5%); and 1% of
+                                  records changed on their own (``surname_change_record``;
+                                  0)
+    dob swap             2%       as above (0.5%)
+    dob typo             3%       one digit of the day, month or year changed (a third
+                                  each, when one gives a valid date within the 25 years
+                                  before the night) (0)
+    postcode swap        3%       the unit letters swapped (45%), the sector digit (25%)
+                                  or the district's last digit (20%) changed, all keeping
+                                  the postcode's shape; or the sector digit and the first
+                                  unit letter swapped (10%), which breaks it (0)
+    duplicates           1%       of every sector's records (0.3%, 0.1%, 0.3%)
+    ===================  =======  ========================================================
 """
 
 from childindex.simulation.synthetic.generator import GenerationResult, generate_night
-from childindex.simulation.synthetic.noise import NoiseConfig
+from childindex.simulation.synthetic.noise import PROFILES, NoiseConfig
 from childindex.simulation.synthetic.population import Population, build_population
 from childindex.simulation.synthetic.records import column_layout, true_identity_frame
 
 __all__ = [
     "GenerationResult",
     "NoiseConfig",
+    "PROFILES",
     "Population",
     "build_population",
     "column_layout",

@@ -19,7 +19,16 @@ from childindex.simulation.england import postcode_in_area
 from childindex.simulation.rand import integers, pair_keys, uniform
 from childindex.simulation.synthetic import names as T
 from childindex.simulation.synthetic.areas import World
-from childindex.simulation.synthetic.noise import swap_day_month, typo_strings
+from childindex.simulation.synthetic.noise import (
+    OCR_RULES,
+    PHONETIC_RULES,
+    NoiseConfig,
+    rewrite_strings,
+    swap_day_month,
+    swap_postcodes,
+    typo_dates,
+    typo_strings,
+)
 from childindex.simulation.synthetic.population import (
     DUPLICATE_SLOT,
     Population,
@@ -50,6 +59,7 @@ SERVICE_WEIGHTS = {
     "education": {"school": 0.97, "alternative_provision": 0.02, "elective_home_education": 0.01},
     "social_care": {"early_help": 0.40, "child_in_need": 0.35, "child_protection": 0.12, "looked_after": 0.13},
 }
+DOB_TYPO_YEARS = 25  # a mistyped date of birth is never earlier than this many years before the night
 COMMUNITY_PAEDIATRICS_RATE = 0.05
 SENSITIVE_RATE = 0.01  # involvements an sector flags sensitive (where its contract has the flag)
 LOCAL_MOVE_DISTRICT = 0.5  # of moves that stay in the postcode district
@@ -284,20 +294,42 @@ def build_chunk(pop: Population, organisation: str, contract_name: str, rec: Rec
     changed = uniform(seed, f"surname_change/{sector}", hh) < noise.surname_change
     hyphen = changed & (uniform(seed, f"surname_kind/{sector}", hh) < 0.5)
     other = surname_codes(seed, f"surname_other/{sector}", hh)
+    if noise.surname_change_record > 0:  # ... or in this record only (harsh profile)
+        mine = ~changed & (uniform(seed, f"surname_change_record/{sector}", key) < noise.surname_change_record)
+        changed = changed | mine
+        hyphen = np.where(mine, uniform(seed, f"surname_kind_record/{sector}", key) < 0.5, hyphen)
+        other = np.where(mine, surname_codes(seed, f"surname_other_record/{sector}", key), other)
     other = np.where(other == who.surname, (other + 1) % len(T.SURNAMES), other)
     own_s, other_s = T.SURNAME_TABLE.take(who.surname), T.SURNAME_TABLE.take(other)
     family = pc.if_else(pa.array(hyphen), _join(own_s, other_s, sep="-"), pc.if_else(pa.array(changed), other_s, own_s))
 
+    # Phonetic and OCR misspellings of one of the names (harsh profile).
+    given, family = _misspell(noise.phonetic, "phonetic", PHONETIC_RULES, given, family, seed, sector, key)
+    given, family = _misspell(noise.ocr, "ocr", OCR_RULES, given, family, seed, sector, key)
+
     # A typo, until a nightly correction fixes the current record's.
     typo = typo_flags(pop, sector, key) & ~(pop.fixed[sector][p] & (slot == rec.registration))
     in_given = uniform(seed, f"typo_field/{sector}", key) < 0.5
-    f["given_name"] = _typo(given, typo & in_given, seed, sector, key)
-    f["family_name"] = _typo(family, typo & ~in_given, seed, sector, key)
+    given = _typo(given, typo & in_given, seed, sector, key, noise.typo_second)
+    family = _typo(family, typo & ~in_given, seed, sector, key, noise.typo_second)
+    if noise.transposed > 0:  # family name in the given name's field and the other way round
+        swapped = pa.array(uniform(seed, f"transposed/{sector}", key) < noise.transposed)
+        given, family = pc.if_else(swapped, family, given), pc.if_else(swapped, given, family)
+    f["given_name"] = _blank(given, noise.missing_given, seed, f"missing_given/{sector}", key)
+    f["family_name"] = family
 
+    latest = pop.first_day + pop.night - 1
     swap = uniform(seed, f"dob_swap/{sector}", key) < noise.dob_swap
-    dob, _ = swap_day_month(who.dob, swap, latest=pop.first_day + pop.night - 1)
-    f["date_of_birth"] = _dates(dob, contract.date_format)
-    f["sex"] = _sex_codes(contract, seed, sector, key, who.sex)
+    dob, _ = swap_day_month(who.dob, swap, latest=latest)
+    if noise.dob_typo > 0:  # one digit of the day, month or year (harsh profile)
+        mistyped = uniform(seed, f"dob_typo/{sector}", key) < noise.dob_typo
+        earliest = latest - round(DOB_TYPO_YEARS * 365.25)
+        u_part, u_pick = uniform(seed, f"dob_typo_part/{sector}", key), uniform(seed, f"dob_typo_pick/{sector}", key)
+        dob, _ = typo_dates(dob, mistyped, u_part, u_pick, earliest, latest)
+    no_dob = _missing(noise.missing_dob, seed, f"missing_dob/{sector}", key)
+    f["date_of_birth"] = _dates(dob, contract.date_format, mask=no_dob)
+    sex = _sex_codes(contract, seed, sector, key, who.sex)
+    f["sex"] = _blank(sex, noise.missing_sex, seed, f"missing_sex/{sector}", key)
 
     # Address: the current one (the one before the move, for a record a move closed), or
     # the previous one in the one sector whose record missed a move.
@@ -310,7 +342,8 @@ def build_chunk(pop: Population, organisation: str, contract_name: str, rec: Rec
     stale = (uniform(seed, "stale_address", hh) < noise.house_move) & (n_in >= 2)
     stale &= (integers(seed, "stale_pick", hh, np.maximum(n_in, 1)) == rank) & (version == 0)
     addr = address(seed, hh, np.where(stale, -1, version), rec.area, pop.world)
-    f["postcode"] = addr["postcode"]
+    f["postcode"] = _blank(_postcode_slips(addr["postcode"], noise, seed, sector, key), noise.missing_postcode,
+                           seed, f"missing_postcode/{sector}", key)  # fmt: skip
 
     service = _services(pop, contract, sector, p, who.dob)
     f["service"] = pa.array(contract.services, pa.string()).take(service)
@@ -343,7 +376,8 @@ def build_chunk(pop: Population, organisation: str, contract_name: str, rec: Rec
     return Chunk(columns=columns, local_id=f["local_id"], person_id=p, twin=who.twin, household=who.household)
 
 
-def _typo(values: pa.Array, mask: np.ndarray, seed: int, sector: str, p: np.ndarray) -> pa.Array:
+def _typo(values: pa.Array, mask: np.ndarray, seed: int, sector: str, p: np.ndarray, second: float = 0.0) -> pa.Array:
+    """One typo in each masked value; a share ``second`` of them get a second edit."""
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return values
@@ -355,9 +389,86 @@ def _typo(values: pa.Array, mask: np.ndarray, seed: int, sector: str, p: np.ndar
         uniform(seed, f"typo_pos/{sector}", key),
         uniform(seed, f"typo_char/{sector}", key),
     )
+    if second > 0:
+        again = np.flatnonzero(uniform(seed, f"typo_second/{sector}", key) < second)
+        if len(again):
+            k2 = key[again]
+            edited[again] = typo_strings(
+                edited[again],
+                uniform(seed, f"typo_kind2/{sector}", k2),
+                uniform(seed, f"typo_pos2/{sector}", k2),
+                uniform(seed, f"typo_char2/{sector}", k2),
+            )
+    return _patch(values, rows, pa.array(edited, pa.string()))
+
+
+def _patch(values: pa.Array, rows: np.ndarray, edited: pa.Array) -> pa.Array:
+    """``values`` with ``values[rows[i]]`` replaced by ``edited[i]`` (a take, no row loop)."""
+    if len(rows) == 0:
+        return values
     index = np.arange(len(values), dtype=np.int64)
     index[rows] = len(values) + np.arange(len(rows))  # point edited rows at the edits
-    return pa.concat_arrays([values, pa.array(edited, pa.string())]).take(pa.array(index))
+    return pa.concat_arrays([values, edited]).take(pa.array(index))
+
+
+def _misspell(
+    rate: float,
+    kind: str,
+    rules: tuple[tuple[str, str], ...],
+    given: pa.Array,
+    family: pa.Array,
+    seed: int,
+    sector: str,
+    key: np.ndarray,
+) -> tuple[pa.Array, pa.Array]:
+    """A share ``rate`` of records get one name rewritten by one of ``rules``: the given or
+    the family name (a keyed draw; the other one when no rule matches the drawn one)."""
+    if rate <= 0:
+        return given, family
+    rows = np.flatnonzero(uniform(seed, f"{kind}/{sector}", key) < rate)
+    if len(rows) == 0:
+        return given, family
+    k = key[rows]
+    u_rule = uniform(seed, f"{kind}_rule/{sector}", k)
+    take = pa.array(rows)
+    new_given, ok_given = rewrite_strings(given.take(take), rules, u_rule)
+    new_family, ok_family = rewrite_strings(family.take(take), rules, u_rule)
+    in_given = uniform(seed, f"{kind}_field/{sector}", k) < 0.5
+    use_given = ok_given & (in_given | ~ok_family)
+    use_family = ok_family & ~use_given
+    given = _patch(given, rows[use_given], new_given.filter(pa.array(use_given)))
+    family = _patch(family, rows[use_family], new_family.filter(pa.array(use_family)))
+    return given, family
+
+
+def _missing(rate: float, seed: int, stream: str, key: np.ndarray) -> np.ndarray | None:
+    """Records whose field is left blank (None when the rate is 0: no draw made)."""
+    if rate <= 0:
+        return None
+    return uniform(seed, stream, key) < rate
+
+
+def _blank(values: pa.Array, rate: float, seed: int, stream: str, key: np.ndarray) -> pa.Array:
+    """``values`` with a share ``rate`` of them blank (null)."""
+    blank = _missing(rate, seed, stream, key)
+    if blank is None or not blank.any():
+        return values
+    return pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), values)
+
+
+def _postcode_slips(postcodes: pa.Array, noise: NoiseConfig, seed: int, sector: str, key: np.ndarray) -> pa.Array:
+    """A share ``noise.postcode_swap`` of postcodes with a slip (:func:`.noise.swap_postcodes`)."""
+    if noise.postcode_swap <= 0:
+        return postcodes
+    rows = np.flatnonzero(uniform(seed, f"postcode_swap/{sector}", key) < noise.postcode_swap)
+    if len(rows) == 0:
+        return postcodes
+    k = key[rows]
+    subset = postcodes.take(pa.array(rows)).to_numpy(zero_copy_only=False).astype(str)
+    slipped = swap_postcodes(
+        subset, uniform(seed, f"postcode_swap_kind/{sector}", k), uniform(seed, f"postcode_swap_digit/{sector}", k)
+    )
+    return _patch(postcodes, rows, pa.array(slipped, pa.string()))
 
 
 def _sex_codes(contract: Contract, seed: int, sector: str, p: np.ndarray, sex: np.ndarray) -> pa.Array:
