@@ -49,9 +49,7 @@ def test_a_small_run_affords_every_loose_rule(con: duckdb.DuckDBPyConnection) ->
 
 def test_a_rule_over_budget_is_left_out(con: duckdb.DuckDBPyConnection) -> None:
     # 2,000 records, one birthday: 2,000 x 1,999 / 2 pairs, far over 50 a record.
-    con.execute(
-        "INSERT INTO new_f SELECT 'G' || i, 'F' || i, '2019-01-01', 'DH1 ' || i FROM range(2000) t(i)"
-    )
+    con.execute("INSERT INTO new_f SELECT 'G' || i, 'F' || i, '2019-01-01', 'DH1 ' || i FROM range(2000) t(i)")
     assert loose_pairs(con, "new_f", None, "dob", "dob") > LOOSE_PAIRS_PER_RECORD * 2000
     rules = affordable_loose_rules(con, "new_f")
     assert "l.dob = r.dob" not in rules

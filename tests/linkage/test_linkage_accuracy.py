@@ -2,7 +2,12 @@
 records in different authority areas), blocking recall, and the hard cases (twins,
 siblings, children sharing an address) never merged. The world: four neighbouring North
 East authorities (ten organisations, both layouts of health and of social care), where
-children move across authority boundaries."""
+children move across authority boundaries.
+
+Both noise profiles: the default one, linked by the bundled model (trained on that
+profile), and the harsh one, unlike anything the bundled model saw (phonetic and OCR-like
+misspellings, transposed names, blank fields, typos in every part of a date...), linked
+the way a deployment would: intake, ``train`` on what arrived, then link."""
 
 from __future__ import annotations
 
@@ -19,8 +24,9 @@ from childindex.linkage.evaluation import accuracy
 from childindex.linkage.features import register_features
 from childindex.linkage.model import BUNDLED_MODEL, GIVEN_LOOSE_LEVELS, comparisons, load_model, settings_creator
 from childindex.linkage.quality import blocking_recall
+from childindex.linkage.training import train_model
 from childindex.simulation.england import write_registry
-from childindex.simulation.synthetic import generate_night
+from childindex.simulation.synthetic import NoiseConfig, generate_night
 from childindex.staging.pseudonymise import hmac_sql, key_params
 
 FIRST = date(2026, 11, 24)
@@ -31,12 +37,18 @@ SEED = 2026
 LOCAL_KEY = hmac_sql("local_id", "dom").replace("$dom", "('local_id:' || organisation)")
 
 
-@pytest.fixture(scope="module")
-def linked(tmp_path_factory):
-    """Three nights (initial load and two deltas) through intake and linkage."""
+# profile -> (nights, recall floor, review items as a share of the first night's records)
+PROFILES = {"default": (3, 0.99, 0.01), "harsh": (2, 0.97, 0.05)}
+
+
+@pytest.fixture(scope="module", params=sorted(PROFILES))
+def linked(request, tmp_path_factory):
+    """Nights (initial load and deltas) through intake and linkage, for one noise profile."""
     from childindex.settings import load_settings
 
-    root = tmp_path_factory.mktemp("accuracy")
+    profile = request.param
+    nights = PROFILES[profile][0]
+    root = tmp_path_factory.mktemp(f"accuracy-{profile}")
     mp = pytest.MonkeyPatch()
     mp.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", "k" * 40)
     mp.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(write_registry(root / "registry.yaml", "North East", areas=4)))
@@ -45,7 +57,7 @@ def linked(tmp_path_factory):
     migrate(settings.index_url)
     truth = root / "truth"
     results = []
-    for k in range(3):
+    for k in range(nights):
         night = FIRST + timedelta(days=k)
         generate_night(
             settings.drop_root,
@@ -55,11 +67,14 @@ def linked(tmp_path_factory):
             seed=SEED,
             first_night=FIRST,
             night_number=k,
+            noise=NoiseConfig.profile(profile),
         )
         for organisation in settings.registry.organisations:
             run_intake(settings, organisation.code, night)
+        if profile != "default" and k == 0:
+            train_model(settings)
         results.append(link_pending(settings, night).as_dict())
-    yield settings, truth, results
+    yield settings, truth, results, profile
     mp.undo()
 
 
@@ -81,19 +96,23 @@ def _truth_join(settings, truth) -> duckdb.DuckDBPyConnection:
 
 
 def test_accuracy_floor_every_night(linked) -> None:
-    settings, truth, results = linked
+    settings, truth, results, profile = linked
+    floor = PROFILES[profile][1]
     acc = accuracy(settings, truth)
     assert acc["precision"] >= 0.999
-    assert acc["recall"] >= 0.99
-    assert acc["bcubed_precision"] >= 0.999 and acc["bcubed_recall"] >= 0.99
+    assert acc["recall"] >= floor
+    assert acc["bcubed_precision"] >= 0.999 and acc["bcubed_recall"] >= floor
     # The children the index exists for: records of one child in two authority areas.
-    assert acc["cross_authority_pairs_true"] > 100 and acc["cross_authority_recall"] >= 0.99
-    assert results[0]["model_version"] == 0, "no model trained: the bundled one"
+    assert acc["cross_authority_pairs_true"] > 100 and acc["cross_authority_recall"] >= floor
+    if profile == "default":
+        assert results[0]["model_version"] == 0, "no model trained: the bundled one"
+    else:
+        assert results[0]["model_version"] == 1 and results[0]["model_reason"].startswith("trained model v0001")
     assert all(r["records"] > 0 for r in results)
 
 
 def test_twins_siblings_and_shared_addresses_never_merge(linked) -> None:
-    settings, truth, _ = linked
+    settings, truth, _, _ = linked
     con = _truth_join(settings, truth)
     twins, households = con.execute("""
         SELECT count(DISTINCT person_id) FILTER (WHERE twin),
@@ -109,7 +128,7 @@ def test_twins_siblings_and_shared_addresses_never_merge(linked) -> None:
 
 
 def test_blocking_keeps_nearly_every_true_pair(linked) -> None:
-    settings, truth, _ = linked
+    settings, truth, _, _ = linked
     con = duckdb.connect()
     con.execute("CREATE TABLE staged AS SELECT * FROM read_parquet($g)", {"g": f"{settings.staging_dir}/*/*/*.parquet"})
     con.execute("CREATE TABLE latest AS SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY source_key) = 1")
@@ -129,9 +148,9 @@ def test_blocking_keeps_nearly_every_true_pair(linked) -> None:
 
 
 def test_the_review_queue_is_small(linked) -> None:
-    _, _, results = linked
+    _, _, results, profile = linked
     first = results[0]
-    assert 0 < first["review_items"] < 0.01 * first["records"]
+    assert 0 < first["review_items"] < PROFILES[profile][2] * first["records"]
 
 
 def test_the_bundled_model_matches_the_code() -> None:

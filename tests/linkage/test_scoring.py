@@ -166,3 +166,37 @@ def test_no_scores_and_no_decisions_give_no_outcomes(con: duckdb.DuckDBPyConnect
         "outcome",
         "reason",
     ]
+
+
+def test_without_the_twins_guard_given_names_are_judged_by_probability(con: duckdb.DuckDBPyConnection) -> None:
+    """A model trained on data without identifiers learns how often its matches' given
+    names differ; decide() then leaves such pairs to the probability."""
+    score(con, 2, 1, 0.99, given=ELSE)
+    score(con, 3, 1, 0.6, given=ELSE)
+    score(con, 4, 1, 0.99, given=GIVEN_LOOSE_LEVELS[0])
+    score(con, 5, 1, 0.99, given=ELSE, nhs=DIFFERENT)  # different identifiers still mean different children
+    decide(con, LINKAGE, veto_unrelated_given=False)
+    assert outcomes(con) == [
+        (k(2), k(1), 0.99, "link", "probable_match"),
+        (k(3), k(1), 0.6, "review", "probability_between_thresholds"),
+        (k(4), k(1), 0.99, "link", "probable_match"),
+        (k(5), k(1), 0.99, "none", "identifiers_differ"),
+    ]
+
+
+def test_the_model_says_whether_the_twins_guard_applies() -> None:
+    import copy
+
+    from childindex.linkage.model import BUNDLED_MODEL, GIVEN_VETO_MAX_M, LoadedModel, load_model
+
+    bundled = load_model(BUNDLED_MODEL)
+    assert bundled.vetoes_unrelated_given_names, "trained on identifiers: matches keep their given names"
+    settings = copy.deepcopy(bundled.settings)
+    given = next(c for c in settings["comparisons"] if c["output_column_name"] == "given")
+    given["comparison_levels"][-1]["m_probability"] = 2 * GIVEN_VETO_MAX_M
+    # Trained on identifiers: the guard holds whatever the given names' m.
+    assert LoadedModel(settings, 1, 1000, sessions=("nhs_key", "given+family")).vetoes_unrelated_given_names
+    # Trained without them, on data whose matches often have other given names: no guard.
+    assert not LoadedModel(settings, 1, 1000, sessions=("given+family", "dob")).vetoes_unrelated_given_names
+    given["comparison_levels"][-1]["m_probability"] = GIVEN_VETO_MAX_M / 2
+    assert LoadedModel(settings, 1, 1000, sessions=("given+family", "dob")).vetoes_unrelated_given_names

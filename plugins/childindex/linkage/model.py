@@ -46,12 +46,13 @@ TRANSPOSED = (
     "(family_l = given_r AND damerau_levenshtein(given_l, family_r) <= 1)"
 )
 NEUTRAL = 1e-5  # m = u: a level that moves the match weight neither way
-# decide() refuses a pair whose given names are unrelated (no shared identifier) only when
-# the model learned that true matches almost never have unrelated given names: trained on
-# pairs sharing an NHS number or UPN, where twins (same birthday, surname and address,
-# other given names) cannot pass for matches. A model trained on data without identifiers
-# learns how often its matches' given names differ, and the veto would contradict it.
-GIVEN_VETO_MAX_M = 0.01
+# decide() refuses a pair whose given names are unrelated (no shared identifier), the twins
+# guard, when the model could learn about twins: its given-name m came from pairs sharing
+# an NHS number or UPN, where twins (same birthday, surname and address, other given names)
+# cannot pass for matches. A model trained on data without identifiers learns how often
+# its matches' given names really differ; the guard then holds only if that is rare.
+IDENTIFIER_SESSIONS = ("nhs_key", "upn_key")
+GIVEN_VETO_MAX_M = 0.05
 DETERMINISTIC_RECALL = 0.88
 M_FLOOR = 1e-4  # see smooth()
 
@@ -448,10 +449,15 @@ class LoadedModel:
     version: int  # 0 for the bundled model
     trained_records: int
     reason: str = ""  # which model this is and why a night uses it (for the night's summary)
+    # The EM sessions it was trained with; a model from before they were recorded was always
+    # trained on the identifiers.
+    sessions: tuple[str, ...] = IDENTIFIER_SESSIONS
 
     @property
     def vetoes_unrelated_given_names(self) -> bool:
-        """Whether decide() refuses pairs with unrelated given names (see GIVEN_VETO_MAX_M)."""
+        """Whether decide() applies the twins guard (see IDENTIFIER_SESSIONS)."""
+        if set(self.sessions) & set(IDENTIFIER_SESSIONS):
+            return True
         given = next(c for c in self.settings["comparisons"] if c["output_column_name"] == "given")
         other = given["comparison_levels"][-1]  # the else level
         return (other.get("m_probability") or 0.0) <= GIVEN_VETO_MAX_M
@@ -477,9 +483,10 @@ def load_model(path: Path) -> LoadedModel:
     if path == BUNDLED_MODEL:
         reason = "the bundled model (trained on synthetic data): no model has been trained here yet"
     else:
-        sessions = ", ".join(training.get("sessions", [])) or "not recorded"
+        named = ", ".join(training.get("sessions", [])) or "not recorded"
         reason = (
             f"trained model v{int(payload['version']):04d} ({payload.get('trained_at', 'date not recorded')}, "
-            f"{int(training['records']):,} records, EM sessions: {sessions}): the newest in the model folder"
+            f"{int(training['records']):,} records, EM sessions: {named}): the newest in the model folder"
         )
-    return LoadedModel(payload["splink_settings"], int(payload["version"]), int(training["records"]), reason)
+    sessions = tuple(training.get("sessions") or IDENTIFIER_SESSIONS)
+    return LoadedModel(payload["splink_settings"], int(payload["version"]), int(training["records"]), reason, sessions)

@@ -11,15 +11,20 @@ from typing import Any
 
 
 def rule_sql(rule: Any) -> str:
+    """A rule's SQL: a Splink blocking rule, or one as Splink's settings hold it."""
+    if isinstance(rule, dict):
+        return rule["blocking_rule"]
     return rule.get_blocking_rule("duckdb").blocking_rule_sql
 
 
 def blocking_recall(con: Any, features: str, true_pairs: str, rules: list[Any] | None = None) -> dict[str, Any]:
     """Share of ``true_pairs`` (table of unique_id pairs ``l``, ``r``) that the blocking
-    rules compare, overall and rule by rule, over the features table ``features``."""
-    from childindex.linkage.model import blocking_rules
+    rules compare, overall and rule by rule, over the features table ``features``. The
+    rules by default: those a run over ``features`` uses (the fixed ones, and the loose
+    ones it affords)."""
+    from childindex.linkage.blocking import rules_for_run
 
-    rules = rules if rules is not None else blocking_rules()
+    rules = rules if rules is not None else rules_for_run(con, features)
     conditions = [rule_sql(r) for r in rules]
     counts = ", ".join(f"count(*) FILTER (WHERE {c})" for c in conditions)
     row = con.execute(f"""
