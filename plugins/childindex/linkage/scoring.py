@@ -58,23 +58,27 @@ def score(con: Any, model: LoadedModel, lower: float) -> int:
         """)
         linker.table_management.register_term_frequency_lookup(db_api.register(f"tf_{col}"), col)
     within = linker.inference.predict_within(new_sdf, threshold_match_probability=lower, warning_mode="never")
-    between = linker.inference.predict_between(
-        old_sdf, new_sdf, threshold_match_probability=lower, warning_mode="never"
-    )
     cols = "match_probability AS p, gamma_given, gamma_nhs_key, gamma_upn_key"
     con.execute(f"""
         CREATE OR REPLACE TABLE scored AS
-        SELECT unique_id_l AS new_key, unique_id_r AS other_key, {cols}
-        FROM {within.physical_name}
-        UNION ALL
-        -- Either side of a pair may be tonight's record: an equi-join tells which (an IN
-        -- join against the whole index would be a nested loop).
-        SELECT CASE WHEN n.unique_id IS NULL THEN b.unique_id_r ELSE b.unique_id_l END,
-               CASE WHEN n.unique_id IS NULL THEN b.unique_id_l ELSE b.unique_id_r END, {cols}
-        FROM {between.physical_name} b LEFT JOIN new_f n ON n.unique_id = b.unique_id_l
+        SELECT unique_id_l AS new_key, unique_id_r AS other_key, {cols} FROM {within.physical_name}
     """)
-    for sdf in (within, between):
-        sdf.drop_table_from_database_and_remove_from_cache()
+    within.drop_table_from_database_and_remove_from_cache()
+    # An empty index (a first load) has nothing to score against: a second prediction
+    # would only cost its set-up.
+    if con.execute("SELECT count(*) FROM old_f").fetchall()[0][0]:
+        between = linker.inference.predict_between(
+            old_sdf, new_sdf, threshold_match_probability=lower, warning_mode="never"
+        )
+        # Either side of a pair may be tonight's record: an equi-join tells which (an IN
+        # join against the whole index would be a nested loop).
+        con.execute(f"""
+            INSERT INTO scored
+            SELECT CASE WHEN n.unique_id IS NULL THEN b.unique_id_r ELSE b.unique_id_l END,
+                   CASE WHEN n.unique_id IS NULL THEN b.unique_id_l ELSE b.unique_id_r END, {cols}
+            FROM {between.physical_name} b LEFT JOIN new_f n ON n.unique_id = b.unique_id_l
+        """)
+        between.drop_table_from_database_and_remove_from_cache()
     return con.execute("SELECT count(*) FROM scored").fetchall()[0][0]
 
 
