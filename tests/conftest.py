@@ -18,6 +18,11 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(_AIRFLOW_HOME / "plugins")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 
+# pytest-xdist's workers inherit COLUMNS=80, which rich's consoles (created at import) would
+# keep for good; tests that need a width pass COLUMNS to the command they invoke.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 TEST_KEY = "test-only-key-" + "0123456789abcdef" * 3  # synthetic data only
 # One area, one organisation per sector (tests/helpers.py ORG names them); tests of many
 # organisations set CHILDINDEX_ORGANISATIONS_FILE themselves.

@@ -10,7 +10,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from childindex.receipts import ADVICE, RECEIPT_VERSION, Receipt, RowRejection
+from childindex.receipts import ADVICE, INCOMPLETE_ADVICE, RECEIPT_VERSION, Receipt, RowRejection
 from tests.helpers import child, nhs, render
 
 SHA = hashlib.sha256(b"synthetic extract").hexdigest()
@@ -156,6 +156,15 @@ def test_every_rule_has_its_own_advice() -> None:
     assert ADVICE["nhs_number_check"] == "The NHS number fails its modulus 11 check: re-trace it or leave it blank."
 
 
+def test_every_row_rule_has_advice_and_a_line_in_the_receipts_page() -> None:
+    from childindex.validation.rules import CATALOGUE
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "receipts.md").read_text(encoding="utf-8")
+    assert [d.name for d in CATALOGUE if d.name not in ADVICE] == []
+    assert [rule for rule in ADVICE if f"| `{rule}` |" not in page] == []
+    assert "| `incomplete_rows` | object |" in page
+
+
 def test_a_rule_without_advice_is_named_but_gets_none() -> None:
     r = receipt(rejected_rows=[RowRejection(1, "given_name", "made_up_rule"), RowRejection(2, "sex", "code_set")])
     assert r.rules() == ["made_up_rule", "code_set"]
@@ -217,9 +226,11 @@ def test_json_leaves_out_working_state_and_includes_next_steps() -> None:
         "checks",
         "rejected_rows_total",
         "rule_counts",
+        "incomplete_rows",
         "receipt_version",
         "next_steps",
     }
+    assert data["incomplete_rows"] == {}
     assert json.loads(json.dumps(data)) == data
     assert r.bad_lines == [2, 3]  # the receipt itself keeps its working state
 
@@ -257,6 +268,40 @@ def test_text_lines() -> None:
         f"  - {DROPPED_ADVICE}",
     ]
     assert r.to_text().endswith("\n")
+
+
+def test_rows_accepted_with_blank_identity_fields_are_counted_by_column_with_a_next_step() -> None:
+    """Additive within receipt version 2: ``incomplete_rows`` ({column: rows}), a text line
+    and a next step; counts and the contract's column names only."""
+    r = receipt(
+        rows_read=6,
+        rows_accepted=5,
+        rows_rejected=1,
+        rejected_rows=[RowRejection(4, "*", "too_little_identity")],
+        rule_counts={"*:too_little_identity": 1},
+        incomplete_rows={"Forename": 3, "DateOfBirth": 2},
+        columns_dropped=["religion"],
+    )
+    r.accept()
+    data = r.to_json()
+    assert data["incomplete_rows"] == {"Forename": 3, "DateOfBirth": 2}
+    assert data["receipt_version"] == 2
+    assert data["next_steps"] == [ADVICE["too_little_identity"], INCOMPLETE_ADVICE, DROPPED_ADVICE]
+    lines = r.to_text().splitlines()
+    assert lines[4:6] == [
+        "Rows read 6, accepted 5, rejected 1.",
+        "Rows accepted with a blank identity field: Forename 3, DateOfBirth 2.",
+    ]
+    assert "  row 4: column *: too_little_identity" in lines
+    assert "fill in the blank given name" in ADVICE["too_little_identity"].lower()
+    assert "send the child's NHS number or UPN" in ADVICE["too_little_identity"]
+    # Nothing else to do but fill the blanks: still a next step, not "Nothing to do."
+    clean = receipt(rows_read=2, rows_accepted=2, incomplete_rows={"Postcode": 1})
+    clean.accept()
+    assert clean.outcome == "accepted" and clean.next_steps() == [INCOMPLETE_ADVICE]
+    # A file rejected as a whole accepted no row: nothing incomplete was kept.
+    clean.reject("row_count_anomaly", "far from recent nights")
+    assert clean.incomplete_rows == {} and "blank identity" not in clean.to_text()
 
 
 def test_text_of_a_clean_file_is_short() -> None:

@@ -23,11 +23,16 @@ from childindex.settings import private_dir
 if TYPE_CHECKING:
     from childindex.organisations.registry import Organisation
 
-RECEIPT_VERSION = 2  # 2: organisation (code and name) and contract name instead of agency
+# 2: organisation (code and name) and contract name instead of agency. Fields added since,
+# within version 2 (a reader of version 2 may ignore them): incomplete_rows.
+RECEIPT_VERSION = 2
 
 # What the organisation should do, by rule. Keys are the rule names used in rejections.
 ADVICE = {
     "required": "Fill the required column, or leave the record out until it is known.",
+    "too_little_identity": "Fill in the blank given name, family name or date of birth, or send the child's NHS "
+    "number or UPN: without them the row says too little about who the child is to be matched (the contract "
+    "says which blanks it allows).",
     "date_format": "Write dates in the contract's date format (four-digit years).",
     "max_length": "The value is longer than childindex holds for this field: check the export.",
     "date_of_birth_range": "Check the date of birth: it is in the future or outside ages 0 to 25.",
@@ -51,6 +56,12 @@ ADVICE = {
     "again (or ask the childindex team to re-admit it with 'childindex reprocess').",
     "already_loaded": "Nothing to do: this exact file was loaded before.",
 }
+
+# The next step for accepted rows with a blank identity field (not a rule: the rows were kept).
+INCOMPLETE_ADVICE = (
+    "Some rows were accepted with a blank identity field (counted above, by column): fill them in your system "
+    "when they are known. Each blank makes the child harder to match with other services' records."
+)
 
 
 def new_receipt(organisation: Organisation, contract: Contract, path: Path, night: date) -> tuple[Receipt, date | None]:
@@ -141,6 +152,8 @@ class Receipt:
     checks: list[dict[str, Any]] = field(default_factory=list)  # GX expectations: rule, column, success, counts
     rejected_rows_total: int = 0  # (row, column, rule) triples; rejected_rows lists the first 10,000
     rule_counts: dict[str, int] = field(default_factory=dict)  # "column:rule" -> rows
+    # Accepted rows with a blank identity field, by column (the contract's missing_identity let them in).
+    incomplete_rows: dict[str, int] = field(default_factory=dict)
     receipt_version: int = RECEIPT_VERSION
     bad_lines: list[int] = field(default_factory=list, repr=False)  # working state, not written
 
@@ -149,6 +162,7 @@ class Receipt:
         self.outcome = "rejected"
         self.file_problems.append({"rule": rule, "detail": detail})
         self.rows_accepted, self.rows_rejected = 0, self.rows_read
+        self.incomplete_rows = {}  # no row was accepted
 
     def accept(self) -> None:
         self.outcome = "accepted_with_rejections" if self.rows_rejected else "accepted"
@@ -159,6 +173,8 @@ class Receipt:
 
     def next_steps(self) -> list[str]:
         steps = [ADVICE[r] for r in self.rules() if r in ADVICE]
+        if self.incomplete_rows:
+            steps.append(INCOMPLETE_ADVICE)
         if self.columns_dropped:
             steps.append("Stop sending the columns listed as dropped: childindex may not hold them.")
         return steps or ["Nothing to do."]
@@ -182,6 +198,9 @@ class Receipt:
                 f"Rows flagged sensitive: {self.rows_sensitive}. For these the index keeps only that a sensitive "
                 "service is involved and how to reach it: not the service, not the postcode."
             )
+        if self.incomplete_rows:
+            counts = ", ".join(f"{column} {n}" for column, n in self.incomplete_rows.items())
+            lines.append(f"Rows accepted with a blank identity field: {counts}.")
         for problem in self.file_problems:
             lines.append(f"File problem: {problem['rule']}: {problem['detail']}")
         if self.columns_dropped:

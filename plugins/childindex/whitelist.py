@@ -22,7 +22,9 @@ FLAG_FIELDS = ("sensitive",)
 SENSITIVE_SERVICE = "sensitive"  # what the index shows instead of a shielded service's type
 SOURCE_FIELDS = IDENTIFIER_FIELDS + IDENTITY_FIELDS + INVOLVEMENT_FIELDS + FLAG_FIELDS
 
-# Fields every extract must carry for a row to be usable.
+# Fields every contract must map, each to a column every file's header must have. A blank
+# value rejects the row, except in an identity field (IDENTITY_FIELDS) when the contract's
+# ``missing_identity`` option says such a row is still staged.
 REQUIRED_FIELDS = (
     "local_id",
     "given_name",
@@ -33,6 +35,10 @@ REQUIRED_FIELDS = (
     "service",
     "contact_route",
 )
+
+# The identity fields that together tell one child from another: under a contract's
+# ``missing_identity: stage`` a row without an NHS number or UPN may lack at most one of them.
+NAME_AND_BIRTH_FIELDS = ("given_name", "family_name", "date_of_birth")
 
 # Date-typed fields (parsed with the contract's date format).
 DATE_FIELDS = ("date_of_birth", "involvement_start", "involvement_end")

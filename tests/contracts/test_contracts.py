@@ -84,6 +84,34 @@ def test_contract_must_map_required_fields(tmp_path: Path) -> None:
         load_contract_file(bad)
 
 
+def test_missing_identity_is_reject_unless_the_contract_says_otherwise(tmp_path: Path) -> None:
+    """An older contract file, without the key, keeps the old behaviour: a blank identity
+    field rejects the row. Every shipped contract stages such rows (within the option's limits)."""
+    assert {c.missing_identity for c in all_contracts().values()} == {"stage"}
+    data = yaml.safe_load((CONTRACT_DIR / "health_chis.yaml").read_text())
+    data.pop("missing_identity")
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(data))
+    contract = load_contract_file(old)
+    assert contract.missing_identity == "reject"
+    assert not any(contract.blank_allowed(c) for c in contract.columns)
+    for option in ("with_identifier", "stage"):
+        data["missing_identity"] = option
+        old.write_text(yaml.safe_dump(data))
+        allowed = {c.field for c in load_contract_file(old).columns if load_contract_file(old).blank_allowed(c)}
+        assert allowed == {"given_name", "family_name", "date_of_birth", "sex", "postcode"}
+
+
+@pytest.mark.parametrize("value", ["allow", "Stage", "", None, True, ["stage"]])
+def test_an_unknown_missing_identity_value_is_refused(tmp_path: Path, value: object) -> None:
+    data = yaml.safe_load((CONTRACT_DIR / "health_chis.yaml").read_text())
+    data["missing_identity"] = value
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ContractError, match="missing_identity"):
+        load_contract_file(bad)
+
+
 def test_contract_must_name_its_sector(tmp_path: Path) -> None:
     data = yaml.safe_load((CONTRACT_DIR / "health_epr.yaml").read_text())
     for sector in (None, "police"):
@@ -110,6 +138,13 @@ def test_generated_docs_are_up_to_date() -> None:
             assert f"`{col.name}`" in page
         assert f"[`{name}`]({name}.md)" in pages["README.md"]
     assert "| delimiter | tab |" in pages["health_epr.md"]
+    # Each page says what happens to a row with a blank identity field, and what to do.
+    assert "| `Forename` | given_name | yes, may be blank |" in pages["health_chis.md"]
+    assert "| `ServiceCode` | service | yes |" in pages["health_chis.md"]
+    assert "`missing_identity: stage`" in pages["health_chis.md"]
+    assert "or send the NHS number (`NHSNumber`)." in pages["health_chis.md"]
+    assert "or send the UPN (`UPN`)." in pages["education_mis.md"]
+    assert "or send the NHS number (`NHS_NO`) or UPN (`UPN`)." in pages["social_care_cms.md"]
 
 
 def _cells(line: str) -> int:

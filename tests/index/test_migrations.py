@@ -35,6 +35,9 @@ def _check(url: str) -> None:
     assert not any("key" in c["name"] for v in insp.get_view_names() for c in insp.get_columns(v))
     for table in Base.metadata.sorted_tables:
         assert {c["name"] for c in insp.get_columns(table.name)} == set(table.columns.keys())
+        # Which columns may be NULL: the migrations and the models agree (0011: identity fields).
+        nullable = {c["name"]: c["nullable"] for c in insp.get_columns(table.name)}
+        assert nullable == {c.name: c.nullable for c in table.columns}, table.name
     # The child table holds minimal identity and nothing else.
     assert {c["name"] for c in insp.get_columns("child")} == {
         "child_id",

@@ -71,7 +71,9 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
         child(3, nhs_number="9990000019"),
         child(4, sex="X"),
         child(5, postcode="NOTAPOSTCODE"),
-        child(6, given_name=None),
+        # health_chis stages a blank identity field (missing_identity: stage), but not two of
+        # the names and date of birth without an NHS number; a contact route is always required.
+        child(6, given_name=None, date_of_birth=None, nhs_number=None, contact_route=None),
         child(7, date_of_birth=date(2030, 1, 1)),
         child(8, involvement_start=date(2021, 1, 1), involvement_end=date(2020, 1, 1)),
         child(9, local_id="H0000002"),  # shares row 2's id: both rows are rejected
@@ -88,7 +90,8 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
         (3, "NHSNumber", "nhs_number_check"),
         (4, "Gender", "code_set"),
         (5, "Postcode", "postcode_format"),
-        (6, "Forename", "required"),
+        (6, "TeamContact", "required"),
+        (6, "*", "too_little_identity"),
         (7, "DateOfBirth", "date_of_birth_range"),
         (8, "CaseloadStart", "date_order"),
         (9, "LocalPatientID", "duplicate_local_id"),

@@ -8,8 +8,13 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from childindex.linkage.blocking import LOOSE_PAIRS_PER_RECORD, affordable_loose_rules, loose_pairs, rules_for_run
-from childindex.linkage.model import blocking_rules
+from childindex.linkage.blocking import (
+    LOOSE_PAIRS_PER_RECORD,
+    affordable_loose_rules,
+    blocking_rules,
+    loose_pairs,
+    rules_for_run,
+)
 
 
 @pytest.fixture()

@@ -57,6 +57,7 @@ class Case:
     file_rules: tuple[str, ...] = ()
     rejected: tuple[Row, ...] = ()
     counts: tuple[int, int, int] = (0, 0, 0)  # rows read, accepted, rejected
+    incomplete: dict[str, int] = field(default_factory=dict)  # accepted rows with a blank identity field, by column
     dropped: tuple[str, ...] = ()
     optional_missing: tuple[str, ...] = ()
     secrets: tuple[str, ...] = (MARK,)  # values in the file that no receipt may contain
@@ -420,23 +421,59 @@ CASES: list[Case] = [
         counts=(10, 9, 1),
     ),
     # ---- row rules
+    # Both contracts here say missing_identity: stage. A blank identity field is staged (and
+    # counted) when the row has a valid NHS number or UPN, or lacks only one of the names and
+    # date of birth; a row lacking two of them and both identifiers is too little to match.
     Case(
         "blank_whitespace_only_and_iso_date_in_social_care_file",
         S,
-        put(csv(S, 15, {2: {"family_name": None}, 3: {"involvement_start": "2019-08-17"}, 5: {"given_name": "    "}})),
+        put(
+            csv(
+                S,
+                15,
+                {
+                    2: {"contact_route": None},
+                    3: {"involvement_start": "2019-08-17"},
+                    5: {"given_name": "    ", "date_of_birth": "  ", "nhs_number": None, "upn": None},
+                    7: {"family_name": None},
+                    9: {"sex": None, "postcode": " "},
+                },
+            )
+        ),
         "accepted_with_rejections",
-        rejected=((2, "LAST_NAME", "required"), (3, "EPISODE_START", "date_format"), (5, "FIRST_NAME", "required")),
+        rejected=(
+            (2, "TEAM_DUTY_CONTACT", "required"),
+            (3, "EPISODE_START", "date_format"),
+            (5, "*", "too_little_identity"),
+        ),
         counts=(15, 12, 3),
+        incomplete={"LAST_NAME": 1, "GENDER": 1, "POSTCODE": 1},
         secrets=("2019-08-17",),
-        kinds=("blank_required_value", "whitespace_only_value", "iso_date_in_social_care_file"),
+        kinds=(
+            "blank_required_value",
+            "whitespace_only_value",
+            "iso_date_in_social_care_file",
+            "blank_identity_fields_without_identifier",
+            "blank_identity_value_staged",
+        ),
     ),
     Case(
         "tab_and_no_break_space_only_value",
         E,
-        put(csv(E, 10, {2: {"family_name": " \t\u00a0 "}})),
+        put(
+            csv(
+                E,
+                10,
+                {
+                    2: {"family_name": " \t\u00a0 ", "date_of_birth": "\u00a0", "upn": None},
+                    4: {"given_name": "\t"},
+                },
+            )
+        ),
         "accepted_with_rejections",
-        rejected=((2, "LegalSurname", "required"),),
+        rejected=((2, "*", "too_little_identity"),),
         counts=(10, 9, 1),
+        incomplete={"LegalForename": 1},
         secrets=(),
     ),
     Case(

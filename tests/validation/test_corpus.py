@@ -138,6 +138,7 @@ def _assert_receipt(receipt: dict, case: Case, outcome: str) -> None:
         (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]),
         receipt["columns_dropped"],
         receipt["optional_columns_missing"],
+        receipt["incomplete_rows"],
     )
     want = (
         outcome,
@@ -146,6 +147,7 @@ def _assert_receipt(receipt: dict, case: Case, outcome: str) -> None:
         case.counts,
         list(case.dropped),
         list(case.optional_missing),
+        case.incomplete if outcome not in ("rejected", "duplicate") else {},
     )
     assert got == want
     assert receipt["rows_read"] == receipt["rows_accepted"] + receipt["rows_rejected"]
@@ -248,6 +250,7 @@ def test_corpus(case: Case, loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     want_rows = [] if case.check else [list(r) for r in case.rejected]
     assert [[r["row"], r["column"], r["rule"]] for r in checked["rejected_rows"]] == want_rows
     assert (checked["rows_read"], checked["rows_accepted"], checked["rows_rejected"]) == check_counts
+    assert checked["incomplete_rows"] == (case.incomplete if check_outcome not in ("rejected", "duplicate") else {})
     assert checked["rows_read"] == checked["rows_accepted"] + checked["rows_rejected"]
     assert os.path.lexists(check_copy), "check moves nothing"
     _assert_no_values(case, json.dumps(checked), printed)
@@ -353,6 +356,8 @@ def test_the_corpus_covers_the_issue() -> None:
         "formula_column_name",
         "blank_required_value",
         "whitespace_only_value",
+        "blank_identity_value_staged",
+        "blank_identity_fields_without_identifier",
         "unknown_sex_code",
         "unknown_service_code",
         "start_after_end",

@@ -51,7 +51,8 @@ CANARY = "Qzgxcanary"
 
 
 def _table(tmp_path: Path) -> Path:
-    """A tiny ``std`` table in a DuckDB file: 3 rows, the third full of canaries."""
+    """A tiny ``std`` table in a DuckDB file: 4 rows, the third full of canaries, the fourth
+    without names, date of birth or NHS number (too little identity for health_chis)."""
     import duckdb
 
     db = tmp_path / "gx.duckdb"
@@ -75,14 +76,16 @@ def _table(tmp_path: Path) -> Path:
     con.execute(f"""
         CREATE TABLE std AS SELECT * FROM (VALUES
             (1, 'H1', 'A', 'B', '01/01/2015', '1', 'LS6 2AB', 'school_nursing', 'x', 'H1', '9990000018', NULL,
-             'LS6 2AB', DATE '2015-01-01', NULL::DATE, NULL::DATE),
+             'LS6 2AB', DATE '2015-01-01', NULL::DATE, NULL::DATE, 'complete'),
             (2, 'H2', 'A', 'B', '02/01/2015', '2', 'LS6 2AB', 'school_nursing', 'x', 'H2', NULL, NULL,
-             'LS6 2AB', DATE '2015-01-02', NULL, NULL),
+             'LS6 2AB', DATE '2015-01-02', NULL, NULL, 'complete'),
             (3, 'H3', '{CANARY}', 'B', '03/01/2015', '{CANARY}', '{CANARY}', 'school_nursing', 'x', 'H3',
-             '{CANARY}', NULL, '{CANARY}', DATE '2015-01-03', NULL, NULL)
+             '{CANARY}', NULL, '{CANARY}', DATE '2015-01-03', NULL, NULL, 'complete'),
+            (4, 'H4', NULL, NULL, NULL, '1', 'LS6 2AB', 'school_nursing', 'x', 'H4', NULL, NULL,
+             'LS6 2AB', NULL, NULL, NULL, 'short')
         ) t(_row, LocalPatientID, Forename, Surname, DateOfBirth, Gender, Postcode, ServiceCode, TeamContact,
             std_local_id, std_nhs_number, std_upn, std_postcode, std_date_of_birth, std_involvement_start,
-            std_involvement_end), (SELECT {raw})
+            std_involvement_end, std_identity), (SELECT {raw})
     """)
     con.close()
     return db
@@ -96,7 +99,9 @@ def test_gx_results_keep_counts_never_values(tmp_path: Path) -> None:
     assert by_rule[("code_set", "Gender")].unexpected_count == 1
     assert by_rule[("nhs_number_check", "NHSNumber")].unexpected_count == 1
     assert by_rule[("postcode_format", "Postcode")].unexpected_count == 1
-    assert by_rule[("required", "Forename")].success
+    assert ("required", "Forename") not in by_rule  # health_chis stages a blank identity field
+    assert by_rule[("required", "TeamContact")].success
+    assert by_rule[("too_little_identity", "*")].unexpected_count == 1
     assert by_rule[("duplicate_local_id", "LocalPatientID")].success
     assert CANARY not in repr(checks)
 

@@ -3,9 +3,11 @@
 from childindex.contracts.contract import (
     COMPLETION_HELP,
     GZIP_SUFFIX,
+    MISSING_IDENTITY_HELP,
     ColumnSpec,
     Contract,
     FileSpec,
+    MissingIdentity,
     all_contracts,
     contract_names,
     load_contract,
@@ -15,9 +17,11 @@ from childindex.contracts.contract import (
 __all__ = [
     "COMPLETION_HELP",
     "GZIP_SUFFIX",
+    "MISSING_IDENTITY_HELP",
     "ColumnSpec",
     "Contract",
     "FileSpec",
+    "MissingIdentity",
     "all_contracts",
     "contract_names",
     "load_contract",

@@ -20,13 +20,26 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from childindex.errors import ContractError
-from childindex.whitelist import DATE_FIELDS, REQUIRED_FIELDS, SOURCE_FIELDS, Sector, Sex
+from childindex.whitelist import DATE_FIELDS, IDENTITY_FIELDS, REQUIRED_FIELDS, SOURCE_FIELDS, Sector, Sex
 
 CONTRACT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 # A contract's file may also arrive gzip-compressed: the same name plus this suffix.
 GZIP_SUFFIX = ".gz"
 
 Completion = Literal["marker", "rename"]
+
+# What happens to a row with a blank identity field (given name, family name, date of birth,
+# sex, postcode). A malformed value is a rejection under every option: only blanks are ruled on.
+MissingIdentity = Literal["reject", "with_identifier", "stage"]
+MISSING_IDENTITY_HELP = {
+    "reject": "A row with a blank identity field is rejected (rule `required`).",
+    "with_identifier": "A row with blank identity fields is still accepted when it carries a valid NHS number "
+    "or UPN; without one it is rejected (rule `too_little_identity`).",
+    "stage": "A row with blank identity fields is still accepted when it carries a valid NHS number or UPN, "
+    "or when at most one of given name, family name and date of birth is blank (sex and postcode may be "
+    "blank too). A row with two or more of those three blank and neither identifier is rejected "
+    "(rule `too_little_identity`).",
+}
 COMPLETION_HELP = {
     "marker": "Upload the extract, then create an empty file with the same name plus "
     "'.done' beside it. The extract is not read until the marker exists.",
@@ -88,6 +101,8 @@ class Contract(BaseModel):
     sex_codes: dict[str, Sex]
     services: tuple[str, ...]
     sensitive_codes: dict[str, bool] = Field(default_factory=dict)
+    # Absent from a contract file: today's behaviour, a blank identity field rejects the row.
+    missing_identity: MissingIdentity = "reject"
     columns: tuple[ColumnSpec, ...]
 
     @model_validator(mode="after")
@@ -121,6 +136,12 @@ class Contract(BaseModel):
 
     def column_for(self, field: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.field == field), None)
+
+    def blank_allowed(self, col: ColumnSpec) -> bool:
+        """True when a blank in this required column does not reject the row by itself: an
+        identity field under ``missing_identity`` ``with_identifier`` or ``stage`` (rule
+        ``too_little_identity`` decides instead)."""
+        return col.field in IDENTITY_FIELDS and self.missing_identity != "reject"
 
     def match_name(self, filename: str) -> re.Match[str] | None:
         """Match a file name against the contract's pattern (None when it does not fit)."""

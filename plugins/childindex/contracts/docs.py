@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from childindex.contracts.contract import COMPLETION_HELP, Contract, all_contracts
+from childindex.contracts.contract import COMPLETION_HELP, MISSING_IDENTITY_HELP, Contract, all_contracts
+from childindex.whitelist import IDENTITY_FIELDS, NAME_AND_BIRTH_FIELDS
 
 FORMAT_HELP = {
     "nhs_number": "10 digits, modulus 11 check digit",
@@ -49,7 +50,8 @@ def render(contract: Contract) -> str:
         note = c.description.replace("|", "\\|")
         if c.identifier:
             note = (note + " " if note else "") + "Pseudonymised (keyed HMAC) on arrival; never stored in clear."
-        lines.append(f"| `{c.name}` | {c.field} | {'yes' if c.required else 'no'} | {c.type} | {rule} | {note} |")
+        required = ("yes, may be blank" if contract.blank_allowed(c) else "yes") if c.required else "no"
+        lines.append(f"| `{c.name}` | {c.field} | {required} | {c.type} | {rule} | {note} |")
     codes = ", ".join(f"`{k}` = {v}" for k, v in contract.sex_codes.items())
     lines += [
         "",
@@ -68,6 +70,7 @@ def render(contract: Contract) -> str:
             "like any other, but the index keeps only that a sensitive service is involved and how to reach it: "
             "the service type and the row's postcode never leave intake. The receipt counts such rows."
         )
+    lines += ["", *_missing_identity(contract)]
     lines += [
         "",
         "## Anything else",
@@ -81,6 +84,33 @@ def render(contract: Contract) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _missing_identity(contract: Contract) -> list[str]:
+    """The section on rows with a blank identity field: the contract's option and what to do."""
+    option = contract.missing_identity
+    lines = ["## Blank identity fields", "", f"`missing_identity: {option}`. {MISSING_IDENTITY_HELP[option]}", ""]
+    fields = IDENTITY_FIELDS if option != "stage" else NAME_AND_BIRTH_FIELDS
+    names = ", ".join(f"`{c.name}`" for f in fields if (c := contract.column_for(f)) is not None)
+    if option == "reject":
+        return [*lines, f"Each of {names} must be filled in."]
+    ids = " or ".join(
+        f"{'NHS number' if c.format == 'nhs_number' else 'UPN'} (`{c.name}`)"
+        for c in contract.columns
+        if c.format in ("nhs_number", "upn")
+    )
+    blanks = "any of" if option == "with_identifier" else "two or more of"
+    rejected = f"A row with {blanks} {names} blank and no valid {ids or 'identifier'} is rejected"
+    return [
+        *lines,
+        f"{rejected} as `too_little_identity` (column `*`). Next step: fill in the blank ones among {names}"
+        + (f", or send the {ids}." if ids else "."),
+        "",
+        "An accepted row with a blank identity field is staged with that field empty, and the receipt counts such "
+        "rows by column (`incomplete_rows`), never their values: fill them in when they are known, since each "
+        "blank makes the child harder to match. A value that is there but malformed (a date, a postcode, an NHS "
+        "number or UPN) still rejects the row.",
+    ]
 
 
 def render_index() -> str:

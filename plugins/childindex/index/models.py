@@ -43,11 +43,13 @@ class Child(Base):
     __tablename__ = "child"
 
     child_id: Mapped[str] = mapped_column(String(20), primary_key=True)
-    given_name: Mapped[str] = mapped_column(String(100))
-    family_name: Mapped[str] = mapped_column(String(100))
-    date_of_birth: Mapped[date] = mapped_column(Date)
-    sex: Mapped[str] = mapped_column(String(1))
-    # None when the only postcode the agencies sent is on a sensitive involvement.
+    # None when no record of the child has it: a contract may let a row with a blank identity
+    # field in (its missing_identity option, 0011).
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(1))
+    # None when the only postcode the agencies sent is on a sensitive involvement (or was blank).
     postcode: Mapped[str | None] = mapped_column(String(8))
     first_seen: Mapped[date] = mapped_column(Date)
     last_seen: Mapped[date] = mapped_column(Date, index=True)
@@ -88,7 +90,7 @@ class SourceRecord(Base):
     # Not indexed: linkage compares pseudonyms in DuckDB, never by lookup here (0007).
     nhs_key: Mapped[str | None] = mapped_column(KEY)
     upn_key: Mapped[str | None] = mapped_column(KEY)
-    match_key: Mapped[str] = mapped_column(KEY)
+    match_key: Mapped[str | None] = mapped_column(KEY)  # None when a name or the date of birth was blank (0011)
     first_seen: Mapped[date] = mapped_column(Date)
     last_seen: Mapped[date] = mapped_column(Date, index=True)
     # The record's identity fields as the organisation last sent them (standardised), which

@@ -133,7 +133,7 @@ def postcode_comparison() -> Any:
     import splink.comparison_library as cl
 
     part = "NULLIF(regexp_extract(postcode_{side}, '{pattern}', 0), '')"
-    levels = [cll.NullLevel("postcode"), cll.ExactMatchLevel("postcode")]
+    levels: list[Any] = [cll.NullLevel("postcode"), cll.ExactMatchLevel("postcode")]
     # Without the space, so the digits either side of it swapped are one transposition.
     squashed = "damerau_levenshtein(replace(postcode_l, ' ', ''), replace(postcode_r, ' ', '')) <= 1"
     levels.append(cll.CustomLevel(squashed, "One character different or two swapped"))
@@ -176,31 +176,10 @@ def identifier_comparison(column: str) -> Any:
     )
 
 
-def blocking_rules() -> list[Any]:
-    """Pairs worth scoring. Chosen so that >= 99.5% of true pairs meet at least one rule
-    (measured by :func:`childindex.linkage.quality.blocking_recall`)."""
-    from splink import block_on
-    from splink.blocking_rule_library import CustomRule
-
-    return [
-        block_on("nhs_key"),
-        block_on("upn_key"),
-        block_on("given", "family"),
-        block_on("family", "postcode"),
-        block_on("given", "postcode"),
-        # A birthday alone makes blocks too large at national scale (a million children
-        # share about 6,600 birthdays): pair it with an initial or the postcode district.
-        block_on("dob", "substr(family, 1, 1)"),
-        block_on("dob", "substr(given, 1, 1)"),
-        block_on("dob", "substr(postcode, 1, 3)"),
-        block_on("substr(dob, 1, 4)", "given_formal[1]", "substr(family, 1, 2)"),
-        # Names keyed into each other's fields.
-        CustomRule("l.given = r.family AND l.family = r.given"),
-    ]
-
-
 def settings_creator() -> Any:
     from splink import SettingsCreator
+
+    from childindex.linkage.blocking import blocking_rules
 
     return SettingsCreator(
         link_type="dedupe_only",

@@ -21,7 +21,7 @@ PSEUDONYM_COLUMNS = (
     "source_key",  # HMAC of the organisation's local id (its own domain: ids are unique only within it)
     "nhs_key",  # HMAC of the NHS number, or NULL
     "upn_key",  # HMAC of the UPN, or NULL
-    "match_key",  # HMAC of normalised given name | family name | date of birth
+    "match_key",  # HMAC of normalised given name | family name | date of birth; NULL when one is blank
 )
 
 

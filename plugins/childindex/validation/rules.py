@@ -22,8 +22,17 @@ from datetime import date
 from typing import Any
 
 from childindex.contracts.contract import ColumnSpec, Contract
-from childindex.validation.sql import STD, nhs_valid_sql, postcode_valid_sql, quote_ident, upn_valid_sql
-from childindex.whitelist import MAX_LENGTH
+from childindex.validation.sql import (
+    IDENTITY_CLASS,
+    STD,
+    has_identifier_sql,
+    identity_blank_sql,
+    nhs_valid_sql,
+    postcode_valid_sql,
+    quote_ident,
+    upn_valid_sql,
+)
+from childindex.whitelist import IDENTITY_FIELDS, MAX_LENGTH, NAME_AND_BIRTH_FIELDS
 
 MAX_AGE_YEARS = 25  # a child's date of birth lies at most this far before the night
 
@@ -49,7 +58,8 @@ class RuleDef:
 
     ``applies``, ``fails`` and ``kwargs`` take the contract and one of its columns. A rule
     ``across_columns`` is listed after every single-column rule; ``applies`` then picks the
-    one column receipts name it by.
+    one column receipts name it by, or the one it is applied at when ``names`` gives the
+    name receipts use instead (``"*"``: a rule about the whole row).
     """
 
     name: str
@@ -58,17 +68,22 @@ class RuleDef:
     expectation: str  # the GX expectation type counting the same rows
     kwargs: Callable[[Contract, ColumnSpec], dict[str, Any]]
     across_columns: bool = False
+    # The column receipts name the rule by, when not the one it applies to: "*" for the whole row.
+    names: str | None = None
+
+    def column(self, col: ColumnSpec) -> str:
+        return self.names or col.name
 
 
 def row_rules(contract: Contract) -> list[Rule]:
     """Every row-level rule for a contract, in the order receipts list them."""
-    return [Rule(col.name, d.name, d.fails(contract, col)) for d, col in applied(contract)]
+    return [Rule(d.column(col), d.name, d.fails(contract, col)) for d, col in applied(contract)]
 
 
 def expectation_configs(contract: Contract) -> list[dict[str, Any]]:
     """The GX expectations of a contract (JSON-able), one per rule in :func:`row_rules`' order."""
     return [
-        {"type": d.expectation, "kwargs": d.kwargs(contract, col), "meta": {"rule": d.name, "column": col.name}}
+        {"type": d.expectation, "kwargs": d.kwargs(contract, col), "meta": {"rule": d.name, "column": d.column(col)}}
         for d, col in applied(contract)
     ]
 
@@ -110,13 +125,32 @@ def _codes(contract: Contract, col: ColumnSpec) -> list[str]:
     return sorted(codes[col.field])
 
 
+def _too_little_identity(contract: Contract) -> str:
+    """True when the row's blank identity fields are more than the contract's
+    ``missing_identity`` allows: computed from the fields, not from the identity class GX
+    checks. The identifier checks run only for rows with a blank."""
+    if contract.missing_identity == "with_identifier":
+        blank = " OR ".join(identity_blank_sql(contract, IDENTITY_FIELDS))
+    else:  # stage: two or more of given name, family name, date of birth
+        blank = " + ".join(f"CAST({b} AS INTEGER)" for b in identity_blank_sql(contract, NAME_AND_BIRTH_FIELDS))
+        blank += " >= 2"
+    return f"CASE WHEN {blank} THEN NOT {has_identifier_sql(contract)} ELSE false END"
+
+
+def _identity_classes_allowed(contract: Contract) -> list[str]:
+    allowed = {"with_identifier": ("complete", "identifier"), "stage": ("complete", "identifier", "partial")}
+    return list(allowed[contract.missing_identity])
+
+
 # Expectations name the file's raw column where a rule is about what was sent (required,
 # codes, date formats) and the standardised field where it is about meaning (identifier
 # checks, postcode, date ranges, uniqueness).
 CATALOGUE: tuple[RuleDef, ...] = (
     RuleDef(
+        # An identity field may be blank under the contract's missing_identity option: then
+        # too_little_identity decides about the row instead.
         "required",
-        applies=lambda c, col: col.required,
+        applies=lambda c, col: col.required and not c.blank_allowed(col),
         fails=lambda c, col: f"{_raw(col)} IS NULL",
         expectation="expect_column_values_to_not_be_null",
         kwargs=lambda c, col: {"column": col.name},
@@ -181,6 +215,18 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"{_std(col)} IN (SELECT id FROM duplicated_ids)",
         expectation="expect_column_values_to_be_unique",
         kwargs=lambda c, col: {"column": _std(col)},
+    ),
+    RuleDef(
+        # A row with blank identity fields, more than the contract's missing_identity allows
+        # (not applied under "reject": the required rule rejects each blank). One per row,
+        # named "*"; applied once, at the local id's column.
+        "too_little_identity",
+        applies=lambda c, col: c.missing_identity != "reject" and col.field == "local_id",
+        fails=lambda c, col: _too_little_identity(c),
+        expectation="expect_column_values_to_be_in_set",
+        kwargs=lambda c, col: {"column": IDENTITY_CLASS, "value_set": _identity_classes_allowed(c)},
+        across_columns=True,
+        names="*",
     ),
     RuleDef(
         "date_order",

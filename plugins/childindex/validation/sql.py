@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from childindex.whitelist import IDENTITY_FIELDS, NAME_AND_BIRTH_FIELDS
+
 if TYPE_CHECKING:
     from childindex.contracts.contract import Contract
 
@@ -23,10 +25,22 @@ BLANK = " \t\r\n\u00a0"  # what trimming removes: a value of only these is blank
 # staging name them all.
 ALWAYS_STANDARDISED = ("local_id", "nhs_number", "upn", "involvement_start", "involvement_end", "sensitive")
 
+# A helper column of every standardised table (never staged): how much the row says about who
+# the child is, one of IDENTITY_CLASSES (see identity_class_sql). GX's too_little_identity
+# expectation checks it; the row rule computes the same from the fields themselves.
+IDENTITY_CLASS = STD + "identity"
+IDENTITY_CLASSES = (
+    "complete",  # no identity field blank
+    "identifier",  # some blank, but a valid NHS number or UPN
+    "partial",  # some blank, no identifier, at most one of given name, family name, date of birth blank
+    "short",  # no identifier and two or more of given name, family name, date of birth blank
+)
+
 
 def standardise_sql(contract: Contract, source: str = "raw") -> str:
     """SELECT over ``source`` (the file's columns as text, plus ``_row``): the file's
-    columns trimmed (NULL when blank) beside ``std_<field>`` for every whitelisted field.
+    columns trimmed (NULL when blank) beside ``std_<field>`` for every whitelisted field,
+    and the row's identity class (:data:`IDENTITY_CLASS`).
 
     Row-local only, so it runs batch by batch while the file streams in. Its parameters
     come from :func:`standardise_params`."""
@@ -57,7 +71,11 @@ def standardise_sql(contract: Contract, source: str = "raw") -> str:
     names = [quote_ident(c) for c in contract.column_names]
     cleaned = ", ".join(f"NULLIF(trim({c}, $blank), '') AS {c}" for c in names)
     select = ",\n  ".join(["_row", *names, *(f"{expr} AS {name}" for name, expr in fields.items())])
-    return f"SELECT\n  {select}\nFROM (SELECT _row, {cleaned} FROM {source})"
+    # The identity class reads the standardised identifiers: one more level, row-local too.
+    return (
+        f"SELECT *, {identity_class_sql(contract)} AS {IDENTITY_CLASS} FROM (\n"
+        f"SELECT\n  {select}\nFROM (SELECT _row, {cleaned} FROM {source}))"
+    )
 
 
 def standardise_params(contract: Contract) -> dict[str, Any]:
@@ -74,6 +92,41 @@ def standardise_params(contract: Contract) -> dict[str, Any]:
         params["sensitive_codes"] = list(contract.sensitive_codes)
         params["sensitive_values"] = list(contract.sensitive_codes.values())
     return params
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def identity_blank_sql(contract: Contract, fields: tuple[str, ...]) -> list[str]:
+    """One predicate per field, over a standardised row: true when the file's column for it
+    was blank (or the contract has no such column)."""
+    blanks = []
+    for field in fields:
+        col = contract.column_for(field)
+        blanks.append(f"{quote_ident(col.name)} IS NULL" if col is not None else "true")
+    return blanks
+
+
+def has_identifier_sql(contract: Contract) -> str:
+    """True when the row carries a valid NHS number or UPN (present and passing its check),
+    among the identifiers the contract maps."""
+    checks = [
+        nhs_valid_sql(STD + col.field) if col.format == "nhs_number" else upn_valid_sql(STD + col.field)
+        for col in contract.columns
+        if col.format in ("nhs_number", "upn")
+    ]
+    return "(" + " OR ".join(checks) + ")" if checks else "false"
+
+
+def identity_class_sql(contract: Contract) -> str:
+    """The row's :data:`IDENTITY_CLASSES` entry, over a standardised row. The identifier
+    checks run only for rows with a blank (CASE evaluates a branch for the rows reaching it)."""
+    any_blank = " OR ".join(identity_blank_sql(contract, IDENTITY_FIELDS))
+    core = " + ".join(f"CAST({b} AS INTEGER)" for b in identity_blank_sql(contract, NAME_AND_BIRTH_FIELDS))
+    return (
+        f"CASE WHEN NOT ({any_blank}) THEN 'complete' WHEN {has_identifier_sql(contract)} THEN 'identifier' "
+        f"WHEN {core} <= 1 THEN 'partial' ELSE 'short' END"
+    )
 
 
 # --------------------------------------------------------------------------- checks

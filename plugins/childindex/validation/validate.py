@@ -32,7 +32,8 @@ from childindex.settings import private_dir
 from childindex.validation.policy import check_rejected_share, check_row_count
 from childindex.validation.reader import check_header, read_header, scan_bytes, write_parts
 from childindex.validation.rules import DUPLICATED_IDS_SQL, row_rules, sql_params
-from childindex.validation.sql import STD, quote_str
+from childindex.validation.sql import STD, quote_ident, quote_str
+from childindex.whitelist import IDENTITY_FIELDS
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -103,6 +104,7 @@ def validate_file(
             receipt.rows_sensitive = con.execute(
                 f"SELECT count(*) FROM {Checked.accepted} WHERE {STD}sensitive"
             ).fetchall()[0][0]
+            receipt.incomplete_rows = _incomplete_rows(con, contract)
         finally:
             con.close()  # GX opens the file through its own driver: DuckDB allows that only now
         receipt.checks = _cross_check(work.db_path, contract, night, receipt)
@@ -167,11 +169,20 @@ def _check_rows(con: DuckDBPyConnection, contract: Contract, night: date, receip
     receipt.rows_accepted = receipt.rows_read - receipt.rows_rejected
 
 
+def _incomplete_rows(con: DuckDBPyConnection, contract: Contract) -> dict[str, int]:
+    """Accepted rows with a blank identity field, by column (the contract's missing_identity
+    option let them through): counts only, in the contract's column order."""
+    columns = [c.name for c in contract.columns if c.field in IDENTITY_FIELDS]
+    counts = ", ".join(f"count(*) FILTER (WHERE {quote_ident(c)} IS NULL)" for c in columns)
+    [row] = con.execute(f"SELECT {counts} FROM {Checked.accepted}").fetchall()
+    return {c: n for c, n in zip(columns, row, strict=True) if n}
+
+
 def _cross_check(db_path: Path, contract: Contract, night: date, receipt: Receipt) -> list[dict[str, Any]]:
     """The GX suite on table ``std``; every expectation must count what the SQL rule counted."""
     from childindex.validation.gx.runner import run_suite_on_duckdb
 
-    checks = run_suite_on_duckdb(db_path, contract.name, night)
+    checks = run_suite_on_duckdb(db_path, contract, night)
     for check in checks:
         sql_count = receipt.rule_counts.get(f"{check.column}:{check.rule}", 0)
         if sql_count != check.unexpected_count:

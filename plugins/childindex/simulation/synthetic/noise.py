@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from childindex.simulation.rand import uniform
+
 PROFILES = ("default", "harsh")
 
 
@@ -435,3 +437,18 @@ def swap_postcodes(values: np.ndarray, u_kind: np.ndarray, u_digit: np.ndarray) 
     p = length[r] - 3
     m[r, p], m[r, p + 1] = m[r, p + 1].copy(), m[r, p].copy()
     return np.ascontiguousarray(m).view(f"<U{width}").ravel()
+
+
+def missing(rate: float, seed: int, stream: str, key: np.ndarray) -> np.ndarray | None:
+    """Records whose field is left blank (None when the rate is 0: no draw made)."""
+    if rate <= 0:
+        return None
+    return uniform(seed, stream, key) < rate
+
+
+def blank(values: pa.Array, rate: float, seed: int, stream: str, key: np.ndarray) -> pa.Array:
+    """``values`` with a share ``rate`` of them blank (null)."""
+    blank = missing(rate, seed, stream, key)
+    if blank is None or not blank.any():
+        return values
+    return pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), values)

@@ -23,6 +23,8 @@ from childindex.simulation.synthetic.noise import (
     OCR_RULES,
     PHONETIC_RULES,
     NoiseConfig,
+    blank,
+    missing,
     rewrite_strings,
     swap_day_month,
     swap_postcodes,
@@ -315,7 +317,7 @@ def build_chunk(pop: Population, organisation: str, contract_name: str, rec: Rec
     if noise.transposed > 0:  # family name in the given name's field and the other way round
         swapped = pa.array(uniform(seed, f"transposed/{sector}", key) < noise.transposed)
         given, family = pc.if_else(swapped, family, given), pc.if_else(swapped, given, family)
-    f["given_name"] = _blank(given, noise.missing_given, seed, f"missing_given/{sector}", key)
+    f["given_name"] = blank(given, noise.missing_given, seed, f"missing_given/{sector}", key)
     f["family_name"] = family
 
     latest = pop.first_day + pop.night - 1
@@ -326,10 +328,10 @@ def build_chunk(pop: Population, organisation: str, contract_name: str, rec: Rec
         earliest = latest - round(DOB_TYPO_YEARS * 365.25)
         u_part, u_pick = uniform(seed, f"dob_typo_part/{sector}", key), uniform(seed, f"dob_typo_pick/{sector}", key)
         dob, _ = typo_dates(dob, mistyped, u_part, u_pick, earliest, latest)
-    no_dob = _missing(noise.missing_dob, seed, f"missing_dob/{sector}", key)
+    no_dob = missing(noise.missing_dob, seed, f"missing_dob/{sector}", key)
     f["date_of_birth"] = _dates(dob, contract.date_format, mask=no_dob)
     sex = _sex_codes(contract, seed, sector, key, who.sex)
-    f["sex"] = _blank(sex, noise.missing_sex, seed, f"missing_sex/{sector}", key)
+    f["sex"] = blank(sex, noise.missing_sex, seed, f"missing_sex/{sector}", key)
 
     # Address: the current one (the one before the move, for a record a move closed), or
     # the previous one in the one sector whose record missed a move.
@@ -342,7 +344,7 @@ def build_chunk(pop: Population, organisation: str, contract_name: str, rec: Rec
     stale = (uniform(seed, "stale_address", hh) < noise.house_move) & (n_in >= 2)
     stale &= (integers(seed, "stale_pick", hh, np.maximum(n_in, 1)) == rank) & (version == 0)
     addr = address(seed, hh, np.where(stale, -1, version), rec.area, pop.world)
-    f["postcode"] = _blank(_postcode_slips(addr["postcode"], noise, seed, sector, key), noise.missing_postcode,
+    f["postcode"] = blank(_postcode_slips(addr["postcode"], noise, seed, sector, key), noise.missing_postcode,
                            seed, f"missing_postcode/{sector}", key)  # fmt: skip
 
     service = _services(pop, contract, sector, p, who.dob)
@@ -439,21 +441,6 @@ def _misspell(
     given = _patch(given, rows[use_given], new_given.filter(pa.array(use_given)))
     family = _patch(family, rows[use_family], new_family.filter(pa.array(use_family)))
     return given, family
-
-
-def _missing(rate: float, seed: int, stream: str, key: np.ndarray) -> np.ndarray | None:
-    """Records whose field is left blank (None when the rate is 0: no draw made)."""
-    if rate <= 0:
-        return None
-    return uniform(seed, stream, key) < rate
-
-
-def _blank(values: pa.Array, rate: float, seed: int, stream: str, key: np.ndarray) -> pa.Array:
-    """``values`` with a share ``rate`` of them blank (null)."""
-    blank = _missing(rate, seed, stream, key)
-    if blank is None or not blank.any():
-        return values
-    return pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), values)
 
 
 def _postcode_slips(postcodes: pa.Array, noise: NoiseConfig, seed: int, sector: str, key: np.ndarray) -> pa.Array:
