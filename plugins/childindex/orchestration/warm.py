@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def warm() -> float:
-    """Import intake's heavy libraries, build the GX context and every contract's suite,
+    """Import intake's and linkage's heavy libraries, build the GX context and every contract's suite,
     configure the index's ORM mappers and read the organisations registry in this process;
     returns the seconds it took. Safe to call twice (all cached)."""
     import gc
@@ -26,10 +26,12 @@ def warm() -> float:
     started = time.perf_counter()
     import duckdb  # noqa: F401
     import pyarrow.parquet  # noqa: F401
+    import splink  # noqa: F401 - with pandas: about 1.5 s the linkage task would pay each night
     from sqlalchemy.orm import configure_mappers
 
     import childindex.index.ledger  # noqa: F401
     import childindex.intake.process  # noqa: F401
+    import childindex.linkage.night  # noqa: F401
     import childindex.orchestration.tasks  # noqa: F401
     from childindex.contracts.contract import contract_names
     from childindex.errors import ChildindexError
