@@ -127,10 +127,8 @@ def typo_strings(values: np.ndarray, u_kind: np.ndarray, u_pos: np.ndarray, u_ch
     n = len(vals)
     if n == 0:
         return vals
-    width = vals.dtype.itemsize // 4 + 1
-    m = np.zeros((n, width), dtype=np.uint32)
-    m[:, : width - 1] = vals.view(np.uint32).reshape(n, width - 1)
-    length = (m != 0).sum(axis=1)
+    m, length = code_points(vals)
+    width = m.shape[1]
     kind = np.minimum((u_kind * 3).astype(np.int64), 2)  # 0 substitution, 1 deletion, 2 transposition
     kind = np.where((kind == 2) & (length < 3), 0, kind)
     span = np.maximum(np.where(kind == 2, length - 2, length - 1), 1)
@@ -406,10 +404,8 @@ def swap_postcodes(values: np.ndarray, u_kind: np.ndarray, u_digit: np.ndarray) 
     n = len(vals)
     if n == 0:
         return vals
-    width = vals.dtype.itemsize // 4 + 1
-    m = np.zeros((n, width), dtype=np.uint32)
-    m[:, : width - 1] = vals.view(np.uint32).reshape(n, width - 1)
-    length = (m != 0).sum(axis=1)
+    m, length = code_points(vals)
+    width = m.shape[1]
     rows = np.arange(n)
     at = np.maximum(length[:, None] - np.arange(1, 6)[None, :], 0)  # last, 2nd last, ... 5th last
     last5 = m[rows[:, None], at]
@@ -452,3 +448,13 @@ def blank(values: pa.Array, rate: float, seed: int, stream: str, key: np.ndarray
     if blank is None or not blank.any():
         return values
     return pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), values)
+
+
+def code_points(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Strings (a non-empty numpy ``<U`` array) as an (n, width) matrix of code points with
+    a zero column to spare at the end (room for an edit), and each string's length.
+    ``m.view(f"<U{width}")`` turns the matrix back into strings."""
+    width = vals.dtype.itemsize // 4 + 1
+    m = np.zeros((len(vals), width), dtype=np.uint32)
+    m[:, : width - 1] = vals.view(np.uint32).reshape(len(vals), width - 1)
+    return m, (m != 0).sum(axis=1)
