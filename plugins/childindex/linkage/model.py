@@ -132,18 +132,17 @@ def postcode_comparison() -> Any:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
-    part = "NULLIF(regexp_extract(postcode_{side}, '{pattern}', 0), '')"
+    from childindex.linkage.features import POSTCODE_PARTS
+
+    # The compact form and the parts are computed once per record (linkage.features), not
+    # for every pair compared: a million children's initial load compares hundreds of
+    # millions of pairs.
     levels: list[Any] = [cll.NullLevel("postcode"), cll.ExactMatchLevel("postcode")]
     # Without the space, so the digits either side of it swapped are one transposition.
-    squashed = "damerau_levenshtein(replace(postcode_l, ' ', ''), replace(postcode_r, ' ', '')) <= 1"
+    squashed = "damerau_levenshtein(postcode_compact_l, postcode_compact_r) <= 1"
     levels.append(cll.CustomLevel(squashed, "One character different or two swapped"))
-    for name, pattern in (
-        ("sector", "^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9]"),
-        ("district", "^[A-Z]{1,2}[0-9][A-Z0-9]?"),
-        ("area", "^[A-Z]{1,2}"),
-    ):
-        left, right = part.format(side="l", pattern=pattern), part.format(side="r", pattern=pattern)
-        levels.append(cll.CustomLevel(f"{left} = {right}", f"Same postcode {name}"))
+    for name in POSTCODE_PARTS:
+        levels.append(cll.CustomLevel(f"postcode_{name}_l = postcode_{name}_r", f"Same postcode {name}"))
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(output_column_name="postcode", comparison_levels=levels)
 
