@@ -10,7 +10,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from childindex.receipts import ADVICE, INCOMPLETE_ADVICE, RECEIPT_VERSION, Receipt, RowRejection
+from childindex.receipts import ADVICE, INCOMPLETE_ADVICE, RECEIPT_VERSION, SET_ASIDE_ADVICE, Receipt, RowRejection
 from tests.helpers import child, nhs, render
 
 SHA = hashlib.sha256(b"synthetic extract").hexdigest()
@@ -227,6 +227,8 @@ def test_json_leaves_out_working_state_and_includes_next_steps() -> None:
         "rejected_rows_total",
         "rule_counts",
         "incomplete_rows",
+        "values_set_aside",
+        "values_set_aside_total",
         "receipt_version",
         "next_steps",
     }
@@ -400,3 +402,24 @@ def test_a_canary_in_the_rows_never_reaches_the_receipt(tmp_path: Path) -> None:
         assert canary not in text
         assert canary.lower() not in text.lower()
         assert "Lovelace" not in text and "Hopper" not in text
+
+
+def test_a_rejected_file_lists_values_set_aside_among_its_rejections() -> None:
+    """Nothing of a quarantined file is kept, so nothing was set aside: those entries join the
+    rejections (in row order), and the receipt still says what to fix."""
+    r = receipt(
+        rows_read=4,
+        rows_accepted=3,
+        rows_rejected=1,
+        rejected_rows=[RowRejection(3, "upn", "upn_check")],
+        rejected_rows_total=1,
+        values_set_aside=[RowRejection(1, "DOB", "date_format"), RowRejection(4, "Postcode", "postcode_format")],
+        values_set_aside_total=2,
+    )
+    assert "Values set aside" in r.to_text() and SET_ASIDE_ADVICE in r.next_steps()
+    r.reject("rejected_share_over_threshold", "too many")
+    assert [(x.row, x.rule) for x in r.rejected_rows] == [(1, "date_format"), (3, "upn_check"), (4, "postcode_format")]
+    assert (r.rejected_rows_total, r.values_set_aside, r.values_set_aside_total) == (3, [], 0)
+    assert (r.rows_accepted, r.rows_rejected) == (0, 4)
+    assert "Values set aside" not in r.to_text() and SET_ASIDE_ADVICE not in r.next_steps()
+    assert ADVICE["date_format"] in r.next_steps()

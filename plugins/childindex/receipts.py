@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from childindex.organisations.registry import Organisation
 
 # 2: organisation (code and name) and contract name instead of agency. Fields added since,
-# within version 2 (a reader of version 2 may ignore them): incomplete_rows.
+# within version 2 (a reader of version 2 may ignore them): incomplete_rows, values_set_aside,
+# values_set_aside_total.
 RECEIPT_VERSION = 2
 
 # What the organisation should do, by rule. Keys are the rule names used in rejections.
@@ -57,10 +58,17 @@ ADVICE = {
     "already_loaded": "Nothing to do: this exact file was loaded before.",
 }
 
+RECEIPT_ROW_LIMIT = 10_000  # rejected rows (and values set aside) listed in a receipt; all are counted
+
 # The next step for accepted rows with a blank identity field (not a rule: the rows were kept).
 INCOMPLETE_ADVICE = (
     "Some rows were accepted with a blank identity field (counted above, by column): fill them in your system "
     "when they are known. Each blank makes the child harder to match with other services' records."
+)
+# The next step for values set aside (a malformed identity value in a row that was kept).
+SET_ASIDE_ADVICE = (
+    "Some rows were accepted without a value that broke its rule (listed above as set aside): the child was "
+    "staged as if the field were blank. Correct the value in your system; the next extract brings it in."
 )
 
 
@@ -154,6 +162,9 @@ class Receipt:
     rule_counts: dict[str, int] = field(default_factory=dict)  # "column:rule" -> rows
     # Accepted rows with a blank identity field, by column (the contract's missing_identity let them in).
     incomplete_rows: dict[str, int] = field(default_factory=dict)
+    # Malformed identity values in accepted rows, staged as blank (the contract's missing_identity).
+    values_set_aside: list[RowRejection] = field(default_factory=list)  # the first 10,000
+    values_set_aside_total: int = 0
     receipt_version: int = RECEIPT_VERSION
     bad_lines: list[int] = field(default_factory=list, repr=False)  # working state, not written
 
@@ -163,16 +174,25 @@ class Receipt:
         self.file_problems.append({"rule": rule, "detail": detail})
         self.rows_accepted, self.rows_rejected = 0, self.rows_read
         self.incomplete_rows = {}  # no row was accepted
+        # Nothing was kept, so nothing was set aside: those rows are rejected like the rest,
+        # and listed with the rules they broke, so the organisation still sees what to fix.
+        merged = sorted(self.rejected_rows + self.values_set_aside, key=lambda r: r.row)
+        self.rejected_rows = merged[:RECEIPT_ROW_LIMIT]
+        self.rejected_rows_total += self.values_set_aside_total
+        self.values_set_aside, self.values_set_aside_total = [], 0
 
     def accept(self) -> None:
         self.outcome = "accepted_with_rejections" if self.rows_rejected else "accepted"
 
     def rules(self) -> list[str]:
         seen = [p["rule"] for p in self.file_problems] + [r.rule for r in self.rejected_rows]
+        seen += [r.rule for r in self.values_set_aside]
         return list(dict.fromkeys(seen))
 
     def next_steps(self) -> list[str]:
         steps = [ADVICE[r] for r in self.rules() if r in ADVICE]
+        if self.values_set_aside:
+            steps.append(SET_ASIDE_ADVICE)
         if self.incomplete_rows:
             steps.append(INCOMPLETE_ADVICE)
         if self.columns_dropped:
@@ -210,6 +230,9 @@ class Receipt:
         if self.rejected_rows:
             lines.append("Rejected rows (row number counts data rows from 1):")
             lines.extend(f"  row {r.row}: column {r.column}: {r.rule}" for r in self.rejected_rows)
+        if self.values_set_aside:
+            lines.append("Values set aside (the row was accepted without them):")
+            lines.extend(f"  row {r.row}: column {r.column}: {r.rule}" for r in self.values_set_aside)
         lines.append("What to do next:")
         lines.extend(f"  - {step}" for step in self.next_steps())
         return "\n".join(lines) + "\n"

@@ -39,7 +39,11 @@ class ValidationPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt or retired setting is an error, not ignored
 
     max_rejected_share: float = Field(
-        0.2, ge=0, le=1, description="Quarantine a file whose rejected rows exceed this share of its rows."
+        0.2,
+        ge=0,
+        le=1,
+        description="Quarantine a file whose rejected rows, with the rows kept with a value set aside, exceed "
+        "this share of its rows.",
     )
     row_count_factor: float = Field(
         3.0,

@@ -170,7 +170,7 @@ def test_generated_tables_are_well_formed() -> None:
 
 @pytest.mark.parametrize(
     ("contract", "bad_column"),
-    [("health_epr", "gender"), ("social_care_ehm", "Sex")],
+    [("health_epr", "service"), ("social_care_ehm", "EpisodeType")],
 )
 def test_new_contracts_read_and_check_a_rendered_file(data_dir: Path, tmp_path: Path, contract: str, bad_column: str):
     """The layouts added with the registry: a file in each is read with its own delimiter,
@@ -180,7 +180,7 @@ def test_new_contracts_read_and_check_a_rendered_file(data_dir: Path, tmp_path: 
 
     c = load_contract(contract)
     sector = c.sector
-    rows = [child(i, sector) for i in range(1, 6)] + [child(6, sector, sex="Q")]
+    rows = [child(i, sector) for i in range(1, 6)] + [child(6, sector, service="Q")]
     data = render(contract, rows)
     assert c.file.delimiter.encode() in data.splitlines()[0]
     path = tmp_path / file_name(contract, NIGHT)

@@ -69,7 +69,7 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
         child(1),
         child(2, date_of_birth="31/02/2015"),
         child(3, nhs_number="9990000019"),
-        child(4, sex="X"),
+        child(4, service="X"),
         child(5, postcode="NOTAPOSTCODE"),
         # health_chis stages a blank identity field (missing_identity: stage), but not two of
         # the names and date of birth without an NHS number; a contact route is always required.
@@ -81,21 +81,27 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
     drop(settings, HEALTH, render("health", rows))
     [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
-    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 1, 8)
+    assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 2, 7)
     assert receipt["outcome"] == "accepted_with_rejections"
     got = [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]]
     assert got == [
         (2, "LocalPatientID", "duplicate_local_id"),
-        (2, "DateOfBirth", "date_format"),
+        (2, "DateOfBirth", "date_format"),  # listed with the rejection, though alone it would be set aside
         (3, "NHSNumber", "nhs_number_check"),
-        (4, "Gender", "code_set"),
-        (5, "Postcode", "postcode_format"),
+        (4, "ServiceCode", "code_set"),
         (6, "TeamContact", "required"),
         (6, "*", "too_little_identity"),
         (7, "DateOfBirth", "date_of_birth_range"),
         (8, "CaseloadStart", "date_order"),
         (9, "LocalPatientID", "duplicate_local_id"),
     ]
+    # health_chis stages a malformed postcode as a blank (missing_identity: stage): kept, listed.
+    assert [(r["row"], r["column"], r["rule"]) for r in receipt["values_set_aside"]] == [
+        (5, "Postcode", "postcode_format")
+    ]
+    assert receipt["incomplete_rows"] == {"Postcode": 1}
+    staged = duckdb.sql(f"SELECT source_row, postcode FROM '{result['staged_path']}' ORDER BY 1").fetchall()
+    assert staged == [(1, child(1)["postcode"]), (5, None)]
     text = json.dumps(receipt) + open(result["receipt_path"].replace(".json", ".txt")).read()
     for value in ("31/02/2015", "9990000019", "NOTAPOSTCODE", "2030"):
         assert value not in text
@@ -122,7 +128,7 @@ def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
         (render("health", [child(1)], drop_columns=("Surname",)), "missing_columns"),
         (render("health", [child(1)], extras={"Forename": "x"}), "duplicate_header"),
         (b"\xff\xfe\x00bad header", "encoding"),
-        (render("health", [child(1, nhs_number="1"), child(2, sex="Q")]), "all_rows_rejected"),
+        (render("health", [child(1, nhs_number="1"), child(2, service="Q")]), "all_rows_rejected"),
     ],
 )
 def test_file_level_rejection_quarantines_byte_for_byte(settings, data: bytes, rule: str) -> None:
@@ -188,7 +194,7 @@ def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:
     good.write_bytes(render("health", [child(i) for i in range(1, 11)]))
     some_bad = tmp_path / "sub" / "health_2026-11-24.csv"
     some_bad.parent.mkdir()
-    some_bad.write_bytes(render("health", [child(i) for i in range(1, 10)] + [child(10, sex="Q")]))
+    some_bad.write_bytes(render("health", [child(i) for i in range(1, 10)] + [child(10, service="Q")]))
     all_bad = tmp_path / "bad" / "health_2026-11-24.csv"
     all_bad.parent.mkdir()
     all_bad.write_bytes(b"LocalPatientID\nH1\n")
@@ -197,7 +203,7 @@ def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:
     for sender in (["--organisation", HEALTH], ["--contract", "health_chis"]):
         assert runner.invoke(app, ["check", *sender, str(good)]).exit_code == 0
         r = runner.invoke(app, ["check", *sender, str(some_bad)])
-        assert r.exit_code == 1 and "row 10: column Gender: code_set" in r.output
+        assert r.exit_code == 1 and "row 10: column ServiceCode: code_set" in r.output
         r = runner.invoke(app, ["check", *sender, str(all_bad), "--json"])
         assert r.exit_code == 2 and '"missing_columns"' in r.output
     r = runner.invoke(app, ["check", "--organisation", HEALTH, str(good), "--json"])
@@ -237,7 +243,7 @@ def test_reprocess_says_what_it_needs(data_dir: Path) -> None:
 def test_reprocess_with_a_corrected_file(settings, tmp_path) -> None:
     from childindex.intake import reprocess
 
-    drop(settings, HEALTH, render("health", [child(1, sex="Q"), child(2, sex="Q")]))
+    drop(settings, HEALTH, render("health", [child(1, service="Q"), child(2, service="Q")]))
     [first] = run_intake(settings, HEALTH, NIGHT)
     assert first["outcome"] == "rejected"
     fixed = tmp_path / "fixed.csv"
@@ -247,7 +253,7 @@ def test_reprocess_with_a_corrected_file(settings, tmp_path) -> None:
 
 
 def test_too_many_rejected_rows_quarantine_the_file(settings, monkeypatch, tmp_path) -> None:
-    rows = [child(i) for i in range(1, 9)] + [child(9, sex="Q"), child(10, sex="Q")]
+    rows = [child(i) for i in range(1, 9)] + [child(9, service="Q"), child(10, service="Q")]
     drop(settings, HEALTH, render("health", rows))
     [result] = run_intake(settings, HEALTH, NIGHT)  # 20% rejected: at the limit, kept
     assert result["outcome"] == "accepted_with_rejections"
@@ -257,7 +263,7 @@ def test_too_many_rejected_rows_quarantine_the_file(settings, monkeypatch, tmp_p
     assert [p["rule"] for p in _receipt(result)["file_problems"]] == ["rejected_share_over_threshold"]
     # The organisation's own, stricter limit in the registry: 20% is now too many.
     settings = use_registry(monkeypatch, tmp_path / "registry", data=registry_with(RH1={"max_rejected_share": 0.1}))
-    rows = [child(i) for i in range(11, 19)] + [child(19, sex="Q"), child(20, sex="Q")]
+    rows = [child(i) for i in range(11, 19)] + [child(19, service="Q"), child(20, service="Q")]
     drop(settings, HEALTH, render("health", rows), night=date(2026, 11, 26))
     [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
@@ -268,7 +274,7 @@ def test_too_many_rejected_rows_quarantine_the_file(settings, monkeypatch, tmp_p
     # The per-row detail is still there, so the organisation knows what to fix.
     assert [r["rule"] for r in receipt["rejected_rows"]] == ["code_set", "code_set"]
     # Other organisations keep the default limit: 20% is still kept from them.
-    sc = [child(i, "social_care") for i in range(1, 9)] + [child(i, "social_care", sex="Q") for i in (9, 10)]
+    sc = [child(i, "social_care") for i in range(1, 9)] + [child(i, "social_care", service="Q") for i in (9, 10)]
     drop(settings, "social_care", render("social_care", sc))
     [result] = run_intake(settings, ORG["social_care"], NIGHT)
     assert result["outcome"] == "accepted_with_rejections"

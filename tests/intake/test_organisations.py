@@ -89,7 +89,7 @@ def test_organisations_sharing_a_contract_are_kept_apart(settings, monkeypatch, 
     [again] = run_intake(settings, "RH1", NIGHT)
     assert again["outcome"] == "duplicate"
     assert run_intake(settings, "RH2", NIGHT) == []
-    broken = render("health_chis", [child(1, sex="Q")])
+    broken = render("health_chis", [child(1, service="Q")])
     night = date(2026, 11, 25)
     for code in ("RH1", "RH2"):
         drop(settings, code, broken, night=night)
@@ -192,7 +192,7 @@ def test_the_new_layouts_through_intake(settings, monkeypatch, tmp_path) -> None
         [org("RH4", "health", "health_epr"), org("841", "social_care", "social_care_ehm")],
     )
     epr = render(
-        "health_epr", [child(1), child(2, sensitive="true")] + [child(i) for i in (3, 4, 5)] + [child(6, sex="Q")]
+        "health_epr", [child(1), child(2, sensitive="true")] + [child(i) for i in (3, 4, 5)] + [child(6, service="Q")]
     )
     part = drop(settings, "RH4", epr, complete=False)
     assert part.name == "CYP_CASELOAD_20261124.tsv.part"
@@ -201,7 +201,7 @@ def test_the_new_layouts_through_intake(settings, monkeypatch, tmp_path) -> None
     [result] = run_intake(settings, "RH4", NIGHT)
     [receipt] = _receipts(settings, "RH4")
     assert (result["outcome"], result["rows_read"], result["rows_accepted"]) == ("accepted_with_rejections", 6, 5)
-    assert [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]] == [(6, "gender", "code_set")]
+    assert [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]] == [(6, "service", "code_set")]
     assert (receipt["contract"], receipt["rows_sensitive"]) == ("health_epr", 1)
     staged = _staged(result["staged_path"], "source_row, organisation, sector, given_name, date_of_birth, service")
     assert staged == [

@@ -19,13 +19,13 @@ CANARY = {"given_name": "Zqreportgiven", "family_name": "Zqreportfamily", "postc
 def _nights(settings, n: int = 4) -> date:
     for k in range(n):
         night = NIGHT + timedelta(days=k)
-        health = [child(100 * k + i) for i in range(1, 8)] + [child(100 * k + 9, sex="Q")]
+        health = [child(100 * k + i) for i in range(1, 8)] + [child(100 * k + 9, service="Q")]
         if k == 1:
             health.append(child(777, nhs_number=nhs(777), **CANARY))
         drop(settings, "health", render("health", health), night=night)
         drop(settings, "social_care", render("social_care", [child(100 * k + 1, "social_care", upn=None)]), night=night)
         if k == n - 1:  # the last night: education's file is unusable
-            drop(settings, "education", render("education", [child(5, "education", sex="Q")]), night=night)
+            drop(settings, "education", render("education", [child(5, "education", service="Q")]), night=night)
         for sector in ("health", "social_care", "education"):
             run_intake(settings, ORG[sector], night)
         link_pending(settings, night)

@@ -19,24 +19,27 @@ CANARY = "Zqmetricscanary"
 
 
 def test_rejections_and_quarantines_are_counted_by_rule(settings) -> None:
-    rows = [child(i, given_name=CANARY if i == 1 else f"Given{i}") for i in range(1, 10)] + [child(10, sex="Q")]
+    rows = [child(i, given_name=CANARY if i == 1 else f"Given{i}") for i in range(1, 10)] + [child(10, service="Q")]
+    rows.append(child(11, postcode="QZ99 CANARY"))  # kept, its postcode set aside (missing_identity: stage)
     drop(settings, "health", render("health", rows))
-    drop(settings, "education", render("education", [child(9, "education", sex="Q")]))  # every row bad
+    drop(settings, "education", render("education", [child(9, "education", service="Q")]))  # every row bad
     run_intake(settings, ORG["health"], NIGHT)
     run_intake(settings, ORG["education"], NIGHT)
     link_pending(settings, NIGHT)
     summary = night_summary(settings, NIGHT)
     for entry in (summary["organisations"][ORG["health"]], summary["sectors"]["health"]):
-        assert entry["rejected_by_rule"] == {"Gender:code_set": 1}
+        assert entry["rejected_by_rule"] == {"ServiceCode:code_set": 1}
+        assert entry["set_aside_by_rule"] == {"Postcode:postcode_format": 1}
     for entry in (summary["organisations"][ORG["education"]], summary["sectors"]["education"]):
         assert entry["quarantined_by_rule"] == {"all_rows_rejected": 1}
-        assert entry["rejected_by_rule"] == {"Sex:code_set": 1}, "why it was quarantined"
+        assert entry["rejected_by_rule"] == {"Provision:code_set": 1}, "why it was quarantined"
     with engine_for(settings.index_url).connect() as conn:
         metrics = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all())
     health, education, social_care = (f"org:{ORG[s]}" for s in ("health", "education", "social_care"))
     for prefix in ("health", health):
         assert metrics[f"{prefix}:rejected:code_set"] == 1
-        assert metrics[f"{prefix}:rows_read"] == 10 and metrics[f"{prefix}:rows_accepted"] == 9
+        assert metrics[f"{prefix}:set_aside:postcode_format"] == 1
+        assert metrics[f"{prefix}:rows_read"] == 11 and metrics[f"{prefix}:rows_accepted"] == 10
     for prefix in ("education", education):
         assert metrics[f"{prefix}:quarantined:all_rows_rejected"] == 1
     for prefix in ("social_care", social_care):
@@ -105,7 +108,11 @@ def test_the_summary_names_silent_organisations_unregistered_drops_and_sector_to
     migrate(settings.index_url)
     # Both health trusts send (child 1 is known to both: it moved), one of two education
     # services; social care and Darlington's education send nothing.
-    drop(settings, "RH1", render("health", [child(1), child(2), *(child(i) for i in range(6, 13)), child(3, sex="Q")]))
+    drop(
+        settings,
+        "RH1",
+        render("health", [child(1), child(2), *(child(i) for i in range(6, 13)), child(3, service="Q")]),
+    )
     drop(settings, "RX2", render("health", [child(1, local_id="X0000001", postcode="DL1 1AA"), child(4)]))
     drop(settings, "840", render("education", [child(5, "education")]))
     # Files in folders no registered organisation owns: never read, only reported.
@@ -133,7 +140,7 @@ def test_the_summary_names_silent_organisations_unregistered_drops_and_sector_to
     health = sectors["health"]
     assert (health["organisations"], health["organisations_silent"], health["files"]) == (2, 0, 2)
     assert (health["rows_read"], health["rows_accepted"], health["rows_rejected"]) == (12, 11, 1)
-    assert health["rejected_by_rule"] == {"Gender:code_set": 1}
+    assert health["rejected_by_rule"] == {"ServiceCode:code_set": 1}
     education = sectors["education"]
     assert (education["organisations"], education["organisations_silent"], education["files"]) == (2, 1, 1)
     assert education["rows_read"] == 1

@@ -19,7 +19,7 @@ NIGHT = date(2026, 11, 24)
 def _night(settings) -> None:
     rows = [child(1), child(2, involvement_end=date(2026, 1, 1)), child(3)]
     drop(settings, "health", render("health", rows))
-    drop(settings, "education", render("education", [child(9, "education", nhs_number=None, sex="Q")]))
+    drop(settings, "education", render("education", [child(9, "education", nhs_number=None, service="Q")]))
     run_intake(settings, ORG["health"], NIGHT)
     run_intake(settings, ORG["education"], NIGHT)  # every row rejected: quarantined
     link_pending(settings, NIGHT)

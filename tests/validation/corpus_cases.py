@@ -56,6 +56,7 @@ class Case:
     outcome: str  # accepted | accepted_with_rejections | rejected | duplicate | not picked up
     file_rules: tuple[str, ...] = ()
     rejected: tuple[Row, ...] = ()
+    set_aside: tuple[Row, ...] = ()  # malformed identity values in rows kept (missing_identity)
     counts: tuple[int, int, int] = (0, 0, 0)  # rows read, accepted, rejected
     incomplete: dict[str, int] = field(default_factory=dict)  # accepted rows with a blank identity field, by column
     dropped: tuple[str, ...] = ()
@@ -298,9 +299,10 @@ CASES: list[Case] = [
         "utf8_byte_order_mark_and_crlf",
         H,
         put(b"\xef\xbb\xbf" + csv(H, 10, {7: {"sex": MARK}}).replace(b"\n", b"\r\n")),
-        "accepted_with_rejections",
-        rejected=((7, "Gender", "code_set"),),
-        counts=(10, 9, 1),
+        "accepted",
+        set_aside=((7, "Gender", "code_set"),),
+        counts=(10, 10, 0),
+        incomplete={"Gender": 1},
         kinds=("utf8_byte_order_mark", "crlf_line_endings"),
     ),  # Excel's "CSV UTF-8"
     Case(
@@ -476,13 +478,40 @@ CASES: list[Case] = [
         incomplete={"LegalForename": 1},
         secrets=(),
     ),
+    # A malformed identity value is set aside (staged as a blank, listed in the receipt); with
+    # another identity field blank and no identifier the row is too little to match, and the
+    # receipt lists both rules among its rejections.
+    Case(
+        "malformed_identity_values_set_aside",
+        S,
+        put(
+            csv(
+                S,
+                20,
+                {
+                    3: {"postcode": MARK + " 1AB"},
+                    6: {"date_of_birth": "31.02.2015", "family_name": None, "nhs_number": None, "upn": None},
+                    10: {"date_of_birth": "2015-03-01", "sex": MARK},
+                },
+            )
+        ),
+        "accepted_with_rejections",
+        rejected=((6, "BIRTH_DATE", "date_format"), (6, "*", "too_little_identity")),
+        set_aside=((3, "POSTCODE", "postcode_format"), (10, "BIRTH_DATE", "date_format"), (10, "GENDER", "code_set")),
+        counts=(20, 19, 1),
+        incomplete={"BIRTH_DATE": 1, "GENDER": 1, "POSTCODE": 1},
+        secrets=(MARK, "31.02.2015", "2015-03-01"),
+        kinds=("malformed_postcode_set_aside", "malformed_identity_value_with_a_blank_rejected"),
+    ),
     Case(
         "unknown_sex_and_service_codes",
         E,
         put(csv(E, 10, {6: {"sex": MARK}, 8: {"service": MARK + "x"}})),
         "accepted_with_rejections",
-        rejected=((6, "Sex", "code_set"), (8, "Provision", "code_set")),
-        counts=(10, 8, 2),
+        rejected=((8, "Provision", "code_set"),),
+        set_aside=((6, "Sex", "code_set"),),
+        counts=(10, 9, 1),
+        incomplete={"Sex": 1},
         kinds=("unknown_sex_code", "unknown_service_code"),
     ),
     Case(
@@ -509,8 +538,10 @@ CASES: list[Case] = [
         H,
         put(csv(H, 10, {3: {"date_of_birth": "2013-07-19"}, 6: {"nhs_number": BAD_NHS}})),
         "accepted_with_rejections",
-        rejected=((3, "DateOfBirth", "date_format"), (6, "NHSNumber", "nhs_number_check")),
-        counts=(10, 8, 2),
+        rejected=((6, "NHSNumber", "nhs_number_check"),),
+        set_aside=((3, "DateOfBirth", "date_format"),),
+        counts=(10, 9, 1),
+        incomplete={"DateOfBirth": 1},
         secrets=("2013-07-19", BAD_NHS),
         kinds=("iso_date_in_health_file", "bad_nhs_check_digit"),
     ),
@@ -519,8 +550,10 @@ CASES: list[Case] = [
         E,
         put(csv(E, 10, {3: {"date_of_birth": "19/07/2013"}, 5: {"upn": BAD_UPN}})),
         "accepted_with_rejections",
-        rejected=((3, "DOB", "date_format"), (5, "UPN", "upn_check")),
-        counts=(10, 8, 2),
+        rejected=((5, "UPN", "upn_check"),),
+        set_aside=((3, "DOB", "date_format"),),
+        counts=(10, 9, 1),
+        incomplete={"DOB": 1},
         secrets=("19/07/2013", BAD_UPN),
         kinds=("slash_date_in_education_file", "wrong_upn_check_letter"),
     ),
@@ -529,8 +562,10 @@ CASES: list[Case] = [
         H,
         put(csv(H, 10, {3: {"date_of_birth": "19/07/13"}, 6: {"involvement_start": "01/09/20"}})),
         "accepted_with_rejections",
-        rejected=((3, "DateOfBirth", "date_format"), (6, "CaseloadStart", "date_format")),
-        counts=(10, 8, 2),
+        rejected=((6, "CaseloadStart", "date_format"),),
+        set_aside=((3, "DateOfBirth", "date_format"),),
+        counts=(10, 9, 1),
+        incomplete={"DateOfBirth": 1},
         secrets=("19/07/13", "01/09/20"),
     ),
     Case(

@@ -139,6 +139,7 @@ def _assert_receipt(receipt: dict, case: Case, outcome: str) -> None:
         receipt["columns_dropped"],
         receipt["optional_columns_missing"],
         receipt["incomplete_rows"],
+        [(r["row"], r["column"], r["rule"]) for r in receipt["values_set_aside"]],
     )
     want = (
         outcome,
@@ -148,6 +149,7 @@ def _assert_receipt(receipt: dict, case: Case, outcome: str) -> None:
         list(case.dropped),
         list(case.optional_missing),
         case.incomplete if outcome not in ("rejected", "duplicate") else {},
+        list(case.set_aside) if outcome not in ("rejected", "duplicate") else [],
     )
     assert got == want
     assert receipt["rows_read"] == receipt["rows_accepted"] + receipt["rows_rejected"]

@@ -2,9 +2,10 @@
 
 One small extract holds a row blank in each identity field (and in pairs of the names and
 date of birth, and in all of them), each with a valid NHS number, a valid UPN, or neither,
-plus malformed values beside blanks. Read under each option and each identifier layout, the
-rows staged and rejected, the receipt's rule counts and ``incomplete_rows``, and the GX
-suite's verdicts must be exactly what the option says. No value reaches a receipt, a GX
+plus malformed values beside blanks (set aside as blanks, except under ``reject``). Read
+under each option and each identifier layout, the rows staged and rejected, the values set
+aside, the receipt's rule counts and ``incomplete_rows``, and the GX suite's verdicts must be
+exactly what the option says. No value reaches a receipt, a GX
 result or a log.
 """
 
@@ -57,6 +58,8 @@ SPECS: list[Spec] = [
     (frozenset({"given_name"}), ("bad", None), {}),
     (frozenset({"given_name"}), ("ok", None), {"date_of_birth": "31/02/2015"}),  # malformed, not blank
     (frozenset({"family_name"}), (None, None), {"postcode": "NOTAPOSTCODE"}),
+    (frozenset(), (None, None), {"sex": "Qz", "date_of_birth": "31/02/2015"}),
+    (frozenset(), ("bad", None), {"postcode": "NOTAPOSTCODE"}),
     (frozenset(), (None, None), {}),
     (frozenset(), ("ok", "ok"), {}),
 ]
@@ -77,34 +80,40 @@ def rows_for(sector: str, canary: bool = False) -> list[dict[str, object]]:
     return rows
 
 
-def expected(contract: Contract) -> tuple[set[tuple[int, str, str]], dict[str, int]]:
-    """The reference: (row, column, rule) of every rejection, and the accepted rows' blanks by column."""
+MALFORMED_RULE = {"date_of_birth": "date_format", "postcode": "postcode_format", "sex": "code_set"}
+
+
+def expected(contract: Contract) -> tuple[set[tuple[int, str, str]], set[tuple[int, str, str]], dict[str, int]]:
+    """The reference: (row, column, rule) of every rejection and of every value set aside,
+    and the accepted rows' blanks (as sent or set aside) by column."""
     col = {c.field: c for c in contract.columns}
     rejections: set[tuple[int, str, str]] = set()
+    set_aside: set[tuple[int, str, str]] = set()
     blanks: Counter[str] = Counter()
+    option = contract.missing_identity
     for i, (blank, (nhs_state, upn_state), malformed) in enumerate(SPECS, start=1):
         got: set[tuple[int, str, str]] = set()
         checks = (("nhs_number", nhs_state, "nhs_number_check"), ("upn", upn_state, "upn_check"))
         for field, state, rule in checks:
             if field in col and state == "bad":
                 got.add((i, col[field].name, rule))
-        if "date_of_birth" in malformed:
-            got.add((i, col["date_of_birth"].name, "date_format"))
-        if "postcode" in malformed:
-            got.add((i, col["postcode"].name, "postcode_format"))
+        broken = {(i, col[f].name, MALFORMED_RULE[f]) for f in malformed}
+        # Under reject a malformed value rejects the row; otherwise it counts as a blank.
+        missing = blank if option == "reject" else blank | set(malformed)
         has_id = any(field in col and state == "ok" for field, state, _ in checks)
-        option = contract.missing_identity
         if option == "reject":
-            got |= {(i, col[f].name, "required") for f in blank}
-        elif option == "with_identifier" and blank and not has_id:
+            got |= broken | {(i, col[f].name, "required") for f in blank}
+        elif option == "with_identifier" and missing and not has_id:
             got.add((i, "*", "too_little_identity"))
-        elif option == "stage" and len(blank & set(NAME_AND_BIRTH_FIELDS)) >= 2 and not has_id:
+        elif option == "stage" and len(missing & set(NAME_AND_BIRTH_FIELDS)) >= 2 and not has_id:
             got.add((i, "*", "too_little_identity"))
-        rejections |= got
-        if not got:
-            blanks.update(col[f].name for f in blank)
+        if got:  # a rejected row lists every rule it broke
+            rejections |= got | broken
+        else:
+            set_aside |= broken
+            blanks.update(col[f].name for f in missing)
     order = [c.name for c in contract.columns]
-    return rejections, {c: blanks[c] for c in order if blanks[c]}
+    return rejections, set_aside, {c: blanks[c] for c in order if blanks[c]}
 
 
 def check(settings: Any, contract: Contract, rows: list[dict[str, object]], tmp_path: Path) -> tuple[Receipt, list]:
@@ -133,11 +142,14 @@ def lenient(data_dir: Path):
 def test_each_option_stages_and_rejects_exactly_what_it_says(lenient, tmp_path: Path, contract_name: str, option: str):
     """health_chis carries an NHS number only, education_mis a UPN only, social_care_cms both."""
     contract = variant(contract_name, option)
-    want_rejected, want_incomplete = expected(contract)
+    want_rejected, want_aside, want_incomplete = expected(contract)
     receipt, staged = check(lenient, contract, rows_for(contract.sector), tmp_path)
 
     got = {(r.row, r.column, r.rule) for r in receipt.rejected_rows}
     assert got == want_rejected
+    assert {(r.row, r.column, r.rule) for r in receipt.values_set_aside} == want_aside
+    assert receipt.values_set_aside_total == len(want_aside)
+    assert bool(want_aside) == (option == "stage" or (option == "with_identifier" and contract.sector != "education"))
     rejected_rows = {row for row, _, _ in want_rejected}
     assert staged == [i for i in range(1, len(SPECS) + 1) if i not in rejected_rows]
     assert (receipt.rows_read, receipt.rows_accepted, receipt.rows_rejected) == (
@@ -147,7 +159,7 @@ def test_each_option_stages_and_rejects_exactly_what_it_says(lenient, tmp_path: 
     )
     assert receipt.incomplete_rows == want_incomplete
     assert list(receipt.incomplete_rows) == list(want_incomplete), "in the contract's column order"
-    assert receipt.rule_counts == dict(Counter(f"{column}:{rule}" for _, column, rule in want_rejected))
+    assert receipt.rule_counts == dict(Counter(f"{column}:{rule}" for _, column, rule in want_rejected | want_aside))
 
     # GX counted every rule exactly as the SQL did, too_little_identity included.
     by_rule = {(c["rule"], c["column"]): c for c in receipt.checks}
@@ -202,7 +214,8 @@ def test_no_value_from_the_rows_reaches_receipts_gx_results_or_logs(
     receipt, staged = check(lenient, contract, rows, tmp_path)
     assert receipt.incomplete_rows and staged and receipt.rule_counts.get("*:too_little_identity")
     assert CANARY.encode() in (tmp_path / file_name(contract.name, NIGHT)).read_bytes()
-    values = [CANARY, BAD_NHS, BAD_UPN, "31/02/2015", "NOTAPOSTCODE", nhs(1), upn(2), "LS6 2AB"]
+    assert receipt.values_set_aside
+    values = [CANARY, BAD_NHS, BAD_UPN, "31/02/2015", "NOTAPOSTCODE", "Qz", nhs(1), upn(2), "LS6 2AB"]
     texts = [json.dumps(receipt.to_json()), receipt.to_text(), repr(receipt), caplog.text, repr(receipt.checks)]
     for text in texts:
         for value in values:

@@ -93,7 +93,7 @@ def test_validate_file_yields_the_checked_rows_read_only_and_always_deletes_its_
     organisation = settings.registry.get(ORG["health"])
     contract = load_contract(organisation.contract)
     path = tmp_path / "health_2026-11-24.csv"
-    path.write_bytes(render("health", [child(i, sex="Q" if i == 4 else "F") for i in range(1, 11)]))
+    path.write_bytes(render("health", [child(i, **({"service": "Q"} if i == 4 else {})) for i in range(1, 11)]))
     receipt, _ = new_receipt(organisation, contract, path, night)
     with validate_file(settings, organisation, contract, path, night, receipt, []) as checked:
         assert checked.con.execute(f"SELECT count(*) FROM {checked.accepted}").fetchall() == [(9,)]
@@ -108,7 +108,7 @@ def test_validate_file_yields_the_checked_rows_read_only_and_always_deletes_its_
         raise RuntimeError("the caller failed")
     assert list(settings.work_dir.iterdir()) == []
 
-    path.write_bytes(render("health", [child(i, sex="Q") for i in range(1, 4)]))
+    path.write_bytes(render("health", [child(i, service="Q") for i in range(1, 4)]))
     receipt, _ = new_receipt(organisation, contract, path, night)
     with (
         pytest.raises(FileRejected, match="all_rows_rejected"),

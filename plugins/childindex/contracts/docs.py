@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from childindex.contracts.contract import COMPLETION_HELP, MISSING_IDENTITY_HELP, Contract, all_contracts
+from childindex.contracts.contract import (
+    COMPLETION_HELP,
+    MISSING_IDENTITY_HELP,
+    SET_ASIDE_HELP,
+    Contract,
+    all_contracts,
+)
 from childindex.whitelist import IDENTITY_FIELDS, NAME_AND_BIRTH_FIELDS
 
 FORMAT_HELP = {
@@ -108,8 +114,10 @@ def _missing_identity(contract: Contract) -> list[str]:
         "",
         "An accepted row with a blank identity field is staged with that field empty, and the receipt counts such "
         "rows by column (`incomplete_rows`), never their values: fill them in when they are known, since each "
-        "blank makes the child harder to match. A value that is there but malformed (a date, a postcode, an NHS "
-        "number or UPN) still rejects the row.",
+        "blank makes the child harder to match.",
+        "",
+        SET_ASIDE_HELP + " A malformed NHS number or UPN, or a date of birth outside ages 0 to 25, still rejects "
+        "the row.",
     ]
 
 

@@ -7,6 +7,7 @@ Counts only. Written as ``REPORTS_DIR/night-YYYY-MM-DD.json`` and as rows of
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -87,11 +88,17 @@ def night_summary(settings: Settings, night: date) -> dict:
                 quarantined[rule] = quarantined.get(rule, 0) + 1
         if status == "duplicate":
             entry["files_duplicate"] += 1
-        # Rows rejected by rule, quarantined files' included (their rules say why).
+        # Rows rejected by rule, quarantined files' included (their rules say why); values set
+        # aside (kept rows, missing_identity) apart, by rule.
         elif receipt_path and Path(receipt_path).exists():
-            counts = json.loads(Path(receipt_path).read_text(encoding="utf-8")).get("rule_counts", {})
-            for key, n in counts.items():
-                rejected[key] = rejected.get(key, 0) + int(n)
+            data = json.loads(Path(receipt_path).read_text(encoding="utf-8"))
+            aside = Counter(f"{v['column']}:{v['rule']}" for v in data.get("values_set_aside", []))
+            set_aside = entry.setdefault("set_aside_by_rule", {})
+            for key, n in data.get("rule_counts", {}).items():
+                if int(n) > aside[key]:
+                    rejected[key] = rejected.get(key, 0) + int(n) - aside[key]
+            for key, n in aside.items():
+                set_aside[key] = set_aside.get(key, 0) + n
     per_sector = _by_sector(per_org)
     silent = [code for code, e in per_org.items() if e["files"] == 0]
     summary: dict[str, Any] = {
@@ -125,7 +132,7 @@ def night_summary(settings: Settings, night: date) -> dict:
     groups = [(s, e) for s, e in per_sector.items()] + [(f"org:{c}", e) for c, e in per_org.items()]
     for prefix, entry in groups:
         metrics.update({f"{prefix}:{k}": float(v) for k, v in entry.items() if isinstance(v, int | float)})
-        for kind in ("rejected", "quarantined"):
+        for kind in ("rejected", "set_aside", "quarantined"):
             for rule, n in _by_rule_name(entry.get(f"{kind}_by_rule", {})).items():
                 metrics[f"{prefix}:{kind}:{rule}"] = float(n)
     metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
@@ -188,7 +195,7 @@ def _by_sector(per_org: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         entry["seconds"] = round(sum(e["seconds"] for e in orgs), 3)
         entry["organisations"] = len(orgs)
         entry["organisations_silent"] = sum(e["files"] == 0 for e in orgs)
-        for kind in ("rejected_by_rule", "quarantined_by_rule"):
+        for kind in ("rejected_by_rule", "set_aside_by_rule", "quarantined_by_rule"):
             merged: dict[str, int] = {}
             for e in orgs:
                 for rule, n in e.get(kind, {}).items():

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from childindex.settings import private_dir
 from childindex.staging.layout import STAGING_COLUMNS, staging_path
 from childindex.staging.pseudonymise import pseudonym_sql
-from childindex.validation.sql import STD, quote_str
+from childindex.validation.sql import STD, postcode_valid_sql, quote_str
 from childindex.whitelist import IDENTITY_FIELDS, INVOLVEMENT_FIELDS, SENSITIVE_SERVICE
 
 if TYPE_CHECKING:
@@ -51,7 +51,9 @@ def _copy_accepted(
     )
     # An organisation serving several areas places a record by its postcode district; one
     # without a known district (or a sensitive one, postcode withheld) is in its first area.
-    outward = f"split_part({STD}postcode, ' ', 1)"
+    # A postcode intake set aside as malformed (the contract's missing_identity) is staged blank.
+    postcode = f"CASE WHEN {postcode_valid_sql(STD + 'postcode')} THEN {STD}postcode END"
+    outward = f"split_part({postcode}, ' ', 1)"
     area = f"coalesce(list_extract($district_areas, list_position($districts, {outward})), $home_area)"
     select = {
         "night": "$night::DATE",
@@ -64,7 +66,7 @@ def _copy_accepted(
         # A shielded involvement: the index learns that a sensitive service is involved and
         # how to reach it, never which service, nor the address on that record.
         "service": f"CASE WHEN coalesce({STD}sensitive, false) THEN '{SENSITIVE_SERVICE}' ELSE {STD}service END",
-        "postcode": f"CASE WHEN coalesce({STD}sensitive, false) THEN NULL ELSE {STD}postcode END",
+        "postcode": f"CASE WHEN coalesce({STD}sensitive, false) THEN NULL ELSE {postcode} END",
     }
     assert tuple(select) == STAGING_COLUMNS, "staging layout and writer disagree"
     private_dir(target.parent)

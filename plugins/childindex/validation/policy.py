@@ -33,13 +33,16 @@ def check_row_count(settings: Settings, rows: int, history: list[int]) -> None:
         )
 
 
-def check_rejected_share(limit: float, rows_read: int, rows_rejected: int) -> None:
-    """No row accepted, or more rejected than the organisation's limit: the export itself is suspect."""
-    if rows_read and rows_read - rows_rejected == 0:
+def check_rejected_share(limit: float, rows_read: int, rows_rejected: int, rows_set_aside: int = 0) -> None:
+    """No row accepted, or more rows broken than the organisation's limit: the export itself is
+    suspect. Rows kept with a value set aside count as broken: a file whose dates are all in
+    the wrong format is a broken export, not a night of children without birthdays."""
+    if rows_read and rows_read - rows_rejected - rows_set_aside <= 0:
         raise FileRejected("all_rows_rejected", "every row broke at least one rule")
-    share = rows_rejected / max(rows_read, 1)
+    share = (rows_rejected + rows_set_aside) / max(rows_read, 1)
     if share > limit:
+        what = "rejected or kept with a value set aside" if rows_set_aside else "rejected"
         raise FileRejected(
             "rejected_share_over_threshold",
-            f"{share:.1%} of rows were rejected; the organisation's limit is {limit:.1%}",
+            f"{share:.1%} of rows were {what}; the organisation's limit is {limit:.1%}",
         )

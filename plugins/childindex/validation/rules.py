@@ -50,6 +50,8 @@ class Rule:
     column: str  # the file's column name, as shown in receipts
     rule: str
     predicate: str  # SQL over table std, true when the row FAILS
+    # A failure sets the value aside instead of rejecting the row (see RuleDef.sets_aside).
+    sets_aside: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class RuleDef:
     across_columns: bool = False
     # The column receipts name the rule by, when not the one it applies to: "*" for the whole row.
     names: str | None = None
+    # True where a failure sets the value aside rather than rejecting the row: a malformed
+    # identity value where the contract's missing_identity allows that field blank. The row
+    # is then judged as if the field were blank (too_little_identity) and staged without it.
+    sets_aside: Callable[[Contract, ColumnSpec], bool] = lambda c, col: False
 
     def column(self, col: ColumnSpec) -> str:
         return self.names or col.name
@@ -77,7 +83,9 @@ class RuleDef:
 
 def row_rules(contract: Contract) -> list[Rule]:
     """Every row-level rule for a contract, in the order receipts list them."""
-    return [Rule(d.column(col), d.name, d.fails(contract, col)) for d, col in applied(contract)]
+    return [
+        Rule(d.column(col), d.name, d.fails(contract, col), d.sets_aside(contract, col)) for d, col in applied(contract)
+    ]
 
 
 def expectation_configs(contract: Contract) -> list[dict[str, Any]]:
@@ -168,6 +176,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND {_std(col)} IS NULL",
         expectation="expect_column_values_to_match_date_format",
         kwargs=lambda c, col: {"column": col.name, "date_format": c.date_format},
+        sets_aside=lambda c, col: c.blank_allowed(col),
     ),
     RuleDef(
         "date_of_birth_range",
@@ -186,6 +195,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND {_std(col)} IS NULL",
         expectation="expect_column_values_to_be_in_set",
         kwargs=lambda c, col: {"column": col.name, "value_set": _codes(c, col)},
+        sets_aside=lambda c, col: c.blank_allowed(col),
     ),
     RuleDef(
         "nhs_number_check",
@@ -207,6 +217,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND NOT {postcode_valid_sql(_std(col))}",
         expectation="expect_column_values_to_be_valid_postcode",  # gx.custom
         kwargs=lambda c, col: {"column": _std(col)},
+        sets_aside=lambda c, col: c.blank_allowed(col),
     ),
     RuleDef(
         # Every row sharing an id is rejected: which of them is right cannot be known.

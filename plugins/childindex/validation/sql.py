@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from childindex.whitelist import IDENTITY_FIELDS, NAME_AND_BIRTH_FIELDS
 
 if TYPE_CHECKING:
-    from childindex.contracts.contract import Contract
+    from childindex.contracts.contract import ColumnSpec, Contract
 
 STD = "std_"  # standardised fields' prefix (contracts' own names never start with it)
 UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
@@ -99,12 +99,32 @@ def standardise_params(contract: Contract) -> dict[str, Any]:
 
 def identity_blank_sql(contract: Contract, fields: tuple[str, ...]) -> list[str]:
     """One predicate per field, over a standardised row: true when the file's column for it
-    was blank (or the contract has no such column)."""
+    was blank, or (under a ``missing_identity`` that allows blanks) held a value set aside
+    as unusable (:func:`identity_unusable_sql`), or the contract has no such column."""
     blanks = []
     for field in fields:
         col = contract.column_for(field)
-        blanks.append(f"{quote_ident(col.name)} IS NULL" if col is not None else "true")
+        if col is None:
+            blanks.append("true")
+        elif contract.blank_allowed(col) and (unusable := identity_unusable_sql(col)) is not None:
+            blanks.append(f"({quote_ident(col.name)} IS NULL OR {unusable})")
+        else:
+            blanks.append(f"{quote_ident(col.name)} IS NULL")
     return blanks
+
+
+def identity_unusable_sql(col: ColumnSpec) -> str | None:
+    """True when an identity column holds a value its format rule refuses (a date that is
+    not one, a sex code outside the contract's list, a postcode that is not a full UK
+    postcode); None for fields with no format rule (names). Under ``missing_identity``
+    ``with_identifier`` or ``stage`` such a value is set aside: the row is judged as if
+    the field were blank and staged without it."""
+    std = STD + col.field
+    if col.type == "date" or col.field == "sex":
+        return f"{std} IS NULL"  # standardisation leaves NULL where the value did not parse
+    if col.format == "postcode":
+        return f"NOT {postcode_valid_sql(std)}"
+    return None
 
 
 def has_identifier_sql(contract: Contract) -> str:

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from childindex.contracts.contract import Contract
 from childindex.errors import FileRejected, ValidationEnginesDisagree
-from childindex.receipts import Receipt, RowRejection, safe_name
+from childindex.receipts import RECEIPT_ROW_LIMIT, Receipt, RowRejection, safe_name
 from childindex.settings import private_dir
 from childindex.validation.policy import check_rejected_share, check_row_count
 from childindex.validation.reader import check_header, read_header, scan_bytes, write_parts
 from childindex.validation.rules import DUPLICATED_IDS_SQL, row_rules, sql_params
-from childindex.validation.sql import STD, quote_ident, quote_str
+from childindex.validation.sql import STD, identity_blank_sql, quote_str
 from childindex.whitelist import IDENTITY_FIELDS
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from childindex.settings import Settings
 
 DUCKDB_MEMORY = "1GB"  # DuckDB spills to the work folder beyond this
-RECEIPT_ROW_LIMIT = 10_000  # rejected rows listed in a receipt; all are counted
 
 
 @dataclass(frozen=True)
@@ -95,12 +94,12 @@ def validate_file(
             receipt.rows_read, receipt.bad_lines = loaded.rows_read, loaded.bad_lines
             con.execute(f"CREATE VIEW std AS SELECT * FROM read_parquet('{quote_str(work.parts)}/*.parquet')")
             check_row_count(settings, receipt.rows_read, history)
-            _check_rows(con, contract, night, receipt)
+            rows_set_aside = _check_rows(con, contract, night, receipt)
             # The sender's own limit, from the object given: the pre-check's stand-in for an
             # organisation not yet registered has no registry entry to look up.
             own = organisation.max_rejected_share
             limit = settings.validation.max_rejected_share if own is None else own
-            check_rejected_share(limit, receipt.rows_read, receipt.rows_rejected)
+            check_rejected_share(limit, receipt.rows_read, receipt.rows_rejected, rows_set_aside)
             receipt.rows_sensitive = con.execute(
                 f"SELECT count(*) FROM {Checked.accepted} WHERE {STD}sensitive"
             ).fetchall()[0][0]
@@ -146,34 +145,49 @@ class WorkFolder:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _check_rows(con: DuckDBPyConnection, contract: Contract, night: date, receipt: Receipt) -> None:
-    """Every rule in one scan of ``std``: (row, rule) pairs for the failures, into ``rejected``."""
+def _check_rows(con: DuckDBPyConnection, contract: Contract, night: date, receipt: Receipt) -> int:
+    """Every rule in one scan of ``std``: (row, rule) pairs for the failures. A row breaking
+    a rule that rejects goes to ``rejected`` with all its failures; the failures of rules
+    that set a value aside (:attr:`Rule.sets_aside`) in rows kept go to ``set_aside``.
+    Returns how many rows were kept with a value set aside."""
     con.execute(DUPLICATED_IDS_SQL)
     rules = row_rules(contract)
     flags = ", ".join(f"CASE WHEN {r.predicate} THEN {i} END" for i, r in enumerate(rules))
+    aside = [i for i, r in enumerate(rules) if r.sets_aside] or [-1]
     con.execute(
-        f"CREATE TABLE rejected AS SELECT row, ord FROM "
+        f"CREATE TEMP TABLE failed AS SELECT row, ord, list_contains({aside}, ord) AS aside FROM "
         f"(SELECT _row AS row, unnest([{flags}]) AS ord FROM std) WHERE ord IS NOT NULL",
         sql_params(night),
     )
-    by_rule = con.execute("SELECT ord, count(*) FROM rejected GROUP BY ord").fetchall()
+    con.execute("""
+        CREATE TABLE rejected AS SELECT row, ord FROM failed
+        WHERE row IN (SELECT row FROM failed WHERE NOT aside);
+        CREATE TABLE set_aside AS SELECT row, ord FROM failed ANTI JOIN rejected USING (row);
+    """)
+    by_rule = con.execute("SELECT ord, count(*) FROM failed GROUP BY ord").fetchall()
     receipt.rule_counts = {f"{rules[o].column}:{rules[o].rule}": n for o, n in sorted(by_rule)}
     listed = con.execute(f"SELECT row, ord FROM rejected ORDER BY row, ord LIMIT {RECEIPT_ROW_LIMIT}").fetchall()
     rejections = [RowRejection(row=n, column="*", rule="field_count") for n in receipt.bad_lines]
     rejections += [RowRejection(row=r, column=rules[o].column, rule=rules[o].rule) for r, o in listed]
     rejections.sort(key=lambda r: r.row)
     receipt.rejected_rows = rejections[:RECEIPT_ROW_LIMIT]
-    receipt.rejected_rows_total = len(receipt.bad_lines) + sum(n for _, n in by_rule)
+    receipt.rejected_rows_total = len(receipt.bad_lines) + con.execute("SELECT count(*) FROM rejected").fetchall()[0][0]
     rows_with_rules = con.execute("SELECT count(DISTINCT row) FROM rejected").fetchall()[0][0]
     receipt.rows_rejected = rows_with_rules + len(receipt.bad_lines)
     receipt.rows_accepted = receipt.rows_read - receipt.rows_rejected
+    listed = con.execute(f"SELECT row, ord FROM set_aside ORDER BY row, ord LIMIT {RECEIPT_ROW_LIMIT}").fetchall()
+    receipt.values_set_aside = [RowRejection(row=r, column=rules[o].column, rule=rules[o].rule) for r, o in listed]
+    receipt.values_set_aside_total = con.execute("SELECT count(*) FROM set_aside").fetchall()[0][0]
+    return con.execute("SELECT count(DISTINCT row) FROM set_aside").fetchall()[0][0]
 
 
 def _incomplete_rows(con: DuckDBPyConnection, contract: Contract) -> dict[str, int]:
-    """Accepted rows with a blank identity field, by column (the contract's missing_identity
-    option let them through): counts only, in the contract's column order."""
+    """Accepted rows with a blank identity field (blank as sent, or its value set aside), by
+    column (the contract's missing_identity option let them through): counts only, in the
+    contract's column order."""
+    fields = tuple(c.field for c in contract.columns if c.field in IDENTITY_FIELDS)
     columns = [c.name for c in contract.columns if c.field in IDENTITY_FIELDS]
-    counts = ", ".join(f"count(*) FILTER (WHERE {quote_ident(c)} IS NULL)" for c in columns)
+    counts = ", ".join(f"count(*) FILTER (WHERE {blank})" for blank in identity_blank_sql(contract, fields))
     [row] = con.execute(f"SELECT {counts} FROM {Checked.accepted}").fetchall()
     return {c: n for c, n in zip(columns, row, strict=True) if n}
 
