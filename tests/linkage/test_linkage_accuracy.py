@@ -180,3 +180,25 @@ def test_loose_given_name_levels_are_the_jaro_winkler_ones() -> None:
     gamma = {len(levels) - 1 - i: lv["label_for_charts"] for i, lv in enumerate(levels)}
     assert all("Jaro-Winkler" in gamma[g] for g in GIVEN_LOOSE_LEVELS)
     assert gamma[0] == "All other comparisons"
+
+
+def test_a_name_keyed_into_the_other_field_has_a_level_of_its_own() -> None:
+    """FEBRL-style field swaps ("Joel Bordin" and "Bordin Brody") fall to a level of their own,
+    not to "else" (which the twins guard refuses); twins (a shared family name, other given
+    names) still fall to "else"."""
+    given = comparisons()[0].get_comparison("duckdb").as_dict()
+    levels = [lv for lv in given["comparison_levels"] if not lv.get("is_null_level")]
+    gamma = " ".join(f"WHEN {lv['sql_condition']} THEN {len(levels) - 1 - i}" for i, lv in enumerate(levels[:-1]))
+    con = duckdb.connect()
+    rows = con.execute(f"""
+        SELECT CASE {gamma} ELSE 0 END FROM (
+            SELECT *, [given_l] AS given_formal_l, [given_r] AS given_formal_r FROM (VALUES
+                ('JOEL', 'BORDIN', 'BORDIN', 'BRODY'),
+                ('SMITH', 'AMY', 'AMY', 'JONES'),
+                ('AMY', 'ELLA', 'SMITH', 'SMITH'),
+                ('MIA', 'AVA', 'KHAN', 'KHAN')
+            ) t(given_l, family_l, given_r, family_r))
+    """).fetchall()
+    labels = [levels[len(levels) - 1 - g]["label_for_charts"] for (g,) in rows]
+    assert labels[:2] == ["One name in the other field, the other name different"] * 2
+    assert rows[2:] == [(0,), (0,)]

@@ -2,10 +2,12 @@
 
 Comparisons (each with a null level where a value can be missing):
 
-- given name: exact (term-frequency adjusted), one edit, a nickname or short form of the
+- given name: exact (term-frequency adjusted), the names transposed between the fields, one
+  name in the other field (the other name different), one edit, a nickname or short form of the
   same formal name, one a prefix of the other ("Stan", "Stanley"), Jaro-Winkler;
 - family name: exact (term-frequency adjusted), one edit, a shared part of a
-  double-barrelled name, Jaro-Winkler;
+  double-barrelled name, Jaro-Winkler (the two name-swap levels are weighed once, with the
+  given name);
 - date of birth: exact, one character different, day and month swapped, within a month,
   within a year (dates reach Splink as ISO strings: Splink issue #2714);
 - postcode: full, sector, district, area; sex; the organisation (same or different); and the
@@ -45,6 +47,10 @@ TRANSPOSED = (
     "(given_l = family_r AND damerau_levenshtein(family_l, given_r) <= 1) OR "
     "(family_l = given_r AND damerau_levenshtein(given_l, family_r) <= 1)"
 )
+# One name keyed into the other field, the other name different ("Joel Bordin", "Bordin
+# Brody"): a name swapped between fields and the other lost or replaced. Twins and siblings
+# share a family name, not one's given name as the other's family name, so this is no twins risk.
+CROSSED = "given_l = family_r OR family_l = given_r"
 NEUTRAL = 1e-5  # m = u: a level that moves the match weight neither way
 # decide() refuses a pair whose given names are unrelated (no shared identifier), the twins
 # guard, when the model could learn about twins: its given-name m came from pairs sharing
@@ -67,6 +73,7 @@ def comparisons() -> list[Any]:
             cll.NullLevel("given"),
             cll.ExactMatchLevel("given", term_frequency_adjustments=True),
             cll.CustomLevel(TRANSPOSED, "Given and family names transposed"),
+            cll.CustomLevel(CROSSED, "One name in the other field, the other name different"),
             cll.DamerauLevenshteinLevel("given", 1),
             cll.CustomLevel("list_has_any(given_formal_l, given_formal_r)", "Nickname or same formal name"),
             cll.CustomLevel(
@@ -86,6 +93,9 @@ def comparisons() -> list[Any]:
             cll.ExactMatchLevel("family", term_frequency_adjustments=True),
             # Counted once, in the given name's comparison: here it weighs nothing either way.
             cll.CustomLevel(TRANSPOSED, "Given and family names transposed (weighed with the given name)").configure(
+                m_probability=NEUTRAL, u_probability=NEUTRAL, fix_m_probability=True, fix_u_probability=True
+            ),
+            cll.CustomLevel(CROSSED, "One name in the other field (weighed with the given name)").configure(
                 m_probability=NEUTRAL, u_probability=NEUTRAL, fix_m_probability=True, fix_u_probability=True
             ),
             cll.DamerauLevenshteinLevel("family", 1),
