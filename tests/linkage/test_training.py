@@ -140,3 +140,35 @@ def test_a_night_says_which_model_linked_it_and_why(settings, tmp_path) -> None:
     second = link_pending(settings, night)
     assert second.model_version == 1
     assert second.model_reason.startswith("trained model v0001") and "EM sessions: given+family" in second.model_reason
+
+
+def test_u_is_taken_for_non_matches_not_for_random_pairs() -> None:
+    """Random pairs hold matches at the prior's rate: u sampled from them is unmixed,
+    u = (sampled - prior * m) / (1 - prior), floored at the sample's resolution and
+    renormalised; m, fixed levels and unobserved levels are left as they are."""
+    from childindex.linkage.model import unmix_u
+
+    levels = [
+        {"is_null_level": True},
+        {"m_probability": 0.7, "u_probability": 0.0010},  # exact: 0.7 of matches, 1e-3 of sampled pairs
+        {"m_probability": 0.09, "u_probability": 0.0001},  # transposed: nearly all of its sampled pairs match
+        {"m_probability": 0.01, "u_probability": None},  # never seen in the sample: left unestimated
+        {"m_probability": 0.2, "u_probability": 0.9989},  # else
+        {"m_probability": 1e-5, "u_probability": 1e-5, "fix_u_probability": True},
+    ]
+    comparisons = [{"output_column_name": "given", "comparison_levels": levels}]
+    prior, floor = 1e-3, 1e-6
+    [out] = unmix_u(comparisons, prior, floor)
+    got = [lv.get("u_probability") for lv in out["comparison_levels"]]
+    raw = [(0.0010 - prior * 0.7) / (1 - prior), max((0.0001 - prior * 0.09) / (1 - prior), floor)]
+    raw.append((0.9989 - prior * 0.2) / (1 - prior))
+    scale = (0.0010 + 0.0001 + 0.9989) / sum(raw)
+    assert got[1] == pytest.approx(raw[0] * scale) and got[2] == pytest.approx(raw[1] * scale)
+    assert got[3] is None and got[4] == pytest.approx(raw[2] * scale) and got[5] == 1e-5
+    assert [lv.get("m_probability") for lv in out["comparison_levels"]] == [lv.get("m_probability") for lv in levels]
+    assert levels[1]["u_probability"] == 0.0010, "the input is not changed"
+    # The transposed level's evidence grows by about 3 bits; with a negligible prior nothing moves.
+    assert got[2] < levels[2]["u_probability"] / 8
+    [same] = unmix_u(comparisons, 1e-9, floor)
+    for a, b in zip(same["comparison_levels"], levels, strict=True):
+        assert a.get("u_probability") == (None if b.get("u_probability") is None else pytest.approx(b["u_probability"]))

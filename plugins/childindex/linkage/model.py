@@ -21,6 +21,7 @@ frequencies, nothing about any child.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ IDENTIFIER_SESSIONS = ("nhs_key", "upn_key")
 GIVEN_VETO_MAX_M = 0.05
 DETERMINISTIC_RECALL = 0.88
 M_FLOOR = 1e-4  # see smooth()
+U_UNMIX_ROUNDS = 3  # see train(): u corrected for the matches among random pairs, until the prior settles
 
 
 def comparisons() -> list[Any]:
@@ -308,15 +310,25 @@ def train(con: Any, features: str, max_pairs_for_u: float = 5e6, seed: int = 42)
     # Enough random pairs to see levels as rare as one in a million, without sampling most
     # of a small dataset's pairs (5,000 records have 12.5 million).
     n = con.execute(f"SELECT count(*) FROM {features}").fetchall()[0][0]
-    linker.training.estimate_u_using_random_sampling(
-        max_pairs=min(max_pairs_for_u, max(U_MIN_PAIRS, U_PAIRS_PER_RECORD * n)), seed=seed
-    )
+    u_pairs = min(max_pairs_for_u, max(U_MIN_PAIRS, U_PAIRS_PER_RECORD * n))
+    linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=seed)
     for cols in sessions:
         linker.training.estimate_parameters_using_expectation_maximisation(
             block_on(*cols), estimate_without_term_frequencies=True
         )
     model = smooth(linker.misc.save_model_to_json())
+    sampled = copy.deepcopy(model["comparisons"])
     model["probability_two_random_records_match"] = estimate_prior(con, features, model)
+    # Random pairs include the matches among them: u from them is P(level | match) * prior too
+    # much. Negligible in a large index; in a small or densely duplicated extract (FEBRL1:
+    # a match in every thousand pairs) it understates every agreement, transposed names by
+    # 4 bits. Taken out with the prior and m just estimated, then the prior re-estimated.
+    for _ in range(U_UNMIX_ROUNDS):
+        prior = model["probability_two_random_records_match"]
+        model["comparisons"] = unmix_u(sampled, prior, floor=1 / min(u_pairs, max(n * (n - 1) / 2, 1)))
+        model["probability_two_random_records_match"] = estimate_prior(con, features, model)
+        if abs(model["probability_two_random_records_match"] / prior - 1) < 0.01:
+            break
     records = con.execute(f"SELECT count(*) FROM {features}").fetchall()[0][0]
     report = TrainingReport(
         records=records,
@@ -371,6 +383,27 @@ def estimate_prior(con: Any, features: str, model: dict, iterations: int = 50) -
     finally:
         con.execute("DROP TABLE IF EXISTS pair_bf")
     return prior
+
+
+def unmix_u(comparisons: list[dict], prior: float, floor: float) -> list[dict]:
+    """Comparisons with u taken as P(level | non-match) rather than P(level | random pair):
+    a random pair matches with probability ``prior``, so sampled u = prior * m + (1 - prior) * u.
+    Solved for u, at least ``floor`` (one pair in the sample: the estimate's resolution),
+    and renormalised to what the fixed levels leave. m and the fixed levels are kept."""
+    out = copy.deepcopy(comparisons)
+    for comparison in out:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        trained = [lv for lv in levels if not lv.get("fix_u_probability") and lv.get("u_probability") is not None]
+        if not trained:
+            continue
+        room = sum(lv["u_probability"] for lv in trained)
+        for lv in trained:
+            m = lv.get("m_probability") or 0.0
+            lv["u_probability"] = max((lv["u_probability"] - prior * m) / (1 - prior), floor)
+        total = sum(lv["u_probability"] for lv in trained)
+        for lv in trained:
+            lv["u_probability"] *= room / total
+    return out
 
 
 def smooth(model: dict, floor: float = M_FLOOR) -> dict:
