@@ -161,11 +161,18 @@ def test_check_names_its_sender_and_exits_by_outcome(data_dir, tmp_path) -> None
     assert f"from Test community health (synthetic) ({ORG['health']})" in text.output
     assert "Contract: health_chis v" in text.output
     one_bad = tmp_path / file_name("health", night + timedelta(days=1))
-    one_bad.write_bytes(render("health", [child(i) for i in range(1, 10)] + [child(10, date_of_birth="not-a-date")]))
+    one_bad.write_bytes(render("health", [child(i) for i in range(1, 10)] + [child(10, service="not-a-code")]))
     rows = runner.invoke(app, ["check", "--contract", "health_chis", str(one_bad), "--json"])
     assert rows.exit_code == 1, rows.output
     assert json.loads(rows.output)["outcome"] == "accepted_with_rejections"
     assert (json.loads(rows.output)["rows_accepted"], json.loads(rows.output)["rows_rejected"]) == (9, 1)
+    # A malformed date of birth is set aside (missing_identity: stage): every row kept, yet something to fix.
+    aside = tmp_path / file_name("health", night + timedelta(days=2))
+    aside.write_bytes(render("health", [child(i) for i in range(1, 10)] + [child(10, date_of_birth="not-a-date")]))
+    kept = runner.invoke(app, ["check", "--contract", "health_chis", str(aside), "--json"])
+    assert kept.exit_code == 1, kept.output
+    got = json.loads(kept.output)
+    assert (got["outcome"], got["rows_accepted"], got["values_set_aside_total"]) == ("accepted", 10, 1)
     # The health file checked as the education authority's: its name and columns are not the contract's.
     wrong = runner.invoke(app, ["check", "--organisation", ORG["education"], str(clean), "--json"])
     assert wrong.exit_code == 2, wrong.output

@@ -71,7 +71,9 @@ def _append_canaries(settings) -> None:
         bad = dict(by_name)
         bad[c.column_for("local_id").name] = local + "R"
         bad[c.column_for("given_name").name] = "Qzcanaryrejected"
-        bad[c.column_for("date_of_birth").name] = "not-a-date"
+        # A service outside the contract's codes rejects the row (a malformed date of birth
+        # would only be set aside: missing_identity: stage).
+        bad[c.column_for("service").name] = "not-a-service"
         bad_row = [bad.get(h, "QZCANARYEXTRA") for h in header]
         out = io.StringIO()
         w = csv.writer(out, delimiter=c.file.delimiter, lineterminator="\n")

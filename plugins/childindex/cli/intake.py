@@ -86,7 +86,8 @@ def check(
 ) -> None:
     """Check an extract before sending it: the same rules as intake, offline, no key needed.
 
-    Exit 0: every row would be accepted. 1: some rows would be rejected. 2: the whole file
+    Exit 0: every row would be accepted as sent. 1: some rows would be rejected, or kept
+    without a malformed identity value (set aside: fix it at source). 2: the whole file
     would be rejected.
     """
     import tempfile
@@ -105,4 +106,5 @@ def check(
         console.print_json(data=receipt.to_json())
     else:
         console.print(receipt.to_text(), markup=False, highlight=False)
-    raise typer.Exit(CHECK_EXIT[receipt.outcome])
+    code = CHECK_EXIT[receipt.outcome]
+    raise typer.Exit(1 if code == 0 and receipt.values_set_aside_total else code)
