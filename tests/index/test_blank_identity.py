@@ -178,3 +178,28 @@ def test_migration_0011_keeps_every_row_and_only_drops_not_null(empty_url: str) 
         conn.execute(text("INSERT INTO child VALUES ('C3', NULL, 'B', :d, 'F', NULL, :d, :d)"), {"d": d})
     migrate(url)
     assert _nullable(url) == after
+
+
+def test_a_childs_fields_come_from_its_best_record_that_has_each(settings_on) -> None:
+    """The health record is a child's best, but its date of birth was set aside (malformed):
+    the child shows social care's date of birth, not none, so it can be read and aged out."""
+    from tests.helpers import child
+
+    settings = settings_on
+    health = [child(1, date_of_birth="31/02/2012")] + [child(i) for i in range(2, 7)]  # 1 in 6: under the share
+    drop(settings, ORG["health"], render("health", health))
+    drop(settings, ORG["social_care"], render("social_care", [child(1, "social_care", postcode=None)]))
+    for code in (ORG["health"], ORG["social_care"]):
+        [result] = run_intake(settings, code, NIGHT)
+        assert result["rows_rejected"] == 0, result
+    assert link_pending(settings, NIGHT).records == 7
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.date_of_birth, c.postcode, count(*) FROM child c JOIN source_record s USING (child_id) "
+                "GROUP BY c.child_id, c.date_of_birth, c.postcode ORDER BY 3 DESC"
+            )
+        ).all()
+    dob = [str(r[0]) for r in rows]  # SQLite returns the ISO text
+    assert (dob[0], rows[0][1], rows[0][2]) == (str(child(1)["date_of_birth"]), child(1)["postcode"], 2)
+    assert sorted(dob[1:]) == sorted(str(child(i)["date_of_birth"]) for i in range(2, 7))

@@ -20,6 +20,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+# The identity fields a child row shows, each from its best record that has one (see plan()).
+CHILD_IDENTITY_FIELDS = ("given_name", "family_name", "date_of_birth", "sex", "postcode")
+
 
 def components(n_nodes: int, left: Any, right: Any) -> Any:
     """Component label per node for an undirected graph given as edge arrays."""
@@ -163,26 +166,28 @@ def plan(con: Any, night: date, model_version: int) -> dict:
         SELECT DISTINCT comp FROM assigned
         WHERE in_batch OR old_child_id IS DISTINCT FROM child_id
     """
+    # The best record: health first, then education, then the newest night.
+    order = "(CASE b.sector WHEN 'health' THEN 1 WHEN 'education' THEN 2 ELSE 3 END, -epoch(b.night), b.source_key)"
+    best_fields = ", ".join(
+        f"arg_min(b.{f}, {order}) FILTER (WHERE b.{f} IS NOT NULL) AS {f}" for f in CHILD_IDENTITY_FIELDS
+    )
     child = con.sql(
         f"""
         WITH touched AS ({changed_comps}),
         best AS (
-            SELECT a.comp, arg_min(b, (CASE b.sector WHEN 'health' THEN 1 WHEN 'education' THEN 2
-                                       ELSE 3 END, -epoch(b.night), b.source_key)) AS b,
-                   -- The postcode from the best record that has one: a sensitive record has none.
-                   arg_min(b.postcode, (CASE b.sector WHEN 'health' THEN 1 WHEN 'education' THEN 2
-                                        ELSE 3 END, -epoch(b.night), b.source_key))
-                       FILTER (WHERE b.postcode IS NOT NULL) AS postcode
+            -- Each field from the best record that has it: a sensitive record has no postcode,
+            -- and a record may be staged with a blank (or set-aside) identity field.
+            SELECT a.comp, {best_fields}
             FROM assigned a JOIN batch b USING (source_key) WHERE a.in_batch GROUP BY a.comp),
         prev AS (
             SELECT a.comp, arg_max(oc, oc.last_seen) AS oc, min(oc.first_seen) AS first_seen,
                    max(oc.last_seen) AS last_seen
             FROM assigned a JOIN old_child oc ON oc.child_id = a.old_child_id GROUP BY a.comp)
         SELECT cc.child_id,
-               coalesce(best.b.given_name, prev.oc.given_name) AS given_name,
-               coalesce(best.b.family_name, prev.oc.family_name) AS family_name,
-               coalesce(best.b.date_of_birth, prev.oc.date_of_birth) AS date_of_birth,
-               coalesce(best.b.sex, prev.oc.sex) AS sex,
+               coalesce(best.given_name, prev.oc.given_name) AS given_name,
+               coalesce(best.family_name, prev.oc.family_name) AS family_name,
+               coalesce(best.date_of_birth, prev.oc.date_of_birth) AS date_of_birth,
+               coalesce(best.sex, prev.oc.sex) AS sex,
                coalesce(best.postcode, prev.oc.postcode) AS postcode,
                least(coalesce(prev.first_seen, $night::DATE), $night::DATE) AS first_seen,
                greatest(coalesce(prev.last_seen, $night::DATE), CASE WHEN best.comp IS NULL
