@@ -28,6 +28,7 @@ STAGES = {
     "keys",
     "linkage",
     "index",
+    "notices",  # who must be told what tonight (issue 17, in progress)
     "retention",
     "reports",
     "orchestration",
