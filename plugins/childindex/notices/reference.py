@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from childindex.staging.pseudonymise import hmac_sql, key_params
+from childindex.staging.pseudonymise import hmac_hex, hmac_sql, key_params
 
 TAG_BYTES = 16
 BLOCK_BYTES = 32  # one HMAC-SHA256 output: the keystream's block
@@ -48,20 +48,20 @@ def subkeys(key: bytes, organisation: str) -> tuple[bytes, bytes]:
     return tag, enc
 
 
-def _mac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, f"{_DOMAIN}:{message}".encode(), hashlib.sha256).digest()
+def _tag(k_tag: bytes, local_id: str) -> str:
+    return hmac_hex(k_tag, _DOMAIN, local_id)[: 2 * TAG_BYTES]
 
 
 def _stream(enc: bytes, tag_hex: str, length: int) -> bytes:
     blocks = (length + BLOCK_BYTES - 1) // BLOCK_BYTES
-    return b"".join(_mac(enc, f"{tag_hex}:{i}") for i in range(blocks))[:length]
+    return bytes.fromhex("".join(hmac_hex(enc, _DOMAIN, f"{tag_hex}:{i}") for i in range(blocks)))[:length]
 
 
 def encrypt_reference(key: bytes, organisation: str, local_id: str) -> str:
     """The reference of one local id (tests, and the definition :func:`reference_sql` follows)."""
     k_tag, k_enc = subkeys(key, organisation)
     data = local_id.encode()
-    tag_hex = _mac(k_tag, local_id)[:TAG_BYTES].hex()
+    tag_hex = _tag(k_tag, local_id)
     body = bytes(a ^ b for a, b in zip(data, _stream(k_enc, tag_hex, len(data)), strict=True))
     return tag_hex + body.hex()
 
@@ -82,7 +82,7 @@ def decrypt_reference(key: bytes, organisation: str, reference: str) -> str:
         local_id = data.decode()
     except UnicodeDecodeError:
         raise ReferenceRefused("the reference does not check out for this organisation") from None
-    if not hmac.compare_digest(_mac(k_tag, local_id)[:TAG_BYTES].hex(), tag_hex):
+    if not hmac.compare_digest(_tag(k_tag, local_id), tag_hex):
         raise ReferenceRefused("the reference does not check out for this organisation")
     return local_id
 
