@@ -229,6 +229,7 @@ def test_json_leaves_out_working_state_and_includes_next_steps() -> None:
         "incomplete_rows",
         "values_set_aside",
         "values_set_aside_total",
+        "set_aside_counts",
         "receipt_version",
         "next_steps",
     }
@@ -415,11 +416,12 @@ def test_a_rejected_file_lists_values_set_aside_among_its_rejections() -> None:
         rejected_rows_total=1,
         values_set_aside=[RowRejection(1, "DOB", "date_format"), RowRejection(4, "Postcode", "postcode_format")],
         values_set_aside_total=2,
+        set_aside_counts={"DOB:date_format": 1, "Postcode:postcode_format": 1},
     )
     assert "Values set aside" in r.to_text() and SET_ASIDE_ADVICE in r.next_steps()
     r.reject("rejected_share_over_threshold", "too many")
     assert [(x.row, x.rule) for x in r.rejected_rows] == [(1, "date_format"), (3, "upn_check"), (4, "postcode_format")]
-    assert (r.rejected_rows_total, r.values_set_aside, r.values_set_aside_total) == (3, [], 0)
+    assert (r.rejected_rows_total, r.values_set_aside, r.values_set_aside_total, r.set_aside_counts) == (3, [], 0, {})
     assert (r.rows_accepted, r.rows_rejected) == (0, 4)
     assert "Values set aside" not in r.to_text() and SET_ASIDE_ADVICE not in r.next_steps()
     assert ADVICE["date_format"] in r.next_steps()

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # 2: organisation (code and name) and contract name instead of agency. Fields added since,
 # within version 2 (a reader of version 2 may ignore them): incomplete_rows, values_set_aside,
-# values_set_aside_total.
+# values_set_aside_total, set_aside_counts.
 RECEIPT_VERSION = 2
 
 # What the organisation should do, by rule. Keys are the rule names used in rejections.
@@ -165,6 +165,7 @@ class Receipt:
     # Malformed identity values in accepted rows, staged as blank (the contract's missing_identity).
     values_set_aside: list[RowRejection] = field(default_factory=list)  # the first 10,000
     values_set_aside_total: int = 0
+    set_aside_counts: dict[str, int] = field(default_factory=dict)  # "column:rule" -> rows, all of them
     receipt_version: int = RECEIPT_VERSION
     bad_lines: list[int] = field(default_factory=list, repr=False)  # working state, not written
 
@@ -179,7 +180,7 @@ class Receipt:
         merged = sorted(self.rejected_rows + self.values_set_aside, key=lambda r: r.row)
         self.rejected_rows = merged[:RECEIPT_ROW_LIMIT]
         self.rejected_rows_total += self.values_set_aside_total
-        self.values_set_aside, self.values_set_aside_total = [], 0
+        self.values_set_aside, self.values_set_aside_total, self.set_aside_counts = [], 0, {}
 
     def accept(self) -> None:
         self.outcome = "accepted_with_rejections" if self.rows_rejected else "accepted"

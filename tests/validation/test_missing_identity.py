@@ -149,6 +149,7 @@ def test_each_option_stages_and_rejects_exactly_what_it_says(lenient, tmp_path: 
     assert got == want_rejected
     assert {(r.row, r.column, r.rule) for r in receipt.values_set_aside} == want_aside
     assert receipt.values_set_aside_total == len(want_aside)
+    assert receipt.set_aside_counts == dict(Counter(f"{column}:{rule}" for _, column, rule in want_aside))
     assert bool(want_aside) == (option == "stage" or (option == "with_identifier" and contract.sector != "education"))
     rejected_rows = {row for row, _, _ in want_rejected}
     assert staged == [i for i in range(1, len(SPECS) + 1) if i not in rejected_rows]

@@ -92,7 +92,7 @@ def night_summary(settings: Settings, night: date) -> dict:
         # aside (kept rows, missing_identity) apart, by rule.
         elif receipt_path and Path(receipt_path).exists():
             data = json.loads(Path(receipt_path).read_text(encoding="utf-8"))
-            aside = Counter(f"{v['column']}:{v['rule']}" for v in data.get("values_set_aside", []))
+            aside = Counter(data.get("set_aside_counts", {}))  # every one, not the listed first 10,000
             set_aside = entry.setdefault("set_aside_by_rule", {})
             for key, n in data.get("rule_counts", {}).items():
                 if int(n) > aside[key]:

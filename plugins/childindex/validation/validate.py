@@ -177,7 +177,9 @@ def _check_rows(con: DuckDBPyConnection, contract: Contract, night: date, receip
     receipt.rows_accepted = receipt.rows_read - receipt.rows_rejected
     listed = con.execute(f"SELECT row, ord FROM set_aside ORDER BY row, ord LIMIT {RECEIPT_ROW_LIMIT}").fetchall()
     receipt.values_set_aside = [RowRejection(row=r, column=rules[o].column, rule=rules[o].rule) for r, o in listed]
-    receipt.values_set_aside_total = con.execute("SELECT count(*) FROM set_aside").fetchall()[0][0]
+    aside_by_rule = con.execute("SELECT ord, count(*) FROM set_aside GROUP BY ord").fetchall()
+    receipt.set_aside_counts = {f"{rules[o].column}:{rules[o].rule}": n for o, n in sorted(aside_by_rule)}
+    receipt.values_set_aside_total = sum(n for _, n in aside_by_rule)
     return con.execute("SELECT count(DISTINCT row) FROM set_aside").fetchall()[0][0]
 
 
