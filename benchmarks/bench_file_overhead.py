@@ -106,6 +106,7 @@ def main() -> None:
                 **os.environ,
                 "CHILDINDEX_DATA_DIR": str(root / mode),
                 "CHILDINDEX_PSEUDONYMISATION_KEY": KEY,
+                "CHILDINDEX_REFERENCE_KEY": "benchmark-reference-key-" + "0" * 40,
             }
             files = prepare(args.children, root / mode, env)
             if mode == "cold":

@@ -120,6 +120,7 @@ def main() -> None:
         **os.environ,
         "CHILDINDEX_DATA_DIR": str(data),
         "CHILDINDEX_PSEUDONYMISATION_KEY_FILE": str(key),
+        "CHILDINDEX_REFERENCE_KEY": "benchmark-reference-key-" + "0" * 40,
         "CHILDINDEX_ORGANISATIONS_FILE": str(REGISTRY),
         # A large first load: no row-count band (there is no history) and no staging expiry.
         "CHILDINDEX_RETENTION__STAGING_DAYS": "365",

@@ -348,6 +348,7 @@ def run_dataset(name: str, wheel: Path, work: Path, analysis: bool) -> dict:
     env.update(
         CHILDINDEX_DATA_DIR=str(data),
         CHILDINDEX_PSEUDONYMISATION_KEY_FILE=str(key),
+        CHILDINDEX_REFERENCE_KEY="benchmark-reference-key-" + "0" * 40,
         CHILDINDEX_ORGANISATIONS_FILE=str(registry),
     )
     os.environ.clear()

@@ -310,6 +310,7 @@ def night(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         **os.environ,
         "CHILDINDEX_DATA_DIR": str(work / "data"),
         "CHILDINDEX_PSEUDONYMISATION_KEY_FILE": str(work / "key"),
+        "CHILDINDEX_REFERENCE_KEY": "benchmark-reference-key-" + "0" * 40,
         "CHILDINDEX_ORGANISATIONS_FILE": str(registry_file),
     }
     drop = None

@@ -5,7 +5,7 @@ index tables (children, their organisations' source records, involvements, and t
 organisation and area rows publish syncs) are built from the project's generator (true
 identities of a 1M-child population, one source record per sector that knows the child,
 HMAC-shaped keys from DuckDB's sha256) as Arrow tables, then written with
-``childindex.index.store._insert`` (COPY on PostgreSQL) in one transaction, with the
+``childindex.index.store.insert_arrow`` (COPY on PostgreSQL) in one transaction, with the
 schema's indexes in place, and committed. For contrast, the previous path (executemany)
 loads the first 5% of the children into a second database.
 
@@ -109,14 +109,14 @@ def load(url: str, tables, copy: bool) -> float:
 
     from childindex.index.db import engine_for, migrate
     from childindex.index.models import Area, Child, Involvement, Organisation, SourceRecord
-    from childindex.index.store import _FETCH_BATCH, _insert
+    from childindex.index.store import _FETCH_BATCH, insert_arrow
 
     migrate(url)
     start = time.perf_counter()
     with engine_for(url).begin() as conn:
         for model, table in zip((Organisation, Area, Child, SourceRecord, Involvement), tables, strict=True):
             if copy:
-                _insert(conn, model, table)
+                insert_arrow(conn, model, table)
             else:  # the path before COPY: the driver's executemany
                 for batch in table.to_batches(_FETCH_BATCH):
                     conn.execute(insert(model), batch.to_pylist())

@@ -13,13 +13,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE
 -- The registry's organisations and areas, as publish last copied them (no child's data).
 GRANT SELECT, INSERT, UPDATE, DELETE ON organisation, area TO childindex_loader;
 GRANT SELECT, INSERT ON key_epoch TO childindex_loader;
+-- Notices (the loader writes them after linkage): keys, nights and counts only.
+GRANT SELECT, INSERT, UPDATE, DELETE ON notice_pending, notice_told, notice_ledger TO childindex_loader;
 GRANT SELECT ON deletion_log TO childindex_loader;
 
 -- Retention: reads what its rules test, deletes, marks expired staging in the ledger, and
 -- logs its certificate. It never inserts or changes a child's data.
 GRANT SELECT, DELETE
     ON child, source_record, involvement, child_id_history, review_item, link_decision, file_ledger, night_metric,
-       deletion_log
+       deletion_log, notice_pending, notice_told, notice_ledger
     TO childindex_retention;
 GRANT UPDATE (status) ON file_ledger TO childindex_retention;
 GRANT INSERT ON deletion_log TO childindex_retention;
@@ -39,7 +41,8 @@ DO $$
 BEGIN
     IF current_setting('server_version_num')::int >= 170000 THEN
         EXECUTE 'GRANT MAINTAIN ON child, source_record, involvement, child_id_history, review_item, link_decision, '
-                'file_ledger, night_metric, deletion_log TO childindex_retention';
+                'file_ledger, night_metric, deletion_log, notice_pending, notice_told, notice_ledger '
+                'TO childindex_retention';
     END IF;
 END
 $$;

@@ -24,6 +24,7 @@ os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
 
 TEST_KEY = "test-only-key-" + "0123456789abcdef" * 3  # synthetic data only
+TEST_REFERENCE_KEY = "test-only-reference-key-" + "fedcba9876543210" * 3
 # One area, one organisation per sector (tests/helpers.py ORG names them); tests of many
 # organisations set CHILDINDEX_ORGANISATIONS_FILE themselves.
 TEST_REGISTRY = Path(__file__).with_name("organisations.yaml")
@@ -44,6 +45,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "data"
     monkeypatch.setenv("CHILDINDEX_DATA_DIR", str(d))
     monkeypatch.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", TEST_KEY)
+    monkeypatch.setenv("CHILDINDEX_REFERENCE_KEY", TEST_REFERENCE_KEY)
     monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(TEST_REGISTRY))
     return d
 

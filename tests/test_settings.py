@@ -162,3 +162,16 @@ def test_a_broken_registry_is_named(monkeypatch: pytest.MonkeyPatch, data_dir: P
     monkeypatch.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(tmp_path / "missing.yaml"))
     with pytest.raises(RegistryError, match="cannot read the organisations registry"):
         load_settings().registry  # noqa: B018
+
+
+def test_the_reference_key_is_required_and_must_differ_from_the_pseudonymisation_key(
+    data_dir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHILDINDEX_REFERENCE_KEY")
+    with pytest.raises(SettingsError, match="CHILDINDEX_REFERENCE_KEY_FILE") as info:
+        load_settings().reference_key_bytes  # noqa: B018
+    assert "reference key missing" in str(info.value)
+    monkeypatch.setenv("CHILDINDEX_REFERENCE_KEY", os.environ["CHILDINDEX_PSEUDONYMISATION_KEY"])
+    with pytest.raises(SettingsError, match="must differ from the pseudonymisation key") as info:
+        load_settings().reference_key_bytes  # noqa: B018
+    assert os.environ["CHILDINDEX_PSEUDONYMISATION_KEY"] not in str(info.value)

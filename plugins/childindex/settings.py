@@ -112,6 +112,11 @@ class RetentionSettings(BaseModel):
     receipts_days: int = _period(
         "receipts_days", 0, "Delete receipts from organisations' outboxes after this many days."
     )
+    notices_days: int = _period(
+        "notices_days",
+        0,
+        "Delete notice files from organisations' outboxes, and their ledger rows, after this many days.",
+    )
     airflow_metadata_days: int = _period(
         "airflow_metadata_days", 1, "Clean Airflow's metadata older than this many days."
     )
@@ -163,6 +168,24 @@ class LinkageSettings(BaseModel):
         return self
 
 
+class NoticeSettings(BaseModel):
+    """Who is told of a child's other involvements, and what of a shielded one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lookback_days: int = Field(
+        365,
+        ge=0,
+        description="An involvement that ended more than this many days ago is neither announced nor told "
+        "(CP-IS looks back 12 months).",
+    )
+    sensitive: Literal["announce", "withhold"] = Field(
+        "announce",
+        description="A shielded involvement: 'announce' says only that a sensitive service is involved and its "
+        "contact route; 'withhold' tells no one of it (and it is told nothing).",
+    )
+
+
 # Folders under DATA_DIR unless set on their own.
 _FOLDERS = {
     "drop_root": "drop",
@@ -206,6 +229,12 @@ class Settings(BaseSettings):
         None, description="Key for the keyed HMAC of identifiers (at least 32 bytes). Never commit it."
     )
     pseudonymisation_key_file: Path | None = Field(None, description="File holding the key instead (mode 0600).")
+    reference_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts each organisation's local ids so a notice can name its own record "
+        "(at least 32 bytes, not the pseudonymisation key). Never commit it.",
+    )
+    reference_key_file: Path | None = Field(None, description="File holding the reference key instead (mode 0600).")
     ground_truth_dir: Path | None = Field(
         None, description="Synthetic ground truth, for accuracy figures in demos and tests only."
     )
@@ -228,6 +257,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     validation: ValidationPolicy = Field(default_factory=ValidationPolicy)
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
+    notices: NoticeSettings = Field(default_factory=NoticeSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -301,6 +331,18 @@ class Settings(BaseSettings):
         """The pseudonymisation key, as bytes. Raises SettingsError when absent or weak."""
         return _resolve_key(self)
 
+    @cached_property
+    def reference_key_bytes(self) -> bytes:
+        """The reference key (staging/reference.py), as bytes. SettingsError when absent, weak,
+        or the pseudonymisation key itself: one leaked key must not open both."""
+        key = _resolve_key(self, "reference")
+        if key == _resolve_key(self):
+            raise SettingsError(
+                f"{ENV_PREFIX}REFERENCE_KEY: the reference key must differ from the pseudonymisation key "
+                "(docs/notices.md); 'childindex init-key FILE' creates one"
+            )
+        return key
+
     def ensure_dirs(self) -> None:
         """Create every folder, including each organisation's drop folder and outbox."""
         folders = [
@@ -336,19 +378,20 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def _resolve_key(settings: Settings) -> bytes:
-    env_key = f"{ENV_PREFIX}PSEUDONYMISATION_KEY"
-    env_file = f"{ENV_PREFIX}PSEUDONYMISATION_KEY_FILE"
-    if settings.pseudonymisation_key is not None:
-        key = settings.pseudonymisation_key.get_secret_value().encode()
+def _resolve_key(settings: Settings, name: Literal["pseudonymisation", "reference"] = "pseudonymisation") -> bytes:
+    env_key = f"{ENV_PREFIX}{name.upper()}_KEY"
+    env_file = f"{ENV_PREFIX}{name.upper()}_KEY_FILE"
+    value: SecretStr | None = getattr(settings, f"{name}_key")
+    file: Path | None = getattr(settings, f"{name}_key_file")
+    if value is not None:
+        key = value.get_secret_value().encode()
         origin = env_key
-    elif settings.pseudonymisation_key_file is not None:
-        path = settings.pseudonymisation_key_file
-        origin = f"{env_file} ({path})"
-        key = read_key_file(path, origin)
+    elif file is not None:
+        origin = f"{env_file} ({file})"
+        key = read_key_file(file, origin)
     else:
         raise SettingsError(
-            f"pseudonymisation key missing: set {env_key}, or {env_file} to a file of mode 0600 "
+            f"{name} key missing: set {env_key}, or {env_file} to a file of mode 0600 "
             f"(looked in the environment and in the file named by {ENV_PREFIX}CONFIG_FILE, if any); "
             "'childindex init-key FILE' creates one"
         )

@@ -140,7 +140,7 @@ def test_migration_0011_keeps_every_row_and_only_drops_not_null(empty_url: str) 
         )
     before = _nullable(url)
     assert "given_name" not in before["child"] and "match_key" not in before["source_record"]
-    migrate(url)
+    _to(url, "0011")
     after = _nullable(url)
     assert after["child"] == set(NULLABLE_NOW["child"]) and after["source_record"] >= {"match_key"}
     assert after["source_record"] - {"match_key"} == before["source_record"]
@@ -176,7 +176,7 @@ def test_migration_0011_keeps_every_row_and_only_drops_not_null(empty_url: str) 
     assert _nullable(url) == before
     with pytest.raises(Exception, match="(?i)null"), engine_for(url).begin() as conn:
         conn.execute(text("INSERT INTO child VALUES ('C3', NULL, 'B', :d, 'F', NULL, :d, :d)"), {"d": d})
-    migrate(url)
+    _to(url, "0011")
     assert _nullable(url) == after
 
 

@@ -20,6 +20,9 @@ EXPECTED = {
     "key_epoch",
     "organisation",
     "area",
+    "notice_pending",
+    "notice_told",
+    "notice_ledger",
     "alembic_version",
 }
 

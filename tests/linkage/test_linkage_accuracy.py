@@ -51,6 +51,7 @@ def linked(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"accuracy-{profile}")
     mp = pytest.MonkeyPatch()
     mp.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", "k" * 40)
+    mp.setenv("CHILDINDEX_REFERENCE_KEY", "r" * 40)
     mp.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(write_registry(root / "registry.yaml", "North East", areas=4)))
     settings = load_settings(data_dir=root / "data")
     settings.ensure_dirs()

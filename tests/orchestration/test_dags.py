@@ -51,7 +51,10 @@ def test_linkage_is_scheduled_on_the_staging_asset(dagbag) -> None:
 
     dag = dagbag.dags["link_and_publish"]
     assert dag.timetable.asset_condition.uri == STAGED.uri
-    assert [o.uri for o in dag.get_task("link").outlets] == [INDEX.uri]
+    # The index Asset (which the night summary waits for) once the night's notices are out.
+    assert dag.get_task("link").outlets == []
+    assert [o.uri for o in dag.get_task("notify").outlets] == [INDEX.uri]
+    assert dag.get_task("notify").upstream_task_ids == {"link"}
     assert dag.max_active_runs == 1
 
 

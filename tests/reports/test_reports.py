@@ -49,6 +49,7 @@ def test_a_multi_night_report_is_complete_and_self_contained(settings) -> None:
         "probabilities",
         "review_queue",
         "cross_authority",
+        "notices",
         "retention",
     }
     assert all(len(data) > 2000 for _, data in plots)

@@ -73,6 +73,8 @@ def test_unseen_records_children_and_files_go(settings) -> None:
         "review_item": 0,
         "source_record": 3,
         "link_decision": 0,
+        "notice_told": 0,
+        "notice_pending": 3,  # the records linkage listed for the notices stage, which did not run
     }
     assert rules["child_orphaned"]["rows_deleted"] == {"child": 3}
     assert rules["archive"]["files_deleted"] == 1

@@ -53,7 +53,7 @@ def test_every_service_and_volume_is_there(compose) -> None:
             continue
         mounts = {v.split(":")[0] for v in service["volumes"]}
         assert {"drop", "quarantine", "outbox", "reports", "childindex-data"} <= mounts, name
-        assert service["secrets"] == ["pseudonymisation_key"]
+        assert service["secrets"] == ["pseudonymisation_key", "reference_key"]
 
 
 def test_the_api_server_reads_reports_and_receipts_only(compose) -> None:
@@ -65,7 +65,9 @@ def test_the_api_server_reads_reports_and_receipts_only(compose) -> None:
         "outbox:/data/outbox:ro",
         "reports:/data/reports:ro",
     ]
-    assert not {"CHILDINDEX_INDEX_URL", "CHILDINDEX_PSEUDONYMISATION_KEY_FILE"} & set(service["environment"])
+    assert not {"CHILDINDEX_INDEX_URL", "CHILDINDEX_PSEUDONYMISATION_KEY_FILE", "CHILDINDEX_REFERENCE_KEY_FILE"} & set(
+        service["environment"]
+    )
 
 
 def test_workers_scale_and_long_running_services_are_health_checked(compose) -> None:

@@ -186,6 +186,36 @@ def test_the_summary_reports_the_night(night) -> None:
     assert rules["airflow_metadata"]["rows_deleted"].get("airflow.dag_run") == 0
 
 
+def test_the_night_tells_every_organisation_involved_and_it_is_true(night) -> None:
+    """The link_and_publish DAG's notices: one per organisation and child known to several,
+    in both formats, counted in the summary and the report, and true against the truth."""
+    from childindex.notices.files import notice_paths
+    from childindex.reports import summary_path
+
+    settings, _, _ = night
+    s = json.loads(summary_path(settings, NIGHT).read_text())
+    n = s["notices"]
+    con = _index(settings)
+    shared = con.execute(
+        "SELECT count(*) FROM (SELECT child_id, count(DISTINCT organisation) k FROM source_record GROUP BY 1) "
+        "WHERE k > 1"
+    ).fetchone()[0]
+    per_child = con.execute(
+        "SELECT sum(k) FROM (SELECT child_id, count(DISTINCT organisation) k FROM source_record GROUP BY 1) WHERE k > 1"
+    ).fetchone()[0]
+    assert shared > 50 and n["notices_sent"] == per_child and n["notices_organisations"] == 3
+    assert sum(e["notices_sent"] for e in s["organisations"].values()) == per_child
+    assert n["precision"] >= 0.999 and n["recall"] >= 0.98 and n["false"] <= 1 and n["retractions_sent"] == 0
+    for code in ORG.values():
+        json_path, csv_path = notice_paths(settings.outbox(code), NIGHT)
+        document = json.loads(json_path.read_text())
+        assert document["schema"] == "childindex-notices/1" and document["organisation"]["code"] == code
+        assert s["organisations"][code]["notices_sent"] == len(document["notices"])
+        assert csv_path.read_text().startswith("night,notice_id,kind,reference,new,")
+    report = (settings.reports_dir / "quality" / f"night-{NIGHT}.html").read_text()
+    assert 'id="plot-notices"' in report and 'id="notice-accuracy"' in report
+
+
 def test_a_rerun_of_the_night_gives_the_same_index(night) -> None:
     from childindex.simulation import demo
 
@@ -196,9 +226,15 @@ def test_a_rerun_of_the_night_gives_the_same_index(night) -> None:
         con = _index(settings)
         return [con.execute(q).fetchall() for q in dump.split("; ")]
 
-    before = snapshot()
+    notices = sorted(p for p in settings.outbox_root.rglob("notices-*"))
+
+    def files() -> list[bytes]:
+        return [p.read_bytes() for p in notices]
+
+    before, told = snapshot(), files()
     demo.run_dags(env, NIGHT, paths.log_file, ("intake", "link_and_publish"))
     assert snapshot() == before
+    assert notices and files() == told, "a rerun of the night adds no notice"
 
 
 @pytest.fixture(scope="module")
@@ -367,11 +403,21 @@ def test_no_canary_leaks_anywhere(night) -> None:
     assert con.execute("SELECT count(*) FROM child WHERE given_name = 'Qzcanaryfirst'").fetchone()[0] >= 1
     # Names may be in the index and staging (that is the index's purpose); nowhere else.
     holders = {p for p in every_file if p.name.startswith("index.sqlite") or p.is_relative_to(settings.staging_dir)}
-    logs_and_reports = [p for p in every_file if p not in originals and p not in holders]
+    # A notice names the child by its organisation's own reference (its local id), and nothing
+    # else of any record: the other organisations' ids, names and addresses never.
+    notices = {p for p in every_file if p.parent.name == "notices" and p.is_relative_to(settings.outbox_root)}
+    logs_and_reports = [p for p in every_file if p not in originals and p not in holders and p not in notices]
     assert any(p.is_relative_to(paths.airflow_home) and p.suffix == ".log" for p in logs_and_reports)
     assert any(p.name == "airflow.db" for p in logs_and_reports), "XComs are scanned"
     assert any(p.is_relative_to(settings.outbox_root) for p in logs_and_reports)
     assert _scan(logs_and_reports, CANARY_NAMES + CANARY_IDS) == []
+    own = {"health": "HQZ0000001", "education": "PQZ0001", "social_care": "77700001"}
+    for sector, reference in own.items():
+        mine = sorted(p for p in notices if p.is_relative_to(settings.outbox(ORG[sector])))
+        assert {p.suffix for p in mine} == {".json", ".csv"}, sector
+        assert {n for _, n in _scan(mine, [reference])} == {reference}, f"{sector} is told of the canary child"
+        others = [n for n in CANARY_NAMES + CANARY_IDS if n != reference]
+        assert _scan(mine, others) == [], sector
     # Identifiers appear nowhere but in the organisations' own files: the index holds HMACs only.
     assert _scan(sorted(holders), CANARY_IDS) == []
     # Non-whitelisted values never reach the index or staging.
@@ -398,6 +444,8 @@ def test_the_demo_command_twice_gives_the_same_index(tmp_path: Path) -> None:
         "rejected",
         "children in the index",
         "records linked",
+        "notices: ",
+        "notices against ground truth",
         "precision",
         "recall",
         "time taken",

@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from childindex.orchestration import night_of
 from childindex.organisations import load_registry
 from childindex.settings import REGISTRY_FILE
-from tests.conftest import PG_ADMIN_URL, TEST_KEY
+from tests.conftest import PG_ADMIN_URL, TEST_KEY, TEST_REFERENCE_KEY
 from tests.system.test_report_browser import PLOTS
 
 REDIS = ("127.0.0.1", 6379)
@@ -115,6 +115,7 @@ def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path)
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "CHILDINDEX_DATA_DIR": str(tmp_path / "data"),
         "CHILDINDEX_PSEUDONYMISATION_KEY": TEST_KEY,
+        "CHILDINDEX_REFERENCE_KEY": TEST_REFERENCE_KEY,
         "CHILDINDEX_INDEX_URL": pg_url,
         "CHILDINDEX_TASK_RETRIES": "0",
         "CHILDINDEX_ORGANISATIONS_FILE": str(REGISTRY_FILE),  # the demo's world: 30 organisations, 12 areas

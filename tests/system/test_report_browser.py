@@ -25,6 +25,7 @@ PLOTS = {
         "probabilities",
         "review_queue",
         "cross_authority",
+        "notices",
         "retention",
     )
 }

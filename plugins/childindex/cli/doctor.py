@@ -43,6 +43,7 @@ def diagnose() -> list[Check]:
         return [Check("settings", False, str(exc))]
     checks = [Check("settings", True, "loaded (environment and CHILDINDEX_CONFIG_FILE)")]
     checks.append(_run("pseudonymisation key", lambda: _key(settings)))
+    checks.append(_run("reference key", lambda: _reference_key(settings)))
     checks.append(_run("index database", lambda: _database(settings)))
     if checks[-1].ok:
         checks.append(_run("index schema", lambda: _schema(settings)))
@@ -83,6 +84,17 @@ def _key(settings: Settings) -> str:
     except SettingsError as exc:
         raise Problem(str(exc)) from None
     return f"present, {len(key)} bytes, key id {key_id(key)}"
+
+
+def _reference_key(settings: Settings) -> str:
+    from childindex.errors import SettingsError
+    from childindex.staging.pseudonymise import key_id
+
+    try:
+        key = settings.reference_key_bytes
+    except SettingsError as exc:
+        raise Problem(str(exc)) from None
+    return f"present, {len(key)} bytes, key id {key_id(key)}; differs from the pseudonymisation key"
 
 
 def _database(settings: Settings) -> str:

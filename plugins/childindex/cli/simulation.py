@@ -226,6 +226,28 @@ def _time_travel_settings(overrides: dict[str, Any]) -> Settings:
     return settings
 
 
+def _print_notices(s: dict[str, Any]) -> None:
+    """How many notices went to whom, and how many were true (counts only)."""
+    n = s.get("notices") or {}
+    if not n:
+        return
+    by_sector = ", ".join(f"{sector} {e.get('notices_sent', 0)}" for sector, e in s["sectors"].items())
+    busiest = sorted(((e.get("notices_sent", 0), code) for code, e in s["organisations"].items()), reverse=True)
+    top = ", ".join(f"{code} {k}" for k, code in busiest[:3] if k)
+    console.print(
+        f"notices: {n.get('notices_sent', 0)} to {n.get('notices_organisations', 0)} organisations "
+        f"(by sector: {by_sector}; most: {top or 'none'}), "
+        f"{n.get('retractions_sent', 0)} retractions; files in each outbox's notices/ folder"
+    )
+    if "due" in n:
+        console.print(
+            f"notices against ground truth: {n['true']} true and {n['false']} false items told "
+            f"(precision {n.get('precision', 1.0):.4f}); {n['missed']} of {n['due']} true new co-involvements "
+            f"missed (recall {n.get('recall', 1.0):.4f}); across authority areas precision "
+            f"{n.get('precision_cross_area', 1.0):.4f}, recall {n.get('recall_cross_area', 1.0):.4f}"
+        )
+
+
 def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> None:
     from childindex.reports.build import report_path
 
@@ -266,6 +288,7 @@ def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> Non
             f"{acc['cross_authority_pairs_true']:.0f} true pairs of records in different areas "
             f"({acc['cross_authority_children']:.0f} children in several areas)"
         )
+    _print_notices(s)
     console.print(f"time taken: {seconds:.1f} s")
     console.print(f"index: {s['index_url']}")
     console.print(f"receipts: {settings.outbox_root}")

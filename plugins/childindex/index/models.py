@@ -33,6 +33,7 @@ NAMING = {
 }
 
 KEY = String(64)  # hex HMAC-SHA256
+REF_CHARS = 2 * (16 + 400)  # hex of a reference: 16-byte tag, a local id of up to 400 bytes
 
 
 class Base(DeclarativeBase):
@@ -91,6 +92,9 @@ class SourceRecord(Base):
     nhs_key: Mapped[str | None] = mapped_column(KEY)
     upn_key: Mapped[str | None] = mapped_column(KEY)
     match_key: Mapped[str | None] = mapped_column(KEY)  # None when a name or the date of birth was blank (0011)
+    # The organisation's local id under the reference key (staging/reference.py): what a notice
+    # names the child by in the organisation's own system. None for records staged before 0012.
+    local_ref: Mapped[str | None] = mapped_column(String(REF_CHARS))
     first_seen: Mapped[date] = mapped_column(Date)
     last_seen: Mapped[date] = mapped_column(Date, index=True)
     # The record's identity fields as the organisation last sent them (standardised), which
@@ -223,3 +227,40 @@ class KeyEpoch(Base):
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     key_id: Mapped[str] = mapped_column(String(16))  # pseudonymise.key_id of the key
     since: Mapped[date] = mapped_column(Date)
+
+
+class NoticePending(Base):
+    """Records that came tonight or whose child tonight's linkage changed: the notices stage
+    looks at their children, then forgets them. Keys only."""
+
+    __tablename__ = "notice_pending"
+
+    source_key: Mapped[str] = mapped_column(KEY, primary_key=True)
+    night: Mapped[date] = mapped_column(Date)
+
+
+class NoticeTold(Base):
+    """Which organisation's record was told of which other involvement on the same child: the
+    memory that stops a second notice and lets a split be retracted. Keys and a night only.
+    No foreign keys: a re-sent record is replaced, and what its organisation was told must
+    outlive that; retention deletes a row once either record has gone."""
+
+    __tablename__ = "notice_told"
+
+    recipient_key: Mapped[str] = mapped_column(KEY, primary_key=True)  # the told organisation's record
+    other_key: Mapped[str] = mapped_column(KEY, primary_key=True, index=True)  # the involvement it was told of
+    night: Mapped[date] = mapped_column(Date)
+
+
+class NoticeLedger(Base):
+    """Notice files written: per night, organisation and kind, counts and the file's name;
+    never a child or a reference."""
+
+    __tablename__ = "notice_ledger"
+
+    night: Mapped[date] = mapped_column(Date, primary_key=True)
+    organisation: Mapped[str] = mapped_column(CODE, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # notice | retraction
+    children: Mapped[int] = mapped_column(Integer)  # notices (one per child) of this kind
+    involvements: Mapped[int] = mapped_column(Integer)  # involvements they announce or withdraw
+    file_name: Mapped[str] = mapped_column(String(255))

@@ -32,6 +32,7 @@ from childindex.index.models import (
     Involvement,
     LinkDecision,
     NightMetric,
+    NoticePending,
     Organisation,
     ReviewItem,
     SourceRecord,
@@ -111,7 +112,7 @@ def read_arrow(url: str, queries: list[tuple[Any, Any]]) -> list[Any]:
         return [fetch_arrow(conn, stmt, schema) for stmt, schema in queries]
 
 
-def _insert(conn: Connection, model: Any, table: Any) -> None:
+def insert_arrow(conn: Connection, model: Any, table: Any) -> None:
     """Bulk insert an Arrow table, a batch of rows at a time (bounded memory): COPY on
     PostgreSQL, the driver's executemany on SQLite."""
     if conn.dialect.name == "postgresql":
@@ -164,7 +165,7 @@ def _chunks(values: list[Any], size: int = _KEY_CHUNK) -> Iterator[list[Any]]:
         yield values[i : i + size]
 
 
-def _delete_in(conn: Connection, table: Any, column: Any, values: list) -> int:
+def delete_in(conn: Connection, table: Any, column: Any, values: list) -> int:
     n = 0
     stmt = delete(table).where(column.in_(bindparam("keys", expanding=True)))
     for chunk in _chunks(values):
@@ -206,7 +207,7 @@ def publish(
             present = child["in_index"]
             for batch in child.filter(present).select(fields).to_batches(_FETCH_BATCH):
                 conn.execute(update_stmt, [{f"b_{k}": v for k, v in r.items()} for r in batch.to_pylist()])
-            _insert(conn, Child, child.filter(pc.invert(present)).select(fields))
+            insert_arrow(conn, Child, child.filter(pc.invert(present)).select(fields))
             # 2. Existing records whose child changed (merges and splits).
             remap = _rows(plan["remap"])
             if remap:
@@ -225,11 +226,11 @@ def publish(
                 )
                 for chunk in _chunks(relinked):
                     conn.execute(stmt, {"keys": chunk})
-            _delete_in(conn, Involvement.__table__, Involvement.source_key, keys)
-            _delete_in(conn, SourceRecord.__table__, SourceRecord.source_key, keys)
+            delete_in(conn, Involvement.__table__, Involvement.source_key, keys)
+            delete_in(conn, SourceRecord.__table__, SourceRecord.source_key, keys)
             if keys:
-                _insert(conn, SourceRecord, plan["source_record"])
-                _insert(conn, Involvement, plan["involvement"])
+                insert_arrow(conn, SourceRecord, plan["source_record"])
+                insert_arrow(conn, Involvement, plan["involvement"])
             # 4. Ids that no longer hold any record were merged away.
             retired = plan["retired"]["child_id"].to_pylist()
             for chunk in _chunks(retired):
@@ -240,6 +241,9 @@ def publish(
                     ).bindparams(bindparam("ids", expanding=True)),
                     {"ids": chunk},
                 )
+            pending = plan["notice_pending"]
+            delete_in(conn, NoticePending.__table__, NoticePending.source_key, pending["source_key"].to_pylist())
+            insert_arrow(conn, NoticePending, pending)
             review = _rows(plan["review"])
             if review:
                 conn.execute(insert(ReviewItem), review)
@@ -255,7 +259,7 @@ def publish(
 def _sync(conn: Connection, model: Any, rows: list[dict[str, str]]) -> None:
     """Upsert rows by code (delete + insert: portable). Codes no longer registered stay while
     an involvement may still name them; they are organisational data, not a child's."""
-    _delete_in(conn, model.__table__, model.code, [r["code"] for r in rows])
+    delete_in(conn, model.__table__, model.code, [r["code"] for r in rows])
     if rows:
         conn.execute(insert(model), rows)
 

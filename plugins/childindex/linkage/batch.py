@@ -46,7 +46,8 @@ def load_batch(con: Any, paths: list[str]) -> None:
         " SELECT s.*, f.file_ord, row_number() OVER (PARTITION BY s.source_key"
         "   ORDER BY s.night DESC, f.file_ord DESC, s.source_row DESC) AS rn"
         # Not hive: a folder organisation=840 would make the staged code '840' an integer.
-        " FROM read_parquet($paths, filename = true, hive_partitioning = false) s"
+        # By name: a file staged before a column existed (local_ref) reads it as NULL.
+        " FROM read_parquet($paths, filename = true, hive_partitioning = false, union_by_name = true) s"
         " JOIN file_order f USING (filename))"
         " WHERE rn = 1",
         {"paths": paths},

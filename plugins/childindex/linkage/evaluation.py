@@ -28,10 +28,9 @@ def accuracy(settings: Settings, truth_dir: Path | None = None) -> dict[str, flo
     from childindex.index.db import engine_for
     from childindex.index.models import Involvement, SourceRecord
     from childindex.index.store import fetch_arrow
-    from childindex.staging.pseudonymise import hmac_sql, key_params
 
     truth_dir = truth_dir or settings.ground_truth_dir
-    if truth_dir is None or not any(Path(truth_dir).glob("night=*/truth.parquet")):
+    if truth_dir is None or not has_truth(truth_dir):
         return None
     import pyarrow as pa
 
@@ -44,20 +43,30 @@ def accuracy(settings: Settings, truth_dir: Path | None = None) -> dict[str, flo
     con = duckdb.connect()
     try:
         con.register("idx", index)
-        # The HMAC domain is the organisation's (staging.pseudonymise.local_id_domain).
-        key_expr = hmac_sql("local_id", "dom").replace("$dom", "('local_id:' || organisation)")
-        params = key_params(settings.key)
-        con.execute(
-            f"""
-            CREATE TABLE truth AS
-            SELECT DISTINCT {key_expr} AS source_key, person_id
-            FROM read_parquet($glob) t
-        """,
-            {**params, "glob": str(Path(truth_dir) / "night=*" / "truth.parquet")},
-        )
+        load_truth(con, settings.key, Path(truth_dir))
         return _scores(con)
     finally:
         con.close()
+
+
+def has_truth(truth_dir: Path | None) -> bool:
+    return truth_dir is not None and any(Path(truth_dir).glob("night=*/truth.parquet"))
+
+
+def load_truth(con: Any, key: bytes, truth_dir: Path) -> None:
+    """DuckDB table ``truth`` (source_key, person_id) from the generator's truth files."""
+    from childindex.staging.pseudonymise import hmac_sql, key_params
+
+    # The HMAC domain is the organisation's (staging.pseudonymise.local_id_domain).
+    key_expr = hmac_sql("local_id", "dom").replace("$dom", "('local_id:' || organisation)")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE truth AS
+        SELECT DISTINCT {key_expr} AS source_key, person_id
+        FROM read_parquet($glob) t
+    """,
+        {**key_params(key), "glob": str(truth_dir / "night=*" / "truth.parquet")},
+    )
 
 
 def _scores(con: Any) -> dict[str, float]:

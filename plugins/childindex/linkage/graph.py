@@ -202,6 +202,8 @@ def plan(con: Any, night: date, model_version: int) -> dict:
     ).to_arrow_table()
     records = con.sql("""
         SELECT b.source_key, b.organisation, a.child_id, b.nhs_key, b.upn_key, b.match_key,
+               -- A file staged before references existed carries none: keep the index's.
+               coalesce(b.local_ref, e.local_ref) AS local_ref,
                coalesce(e.first_seen, b.night) AS first_seen, b.night AS last_seen,
                b.given_name, b.family_name, b.date_of_birth, b.sex, b.postcode
         FROM batch b JOIN assigned a USING (source_key) LEFT JOIN existing e USING (source_key)
@@ -216,6 +218,14 @@ def plan(con: Any, night: date, model_version: int) -> dict:
         SELECT source_key, child_id FROM assigned
         WHERE NOT in_batch AND old_child_id IS DISTINCT FROM child_id ORDER BY source_key
     """).to_arrow_table()
+    # For the notices stage: every record that came tonight or whose child changed.
+    pending = con.sql(
+        """
+        SELECT source_key, $night::DATE AS night FROM assigned
+        WHERE in_batch OR old_child_id IS DISTINCT FROM child_id ORDER BY source_key
+    """,
+        params=params,
+    ).to_arrow_table()
     history = con.sql("SELECT * FROM history ORDER BY old_child_id, new_child_id").to_arrow_table()
     retired = con.sql("""
         SELECT DISTINCT old_child_id AS child_id FROM assigned WHERE old_child_id IS NOT NULL
@@ -243,5 +253,6 @@ def plan(con: Any, night: date, model_version: int) -> dict:
         "history": history,
         "retired": retired,
         "review": review,
+        "notice_pending": pending,
         "tonight_keys": con.sql("SELECT source_key FROM tonight ORDER BY 1").to_arrow_table(),
     }

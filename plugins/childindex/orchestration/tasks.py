@@ -61,6 +61,14 @@ def link(night: date) -> dict[str, Any]:
         return link_pending(load_settings(), night).as_dict()
 
 
+def notify(night: date) -> dict[str, Any]:
+    """Tonight's notices and retractions, into each organisation's outbox: counts out."""
+    from childindex.notices.night import send_notices
+
+    with stage_errors("notices", night):
+        return send_notices(load_settings(), night).as_dict()
+
+
 def train() -> dict[str, Any]:
     """Train and save the next model; skipped (the current model stays) on a tiny index."""
     from airflow.sdk.exceptions import AirflowSkipException

@@ -36,6 +36,7 @@ def night_figures(data: NightData) -> list[Figure]:
         _probabilities(data),
         _review_queue(data),
         _cross_authority(data),
+        _notices(data),
         _retention(data),
     ]
 
@@ -128,6 +129,20 @@ def _cross_authority(data: NightData) -> Figure:
     ax.set_ylabel("children")
     return _png(fig, "cross_authority", "Children known in more than one authority area",
                 "children in the index with involvements in two or more authority areas, each night")  # fmt: skip
+
+
+def _notices(data: NightData) -> Figure:
+    fig, ax = _axes(height=2.4)
+    x = range(len(data.nights))
+    ax.plot(x, data.series("notices_notices_sent", NAN), marker="o", markersize=3, color="#55a868", label="notices")
+    ax.plot(x, data.series("notices_retractions_sent", NAN), marker="o", markersize=3, color="#c44e52",
+            label="retractions")  # fmt: skip
+    _date_ticks(ax, data)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("notices")
+    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    return _png(fig, "notices", "Notices and retractions sent",
+                "notices (one per organisation and child) and retractions sent each night")  # fmt: skip
 
 
 def _retention(data: NightData) -> Figure:

@@ -71,6 +71,9 @@ def night_summary(settings: Settings, night: date) -> dict:
     for code, n in late:
         per_org.setdefault(code, _empty("unregistered"))["files_late"] = int(n)
     _identifier_completeness(per_org, [r.staged_path for r in files if r.staged_path])
+    notices = _notices(settings, night)
+    for code, counts in notices.pop("ledger").items():
+        per_org.setdefault(code, _empty("unregistered")).update(counts)
     for code, status, read, acc, rej, seconds, reason, receipt_path, _staged in files:
         entry = per_org.setdefault(code, _empty("unregistered"))
         entry["files"] += 1
@@ -122,6 +125,7 @@ def night_summary(settings: Settings, night: date) -> dict:
         "linkage": _linkage(settings, night),
         "retention": _last_retention(settings),
         "accuracy": accuracy(settings),
+        "notices": notices,
         "index_url": _safe_url(settings.index_url),
         "receipts": str(settings.outbox_root),
     }
@@ -155,6 +159,8 @@ COUNTS = (
     "rows_staged",
     "rows_with_nhs_number",
     "rows_with_upn",
+    "notices_sent",
+    "retractions_sent",
 )
 
 
@@ -278,6 +284,36 @@ def _linkage(settings: Settings, night: date) -> dict:
         "review_queue_open": open_count(settings.index_url),
         "model_now": current_model_path(settings.linkage.model_dir).name,
     }
+
+
+def _notices(settings: Settings, night: date) -> dict[str, Any]:
+    """What the night's notices did (their metrics, written when they ran: counts and, on
+    synthetic data, precision and recall against the truth), and per organisation the
+    notices and retractions its files hold (``ledger``)."""
+    from childindex.index.db import engine_for
+    from childindex.index.models import NightMetric, NoticeLedger
+
+    with engine_for(settings.index_url).connect() as conn:
+        rows = conn.execute(
+            select(NightMetric.name, NightMetric.value).where(
+                NightMetric.night == night, NightMetric.name.like("notices_%")
+            )
+        ).all()
+        ledger = conn.execute(
+            select(NoticeLedger.organisation, NoticeLedger.kind, NoticeLedger.children).where(
+                NoticeLedger.night == night
+            )
+        ).all()
+    out: dict[str, Any] = {
+        name.removeprefix("notices_"): round(value, 4) if "precision" in name or "recall" in name else int(value)
+        for name, value in rows
+    }
+    per_org: dict[str, dict[str, int]] = {}
+    for code, kind, n in ledger:
+        entry = per_org.setdefault(code, {"notices_sent": 0, "retractions_sent": 0})
+        entry["notices_sent" if kind == "notice" else "retractions_sent"] += int(n)
+    out["ledger"] = per_org
+    return out
 
 
 def summary_path(settings: Settings, night: date) -> Path:

@@ -35,6 +35,16 @@ def older_files(root: Path | None, cutoff: date) -> list[Path]:
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 
+def file_night(path: Path) -> date | None:
+    """The night in a file's name, if it has one."""
+    if m := _DATE_IN_NAME.search(path.name):
+        try:
+            return date.fromisoformat(m.group(1))
+        except ValueError:
+            return None
+    return None
+
+
 def files_before(root: Path | None, cutoff: date, nights: dict[str, date]) -> list[Path]:
     """Files under ``root`` of nights before ``cutoff``. A file's night is the ledger's for
     it or its folder, else the date in its name (reports), else its modification time (a

@@ -13,6 +13,19 @@ _ORPHANED_DECISIONS = (
 )
 
 
+# What a record's organisation was told, and the notices stage's work list: keys only, and
+# only while the records they name exist (no foreign keys: a re-sent record is replaced).
+_ORPHANED_TOLD = (
+    "notice_told",
+    "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = notice_told.recipient_key) "
+    "OR NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = notice_told.other_key)",
+)
+_ORPHANED_PENDING = (
+    "notice_pending",
+    "NOT EXISTS (SELECT 1 FROM source_record s WHERE s.source_key = notice_pending.source_key)",
+)
+
+
 def _records_of(where: str) -> list[tuple[str, str]]:
     """Delete statements for every row tied to the source records matching ``where``."""
     keys = f"(SELECT source_key FROM source_record WHERE {where})"
@@ -21,6 +34,8 @@ def _records_of(where: str) -> list[tuple[str, str]]:
         ("review_item", f"new_key IN {keys} OR other_key IN {keys}"),
         ("source_record", where),
         _ORPHANED_DECISIONS,
+        _ORPHANED_TOLD,
+        _ORPHANED_PENDING,
     ]
 
 
@@ -57,6 +72,7 @@ ROW_RULES: dict[str, list[tuple[str, str]]] = {
     ],
     "history_orphaned": [("child_id_history", _DEAD_HISTORY)],
     "review_resolved": [("review_item", "status = 'decided' AND resolved_at < :cutoff")],
+    "notice_ledger": [("notice_ledger", "night < :cutoff")],
     # Counts and hashes only; a staged file's row stays until it is linked or expires.
     "operational_records": [
         ("file_ledger", "night < :cutoff AND status <> 'staged'"),

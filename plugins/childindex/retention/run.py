@@ -20,7 +20,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, insert, text
 
 from childindex.errors import TransientError
-from childindex.retention.files import dated_dirs, files_before, older_files, prune_empty, remove
+from childindex.notices.files import NOTICES_FOLDER
+from childindex.retention.files import dated_dirs, file_night, files_before, older_files, prune_empty, remove
 from childindex.retention.policy import policy
 from childindex.retention.rules import REPEAT_UNTIL_DONE, ROW_RULES
 from childindex.settings import Settings
@@ -55,7 +56,10 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         ),
         "staging_unlinked": lambda c: _expire_unlinked(engine, c, dry_run),
         "quarantine": lambda c: files_before(settings.quarantine_dir, c, nights),
-        "receipts": lambda c: files_before(settings.outbox_root, c, nights),
+        "receipts": lambda c: (
+            p for root in _outboxes(settings) for p in files_before(root, c, nights) if NOTICES_FOLDER not in p.parts
+        ),
+        "notices": lambda c: _notice_files(settings, engine, c),
         "reports": lambda c: files_before(settings.reports_dir, c, nights),
         # Only what a crash left behind: an intake running now keeps its work folder.
         "working_files": lambda c: older_files(settings.work_dir, c),
@@ -110,6 +114,44 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         dry_run,
     )
     return certificate
+
+
+def _outboxes(settings: Settings) -> list[Path]:
+    """Every outbox root: OUTBOX_ROOT, and each registered organisation's own outbox where the
+    registry puts it elsewhere."""
+    roots = [settings.outbox_root]
+    for organisation in settings.registry.organisations:
+        own = settings.outbox(organisation.code)
+        if not own.is_relative_to(settings.outbox_root):
+            roots.append(own)
+    return roots
+
+
+def _notice_files(settings: Settings, engine: Engine, cutoff: date) -> list[Path]:
+    """Notice files (and any temporary file a crash left) of nights before the cutoff. A file
+    the ledger lists goes by the ledger's night; any other by the earlier of the date in its
+    name and its modification time, so a file named for a later night still goes."""
+    with engine.connect() as conn:
+        listed = {(o, n if isinstance(n, date) else date.fromisoformat(n)) for o, n in
+                  conn.execute(text("SELECT organisation, night FROM notice_ledger")).all()}  # fmt: skip
+    # Each organisation's notices folder: the registry's, and any other under OUTBOX_ROOT
+    # (an organisation since removed from the registry).
+    folders = {settings.outbox_root / p.name / NOTICES_FOLDER: p.name for p in settings.outbox_root.glob("*")}
+    folders |= {settings.outbox(o.code) / NOTICES_FOLDER: o.code for o in settings.registry.organisations}
+    found = []
+    for folder, organisation in folders.items():
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if not p.is_file() or p.is_symlink():
+                continue
+            night = file_night(p)
+            if night is None or (organisation, night) not in listed:
+                modified = datetime.fromtimestamp(p.stat().st_mtime, UTC).date()
+                night = min(night, modified) if night else modified
+            if night < cutoff:
+                found.append(p)
+    return found
 
 
 def _delete(conn: Connection, table: str, where: str, cutoff: date, dry_run: bool) -> int:

@@ -38,6 +38,10 @@ class DemoPaths:
         return self.data_dir / "secrets" / "pseudonymisation.key"
 
     @property
+    def reference_key_file(self) -> Path:
+        return self.data_dir / "secrets" / "reference.key"
+
+    @property
     def airflow_home(self) -> Path:
         return self.data_dir / "airflow"
 
@@ -77,6 +81,10 @@ def demo_settings(paths: DemoPaths) -> dict[str, Any]:
         if not paths.key_file.exists():
             create_key_file(paths.key_file)
         values["pseudonymisation_key_file"] = paths.key_file
+    if configured.reference_key is None and configured.reference_key_file is None:
+        if not paths.reference_key_file.exists():
+            create_key_file(paths.reference_key_file)
+        values["reference_key_file"] = paths.reference_key_file
     return values
 
 

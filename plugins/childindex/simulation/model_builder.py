@@ -30,7 +30,11 @@ def build(children: int, seed: int) -> Path:
 
     with tempfile.TemporaryDirectory(prefix="childindex-default-model-") as tmp:
         key = create_key_file(Path(tmp) / "key")
-        settings = load_settings(data_dir=Path(tmp) / "data", pseudonymisation_key_file=key)
+        settings = load_settings(
+            data_dir=Path(tmp) / "data",
+            pseudonymisation_key_file=key,
+            reference_key_file=create_key_file(Path(tmp) / "reference-key"),
+        )
         settings.ensure_dirs()
         migrate(settings.index_url)
         generate_night(

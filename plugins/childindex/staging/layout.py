@@ -4,7 +4,7 @@ One Parquet file per delivered file, at
 ``STAGING_DIR/organisation=<code>/night=<YYYY-MM-DD>/<sha256 prefix>.parquet``. Only these
 columns exist: who sent the row (organisation, its sector, and the authority area the
 involvement is in), then the whitelist (:mod:`childindex.whitelist`) with identifiers
-replaced by keyed HMACs.
+replaced by keyed HMACs (and the local id, encrypted, as the organisation's reference).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ STAGING_COLUMNS = (
     "area",  # GSS code of the authority area the involvement is in
     "source_row",  # data row number in the delivered file, for receipts
     *PSEUDONYM_COLUMNS,
+    "local_ref",  # the local id under the reference key, so a notice can name it (staging/reference.py)
     *IDENTITY_FIELDS,
     *INVOLVEMENT_FIELDS,
 )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from childindex.settings import private_dir
 from childindex.staging.layout import STAGING_COLUMNS, staging_path
 from childindex.staging.pseudonymise import pseudonym_sql
+from childindex.staging.reference import reference_params, reference_sql
 from childindex.validation.sql import STD, postcode_valid_sql, quote_str
 from childindex.whitelist import IDENTITY_FIELDS, INVOLVEMENT_FIELDS, SENSITIVE_SERVICE
 
@@ -29,7 +30,7 @@ def write_staging(checked: Checked, settings: Settings, organisation: Organisati
     tmp = out.with_suffix(".tmp")
     districts = {d: a for d, a in settings.registry.district_areas().items() if a in organisation.areas}
     try:
-        _copy_accepted(checked, settings.key, organisation, districts, night, tmp)
+        _copy_accepted(checked, (settings.key, settings.reference_key_bytes), organisation, districts, night, tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -37,10 +38,17 @@ def write_staging(checked: Checked, settings: Settings, organisation: Organisati
 
 
 def _copy_accepted(
-    checked: Checked, key: bytes, organisation: Organisation, districts: dict[str, str], night: date, target: Path
+    checked: Checked,
+    keys: tuple[bytes, bytes],
+    organisation: Organisation,
+    districts: dict[str, str],
+    night: date,
+    target: Path,
 ) -> None:
-    """One COPY: the accepted rows in file order, identifiers replaced by their pseudonyms."""
-    keys, params = pseudonym_sql(key, organisation.code)
+    """One COPY: the accepted rows in file order, identifiers replaced by their pseudonyms
+    and the local id by its reference; ``keys``: (pseudonymisation, reference)."""
+    pseudonyms, params = pseudonym_sql(keys[0], organisation.code)
+    params.update(reference_params(keys[1], organisation.code))
     params.update(
         night=night,
         organisation=organisation.code,
@@ -61,7 +69,8 @@ def _copy_accepted(
         "sector": "$sector",
         "area": f"CASE WHEN coalesce({STD}sensitive, false) THEN $home_area ELSE {area} END",
         "source_row": "_row",
-        **keys,
+        **pseudonyms,
+        "local_ref": reference_sql(f"{STD}local_id"),
         **{f: STD + f for f in (*IDENTITY_FIELDS, *INVOLVEMENT_FIELDS)},
         # A shielded involvement: the index learns that a sensitive service is involved and
         # how to reach it, never which service, nor the address on that record.

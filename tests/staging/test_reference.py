@@ -7,7 +7,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from childindex.notices.reference import (
+from childindex.staging.reference import (
     ReferenceRefused,
     decrypt_reference,
     encrypt_reference,

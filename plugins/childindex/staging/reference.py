@@ -117,3 +117,42 @@ def reference_sql(expr: str) -> str:
     keystream = f"CAST(unhex(left({stream}, 2 * {size})) AS BIT)"
     body = f"hex(CAST(xor(CAST(encode({expr}) AS BIT), {keystream}) AS BLOB))"
     return f"CASE WHEN {expr} IS NOT NULL THEN lower({tag} || {body}) END"
+
+
+def key_rows(key: bytes, organisations: list[str]) -> dict[str, list]:
+    """Columns of a key table for :func:`local_id_sql` (one row per organisation: its subkeys
+    as HMAC pads), so one query can read many organisations' references."""
+    rows: dict[str, list] = {"organisation": [], "ipad_tag": [], "opad_tag": [], "ipad_enc": [], "opad_enc": []}
+    for code in organisations:
+        params = reference_params(key, code)
+        rows["organisation"].append(code)
+        for name in ("ipad_tag", "opad_tag", "ipad_enc", "opad_enc"):
+            rows[name].append(params[f"ref_{name}"])
+    return rows
+
+
+def _hmac_cols(expr: str, ipad: str, opad: str) -> str:
+    """:func:`hmac_sql` with the pads taken from columns (a key table) rather than parameters."""
+    message = f"encode('{_DOMAIN}:' || ({expr}))"
+    return f"sha256({opad} || unhex(sha256({ipad} || {message})))"
+
+
+def local_id_sql(ref: str, keys: str) -> str:
+    """SQL for the local id a reference ``ref`` stands for, with the organisation's row of a
+    key table (:func:`key_rows`) aliased ``keys``; NULL when the reference does not check out
+    (altered, or another organisation's), as :func:`decrypt_reference` refuses it."""
+    tag = f"left({ref}, {2 * TAG_BYTES})"
+    body = f"try(unhex(substr({ref}, {2 * TAG_BYTES + 1})))"
+    size = f"octet_length({body})"
+
+    def block(i: int) -> str:
+        return _hmac_cols(f"{tag} || ':{i}'", f"{keys}.ipad_enc", f"{keys}.opad_enc")
+
+    stream = " || ".join(
+        block(0) if i == 0 else f"CASE WHEN {size} > {i * BLOCK_BYTES} THEN {block(i)} ELSE '' END"
+        for i in range(MAX_ID_BYTES // BLOCK_BYTES + 1)
+    )
+    keystream = f"CAST(unhex(left({stream}, 2 * {size})) AS BIT)"
+    plain = f"try(decode(CAST(xor(CAST({body} AS BIT), {keystream}) AS BLOB)))"
+    check = f"left({_hmac_cols(plain, f'{keys}.ipad_tag', f'{keys}.opad_tag')}, {2 * TAG_BYTES})"
+    return f"CASE WHEN {size} > 0 AND {check} = lower({tag}) THEN {plain} END"

@@ -1,0 +1,114 @@
+"""Notice files: one JSON document (schema ``childindex-notices/1``, docs/notices.md) and
+one CSV per organisation per night, in ``<outbox>/notices/``.
+
+Written whole under a temporary name and renamed into place, so an organisation never
+collects half a file. A second run on the same night merges into the night's files by
+notice id (deterministic: night, organisation, child and kind), so a rerun adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from childindex.notices.compose import NOTICE_SCHEMA
+from childindex.settings import private_dir
+
+NOTICES_FOLDER = "notices"
+CSV_COLUMNS = (
+    "night",
+    "notice_id",
+    "kind",
+    "reference",
+    "new",
+    "sector",
+    "organisation_code",
+    "organisation_name",
+    "area_code",
+    "area_name",
+    "service",
+    "contact_route",
+    "start_date",
+    "end_date",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula: a contact route or
+# a name from another organisation's extract must never become one (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def notice_paths(outbox: Path, night: date) -> tuple[Path, Path]:
+    folder = outbox / NOTICES_FOLDER
+    stem = f"notices-{night.isoformat()}"
+    return folder / f"{stem}.json", folder / f"{stem}.csv"
+
+
+def write_notices(outbox: Path, organisation: dict[str, Any], night: date, notices: list[dict]) -> dict[str, Any]:
+    """Merge ``notices`` into the organisation's files for the night; returns the merged
+    document (the files say exactly this)."""
+    json_path, csv_path = notice_paths(outbox, night)
+    private_dir(json_path.parent)
+    merged = {n["notice_id"]: n for n in _existing(json_path)}
+    merged.update({n["notice_id"]: n for n in notices})
+    document = {
+        "schema": NOTICE_SCHEMA,
+        "night": night.isoformat(),
+        "organisation": organisation,
+        "notices": [merged[k] for k in sorted(merged)],
+    }
+    _atomic_write(json_path, json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    _atomic_write(csv_path, _csv(document))
+    return document
+
+
+def _existing(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # not ours or damaged: tonight's notices replace it whole
+    if not isinstance(document, dict) or document.get("schema") != NOTICE_SCHEMA:
+        return []
+    return [n for n in document.get("notices", []) if isinstance(n, dict) and "notice_id" in n]
+
+
+def _csv(document: dict[str, Any]) -> str:
+    """One row per reference and involvement of every notice."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for notice in document["notices"]:
+        for reference in notice["references"]:
+            for inv in notice["involvements"]:
+                row = {"night": document["night"], "notice_id": notice["notice_id"], "kind": notice["kind"],
+                       "reference": reference, **inv}  # fmt: skip
+                # The reference is the organisation's own id, exactly as it sent it.
+                writer.writerow([reference if c == "reference" else _cell(row.get(c)) for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _atomic_write(path: Path, content: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
