@@ -58,6 +58,10 @@ if step == "intake":
 elif step == "link":
     from childindex.linkage import link_pending
     result = link_pending(settings, date.fromisoformat(sys.argv[3])).as_dict()
+elif step == "notices":
+    from childindex.notices.night import send_notices
+    result = send_notices(settings, date.fromisoformat(sys.argv[3])).as_dict()
+    result.pop("by_organisation")
 elif step == "plain_splink":
     import logging
     import duckdb

@@ -8,18 +8,26 @@ from pathlib import Path
 from typer.main import get_command
 
 from childindex.cli import app
-from childindex.settings import ENV_PREFIX, LinkageSettings, RetentionSettings, Settings, ValidationPolicy
+from childindex.settings import (
+    ENV_PREFIX,
+    LinkageSettings,
+    NoticeSettings,
+    RetentionSettings,
+    Settings,
+    ValidationPolicy,
+)
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 
 def _documented_settings() -> list[str]:
-    nested = ("retention", "validation", "linkage")
+    nested = ("retention", "validation", "linkage", "notices")
     names = [f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields if n not in nested]
     names += [f"{ENV_PREFIX}RETENTION__{n.upper()}" for n in RetentionSettings.model_fields]
     names += [f"{ENV_PREFIX}CONFIG_FILE", f"{ENV_PREFIX}TASK_RETRIES"]
     names += [f"{ENV_PREFIX}VALIDATION__{n.upper()}" for n in ValidationPolicy.model_fields]
     names += [f"{ENV_PREFIX}LINKAGE__{n.upper()}" for n in LinkageSettings.model_fields]
+    names += [f"{ENV_PREFIX}NOTICES__{n.upper()}" for n in NoticeSettings.model_fields]
     return names
 
 

@@ -27,8 +27,16 @@ def _night(settings, night: date, files: dict[str, list[dict]]):
 
 
 def _document(settings, organisation: str, night: date) -> dict:
+    """The organisation's notices of the night, checked against the published JSON Schema."""
+    import jsonschema
+
+    from childindex.notices.files import SCHEMA_FILE
+
     path, _ = notice_paths(settings.outbox(org_of(organisation)), night)
-    return json.loads(path.read_text(encoding="utf-8"))
+    document = json.loads(path.read_text(encoding="utf-8"))
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.validate(document, schema, format_checker=jsonschema.FormatChecker())
+    return document
 
 
 def test_a_second_organisation_on_a_known_child_tells_both(settings) -> None:
@@ -183,3 +191,6 @@ def test_a_child_who_moves_authority_is_announced_at_the_old_and_the_new_organis
         involvements = told(old)
         assert involvements[darlington]["area_code"] == "E06000005" and involvements[darlington]["new"] is True
         assert all(i["new"] is False for c, i in involvements.items() if c != darlington)
+    with engine_for(settings.index_url).connect() as conn:
+        nights = conn.execute(text("SELECT night, count(*) FROM notice_told GROUP BY night ORDER BY night")).all()
+    assert [(date.fromisoformat(str(n)), k) for n, k in nights] == [(N1, 2), (N2, 4)]

@@ -42,9 +42,13 @@ def test_twenty_years_of_deliveries_keep_every_policy(small_deltas, settings) ->
         ("child_orphaned", "child"),
         ("operational_records", "file_ledger"),
         ("operational_records", "deletion_log"),
+        ("notice_ledger", "notice_ledger"),
+        ("record_unseen", "notice_told"),
     ]:
         assert result.rows_deleted[rule][table] > 0, (rule, table)
-    for rule in ("archive", "staging", "receipts", "reports"):
+    # Children move and organisations learn of each other over the years: notices go out.
+    assert result.notices > 0
+    for rule in ("archive", "staging", "receipts", "notices", "reports"):
         assert result.files_deleted[rule] > 0, rule
     # Bounded: the base population ages out as fast as children are born.
     assert result.first is not None and result.final is not None
@@ -78,10 +82,19 @@ def test_the_audit_finds_what_outlived_its_policy(settings) -> None:
         )
     receipt = settings.outbox(ORG["health"]) / "health_2026-11-24.csv.0123abcd.receipt.json"
     receipt.write_text("{}")
+    notice = settings.outbox(ORG["health"]) / "notices" / "notices-2026-11-24.json"
+    notice.parent.mkdir()
+    notice.write_text("{}")
+    with engine_for(settings.index_url).begin() as conn:
+        conn.execute(text("INSERT INTO notice_told VALUES (:k, :g, :d)"), {"k": "a" * 64, "g": "b" * 64, "d": NIGHT})
     found = audit(settings, today)
+    assert "1 x notice file past its period" in found
+    assert "1 x what a notice told of a record that has gone, or a notice pending for one" in found
     assert "1 x an involvement ended past its period" in found
     assert "1 x a record unseen past its period, with its involvement over or its organisation silent" in found
     assert "1 x receipt past its period" in found
+    with engine_for(settings.index_url).begin() as conn:
+        conn.execute(text("DELETE FROM notice_told"))
     assert audit(settings, NIGHT + timedelta(days=20)) == []
 
 

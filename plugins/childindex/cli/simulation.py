@@ -207,7 +207,8 @@ def time_travel(
     console.print(deleted)
     console.print(
         f"{years} years: {result.deliveries} deliveries, {result.retention_runs} retention runs, "
-        f"{result.reviews_decided} review items decided, {result.seconds:.0f} s; files {result.files}"
+        f"{result.reviews_decided} review items decided, {result.notices} notices and {result.retractions} "
+        f"retractions sent, {result.seconds:.0f} s; files {result.files}"
     )
     if result.violations:
         for v in result.violations[:20]:

@@ -31,7 +31,7 @@ def compose(con: Any, night: date, lookback_days: int, sensitive: str) -> None:
     other_key), ``notice`` (one row per organisation, child and kind, with its references and
     involvements) and ``unreferenced`` (recipients without a reference yet)."""
     params = {"night": night, "lookback": lookback_days, "withhold": sensitive == "withhold"}
-    _run(
+    run_script(
         con,
         """
         -- Current: the involvement is open, or ended within the look-back (CP-IS: 12 months).
@@ -59,9 +59,9 @@ def compose(con: Any, night: date, lookback_days: int, sensitive: str) -> None:
             SELECT 1 FROM inv x WHERE x.child_id = r.child_id AND x.organisation = r.organisation
               AND x.current AND x.local_ref IS NOT NULL);
         -- Told tonight: each referenced record of a notified organisation, of every
-        -- involvement its notice lists.
+        -- involvement its notice lists that it had not been told of.
         CREATE OR REPLACE TABLE new_item AS
-        SELECT i.recipient_key, i.other_key FROM item i
+        SELECT DISTINCT i.recipient_key, i.other_key FROM fresh i
         JOIN (SELECT * FROM recipient ANTI JOIN unreferenced USING (organisation, child_id)) r
             USING (organisation, child_id)
         JOIN inv x ON x.source_key = i.recipient_key
@@ -88,7 +88,7 @@ def compose(con: Any, night: date, lookback_days: int, sensitive: str) -> None:
         'end_date': CASE WHEN y.sensitive THEN NULL ELSE y.end_date END
     }}"""
     order = "y.sensitive, y.sector, y.organisation, y.service, y.start_date, y.contact_route, y.source_key"
-    _run(
+    run_script(
         con,
         f"""
         CREATE OR REPLACE TABLE own_ref AS
@@ -132,7 +132,7 @@ def compose(con: Any, night: date, lookback_days: int, sensitive: str) -> None:
     )
 
 
-def _run(con: Any, script: str, params: dict[str, Any]) -> None:
+def run_script(con: Any, script: str, params: dict[str, Any]) -> None:
     """Each statement of ``script`` with the parameters it names (DuckDB binds parameters
     for one statement at a time)."""
     for statement in (s.strip() for s in script.split(";")):

@@ -4,7 +4,8 @@ The unit is an *item*: one organisation's record told of another organisation's
 involvement (``notice_told``). An item sent tonight is true when the generator made both
 records for one person. A true new co-involvement is a pair of current involvements of two
 organisations with one person, announceable under the policy, whose later record first
-arrived tonight; it is missed when no notice (tonight's or an earlier one) told it.
+arrived since the previous night the notices ran (one night's batch can hold several nights'
+deltas); it is missed when no notice (tonight's or an earlier one) told it.
 Precision and recall, overall and for items whose two involvements are in different
 authority areas (the child who moved: the case the index exists for). Counts only.
 """
@@ -35,6 +36,7 @@ def notice_accuracy(settings: Settings, night: date, truth_dir: Path | None = No
 
     from childindex.index.store import read_arrow
     from childindex.linkage.evaluation import has_truth, load_truth
+    from childindex.notices.compose import run_script
     from childindex.whitelist import SENSITIVE_SERVICE
 
     truth_dir = truth_dir or settings.ground_truth_dir
@@ -45,6 +47,7 @@ def notice_accuracy(settings: Settings, night: date, truth_dir: Path | None = No
         ("first_seen", pa.date32()), ("area", pa.string()), ("service", pa.string()), ("end_date", pa.date32()),
     ])  # fmt: skip
     told_schema = pa.schema([("recipient_key", pa.string()), ("other_key", pa.string()), ("night", pa.date32())])
+    since = _previous_run(settings, night)
     rec, told = read_arrow(
         settings.index_url,
         [
@@ -57,7 +60,8 @@ def notice_accuracy(settings: Settings, night: date, truth_dir: Path | None = No
         con.register("rec_arrow", rec)
         con.register("told", told)
         load_truth(con, settings.key, Path(truth_dir))
-        con.execute(
+        run_script(
+            con,
             """
             CREATE TABLE r AS
             SELECT a.*, t.person_id,
@@ -73,10 +77,12 @@ def notice_accuracy(settings: Settings, night: date, truth_dir: Path | None = No
                    x.area IS DISTINCT FROM y.area AS cross_area
             FROM r x JOIN r y ON x.person_id = y.person_id AND x.organisation <> y.organisation
             WHERE x.current AND y.current AND x.referenced = 1 AND NOT (y.sensitive AND $withhold)
-              AND greatest(x.first_seen, y.first_seen) = $night::DATE;
+              AND greatest(x.first_seen, y.first_seen) > $since::DATE
+              AND greatest(x.first_seen, y.first_seen) <= $night::DATE;
             """,
             {
                 "night": night,
+                "since": since,
                 "lookback": settings.notices.lookback_days,
                 "sensitive": SENSITIVE_SERVICE,
                 "withhold": settings.notices.sensitive == "withhold",
@@ -85,6 +91,24 @@ def notice_accuracy(settings: Settings, night: date, truth_dir: Path | None = No
         return _figures(con)
     finally:
         con.close()
+
+
+def _previous_run(settings: Settings, night: date) -> date:
+    """The last night before ``night`` whose notices ran (they always write their metrics)."""
+    from sqlalchemy import func, select
+
+    from childindex.index.db import engine_for
+    from childindex.index.models import NightMetric
+
+    with engine_for(settings.index_url).connect() as conn:
+        last = conn.execute(
+            select(func.max(NightMetric.night)).where(
+                NightMetric.name == "notices_notices_sent", NightMetric.night < night
+            )
+        ).scalar_one()
+    if last is None:
+        return date.min
+    return last if isinstance(last, date) else date.fromisoformat(last)
 
 
 def _figures(con: Any) -> dict[str, float]:

@@ -20,6 +20,7 @@ from childindex.notices.compose import NOTICE_SCHEMA
 from childindex.settings import private_dir
 
 NOTICES_FOLDER = "notices"
+SCHEMA_FILE = Path(__file__).with_name("notices.schema.json")  # JSON Schema of NOTICE_SCHEMA
 CSV_COLUMNS = (
     "night",
     "notice_id",

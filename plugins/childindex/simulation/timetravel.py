@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from childindex.errors import UsageError
+from childindex.notices.files import NOTICES_FOLDER
 from childindex.settings import Settings
 from childindex.simulation.synthetic.lifecourse import Lifecourse
 from childindex.simulation.synthetic.noise import NoiseConfig
@@ -61,6 +62,8 @@ class SimulationResult:
     seconds: float = 0.0
     files: dict[str, int] = field(default_factory=dict)  # intake outcome -> files
     reviews_decided: int = 0  # review items the simulated clerk decided
+    notices: int = 0  # notices sent (one per organisation and child)
+    retractions: int = 0
     rows_deleted: dict[str, dict[str, int]] = field(default_factory=dict)  # rule -> table -> rows
     files_deleted: dict[str, int] = field(default_factory=dict)  # rule -> files
     peak: dict[str, int] = field(default_factory=dict)  # Snapshot field -> highest value
@@ -93,6 +96,7 @@ def simulate(
     from childindex.index.db import migrate
     from childindex.intake.process import run_intake
     from childindex.linkage.night import link_pending
+    from childindex.notices.night import send_notices
     from childindex.retention.run import run_retention
 
     started = time.perf_counter()
@@ -125,6 +129,9 @@ def simulate(
                     if outcome["outcome"] == "rejected":
                         log.warning("time travel: %s quarantined on %s", outcome["file_name"], day)
             link_pending(settings, day)
+            told = send_notices(settings, day)
+            result.notices += told.notices
+            result.retractions += told.retractions
             result.reviews_decided += clerk.decide_open_items(day)
             result.deliveries += 1
             snap = snapshot(settings, day)
@@ -261,6 +268,18 @@ def audit(settings: Settings, today: date) -> list[str]:
             "SELECT count(*) FROM review_item WHERE status = 'decided' AND resolved_at < :c",
             before(r.review_resolved_days),
         ),
+        "what a notice told of a record that has gone, or a notice pending for one": (
+            "SELECT (SELECT count(*) FROM notice_told t WHERE NOT EXISTS"
+            " (SELECT 1 FROM source_record s WHERE s.source_key = t.recipient_key) OR NOT EXISTS"
+            " (SELECT 1 FROM source_record s WHERE s.source_key = t.other_key))"
+            " + (SELECT count(*) FROM notice_pending p WHERE NOT EXISTS"
+            " (SELECT 1 FROM source_record s WHERE s.source_key = p.source_key))",
+            None,
+        ),
+        "a notice ledger row past its period": (
+            "SELECT count(*) FROM notice_ledger WHERE night < :c",
+            before(r.notices_days),
+        ),
         "a ledger, metric or deletion-log row past its period": (
             "SELECT (SELECT count(*) FROM file_ledger WHERE night < :c AND status <> 'staged')"
             " + (SELECT count(*) FROM night_metric WHERE night < :c)"
@@ -285,6 +304,7 @@ def _files_past_policy(settings: Settings, today: date) -> list[str]:
         "archived extract": (settings.archive_dir, r.archive_days),
         "quarantined file": (settings.quarantine_dir, r.quarantine_days),
         "receipt": (settings.outbox_root, r.receipts_days),
+        "notice file": (settings.outbox_root, r.notices_days),
         "report": (settings.reports_dir, r.reports_days),
         "staged file": (settings.staging_dir, r.staging_days),
     }
@@ -294,7 +314,8 @@ def _files_past_policy(settings: Settings, today: date) -> list[str]:
         cutoff = today - timedelta(days=days)
         old = 0
         for path in root.rglob("*"):
-            if not path.is_file():
+            # Notice files are in each outbox's notices/ folder, under their own rule.
+            if not path.is_file() or (NOTICES_FOLDER in path.parts) != (what == "notice file"):
                 continue
             night = _night_of(path, root)
             if night is None:
