@@ -45,6 +45,9 @@ def _linked_night(settings) -> None:
     for organisation in (HEALTH, SOCIAL_CARE):
         run_intake(settings, organisation, NIGHT)
     link_pending(settings, NIGHT)
+    from childindex.notices.night import send_notices
+
+    assert send_notices(settings, NIGHT).notices == 2  # health and social care, of each other
 
 
 def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:
@@ -72,11 +75,21 @@ def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:
     assert after["keys"].isdisjoint(before["keys"]) and after["nhs_keys"].isdisjoint(before["nhs_keys"])
     assert hmac_hex(NEW_KEY.encode(), f"local_id:{HEALTH}", "H0000001") in after["keys"]
     assert after["epochs"] == [(1, key_id(TEST_KEY.encode())), (2, key_id(NEW_KEY.encode()))]
-    assert done.rows_rekeyed == {"source_record": 4, "involvement": 4, "review_item": 0, "link_decision": 1}
+    assert done.rows_rekeyed == {
+        "source_record": 4,
+        "involvement": 4,
+        "review_item": 0,
+        "link_decision": 1,
+        "notice_told": 2,
+        "notice_pending": 0,
+    }
     assert done.staging_files_deleted == 2 and not list(settings.staging_dir.rglob("*.parquet"))
     with engine_for(settings.index_url).connect() as conn:
         a, b = conn.execute(text("SELECT key_a, key_b FROM link_decision")).one()
     assert {a, b} <= after["keys"] and a < b
+    with engine_for(settings.index_url).connect() as conn:
+        told = conn.execute(text("SELECT recipient_key, other_key FROM notice_told")).all()
+    assert len(told) == 2 and {k for pair in told for k in pair} <= after["keys"], "what was told follows its keys"
 
     # The certificate holds counts and key ids: no key, no pseudonym.
     cert = (settings.reports_dir / "keys" / f"rotation-{today}-epoch2.json").read_text()

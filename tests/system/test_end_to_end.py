@@ -12,7 +12,7 @@ import io
 import json
 import os
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -196,13 +196,13 @@ def test_the_night_tells_every_organisation_involved_and_it_is_true(night) -> No
     s = json.loads(summary_path(settings, NIGHT).read_text())
     n = s["notices"]
     con = _index(settings)
-    shared = con.execute(
-        "SELECT count(*) FROM (SELECT child_id, count(DISTINCT organisation) k FROM source_record GROUP BY 1) "
-        "WHERE k > 1"
-    ).fetchone()[0]
-    per_child = con.execute(
-        "SELECT sum(k) FROM (SELECT child_id, count(DISTINCT organisation) k FROM source_record GROUP BY 1) WHERE k > 1"
-    ).fetchone()[0]
+    # Organisations currently involved (open, or ended within the 365-day look-back) per child.
+    current = (
+        "SELECT child_id, count(DISTINCT organisation) k FROM involvement "
+        f"WHERE end_date IS NULL OR end_date >= '{NIGHT - timedelta(days=365)}' GROUP BY 1"
+    )
+    shared = con.execute(f"SELECT count(*) FROM ({current}) WHERE k > 1").fetchone()[0]
+    per_child = con.execute(f"SELECT sum(k) FROM ({current}) WHERE k > 1").fetchone()[0]
     assert shared > 50 and n["notices_sent"] == per_child and n["notices_organisations"] == 3
     assert sum(e["notices_sent"] for e in s["organisations"].values()) == per_child
     assert n["precision"] >= 0.999 and n["recall"] >= 0.98 and n["false"] <= 1 and n["retractions_sent"] == 0

@@ -7,8 +7,8 @@ full extracts the organisations were asked for) through the same reader and chec
 and makes every pseudonym under both keys: a map from old to new, pseudonyms only.
 
 Then, in one transaction, every key in the index (source records, involvements, review
-items, link decisions) is replaced by its new-key pseudonym; child ids, links, decisions
-and history stay as they are. A record no extract covered cannot be re-keyed: the rotation
+items, link decisions, what notices told) is replaced by its new-key pseudonym; child ids,
+links, decisions and history stay as they are. A record no extract covered cannot be re-keyed: the rotation
 stops and names the count per organisation, unless ``drop_unmapped`` deletes those records
 (the organisation re-sends them later, as new records that linkage links again). The new key's id
 becomes the index's next key epoch, so intake and linkage refuse the old key from then on;
@@ -235,6 +235,8 @@ def _delete_unmapped(conn: Connection) -> int:
     conn.execute(text(f"DELETE FROM involvement WHERE source_key IN {gone}"))
     conn.execute(text(f"DELETE FROM review_item WHERE new_key IN {gone} OR other_key IN {gone}"))
     conn.execute(text(f"DELETE FROM link_decision WHERE key_a IN {gone} OR key_b IN {gone}"))
+    conn.execute(text(f"DELETE FROM notice_told WHERE recipient_key IN {gone} OR other_key IN {gone}"))
+    conn.execute(text(f"DELETE FROM notice_pending WHERE source_key IN {gone}"))
     n = conn.execute(text(f"DELETE FROM source_record WHERE source_key IN {gone}")).rowcount
     conn.execute(
         text("DELETE FROM child WHERE NOT EXISTS (SELECT 1 FROM source_record s WHERE s.child_id = child.child_id)")
@@ -284,6 +286,13 @@ def _rekey(conn: Connection) -> dict[str, int]:
             f"key_b = CASE WHEN {a} < {b} THEN {b} ELSE {a} END"
         )
     ).rowcount
+    # What notices told, and the notices stage's work list, name records by key too: without
+    # their new keys every co-involvement would be announced again.
+    for table, columns in (("notice_told", ("recipient_key", "other_key")), ("notice_pending", ("source_key",))):
+        keyed = " AND ".join(f"{c} IN (SELECT old FROM rekey_source_key)" for c in columns)
+        conn.execute(text(f"DELETE FROM {table} WHERE NOT ({keyed})"))
+        assignments = ", ".join(f"{c} = {new('source_key', f'{table}.{c}')}" for c in columns)
+        counts[table] = conn.execute(text(f"UPDATE {table} SET {assignments}")).rowcount
     conn.execute(text("DELETE FROM source_record WHERE source_key IN (SELECT source_key FROM rekey_old)"))
     return counts
 
