@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from typer.testing import CliRunner
 
 from childindex.cli import app
@@ -67,9 +69,16 @@ def test_what_is_wrong_is_named_with_what_to_do(settings, monkeypatch) -> None:
     monkeypatch.setenv("CHILDINDEX_INDEX_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     db = _by_name(diagnose())["index database"]
     assert not db.ok and "CHILDINDEX_INDEX_URL" in db.detail
+    assert _by_name(diagnose())["reference key"].ok
+    monkeypatch.setenv("CHILDINDEX_REFERENCE_KEY", os.environ["CHILDINDEX_PSEUDONYMISATION_KEY"])
+    same = _by_name(diagnose())["reference key"]
+    assert not same.ok and "must differ" in same.detail
     monkeypatch.delenv("CHILDINDEX_PSEUDONYMISATION_KEY")
     key = _by_name(diagnose())["pseudonymisation key"]
     assert not key.ok and "CHILDINDEX_PSEUDONYMISATION_KEY_FILE" in key.detail
+    monkeypatch.delenv("CHILDINDEX_REFERENCE_KEY")
+    reference = _by_name(diagnose())["reference key"]
+    assert not reference.ok and "CHILDINDEX_REFERENCE_KEY_FILE" in reference.detail
 
 
 def test_an_unregistered_airflow_plugin_is_a_warning() -> None:

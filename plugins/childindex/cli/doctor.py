@@ -43,7 +43,7 @@ def diagnose() -> list[Check]:
         return [Check("settings", False, str(exc))]
     checks = [Check("settings", True, "loaded (environment and CHILDINDEX_CONFIG_FILE)")]
     checks.append(_run("pseudonymisation key", lambda: _key(settings)))
-    checks.append(_run("reference key", lambda: _reference_key(settings)))
+    checks.append(_run("reference key", lambda: _key(settings, "reference_key_bytes")))
     checks.append(_run("index database", lambda: _database(settings)))
     if checks[-1].ok:
         checks.append(_run("index schema", lambda: _schema(settings)))
@@ -75,26 +75,18 @@ class Warning_(Problem):  # noqa: N801 - not the builtin Warning
     """It works, but should be fixed; the message says how."""
 
 
-def _key(settings: Settings) -> str:
+def _key(settings: Settings, which: str = "key") -> str:
+    """The key in the ``which`` property of the settings (``key``: pseudonymisation,
+    ``reference_key_bytes``: references), shown only by its id."""
     from childindex.errors import SettingsError
     from childindex.staging.pseudonymise import key_id
 
     try:
-        key = settings.key
+        key: bytes = getattr(settings, which)
     except SettingsError as exc:
         raise Problem(str(exc)) from None
-    return f"present, {len(key)} bytes, key id {key_id(key)}"
-
-
-def _reference_key(settings: Settings) -> str:
-    from childindex.errors import SettingsError
-    from childindex.staging.pseudonymise import key_id
-
-    try:
-        key = settings.reference_key_bytes
-    except SettingsError as exc:
-        raise Problem(str(exc)) from None
-    return f"present, {len(key)} bytes, key id {key_id(key)}; differs from the pseudonymisation key"
+    different = "; differs from the pseudonymisation key" if which != "key" else ""
+    return f"present, {len(key)} bytes, key id {key_id(key)}{different}"
 
 
 def _database(settings: Settings) -> str:

@@ -81,9 +81,9 @@ _TOLD_SQL = _TOUCHED + "SELECT recipient_key, other_key FROM told"
 
 def send_notices(settings: Settings, night: date) -> NoticeResult:
     """Compose and write tonight's notices and retractions; returns counts."""
-    import duckdb
     import pyarrow as pa
 
+    from childindex.linkage.batch import connect
     from childindex.notices.compose import compose
     from childindex.notices.files import write_notices
     from childindex.staging.reference import key_rows
@@ -116,7 +116,9 @@ def send_notices(settings: Settings, night: date) -> NoticeResult:
     registry = {o.code for o in settings.registry.organisations}
     org_names = dict(zip(orgs["code"].to_pylist(), orgs["name"].to_pylist(), strict=True))
     ledger_rows: list[dict] = []
-    con = duckdb.connect()
+    # Linkage's DuckDB settings: bounded memory, spilling to the work folder (unbounded,
+    # DuckDB kept 7.8 GiB for a first night's notices on a million children).
+    con = connect(settings)
     try:
         for name, table in (("rec", rec), ("pending", pending), ("told", told), ("org", orgs), ("area", areas)):
             con.register(name, table)
