@@ -230,7 +230,18 @@ def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path)
         children = conn.execute(text("SELECT count(*) FROM child")).scalar_one()
         ledger = dict(conn.execute(text("SELECT status, count(*) FROM file_ledger GROUP BY status")).all())
         senders = {r[0] for r in conn.execute(text("SELECT DISTINCT organisation FROM file_ledger"))}
+        # Children who moved: organisations in two authority areas were told of each other,
+        # both ways (the old area's of the new one, and the new area's of the old one).
+        moved = conn.execute(
+            text(
+                "SELECT count(*) FROM notice_told t JOIN involvement a ON a.source_key = t.recipient_key "
+                "JOIN involvement b ON b.source_key = t.other_key JOIN notice_told back "
+                "ON back.recipient_key = t.other_key AND back.other_key = t.recipient_key WHERE a.area <> b.area"
+            )
+        ).scalar_one()
+        told = conn.execute(text("SELECT count(DISTINCT organisation) FROM notice_ledger")).scalar_one()
     index.dispose()
+    assert moved > 10 and told >= len(codes) // 2
     assert ledger == {"linked": len(codes)} and senders == set(codes)
     assert CHILDREN * 0.97 <= children <= CHILDREN * 1.03
     assert all(p.returncode is not None for p in procs), "every process stopped"
