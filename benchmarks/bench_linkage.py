@@ -101,6 +101,21 @@ def run_step(env: dict, work: Path, name: str, *args: str) -> dict:
     return result
 
 
+def stage_increment(env: dict, work: Path, settings, truth: Path, children: int, records: int) -> tuple[int, int, date]:
+    """Generate and stage the generator's nightly deltas after FIRST until they hold at least
+    ``records`` records: (nights, records staged, the last night)."""
+    from childindex.simulation.synthetic import generate_night
+
+    k, staged, night = 0, 0, FIRST
+    while staged < records:
+        k += 1
+        night = FIRST + timedelta(days=k)
+        generate_night(settings.drop_root, truth, registry=settings.registry, children=children, seed=7,
+                       first_night=FIRST, night_number=k)  # fmt: skip
+        staged += run_step(env, work, "intake", night.isoformat())["rows_accepted"]
+    return k, staged, night
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=1_000_000)
@@ -156,20 +171,7 @@ def main() -> None:
     result["plain_splink"] = run_step(env, work, "plain_splink", first_files)
     result["from_scratch"] = run_step(env, work, "link", FIRST.isoformat())
     # Nightly deltas, staged until they hold at least INCREMENT_RECORDS records, then linked at once.
-    k, staged = 0, 0
-    while staged < args.increment_records:
-        k += 1
-        night = FIRST + timedelta(days=k)
-        generate_night(
-            settings.drop_root,
-            truth,
-            registry=registry,
-            children=args.children,
-            seed=7,
-            first_night=FIRST,
-            night_number=k,
-        )
-        staged += run_step(env, work, "intake", night.isoformat())["rows_accepted"]
+    k, _staged, night = stage_increment(env, work, settings, truth, args.children, args.increment_records)
     result["increment_nights"] = k
     result["increment"] = run_step(env, work, "link", night.isoformat())
     from childindex.linkage.evaluation import accuracy

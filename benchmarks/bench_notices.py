@@ -26,10 +26,10 @@ import json
 import os
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bench_linkage import FIRST, INCREMENT_RECORDS, REGISTRY, RESULTS, run_step
+from bench_linkage import FIRST, INCREMENT_RECORDS, REGISTRY, RESULTS, run_step, stage_increment
 
 TARGET_SECONDS = 30
 
@@ -86,14 +86,7 @@ def main() -> None:
     result["prepare_seconds"] = round(time.perf_counter() - t, 1)
     result["initial_notices"] = run_step(env, work, "notices", FIRST.isoformat())
     result["initial_accuracy"] = _accuracy(notice_accuracy, settings, FIRST, truth)
-    k, staged = 0, 0
-    night = FIRST
-    while staged < args.increment_records:
-        k += 1
-        night = FIRST + timedelta(days=k)
-        generate_night(settings.drop_root, truth, registry=settings.registry, children=args.children, seed=7,
-                       first_night=FIRST, night_number=k)  # fmt: skip
-        staged += run_step(env, work, "intake", night.isoformat())["rows_accepted"]
+    k, staged, night = stage_increment(env, work, settings, truth, args.children, args.increment_records)
     result["increment_nights"] = k
     result["increment_records_staged"] = staged
     result["increment_link"] = run_step(env, work, "link", night.isoformat())
