@@ -194,3 +194,39 @@ def test_a_child_who_moves_authority_is_announced_at_the_old_and_the_new_organis
     with engine_for(settings.index_url).connect() as conn:
         nights = conn.execute(text("SELECT night, count(*) FROM notice_told GROUP BY night ORDER BY night")).all()
     assert [(date.fromisoformat(str(n)), k) for n, k in nights] == [(N1, 2), (N2, 4)]
+
+
+def test_notice_files_and_their_ledger_go_after_thirty_days_even_a_file_that_lies_about_its_date(
+    data_dir, tmp_path, monkeypatch
+) -> None:
+    import os
+
+    from childindex.index.db import migrate
+    from childindex.retention import run_retention
+    from tests.registries import registry_with, use_registry
+
+    # Health's outbox is outside OUTBOX_ROOT: retention finds it through the registry.
+    elsewhere = tmp_path / "elsewhere" / "health-outbox"
+    settings = use_registry(monkeypatch, tmp_path / "registry", data=registry_with(RH1={"outbox": str(elsewhere)}))
+    migrate(settings.index_url)
+    _night(settings, N1, {"health": [child(1)]})
+    _night(settings, N2, {"social_care": [child(1, "social_care")]})
+    health_json, health_csv = notice_paths(elsewhere, N2)
+    assert health_json.exists() and health_csv.exists()
+    receipt = next(elsewhere.glob("*.receipt.json"))
+    # A file no ledger lists, named for a night years ahead but written long ago.
+    liar = elsewhere / "notices" / "notices-2031-01-01.json"
+    liar.write_text("{}")
+    old = (N2 - timedelta(days=60) - date(1970, 1, 1)).days * 86400
+    os.utime(liar, (old, old))
+
+    def deleted(days: int) -> dict[str, dict]:
+        return {r["rule"]: r for r in run_retention(settings, N2 + timedelta(days=days))["rules"]}
+
+    assert deleted(29)["notices"]["files_deleted"] == 1  # only the liar
+    assert not liar.exists() and health_json.exists()
+    rules = deleted(31)
+    assert rules["notices"]["files_deleted"] == 4  # JSON and CSV at health and at social care
+    assert rules["notice_ledger"]["rows_deleted"] == {"notice_ledger": 2}
+    assert not health_json.exists() and receipt.exists(), "receipts keep their own, longer rule"
+    assert deleted(91)["receipts"]["files_deleted"] >= 2 and not receipt.exists()
