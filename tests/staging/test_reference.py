@@ -73,3 +73,28 @@ def test_the_keys_never_appear_in_the_sql_text() -> None:
     params = reference_params(KEY, "RH1")
     assert all(f"${name}" in sql for name in params)
     assert KEY.hex() not in sql and "RH1" not in sql
+
+
+def test_duckdb_reads_references_back_per_organisation_and_refuses_the_rest_as_null() -> None:
+    import pyarrow as pa
+
+    from childindex.staging.reference import key_rows, local_id_sql
+
+    ids = ["H0000001", "x" * 100, "Zoë-ß" * 20]
+    orgs = ["RH1", "840", "RH1"]
+    refs = [encrypt_reference(KEY, o, i) for o, i in zip(orgs, ids, strict=True)]
+    tampered = refs[0][:-2] + ("00" if not refs[0].endswith("00") else "01")
+    con = duckdb.connect()
+    con.register("k", pa.table(key_rows(KEY, ["RH1", "840"])))
+    con.register(
+        "r",
+        pa.table(
+            {
+                "n": range(6),
+                "organisation": [*orgs, "RH1", "840", "RH1"],
+                "ref": [*refs, tampered, refs[0], "not hex at all"],  # altered; RH1's under 840; garbage
+            }
+        ),
+    )
+    got = con.execute(f"SELECT {local_id_sql('r.ref', 'k')} FROM r JOIN k USING (organisation) ORDER BY n").fetchall()
+    assert [g[0] for g in got] == [*ids, None, None, None]
