@@ -175,3 +175,31 @@ def test_the_reference_key_is_required_and_must_differ_from_the_pseudonymisation
     with pytest.raises(SettingsError, match="must differ from the pseudonymisation key") as info:
         load_settings().reference_key_bytes  # noqa: B018
     assert os.environ["CHILDINDEX_PSEUDONYMISATION_KEY"] not in str(info.value)
+
+
+@pytest.mark.parametrize("key", [" " * 40, "k" * 40, "ab" * 20, "   short but padded with spaces     " + " " * 10])
+def test_a_key_too_uniform_or_mostly_spaces_is_refused_without_showing_it(
+    key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 18, small holes: 40 spaces were accepted as a pseudonymisation key."""
+    monkeypatch.setenv("CHILDINDEX_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", key)
+    with pytest.raises(SettingsError, match="CHILDINDEX_PSEUDONYMISATION_KEY") as info:
+        load_settings().key  # noqa: B018
+    assert key.strip() == "" or key.strip() not in str(info.value)
+    path = tmp_path / "key"
+    path.write_text(key)
+    path.chmod(0o600)
+    monkeypatch.delenv("CHILDINDEX_PSEUDONYMISATION_KEY")
+    monkeypatch.setenv("CHILDINDEX_PSEUDONYMISATION_KEY_FILE", str(path))
+    with pytest.raises(SettingsError, match="CHILDINDEX_PSEUDONYMISATION_KEY_FILE"):
+        load_settings().key  # noqa: B018
+
+
+def test_a_generated_key_and_the_test_keys_are_strong_enough(tmp_path: Path) -> None:
+    from childindex.settings import check_key_strength
+    from tests.conftest import TEST_KEY, TEST_REFERENCE_KEY
+
+    check_key_strength(create_key_file(tmp_path / "k").read_bytes().strip(), "generated")
+    for key in (TEST_KEY, TEST_REFERENCE_KEY, "s3cret-" * 8):
+        check_key_strength(key.encode(), "test")

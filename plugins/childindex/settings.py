@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "CHILDINDEX_"
 MIN_KEY_BYTES = 32
+# A key's content as the empirical entropy of its bytes (bits per byte times its length): 40
+# spaces or one repeated letter is 0 bits, a random 64-character hex key about 256.
+MIN_KEY_BITS = 64
 
 
 class ValidationPolicy(BaseModel):
@@ -395,9 +398,24 @@ def _resolve_key(settings: Settings, name: Literal["pseudonymisation", "referenc
             f"(looked in the environment and in the file named by {ENV_PREFIX}CONFIG_FILE, if any); "
             "'childindex init-key FILE' creates one"
         )
-    if len(key) < MIN_KEY_BYTES:
-        raise SettingsError(f"{origin}: the key must be at least {MIN_KEY_BYTES} bytes")
+    check_key_strength(key, origin)
     return key
+
+
+def check_key_strength(key: bytes, origin: str) -> None:
+    """SettingsError for a key too short or too uniform to be a secret (the message names the
+    setting, never the key)."""
+    import math
+    from collections import Counter
+
+    if len(key.strip()) < MIN_KEY_BYTES:
+        raise SettingsError(f"{origin}: the key must be at least {MIN_KEY_BYTES} bytes, not counting spaces")
+    bits = -sum(n * math.log2(n / len(key)) for n in Counter(key).values())
+    if bits < MIN_KEY_BITS:
+        raise SettingsError(
+            f"{origin}: the key is too uniform to be a secret (its bytes hold about {bits:.0f} bits, "
+            f"at least {MIN_KEY_BITS} are needed); 'childindex init-key FILE' creates a random one"
+        )
 
 
 def read_key_file(path: Path, origin: str) -> bytes:
@@ -409,8 +427,7 @@ def read_key_file(path: Path, origin: str) -> bytes:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SettingsError(f"{origin}: the key file is readable by others; run chmod 600 on it")
     key = path.read_bytes().strip()
-    if len(key) < MIN_KEY_BYTES:
-        raise SettingsError(f"{origin}: the key must be at least {MIN_KEY_BYTES} bytes")
+    check_key_strength(key, origin)
     return key
 
 

@@ -199,3 +199,22 @@ def test_new_contracts_read_and_check_a_rendered_file(data_dir: Path, tmp_path: 
     wrong.write_bytes(data)
     receipt = check_file(load_settings(), unregistered(other), wrong, NIGHT)
     assert receipt.outcome == "rejected" and [p["rule"] for p in receipt.file_problems] == ["missing_columns"]
+
+
+def test_a_file_name_must_fit_its_pattern_whole_and_in_ascii_digits() -> None:
+    """Issue 18, small holes: ``re.match`` with a pattern ending ``$`` let a name with a trailing
+    newline through (it failed on the code before this test), and ``\\d`` matches any script's
+    digits."""
+    from childindex.contracts import contract_names
+
+    for name, good, bad in [
+        ("health_chis", "health_2026-11-24.csv", "health_2026-11-24.csv\n"),
+        ("education_mis", "EDU_PUPILS_20261124.csv", "EDU_PUPILS_20261124.csv\n"),
+        ("health_chis", "health_2026-11-24.csv", "health_٢٠٢٦-11-24.csv"),  # Arabic-Indic digits
+        ("social_care_cms", "sc_extract_20261124.txt", "sc_extract_２０２６1124.txt"),  # fullwidth digits
+    ]:
+        assert load_contract(name).match_name(good), good
+        assert load_contract(name).match_name(bad) is None, repr(bad)
+    for name in contract_names():  # every shipped contract: no name with a newline fits
+        contract = load_contract(name)
+        assert all(contract.match_name(n + "\n") is None for n in ("x", "health_2026-11-24.csv"))

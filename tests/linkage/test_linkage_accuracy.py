@@ -28,6 +28,7 @@ from childindex.linkage.training import train_model
 from childindex.simulation.england import write_registry
 from childindex.simulation.synthetic import NoiseConfig, generate_night
 from childindex.staging.pseudonymise import hmac_sql, key_params
+from tests.conftest import TEST_KEY, TEST_REFERENCE_KEY
 
 FIRST = date(2026, 11, 24)
 CHILDREN = 4000
@@ -50,8 +51,8 @@ def linked(request, tmp_path_factory):
     nights = PROFILES[profile][0]
     root = tmp_path_factory.mktemp(f"accuracy-{profile}")
     mp = pytest.MonkeyPatch()
-    mp.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", "k" * 40)
-    mp.setenv("CHILDINDEX_REFERENCE_KEY", "r" * 40)
+    mp.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", TEST_KEY)
+    mp.setenv("CHILDINDEX_REFERENCE_KEY", TEST_REFERENCE_KEY)
     mp.setenv("CHILDINDEX_ORGANISATIONS_FILE", str(write_registry(root / "registry.yaml", "North East", areas=4)))
     settings = load_settings(data_dir=root / "data")
     settings.ensure_dirs()

@@ -153,8 +153,11 @@ class Contract(BaseModel):
         return col.field in IDENTITY_FIELDS and self.missing_identity != "reject"
 
     def match_name(self, filename: str) -> re.Match[str] | None:
-        """Match a file name against the contract's pattern (None when it does not fit)."""
-        return re.match(self.file.pattern, filename)
+        """Match a whole file name against the contract's pattern (None when it does not fit).
+
+        Whole, and in ASCII: ``$`` alone also matches before a trailing newline, and ``\d``
+        alone also matches other scripts' digits, so a name with either would pass."""
+        return re.fullmatch(self.file.pattern, filename, flags=re.ASCII)
 
 
 def _parse(text: str, source: str) -> Contract:

@@ -30,9 +30,9 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 
 from childindex.contracts.contract import load_contract
-from childindex.errors import FileRejected, RotationRefused
+from childindex.errors import FileRejected, RotationRefused, SettingsError
 from childindex.index.models import SourceRecord
-from childindex.settings import MIN_KEY_BYTES, Settings
+from childindex.settings import Settings, check_key_strength
 from childindex.staging.pseudonymise import PSEUDONYM_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,10 @@ def rotate_key(
     from childindex.staging.pseudonymise import key_id
 
     old_key = settings.key
-    if len(new_key) < MIN_KEY_BYTES:
-        raise RotationRefused(f"the new key must be at least {MIN_KEY_BYTES} bytes")
+    try:
+        check_key_strength(new_key, "the new key")
+    except SettingsError as exc:
+        raise RotationRefused(exc.message) from None
     if new_key == old_key:
         raise RotationRefused("the new key is the key in use: create one with 'childindex init-key FILE'")
     epoch = check_key(settings.index_url, old_key, today)
