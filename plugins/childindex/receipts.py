@@ -78,8 +78,9 @@ def new_receipt(organisation: Organisation, contract: Contract, path: Path, nigh
 
     The receipt's night is the name's, or ``night`` when the name does not match at all.
     """
-    # Never read through a symlink: its "hash" is of its name, so the ledger still has a key.
-    link = path.is_symlink()
+    # Never read through a link (a symlink, or a hard link: another name for a file that may
+    # be anywhere on the file system): its "hash" is of its name, so the ledger still has a key.
+    link = is_link(path)
     sha = hashlib.sha256(f"symlink:{path.name}".encode()).hexdigest() if link else sha256_file(path)
     receipt = Receipt(
         organisation=organisation.code,
@@ -98,6 +99,16 @@ def new_receipt(organisation: Organisation, contract: Contract, path: Path, nigh
     file_night = _night_from(match.group("night")) if match else night
     receipt.night = file_night.isoformat() if file_night else None
     return receipt, file_night if match else None
+
+
+def is_link(path: Path) -> bool:
+    """A symbolic link, or a regular file with more than one name (a hard link)."""
+    if path.is_symlink():
+        return True
+    try:
+        return path.stat().st_nlink > 1
+    except OSError:
+        return False
 
 
 def require_contract_name(contract: Contract, file_night: date | None) -> date:

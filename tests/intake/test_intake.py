@@ -318,3 +318,24 @@ def test_a_small_organisation_s_few_rows_more_are_not_an_anomaly(settings) -> No
     drop(settings, HEALTH, render("health", [child(i) for i in range(500, 511)]), night=NIGHT + timedelta(days=3))
     [result] = run_intake(settings, HEALTH, NIGHT)
     assert (result["outcome"], result["rows_accepted"]) == ("accepted", 11)
+
+
+def test_hard_links_are_rejected_never_read(settings, tmp_path) -> None:
+    """Issue 18, small holes: a hard link in a drop folder to a file elsewhere (here a valid
+    extract, in real life the index or /etc/passwd) was read, hashed and loaded (it failed on
+    the code before this test)."""
+    import os
+
+    outside = tmp_path / "outside.csv"
+    data = render("health", [child(1)])
+    outside.write_bytes(data)
+    folder = settings.drop_folder(HEALTH)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.link(outside, folder / "health_2026-11-24.csv")
+    (folder / "health_2026-11-24.csv.done").touch()
+    [result] = run_intake(settings, HEALTH, NIGHT)
+    receipt = _receipt(result)
+    assert receipt["outcome"] == "rejected" and receipt["file_problems"][0]["rule"] == "hard_link"
+    assert receipt["rows_read"] == 0 and receipt["size_bytes"] == 0
+    assert outside.read_bytes() == data, "the other name's file is untouched"
+    assert not list(settings.staging_dir.rglob("*.parquet")), "nothing was staged"

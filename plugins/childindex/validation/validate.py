@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from childindex.contracts.contract import Contract
 from childindex.errors import FileRejected, ValidationEnginesDisagree
-from childindex.receipts import RECEIPT_ROW_LIMIT, Receipt, RowRejection, safe_name
+from childindex.receipts import RECEIPT_ROW_LIMIT, Receipt, RowRejection, is_link, safe_name
 from childindex.settings import private_dir
 from childindex.validation.policy import check_rejected_share, check_row_count
 from childindex.validation.reader import check_header, read_header, scan_bytes, write_parts
@@ -77,6 +77,10 @@ def validate_file(
     """
     if path.is_symlink():
         raise FileRejected("symlink", "the drop folder entry is a symbolic link; links are never followed")
+    if is_link(path):
+        raise FileRejected(
+            "hard_link", "the drop folder entry is a hard link (the file has another name); links are never followed"
+        )
     header = read_header(path, contract)
     check_header(contract, header)
     scan_bytes(path, contract)
