@@ -66,6 +66,12 @@ class ValidationPolicy(BaseModel):
     row_count_min_history: int = Field(
         3, ge=1, description="The row-count band applies once an organisation has this many accepted files."
     )
+    max_inflated_bytes: int = Field(
+        16 * 1024**3,
+        ge=1024,
+        description="Quarantine a compressed (.gz) delivery whose content inflates past this many bytes, before "
+        "anything is parsed or written (a small file can inflate to fill the disk).",
+    )
 
 
 # The registry the repository ships (configuration, not code): the demo's organisations.

@@ -339,3 +339,31 @@ def test_hard_links_are_rejected_never_read(settings, tmp_path) -> None:
     assert receipt["rows_read"] == 0 and receipt["size_bytes"] == 0
     assert outside.read_bytes() == data, "the other name's file is untouched"
     assert not list(settings.staging_dir.rglob("*.parquet")), "nothing was staged"
+
+
+def test_a_compressed_delivery_that_inflates_past_its_cap_is_quarantined_before_anything_is_written(
+    settings, monkeypatch
+) -> None:
+    """Issue 18, small holes: a .gz delivery had no cap on its inflated size (a few kilobytes
+    can inflate to fill the disk); past the cap it is quarantined, unparsed (this failed on the
+    code before the test)."""
+    import gzip
+
+    from childindex.settings import load_settings
+
+    monkeypatch.setenv("CHILDINDEX_VALIDATION__MAX_INFLATED_BYTES", str(1024 * 1024))
+    settings = load_settings()
+    rows = [child(i) for i in range(1, 11)]
+    body = render("health", rows)
+    header, lines = body.split(b"\n", 1)
+    bomb = gzip.compress(header + b"\n" + lines * (2 * 1024 * 1024 // len(lines) + 1))  # ~2 MiB inflated
+    assert len(bomb) < 64 * 1024
+    drop(settings, "health", bomb, name="health_2026-11-24.csv.gz")
+    [result] = run_intake(settings, HEALTH, NIGHT)
+    receipt = _receipt(result)
+    assert receipt["outcome"] == "rejected" and receipt["file_problems"][0]["rule"] == "too_large"
+    assert not list(settings.staging_dir.rglob("*.parquet")) and not list(settings.work_dir.rglob("*.parquet"))
+    # Under the cap, the same kind of delivery is loaded.
+    drop(settings, "health", gzip.compress(body), name="health_2026-11-25.csv.gz")
+    [ok] = run_intake(settings, HEALTH, NIGHT)
+    assert ok["outcome"] == "accepted" and ok["rows_accepted"] == 10

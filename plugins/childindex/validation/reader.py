@@ -133,15 +133,25 @@ def check_header(contract: Contract, header: list[str]) -> None:
         raise FileRejected("duplicate_header", "columns named more than once: " + detail)
 
 
-def scan_bytes(path: Path, contract: Contract) -> None:
+def scan_bytes(path: Path, contract: Contract, max_inflated_bytes: int | None = None) -> None:
     """One streaming pass over the bytes for what the CSV parser would let through: NUL
     bytes (never text) and, in a Latin-1 file, C1 control bytes (a Windows-1252 file sent
-    as Latin-1 puts its curly quotes and euro signs there)."""
+    as Latin-1 puts its curly quotes and euro signs there); and a compressed file that
+    inflates past ``max_inflated_bytes``, stopped as soon as it does (nothing is written)."""
+    compressed = path.name.endswith(GZIP_SUFFIX)
+    inflated = 0
     latin1 = contract.file.encoding.replace("-", "").replace("_", "").lower() in ("latin1", "iso88591")
     c1 = bytes(range(0x80, 0xA0))
     try:
         with open_binary(path) as fh:
             for block in iter(lambda: fh.read(1 << 22), b""):
+                inflated += len(block)
+                if compressed and max_inflated_bytes is not None and inflated > max_inflated_bytes:
+                    raise FileRejected(
+                        "too_large",
+                        f"the compressed file inflates past {max_inflated_bytes} bytes "
+                        "(CHILDINDEX_VALIDATION__MAX_INFLATED_BYTES); send it in parts or uncompressed",
+                    )
                 if b"\x00" in block:
                     raise FileRejected("unreadable", "the file contains NUL bytes")
                 if latin1 and len(block.translate(None, c1)) != len(block):

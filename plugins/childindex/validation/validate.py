@@ -83,7 +83,7 @@ def validate_file(
         )
     header = read_header(path, contract)
     check_header(contract, header)
-    scan_bytes(path, contract)
+    scan_bytes(path, contract, settings.validation.max_inflated_bytes)
     receipt.columns_dropped = [safe_name(h) for h in header if h not in set(contract.column_names)]
     receipt.optional_columns_missing = [c.name for c in contract.columns if c.name not in header]
 
