@@ -10,6 +10,7 @@ configuration from the environment at import, so the runner is a separate proces
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -134,15 +135,44 @@ def ui_env(env: dict[str, str]) -> dict[str, str]:
     }
 
 
+class _Stopped(Exception):
+    """SIGTERM arrived: stop as on Ctrl-C."""
+
+
 def serve_ui(env: dict[str, str], port: int, log_file: Path) -> int:
-    """Serve Airflow's UI over the demo's night until interrupted (Ctrl-C)."""
+    """Serve Airflow's UI over the demo's night until interrupted: Ctrl-C or SIGTERM stop the
+    api-server and everything it started (its own process group), never leaving it running."""
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise _Stopped
+
     with log_file.open("a", encoding="utf-8") as log:
-        proc = subprocess.Popen(ui_command(port), env=ui_env(env), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ui_command(port), env=ui_env(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             return proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            return proc.wait(timeout=30)
+        except (KeyboardInterrupt, _Stopped):
+            return _stop_group(proc)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if proc.poll() is None:  # any other way out
+                _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> int:
+    """SIGTERM to the process group, SIGKILL after 30 s; its exit code."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
 
 
 def _runner(night: date, dag_ids: list[str]) -> int:
