@@ -477,11 +477,11 @@ def _index_clusters(con: Any, settings: Any) -> None:
     """Tables ``idx`` (source_key, child_id, identity fields...) from the index, and
     ``truth_keyed`` (truth with each record's source_key, by the intake's keyed HMAC)."""
     from childindex.index.store import fetch_existing
-    from childindex.staging.pseudonymise import hmac_sql, key_params
+    from childindex.staging.pseudonymise import hmac_sql_of, key_params
 
     existing, _children = fetch_existing(settings.index_url)
     con.register("idx", existing)
-    key_expr = hmac_sql("local_id", "dom").replace("$dom", "('local_id:' || organisation)")
+    key_expr = hmac_sql_of("local_id", "('local_id:' || organisation)", "$ipad", "$opad")
     con.execute(
         f"CREATE TABLE truth_keyed AS SELECT {key_expr} AS source_key, * FROM truth_in", key_params(settings.key)
     )

@@ -345,7 +345,7 @@ class Settings(BaseSettings):
         """The reference key (staging/reference.py), as bytes. SettingsError when absent, weak,
         or the pseudonymisation key itself: one leaked key must not open both."""
         key = _resolve_key(self, "reference")
-        if key == _resolve_key(self):
+        if key == self.key:
             raise SettingsError(
                 f"{ENV_PREFIX}REFERENCE_KEY: the reference key must differ from the pseudonymisation key "
                 "(docs/notices.md); 'childindex init-key FILE' creates one"

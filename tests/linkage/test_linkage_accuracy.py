@@ -27,7 +27,7 @@ from childindex.linkage.quality import blocking_recall
 from childindex.linkage.training import train_model
 from childindex.simulation.england import write_registry
 from childindex.simulation.synthetic import NoiseConfig, generate_night
-from childindex.staging.pseudonymise import hmac_sql, key_params
+from childindex.staging.pseudonymise import hmac_sql_of, key_params
 from tests.conftest import TEST_KEY, TEST_REFERENCE_KEY
 
 FIRST = date(2026, 11, 24)
@@ -35,7 +35,7 @@ CHILDREN = 4000
 SEED = 2026
 # A truth row's source key: its local id's HMAC in its organisation's domain
 # (staging.pseudonymise.local_id_domain).
-LOCAL_KEY = hmac_sql("local_id", "dom").replace("$dom", "('local_id:' || organisation)")
+LOCAL_KEY = hmac_sql_of("local_id", "('local_id:' || organisation)", "$ipad", "$opad")
 
 
 # profile -> (nights, recall floor, review items as a share of the first night's records)

@@ -55,10 +55,10 @@ def has_truth(truth_dir: Path | None) -> bool:
 
 def load_truth(con: Any, key: bytes, truth_dir: Path) -> None:
     """DuckDB table ``truth`` (source_key, person_id) from the generator's truth files."""
-    from childindex.staging.pseudonymise import hmac_sql, key_params
+    from childindex.staging.pseudonymise import hmac_sql_of, key_params
 
-    # The HMAC domain is the organisation's (staging.pseudonymise.local_id_domain).
-    key_expr = hmac_sql("local_id", "dom").replace("$dom", "('local_id:' || organisation)")
+    # The HMAC domain is each row's organisation's (staging.pseudonymise.local_id_domain).
+    key_expr = hmac_sql_of("local_id", "('local_id:' || organisation)", "$ipad", "$opad")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE truth AS

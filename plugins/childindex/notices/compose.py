@@ -30,7 +30,12 @@ def compose(con: Any, night: date, lookback_days: int, sensitive: str) -> None:
     """Tables ``new_item`` (recipient_key, other_key), ``withdrawn`` (recipient_key,
     other_key), ``notice`` (one row per organisation, child and kind, with its references and
     involvements) and ``unreferenced`` (recipients without a reference yet)."""
-    params = {"night": night, "lookback": lookback_days, "withhold": sensitive == "withhold"}
+    params = {
+        "night": night,
+        "lookback": lookback_days,
+        "withhold": sensitive == "withhold",
+        "sensitive_service": SENSITIVE_SERVICE,
+    }
     run_script(
         con,
         """
@@ -38,7 +43,7 @@ def compose(con: Any, night: date, lookback_days: int, sensitive: str) -> None:
         CREATE OR REPLACE TABLE inv AS
         SELECT *, service IS NOT NULL
                   AND (end_date IS NULL OR end_date >= $night::DATE - $lookback::INTEGER) AS current,
-               service = $sensitive AS sensitive
+               service = $sensitive_service AS sensitive
         FROM rec;
         CREATE OR REPLACE TABLE touched AS
         SELECT DISTINCT i.child_id FROM inv i JOIN pending p USING (source_key);
@@ -71,7 +76,7 @@ def compose(con: Any, night: date, lookback_days: int, sensitive: str) -> None:
         SELECT t.recipient_key, t.other_key, x.child_id, x.organisation
         FROM told t JOIN inv x ON x.source_key = t.recipient_key JOIN inv y ON y.source_key = t.other_key
         WHERE x.child_id <> y.child_id AND x.local_ref IS NOT NULL;
-        """.replace("$sensitive", f"'{SENSITIVE_SERVICE}'"),
+        """,
         params,
     )
     # One row per notice: its organisation's references, and the involvements it names.

@@ -175,20 +175,16 @@ def _remember(url: str, night: date, pending: Any, new_items: Any, withdrawn: An
     """One transaction: what was told, what was withdrawn, the ledger, and pending cleared."""
     import pyarrow as pa
 
+    told = NoticeTold
+    gone = delete(told).where(
+        told.recipient_key == bindparam("recipient_key"), told.other_key == bindparam("other_key")
+    )
     with engine_for(url).begin() as conn:
-        told = NoticeTold
         # New items are not told yet by construction (one notices run at a time: the DAG's
         # max_active_runs); withdrawn ones go.
         pairs = withdrawn.to_pylist()
-        if pairs:
-            for i in range(0, len(pairs), _CHUNK):
-                chunk = pairs[i : i + _CHUNK]
-                conn.execute(
-                    delete(told).where(
-                        told.recipient_key == bindparam("recipient_key"), told.other_key == bindparam("other_key")
-                    ),
-                    chunk,
-                )
+        for i in range(0, len(pairs), _CHUNK):
+            conn.execute(gone, pairs[i : i + _CHUNK])
         if new_items.num_rows:
             insert_arrow(conn, NoticeTold, new_items.append_column("night", pa.array([night] * new_items.num_rows)))
         for row in ledger_rows:

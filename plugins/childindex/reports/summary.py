@@ -268,19 +268,14 @@ def _linkage(settings: Settings, night: date) -> dict:
     """What linkage did on ``night`` (its metrics, written when it ran), the open review
     queue, and the model a night would use now."""
     from childindex.index.db import engine_for
-    from childindex.index.models import NightMetric
     from childindex.linkage.model import current_model_path
     from childindex.linkage.review import open_count
 
     with engine_for(settings.index_url).connect() as conn:
-        rows = conn.execute(
-            select(NightMetric.name, NightMetric.value).where(
-                NightMetric.night == night, NightMetric.name.like("linkage_%")
-            )
-        ).all()
+        metrics = _stage_metrics(conn, night, "linkage_")
     assert settings.linkage.model_dir is not None
     return {
-        **{name.removeprefix("linkage_"): int(value) for name, value in rows},
+        **{name: int(value) for name, value in metrics.items()},
         "review_queue_open": open_count(settings.index_url),
         "model_now": current_model_path(settings.linkage.model_dir).name,
     }
@@ -291,22 +286,18 @@ def _notices(settings: Settings, night: date) -> dict[str, Any]:
     synthetic data, precision and recall against the truth), and per organisation the
     notices and retractions its files hold (``ledger``)."""
     from childindex.index.db import engine_for
-    from childindex.index.models import NightMetric, NoticeLedger
+    from childindex.index.models import NoticeLedger
 
     with engine_for(settings.index_url).connect() as conn:
-        rows = conn.execute(
-            select(NightMetric.name, NightMetric.value).where(
-                NightMetric.night == night, NightMetric.name.like("notices_%")
-            )
-        ).all()
+        metrics = _stage_metrics(conn, night, "notices_")
         ledger = conn.execute(
             select(NoticeLedger.organisation, NoticeLedger.kind, NoticeLedger.children).where(
                 NoticeLedger.night == night
             )
         ).all()
     out: dict[str, Any] = {
-        name.removeprefix("notices_"): round(value, 4) if "precision" in name or "recall" in name else int(value)
-        for name, value in rows
+        name: round(value, 4) if "precision" in name or "recall" in name else int(value)
+        for name, value in metrics.items()
     }
     per_org: dict[str, dict[str, int]] = {}
     for code, kind, n in ledger:
@@ -314,6 +305,19 @@ def _notices(settings: Settings, night: date) -> dict[str, Any]:
         entry["notices_sent" if kind == "notice" else "retractions_sent"] += int(n)
     out["ledger"] = per_org
     return out
+
+
+def _stage_metrics(conn: Connection, night: date, prefix: str) -> dict[str, float]:
+    """The night's metrics a stage wrote when it ran (names starting ``prefix``), by name
+    without the prefix."""
+    from childindex.index.models import NightMetric
+
+    rows = conn.execute(
+        select(NightMetric.name, NightMetric.value).where(
+            NightMetric.night == night, NightMetric.name.like(prefix + "%")
+        )
+    ).all()
+    return {name.removeprefix(prefix): value for name, value in rows}
 
 
 def summary_path(settings: Settings, night: date) -> Path:

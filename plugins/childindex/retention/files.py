@@ -57,12 +57,7 @@ def files_before(root: Path | None, cutoff: date, nights: dict[str, date]) -> li
     for p in root.rglob("*"):
         if not p.is_file() or p.is_symlink():
             continue
-        night = nights.get(str(p)) or nights.get(str(p.parent))
-        if night is None and (m := _DATE_IN_NAME.search(p.name)):
-            try:
-                night = date.fromisoformat(m.group(1))
-            except ValueError:
-                night = None
+        night = nights.get(str(p)) or nights.get(str(p.parent)) or file_night(p)
         if night is not None:
             if night < cutoff:
                 found.append(p)

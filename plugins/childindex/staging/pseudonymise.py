@@ -72,8 +72,14 @@ def hmac_sql(expr: str, domain_param: str, ipad_param: str = "ipad", opad_param:
     The key pads and domain are bound parameters (``$ipad``, ``$opad``, ``$<domain_param>``),
     never pasted into the SQL text.
     """
-    message = f"encode(${domain_param} || ':' || ({expr}))"
-    return f"sha256(${opad_param} || unhex(sha256(${ipad_param} || {message})))"
+    return hmac_sql_of(expr, f"${domain_param}", f"${ipad_param}", f"${opad_param}")
+
+
+def hmac_sql_of(expr: str, domain: str, ipad: str, opad: str) -> str:
+    """:func:`hmac_sql` with the domain and the key pads given as SQL expressions: bound
+    parameters, or columns (a table of keys, a domain per row). Never a key pasted as text."""
+    message = f"encode({domain} || ':' || ({expr}))"
+    return f"sha256({opad} || unhex(sha256({ipad} || {message})))"
 
 
 def key_params(key: bytes) -> dict[str, bytes]:

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 
-from childindex.staging.pseudonymise import hmac_hex, hmac_sql, key_params
+from childindex.staging.pseudonymise import hmac_hex, hmac_sql, hmac_sql_of, key_params
 
 TAG_BYTES = 16
 BLOCK_BYTES = 32  # one HMAC-SHA256 output: the keystream's block
@@ -102,20 +103,14 @@ def reference_params(key: bytes, organisation: str) -> dict[str, object]:
 
 def reference_sql(expr: str) -> str:
     """SQL for the reference of a VARCHAR local id ``expr`` (NULL stays NULL), with
-    :func:`reference_params` bound. Keystream blocks past the first are computed only for
-    ids longer than the blocks before them (CASE evaluates a branch for the rows reaching it)."""
+    :func:`reference_params` bound."""
     tag = f"left({hmac_sql(expr, 'ref_domain', 'ref_ipad_tag', 'ref_opad_tag')}, {2 * TAG_BYTES})"
 
     def block(i: int) -> str:
         return hmac_sql(f"{tag} || ':{i}'", "ref_domain", "ref_ipad_enc", "ref_opad_enc")
 
     size = f"octet_length(encode({expr}))"
-    stream = " || ".join(
-        block(0) if i == 0 else f"CASE WHEN {size} > {i * BLOCK_BYTES} THEN {block(i)} ELSE '' END"
-        for i in range(MAX_ID_BYTES // BLOCK_BYTES + 1)
-    )
-    keystream = f"CAST(unhex(left({stream}, 2 * {size})) AS BIT)"
-    body = f"hex(CAST(xor(CAST(encode({expr}) AS BIT), {keystream}) AS BLOB))"
+    body = f"hex(CAST(xor(CAST(encode({expr}) AS BIT), {_keystream(block, size)}) AS BLOB))"
     return f"CASE WHEN {expr} IS NOT NULL THEN lower({tag} || {body}) END"
 
 
@@ -131,10 +126,20 @@ def key_rows(key: bytes, organisations: list[str]) -> dict[str, list]:
     return rows
 
 
+def _keystream(block: Callable[[int], str], size: str) -> str:
+    """The keystream of ``size`` bytes as a BIT string, from its HMAC blocks ``block(i)``.
+    Blocks past the first are computed only for ids longer than the blocks before them (CASE
+    evaluates a branch for the rows reaching it)."""
+    stream = " || ".join(
+        block(0) if i == 0 else f"CASE WHEN {size} > {i * BLOCK_BYTES} THEN {block(i)} ELSE '' END"
+        for i in range(MAX_ID_BYTES // BLOCK_BYTES + 1)
+    )
+    return f"CAST(unhex(left({stream}, 2 * {size})) AS BIT)"
+
+
 def _hmac_cols(expr: str, ipad: str, opad: str) -> str:
-    """:func:`hmac_sql` with the pads taken from columns (a key table) rather than parameters."""
-    message = f"encode('{_DOMAIN}:' || ({expr}))"
-    return f"sha256({opad} || unhex(sha256({ipad} || {message})))"
+    """:func:`hmac_sql` with the pads taken from a key table's columns."""
+    return hmac_sql_of(expr, f"'{_DOMAIN}'", ipad, opad)
 
 
 def local_id_sql(ref: str, keys: str) -> str:
@@ -148,11 +153,6 @@ def local_id_sql(ref: str, keys: str) -> str:
     def block(i: int) -> str:
         return _hmac_cols(f"{tag} || ':{i}'", f"{keys}.ipad_enc", f"{keys}.opad_enc")
 
-    stream = " || ".join(
-        block(0) if i == 0 else f"CASE WHEN {size} > {i * BLOCK_BYTES} THEN {block(i)} ELSE '' END"
-        for i in range(MAX_ID_BYTES // BLOCK_BYTES + 1)
-    )
-    keystream = f"CAST(unhex(left({stream}, 2 * {size})) AS BIT)"
-    plain = f"try(decode(CAST(xor(CAST({body} AS BIT), {keystream}) AS BLOB)))"
+    plain = f"try(decode(CAST(xor(CAST({body} AS BIT), {_keystream(block, size)}) AS BLOB)))"
     check = f"left({_hmac_cols(plain, f'{keys}.ipad_tag', f'{keys}.opad_tag')}, {2 * TAG_BYTES})"
     return f"CASE WHEN {size} > 0 AND {check} = lower({tag}) THEN {plain} END"
