@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from datetime import date
 from pathlib import Path
 
@@ -125,3 +130,28 @@ def drop(
     if convention == "marker" and complete:
         (folder / (name + ".done")).touch()
     return path
+
+
+def run_python(script: str) -> subprocess.Popen:
+    """Run ``script`` in a fresh interpreter with this test's settings (the environment)."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=dict(os.environ))
+
+
+def killed_intake(organisation: str, night: date) -> None:
+    """An intake killed (SIGKILL, as the OOM killer does) the moment its staging file is
+    written under its temporary name, before it is renamed into place."""
+    proc = run_python(f"""
+        import os, signal
+        from datetime import date
+        import childindex.staging.writer as writer
+        from childindex.intake.process import run_intake
+        from childindex.settings import load_settings
+
+        real = writer._copy_accepted
+        def copy_then_die(*args, **kwargs):
+            real(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGKILL)
+        writer._copy_accepted = copy_then_die
+        run_intake(load_settings(), {organisation!r}, date.fromisoformat({night.isoformat()!r}))
+    """)
+    assert proc.wait(timeout=300) == -signal.SIGKILL

@@ -35,7 +35,15 @@ STAGES = {
     "cli",
     "simulation",
 }
-TOP_LEVEL_MODULES = {"__init__.py", "settings.py", "errors.py", "whitelist.py", "receipts.py"}
+TOP_LEVEL_MODULES = {
+    "__init__.py",
+    "settings.py",
+    "errors.py",
+    "whitelist.py",
+    "receipts.py",
+    "safe_paths.py",
+    "locks.py",
+}
 MAX_LINES = 600
 HEAVY = ("great_expectations", "splink", "pandas", "duckdb", "matplotlib", "fastapi")
 

@@ -108,11 +108,26 @@ class NotEnoughRecords(TerminalError):
     stage = "linkage"
 
 
+class LinkageOutOfMemory(TerminalError):
+    """Linkage needed more memory than its limit and could not spill it; nothing was published.
+    The same night with the same settings would run out again."""
+
+    stage = "linkage"
+
+
 class TrainingImpossible(TerminalError):
     """The records hold too little to estimate some comparison of the linkage model (no
     blocking rule gives enough pairs that leave it free)."""
 
     stage = "linkage"
+
+
+class UnsafePath(TerminalError):
+    """A path to read or write leaves its folder, or passes through a symbolic link or a hard
+    link, where childindex reads or writes only real files in real folders. The message names
+    the folder and the file's name, never what the file holds or where a link points."""
+
+    stage = "files"
 
 
 # --------------------------------------------------------------------------- transient
@@ -122,6 +137,17 @@ class IndexUnavailable(TransientError):
     """The index database could not be reached, or was locked, or ran out of resources."""
 
     stage = "index"
+
+
+class StageBusy(TransientError):
+    """Another run of the same stage (an organisation's intake, linkage, notices) holds its
+    lock (:mod:`childindex.locks`); nothing was done, and a later try goes ahead."""
+
+
+class DiskFull(TransientError):
+    """A disk filled up (no space, over quota, or over linkage's spill budget) while a step
+    wrote; what that step wrote was removed and nothing was recorded, so a retry after space
+    is freed starts clean."""
 
 
 # PostgreSQL SQLSTATE classes and codes that say "try again": connection exceptions (08),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from childindex.contracts.contract import GZIP_SUFFIX, Contract
 from childindex.errors import FileRejected
-from childindex.settings import private_dir
+from childindex.safe_paths import write_inside
 
 if TYPE_CHECKING:
     from childindex.organisations.registry import Organisation
@@ -56,6 +56,18 @@ ADVICE = {
     "row_count_anomaly": "The file's size is far from recent nights': check the export is complete, then send it "
     "again (or ask the childindex team to re-admit it with 'childindex reprocess').",
     "already_loaded": "Nothing to do: this exact file was loaded before.",
+    "night_ahead": "The night in the file's name is later than the day it arrived: name the file for the night "
+    "its extract was taken, and send it again.",
+    "changed_during_intake": "The file changed while childindex read it: write the completion marker (or rename "
+    "the upload) only once the file is whole, then send it again.",
+    "unreadable_file": "childindex could not read the file (check its permissions in the drop folder), then send "
+    "it again.",
+    "vanished": "The file was removed from the drop folder before childindex could read it: nothing was loaded. "
+    "Send it again if it should be.",
+    "symlink": "Put the file itself in the drop folder, not a link to it.",
+    "hard_link": "Put the file itself in the drop folder, not a second name (a hard link) for a file kept "
+    "elsewhere.",
+    "not_a_file": "Put only files in the drop folder: this entry is not a file and was not read.",
 }
 
 RECEIPT_ROW_LIMIT = 10_000  # rejected rows (and values set aside) listed in a receipt; all are counted
@@ -72,16 +84,29 @@ SET_ASIDE_ADVICE = (
 )
 
 
-def new_receipt(organisation: Organisation, contract: Contract, path: Path, night: date) -> tuple[Receipt, date | None]:
+def new_receipt(
+    organisation: Organisation,
+    contract: Contract,
+    path: Path,
+    night: date,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+) -> tuple[Receipt, date | None]:
     """A receipt for ``path`` before any check, and the night its name gives: None when the
     name does not fit the contract (:func:`require_contract_name` then rejects it).
 
     The receipt's night is the name's, or ``night`` when the name does not match at all.
+    ``sha256`` and ``size``: intake's, of the bytes it read (:mod:`childindex.intake.receive`);
+    otherwise the file is hashed here.
     """
     # Never read through a link (a symlink, or a hard link: another name for a file that may
     # be anywhere on the file system): its "hash" is of its name, so the ledger still has a key.
-    link = is_link(path)
-    sha = hashlib.sha256(f"symlink:{path.name}".encode()).hexdigest() if link else sha256_file(path)
+    if sha256 is None:
+        link = is_link(path)
+        sha256 = hashlib.sha256(f"symlink:{path.name}".encode()).hexdigest() if link else sha256_file(path)
+        size = 0 if link else path.stat().st_size
+    sha = sha256
     receipt = Receipt(
         organisation=organisation.code,
         organisation_name=organisation.name,
@@ -89,7 +114,7 @@ def new_receipt(organisation: Organisation, contract: Contract, path: Path, nigh
         contract_version=contract.version,
         file_name=safe_name(path.name),  # formula-looking names are defused
         sha256=sha,
-        size_bytes=0 if link else path.stat().st_size,
+        size_bytes=size or 0,
         night=None,
         received_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
         outcome="rejected",
@@ -253,14 +278,19 @@ class Receipt:
         """Write ``<file>.<hash8>.receipt.json`` and ``.txt``; returns the JSON path.
 
         A later delivery of the same bytes (a duplicate) gets ``.2.receipt``, ``.3.receipt``
-        and so on: the first receipt, which the ledger points to, is never overwritten."""
-        private_dir(outbox)
+        and so on: the first receipt, which the ledger points to, is never overwritten.
+
+        Raises:
+            UnsafePath: the outbox, or a receipt's name in it, is a link (nothing is written
+                through one; the folder holding the outbox may be one).
+        """
         base = f"{self.file_name}.{self.sha256[:8]}"
         stem, n = f"{base}.receipt", 1
-        while (outbox / f"{stem}.json").exists():
+        # A link under a receipt's name is not skipped: write_inside refuses it.
+        while (outbox / f"{stem}.json").exists() and not (outbox / f"{stem}.json").is_symlink():
             n += 1
             stem = f"{base}.{n}.receipt"
         json_path = outbox / f"{stem}.json"
-        json_path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        (outbox / f"{stem}.txt").write_text(self.to_text(), encoding="utf-8")
+        write_inside(outbox.parent, json_path, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        write_inside(outbox.parent, outbox / f"{stem}.txt", self.to_text())
         return json_path

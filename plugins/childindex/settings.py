@@ -72,6 +72,12 @@ class ValidationPolicy(BaseModel):
         description="Quarantine a compressed (.gz) delivery whose content inflates past this many bytes, before "
         "anything is parsed or written (a small file can inflate to fill the disk).",
     )
+    max_days_ahead: int = Field(
+        2,
+        ge=0,
+        description="Quarantine a file whose name gives a night more than this many days after the night of the "
+        "run that receives it (a name cannot carry a file past its retention).",
+    )
 
 
 # The registry the repository ships (configuration, not code): the demo's organisations.
@@ -165,6 +171,18 @@ class LinkageSettings(BaseModel):
         "4GB",
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory DuckDB may use for linkage and training before it spills to the work folder.",
+    )
+    spill_budget: str = Field(
+        "50%",
+        pattern=r"^([0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)|[1-9][0-9]?(\.[0-9]+)?%)$",
+        description="Disk linkage and training may spill to in the work folder: a size, or a share of the space "
+        "free there when the run starts. Past it the night fails with one line, nothing published.",
+    )
+    max_block_comparisons: int = Field(
+        50_000_000,
+        ge=1,
+        description="Comparisons one block of a blocking rule may make (tonight's records with each other and "
+        "with the index's); tonight's records in a larger block are held back and their senders told.",
     )
     training_max_pairs: int = Field(
         10_000_000, ge=10_000, description="Random pairs sampled to estimate u when training."
@@ -262,6 +280,12 @@ class Settings(BaseSettings):
     )
     failure_webhook_conn: str | None = Field(
         None, description="Airflow Connection whose URL is told when a task fails (off when unset); DAG parse."
+    )
+    lock_wait_seconds: int = Field(
+        1800,
+        ge=0,
+        description="How long a second run of an organisation's intake, of linkage or of notices waits for the "
+        "first to finish before it gives up with one line (and Airflow retries it).",
     )
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     validation: ValidationPolicy = Field(default_factory=ValidationPolicy)

@@ -220,10 +220,11 @@ def test_reprocess_readmits_a_quarantined_file(settings) -> None:
 
     _three_nights_of_ten_rows(settings)
     big = render("health", [child(i) for i in range(1000, 1100)])  # a genuine surge: 10x the usual
-    drop(settings, HEALTH, big, night=NIGHT + timedelta(days=3))
-    [first] = run_intake(settings, HEALTH, NIGHT)
+    later = NIGHT + timedelta(days=3)
+    drop(settings, HEALTH, big, night=later)
+    [first] = run_intake(settings, HEALTH, later)
     assert first["outcome"] == "rejected"
-    again = reprocess(settings, HEALTH, NIGHT, sha_prefix=first["sha256"][:12], skip_row_count=True)
+    again = reprocess(settings, HEALTH, later, sha_prefix=first["sha256"][:12], skip_row_count=True)
     assert again["outcome"] == "accepted" and again["rows_accepted"] == 100
     assert not any(p.name.startswith("health_") for p in settings.quarantine_dir.rglob("*")), "no second copy"
 
@@ -291,7 +292,7 @@ def _three_nights_of_ten_rows(settings, rows: int = 10) -> None:
             render("health", [child(i + 100 * k) for i in range(1, rows + 1)]),
             night=NIGHT + timedelta(days=k),
         )
-        [result] = run_intake(settings, HEALTH, NIGHT)
+        [result] = run_intake(settings, HEALTH, NIGHT + timedelta(days=k))
         assert result["outcome"] == "accepted"
 
 
@@ -302,7 +303,7 @@ def test_a_sudden_drop_is_quarantined(settings) -> None:
 
     _three_nights_of_ten_rows(settings, rows=90)
     drop(settings, HEALTH, render("health", [child(i) for i in range(500, 525)]), night=NIGHT + timedelta(days=3))
-    [result] = run_intake(settings, HEALTH, NIGHT)
+    [result] = run_intake(settings, HEALTH, NIGHT + timedelta(days=3))
     receipt = _receipt(result)
     assert [p["rule"] for p in receipt["file_problems"]] == ["row_count_anomaly"]
     assert receipt["rows_read"] == 25 and receipt["rows_accepted"] == 0
@@ -316,7 +317,7 @@ def test_a_small_organisation_s_few_rows_more_are_not_an_anomaly(settings) -> No
 
     _three_nights_of_ten_rows(settings, rows=3)
     drop(settings, HEALTH, render("health", [child(i) for i in range(500, 511)]), night=NIGHT + timedelta(days=3))
-    [result] = run_intake(settings, HEALTH, NIGHT)
+    [result] = run_intake(settings, HEALTH, NIGHT + timedelta(days=3))
     assert (result["outcome"], result["rows_accepted"]) == ("accepted", 11)
 
 

@@ -69,7 +69,8 @@ def test_organisations_sharing_a_contract_are_kept_apart(settings, monkeypatch, 
             "health_chis",
         )
         assert name in Path(result["receipt_path"]).with_suffix(".txt").read_text(encoding="utf-8")
-        assert (settings.archive_dir / code / NIGHT.isoformat() / "health_2026-11-24.csv").read_bytes() == data
+        [archived] = (settings.archive_dir / code / NIGHT.isoformat()).glob("*/health_2026-11-24.csv")
+        assert archived.read_bytes() == data and archived.parent.name == result["sha256"][:16]
         assert Path(result["staged_path"]).parent.parent.name == f"organisation={code}"
     assert results["RH1"]["sha256"] == results["RH2"]["sha256"]
 
@@ -120,13 +121,13 @@ def test_the_row_count_band_is_each_organisation_s_own(settings, monkeypatch, tm
     )
     for k in range(3):
         drop(settings, "RH1", render("health_chis", [child(i + 100 * k) for i in range(1, 91)]), NIGHT + timedelta(k))
-        [result] = run_intake(settings, "RH1", NIGHT)
+        [result] = run_intake(settings, "RH1", NIGHT + timedelta(k))
         assert result["outcome"] == "accepted"
     drop(settings, "RH2", render("health_chis", [child(i) for i in range(500, 505)]), NIGHT + timedelta(3))
-    [result] = run_intake(settings, "RH2", NIGHT)
+    [result] = run_intake(settings, "RH2", NIGHT + timedelta(3))
     assert (result["outcome"], result["rows_accepted"]) == ("accepted", 5)
     drop(settings, "RH1", render("health_chis", [child(i) for i in range(500, 505)]), NIGHT + timedelta(3))
-    [result] = run_intake(settings, "RH1", NIGHT)
+    [result] = run_intake(settings, "RH1", NIGHT + timedelta(3))
     assert result["outcome"] == "rejected"
     assert [p["rule"] for p in _receipts(settings, "RH1")[-1]["file_problems"]] == ["row_count_anomaly"]
 

@@ -121,7 +121,7 @@ def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(settings) -> None:
 
 def test_records_no_extract_covers_stop_the_rotation_unless_dropped(settings) -> None:
     _linked_night(settings)
-    for path in settings.archive_dir.glob(f"{SOCIAL_CARE}/*/*"):
+    for path in settings.archive_dir.glob(f"{SOCIAL_CARE}/*/*/*"):
         path.unlink()  # the archive no longer holds social care's extract
     before = _index(settings)
     with pytest.raises(RotationRefused, match=f"1 records are in no extract read .*{SOCIAL_CARE}: 1"):
@@ -136,7 +136,7 @@ def test_records_no_extract_covers_stop_the_rotation_unless_dropped(settings) ->
 
 def test_dropping_unmapped_records_deletes_them(settings) -> None:
     _linked_night(settings)
-    for path in settings.archive_dir.glob(f"{SOCIAL_CARE}/*/*"):
+    for path in settings.archive_dir.glob(f"{SOCIAL_CARE}/*/*/*"):
         path.unlink()
     done = rotate_key(settings, NEW_KEY.encode(), NIGHT + timedelta(days=1), drop_unmapped=True)
     assert done.unmapped == {SOCIAL_CARE: 1} and done.records_deleted == 1
@@ -169,7 +169,7 @@ def _without_social_care_archive(settings) -> Path:
     """After a linked night: the archive loses social care's extract, and a full extract
     from it waits in a file of its own."""
     _linked_night(settings)
-    for path in settings.archive_dir.glob(f"{SOCIAL_CARE}/*/*"):
+    for path in settings.archive_dir.glob(f"{SOCIAL_CARE}/*/*/*"):
         path.unlink()
     full = settings.data_dir / "sc_extract_20261125.txt"
     full.write_bytes(render("social_care", [child(1, "social_care", upn=None)]))
@@ -229,7 +229,7 @@ def test_an_organisation_no_longer_registered_leaves_its_records_unmapped(settin
         encoding="utf-8",
     )
     smaller = load_settings(organisations_file=registry)
-    assert list(smaller.archive_dir.glob(f"{SOCIAL_CARE}/*/*"))
+    assert list(smaller.archive_dir.glob(f"{SOCIAL_CARE}/*/*/*"))
     with pytest.raises(RotationRefused, match=f"{SOCIAL_CARE}: 1"):
         rotate_key(smaller, NEW_KEY.encode(), NIGHT + timedelta(days=1))
     with pytest.raises(RegistryError, match=SOCIAL_CARE):

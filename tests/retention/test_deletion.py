@@ -11,7 +11,7 @@ from childindex.index.db import engine_for
 from childindex.intake.process import run_intake
 from childindex.linkage import link_pending
 from childindex.retention import run_retention
-from tests.helpers import ORG, child, drop, nhs, render
+from tests.helpers import ORG, child, drop, killed_intake, nhs, render
 
 NIGHT = date(2026, 11, 24)
 CANARY = {
@@ -53,6 +53,13 @@ def test_a_child_aged_past_every_policy_leaves_no_trace(settings) -> None:
     drop(settings, "health", render("health", [gone, child(3)]), night=NIGHT + timedelta(days=2))
     run_intake(settings, ORG["health"], NIGHT + timedelta(days=2))
     assert any(settings.quarantine_dir.rglob("*.csv")) and len(list(settings.staging_dir.rglob("*.parquet"))) == 3
+    # A last intake is killed as it writes its staging file, and the organisation then takes
+    # the file back: its half-made staging file and intake's copy are left behind.
+    late = drop(settings, "health", render("health", [gone, child(4)]), night=NIGHT + timedelta(days=3))
+    killed_intake(ORG["health"], NIGHT + timedelta(days=3))
+    late.unlink()
+    late.with_name(late.name + ".done").unlink(missing_ok=True)
+    assert list(settings.staging_dir.rglob("*.tmp")), "the killed intake left debris"
     needles = [*CANARY.values(), number, "H0000777"]
     assert _found(settings.data_dir, needles), "the values are on disk before retention"
 
@@ -61,6 +68,9 @@ def test_a_child_aged_past_every_policy_leaves_no_trace(settings) -> None:
     assert rules["staging_unlinked"]["files_deleted"] == 1 and rules["quarantine"]["files_deleted"] >= 1
     assert cert["rows_deleted"] > 0
     assert _found(settings.data_dir, needles) == []
+    # Nothing a killed run left: no temporary file, no staging file the ledger does not name
+    # (a Parquet file's values are compressed: no byte search would find them there).
+    assert [p for p in settings.data_dir.rglob("*") if p.is_file() and p.suffix in (".tmp", ".parquet")] == []
     # And the index file itself holds no free pages with old rows (secure_delete, VACUUM).
     index = Path(settings.index_url.split("///", 1)[1])
     assert index.exists() and not any(n.encode() in index.read_bytes() for n in needles)

@@ -262,7 +262,8 @@ def test_files_are_aged_by_their_night_not_the_clock(settings) -> None:
     drop(settings, "health", bad, night=old + timedelta(days=2))
     run_intake(settings, ORG["health"], old + timedelta(days=2))
     (settings.reports_dir / f"night-{old}.json").write_text("{}")
-    assert list(settings.archive_dir.glob(f"{ORG['health']}/*/duplicates/*")), "the duplicate is kept under its night"
+    dup_night = (old + timedelta(days=1)).isoformat()
+    assert list(settings.archive_dir.glob(f"{ORG['health']}/{dup_night}/*/*")), "the duplicate is kept under its night"
     # Files written just now, with nights long past: the clock says new, the nights say old.
     cert = run_retention(settings, NIGHT)
     files = {r["rule"]: r["files_deleted"] for r in cert["rules"]}

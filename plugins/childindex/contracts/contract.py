@@ -153,7 +153,7 @@ class Contract(BaseModel):
         return col.field in IDENTITY_FIELDS and self.missing_identity != "reject"
 
     def match_name(self, filename: str) -> re.Match[str] | None:
-        """Match a whole file name against the contract's pattern (None when it does not fit).
+        r"""Match a whole file name against the contract's pattern (None when it does not fit).
 
         Whole, and in ASCII: ``$`` alone also matches before a trailing newline, and ``\d``
         alone also matches other scripts' digits, so a name with either would pass."""

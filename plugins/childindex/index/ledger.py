@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, case, insert, select, update
 
 from childindex.index.db import engine_for
 from childindex.index.models import FileLedger
 
 LOADED = ("staged", "linked")
+# The reason of a staged file some of whose records linkage held back (an oversize block):
+# its other records are in the index, and only the held ones are read again.
+HELD = "linkage_held"
 
 
 class Ledger:
@@ -38,6 +41,16 @@ class Ledger:
             ).all()
         return [r[0] for r in rows]
 
+    def staged_paths(self, organisation: str) -> set[str]:
+        """Every staging file the ledger names for the organisation (any status)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(FileLedger.staged_path).where(
+                    FileLedger.organisation == organisation, FileLedger.staged_path.is_not(None)
+                )
+            ).all()
+        return {str(r[0]) for r in rows}
+
     def record(self, **values: object) -> None:
         values.setdefault("received_at", datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         with self.engine.begin() as conn:
@@ -53,8 +66,33 @@ class Ledger:
             ).all()
         return [(r.id, r.organisation, r.staged_path, r.night) for r in rows]
 
+    def describe(self, ids: list[int]) -> dict[int, dict[str, str]]:
+        """file_name, sha256 and night (ISO) of the files with these ids, by id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(FileLedger.id, FileLedger.file_name, FileLedger.sha256, FileLedger.night).where(
+                    FileLedger.id.in_(ids)
+                )
+            ).all()
+        return {r.id: {"file_name": r.file_name, "sha256": r.sha256, "night": r.night.isoformat()} for r in rows}
+
+    def partly_linked(self) -> set[int]:
+        """Ids of staged files some of whose records linkage held back."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(FileLedger.id).where(FileLedger.status == "staged", FileLedger.reason == HELD)
+            ).all()
+        return {r.id for r in rows}
+
     @staticmethod
     def mark_linked(conn: Connection, ids: list[int]) -> None:
         """Inside the publish transaction: the files' records are in the index."""
         if ids:
-            conn.execute(update(FileLedger).where(FileLedger.id.in_(ids)).values(status="linked"))
+            reason = case((FileLedger.reason == HELD, None), else_=FileLedger.reason)
+            conn.execute(update(FileLedger).where(FileLedger.id.in_(ids)).values(status="linked", reason=reason))
+
+    @staticmethod
+    def mark_held(conn: Connection, ids: list[int]) -> None:
+        """Inside the publish transaction: the files stay staged, with records held back."""
+        if ids:
+            conn.execute(update(FileLedger).where(FileLedger.id.in_(ids)).values(reason=HELD))

@@ -179,11 +179,13 @@ def publish(
     ledger_ids: list[int],
     night: date,
     registry: tuple[list[dict[str, str]], list[dict[str, str]]] | None = None,
+    held_ids: list[int] | None = None,
 ) -> dict[str, int]:
     """Apply a linkage plan and mark the files linked: all of it, or none of it.
 
     ``registry`` is (organisations, areas) as rows: the index's copy of who and where, which
-    the reader view names involvements by, is brought up to date in the same transaction."""
+    the reader view names involvements by, is brought up to date in the same transaction.
+    ``held_ids``: files some of whose records were held back, which stay staged."""
     stats = {"children_created": 0, "children_updated": 0, "merges": 0, "splits": 0}
     with engine_for(url).begin() as conn:
         if registry is not None:
@@ -253,6 +255,7 @@ def publish(
             stats["merges"] = sum(h["reason"].startswith("merge") for h in history)
             stats["splits"] = sum(h["reason"].startswith("split") for h in history)
         Ledger.mark_linked(conn, ledger_ids)
+        Ledger.mark_held(conn, held_ids or [])
     return stats
 
 

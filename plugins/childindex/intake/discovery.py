@@ -11,6 +11,9 @@ operator registers the organisation or removes the folder.
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,27 +23,39 @@ from childindex.settings import Settings
 MARKER_SUFFIX = ".done"
 PARTIAL_SUFFIX = ".part"
 
+log = logging.getLogger(__name__)
+
 
 def pending_files(settings: Settings, organisation: str) -> list[Path]:
     """Files in the organisation's drop folder whose upload is complete under its contract's
     convention.
 
     A file still being uploaded (no ``.done`` marker yet, or still named ``*.part``) is
-    never returned. Symlinks are returned (never followed) so that intake rejects them with a
-    receipt, as it does files that do not match the contract's name pattern.
+    never returned. Every other entry is returned, whatever it is (a symlink, never followed;
+    a pipe; a file intake may not read; a folder with a completion marker), so that intake
+    gives it a receipt and goes on, as it does for files that do not match the contract's
+    name pattern. A folder without a marker is logged and left alone.
     """
     contract = load_contract(settings.registry.get(organisation).contract)
     folder = settings.drop_folder(organisation)
-    if not folder.is_dir():
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError as exc:  # a folder intake may not read: said once, and the others go on
+        log.warning("drop folder of %s cannot be listed (%s): its files wait", organisation, type(exc).__name__)
         return []
     found = []
-    for path in sorted(folder.iterdir()):
-        if path.is_dir() or not (path.is_file() or path.is_symlink()):
-            continue
+    for path in entries:
         name = path.name
         if name.endswith(MARKER_SUFFIX) or name.endswith(PARTIAL_SUFFIX) or name.startswith("."):
             continue
-        if contract.file.completion == "marker" and not path.with_name(name + MARKER_SUFFIX).exists():
+        if contract.file.completion == "marker" and not os.path.lexists(path.with_name(name + MARKER_SUFFIX)):
+            continue
+        try:
+            is_folder = stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            continue  # gone since the listing
+        if is_folder and contract.file.completion != "marker":
+            log.warning("drop folder of %s holds a folder (%s): never read", organisation, name)
             continue
         found.append(path)
     return found

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, text
 from childindex.contracts.contract import load_contract
 from childindex.errors import FileRejected, RotationRefused, SettingsError
 from childindex.index.models import SourceRecord
+from childindex.safe_paths import write_inside
 from childindex.settings import Settings, check_key_strength
 from childindex.staging.pseudonymise import PSEUDONYM_COLUMNS
 
@@ -98,8 +99,9 @@ def rotate_key(
     if not dry_run:
         result.staging_files_deleted = _delete_staging(settings)
         out = settings.reports_dir / "keys" / f"rotation-{today.isoformat()}-epoch{result.epoch}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"certificate_version": 1, **result.__dict__}, indent=2) + "\n", encoding="utf-8")
+        write_inside(
+            settings.reports_dir, out, json.dumps({"certificate_version": 1, **result.__dict__}, indent=2) + "\n"
+        )
     log.info(
         "key rotation %s -> %s: %d files read, %d records, %d unmapped (dry run: %s)",
         result.old_key_id,
@@ -121,8 +123,9 @@ def _extract_files(settings: Settings, extracts: Sequence[tuple[str, Path]]) -> 
         for folder in sorted(p for p in settings.archive_dir.iterdir() if p.is_dir()):
             if folder.name not in registry.by_code:
                 continue  # no contract to read it with: its records count as unmapped
-            for path in sorted(folder.glob("*/*")):
-                if path.is_file() and not path.is_symlink():
+            # <night>/<hash prefix>/<name>; a temporary file (a dot name) is no extract.
+            for path in sorted(folder.glob("*/*/*")):
+                if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
                     found.append((folder.name, path))
     for code, path in extracts:
         registry.get(code)  # RegistryError names an unknown organisation

@@ -40,18 +40,40 @@ class LinkResult:
     splits: int = 0
     model_version: int = 0
     model_reason: str = ""
+    # Bounded blocks (:mod:`.bounds`): records held back, the files they came from (still
+    # staged), blocks over the limit, and the largest block within it (in comparisons).
+    records_held: int = 0
+    files_held: int = 0
+    blocks_over_limit: int = 0
+    largest_block: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 def link_pending(settings: Settings, night: date) -> LinkResult:
-    """Link every staged-but-unlinked file into the index in one transaction."""
+    """Link every staged-but-unlinked file into the index in one transaction, under the
+    linkage lock (a second run at once waits, then finds the files linked).
+
+    Tonight's records in a block over ``CHILDINDEX_LINKAGE__MAX_BLOCK_COMPARISONS`` are held
+    back (:mod:`.bounds`): their files stay staged, their senders get a notice
+    (:mod:`.held`), and the rest links. Raises DiskFull past the spill budget and
+    LinkageOutOfMemory past the memory limit, with nothing published."""
+    from childindex.locks import stage_lock
+
+    with stage_lock(settings, "linkage"):
+        return _link_pending(settings, night)
+
+
+def _link_pending(settings: Settings, night: date) -> LinkResult:
     from childindex.index.ledger import Ledger
     from childindex.index.store import fetch_decisions, fetch_existing, publish, put_metrics
     from childindex.keys.epochs import check_key
-    from childindex.linkage.batch import connect, load_batch
+    from childindex.linkage.batch import connect, load_batch, over_budget
+    from childindex.linkage.bounds import Held, hold_back_oversize_blocks
+    from childindex.linkage.features import register_features
     from childindex.linkage.graph import assign_ids, cluster, plan
+    from childindex.linkage.held import write_held_notices
     from childindex.linkage.model import current_model_path, load_model
     from childindex.linkage.scoring import decide, score
 
@@ -67,21 +89,32 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
     result.model_version = model.version
     result.model_reason = model.reason
     log.info("linkage model: %s", model.reason)
+    # Files with rows (an empty delivery has no staging file), by position in the batch.
+    files = [(file_id, path) for file_id, _organisation, path, _night in staged if path]
+    partly_linked = ledger.partly_linked()
+    held = Held()
+    limit = settings.linkage.max_block_comparisons
     con = connect(settings)
     phase = _Phases()
     try:
         with phase("read"):
-            load_batch(con, [path for _id, _organisation, path, _night in staged if path])
-            result.records = con.execute("SELECT count(*) FROM batch").fetchall()[0][0]
+            load_batch(con, [path for _id, path in files])
             existing, children = fetch_existing(settings.index_url)
             con.register("existing", existing)
             con.register("old_child", children)
             con.register("decision", fetch_decisions(settings.index_url))
+            _skip_linked_rows(con, [k for k, (file_id, _path) in enumerate(files) if file_id in partly_linked])
+            result.records = con.execute("SELECT count(*) FROM batch").fetchall()[0][0]
         the_plan = None
         histogram: dict[str, float] = {}
         if result.records:
-            with phase("score"):
+            with phase("bound"):
                 _split_sets(con)
+                register_features(con, "tonight", "new_f")
+                register_features(con, "old_records", "old_f")
+                held = hold_back_oversize_blocks(con, limit)
+        if result.records > held.records:
+            with phase("score"):
                 result.pairs_scored = score(con, model, settings.linkage.review_threshold)
                 histogram = _probability_histogram(con)
             with phase("cluster"):
@@ -91,18 +124,42 @@ def link_pending(settings: Settings, night: date) -> LinkResult:
                 the_plan = plan(con, night, result.model_version)
                 result.links = con.execute("SELECT count(*) FROM outcome WHERE outcome = 'link'").fetchall()[0][0]
                 result.review_items = the_plan["review"].num_rows
-        with phase("publish"):
-            registry = settings.registry
-            rows = (
-                [{"code": o.code, "name": o.name, "sector": o.sector} for o in registry.organisations],
-                [{"code": a.code, "name": a.name} for a in registry.areas],
-            )
-            stats = publish(settings.index_url, the_plan, [r[0] for r in staged], night, rows)
-        for key in ("children_created", "children_updated", "merges", "splits"):
-            setattr(result, key, stats[key])
+    except Exception as exc:
+        if (translated := over_budget(exc, settings, night)) is not None:
+            raise translated from None  # one line: Splink's error quotes every line of its SQL
+        raise
     finally:
         con.close()
+    held_ords = sorted({ord_ for _org, ord_, _n in held.by_file})
+    held_ids = [files[k][0] for k in held_ords]
+    result.records_held, result.files_held = held.records, len(held_ids)
+    result.blocks_over_limit, result.largest_block = held.blocks, held.largest_block
+    with phase("publish"):
+        registry = settings.registry
+        rows = (
+            [{"code": o.code, "name": o.name, "sector": o.sector} for o in registry.organisations],
+            [{"code": a.code, "name": a.name} for a in registry.areas],
+        )
+        linked_ids = [r[0] for r in staged if r[0] not in held_ids]
+        stats = publish(settings.index_url, the_plan, linked_ids, night, rows, held_ids)
+    for key in ("children_created", "children_updated", "merges", "splits"):
+        setattr(result, key, stats[key])
     log.info("linkage seconds by phase: %s", phase.seconds)
+    if held.records:
+        log.warning(
+            "linkage held back %d record(s) of %d file(s): %d block(s) over %d comparisons",
+            held.records, len(held_ids), held.blocks, limit,
+        )  # fmt: skip
+    described = ledger.describe(held_ids)
+    write_held_notices(
+        settings,
+        night,
+        limit,
+        {k: described[files[k][0]] for k in held_ords},
+        held.by_file,
+        held.by_rule,
+        {organisation for _id, organisation, _path, _night in staged},
+    )
     # For the night summary and the quality report: counts only.
     counts = {f"linkage_{k}": v for k, v in result.as_dict().items() if k != "model_reason"}
     put_metrics(settings.index_url, night, {**counts, **histogram})
@@ -130,6 +187,18 @@ class _Phases:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 2)
+
+
+def _skip_linked_rows(con: Any, partly_linked: list[int]) -> None:
+    """Of a file some of whose records were held back on an earlier night (``partly_linked``:
+    positions in the batch), read again only the records the index does not hold from its
+    night or later: those held back. The rest are linked already, or were since sent again."""
+    if partly_linked:
+        con.execute(
+            "DELETE FROM batch USING existing e WHERE batch.source_key = e.source_key"
+            " AND batch.file_ord IN (SELECT unnest($ords)) AND e.last_seen >= batch.night",
+            {"ords": partly_linked},
+        )
 
 
 def _split_sets(con: Any) -> None:

@@ -21,7 +21,6 @@ import logging
 from typing import Any
 
 from childindex.linkage.blocking import rules_for_run
-from childindex.linkage.features import register_features
 from childindex.linkage.model import GIVEN_LOOSE_LEVELS, TF_COLUMNS, LoadedModel
 from childindex.settings import LinkageSettings
 
@@ -30,12 +29,14 @@ log = logging.getLogger(__name__)
 
 def score(con: Any, model: LoadedModel, lower: float) -> int:
     """Create table ``scored`` (new_key, other_key, p, gamma_*) with every
-    pair from tonight's records (table ``tonight``) to themselves and to the index
-    (``old_records``) at or above probability ``lower``. Returns the pairs scored."""
+    pair from tonight's records to themselves and to the index at or above probability
+    ``lower``. Returns the pairs scored.
+
+    Tonight's records and the index's are the features tables ``new_f`` and ``old_f``
+    (:func:`childindex.linkage.features.register_features`), their blocks already bounded
+    (:mod:`.bounds`)."""
     from splink import DuckDBAPI, Linker
 
-    register_features(con, "tonight", "new_f")
-    register_features(con, "old_records", "old_f")
     # Matching columns bring the gamma (level) columns with them, which decide() reads.
     population = con.execute("SELECT (SELECT count(*) FROM new_f) + (SELECT count(*) FROM old_f)").fetchall()[0][0]
     settings = dict(

@@ -23,7 +23,7 @@ def train_model(settings: Settings, seed: int = 42) -> tuple[Path, dict[str, Any
     """Train on the index's records plus staged ones; save the next model version."""
     from childindex.index.ledger import Ledger
     from childindex.index.store import fetch_existing
-    from childindex.linkage.batch import connect, load_batch
+    from childindex.linkage.batch import connect, load_batch, over_budget
     from childindex.linkage.features import MINIMAL_COLUMNS, register_features
     from childindex.linkage.model import save_model, train
 
@@ -47,6 +47,10 @@ def train_model(settings: Settings, seed: int = 42) -> tuple[Path, dict[str, Any
         if n < MIN_RECORDS:
             raise NotEnoughRecords(f"{n} records to train on; at least {MIN_RECORDS} are needed")
         model, report = train(con, "training_features", max_pairs_for_u=settings.linkage.training_max_pairs, seed=seed)
+    except Exception as exc:
+        if (translated := over_budget(exc, settings)) is not None:
+            raise translated from None  # one line: Splink's error quotes every line of its SQL
+        raise
     finally:
         con.close()
     assert settings.linkage.model_dir is not None

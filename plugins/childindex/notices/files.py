@@ -4,6 +4,8 @@ one CSV per organisation per night, in ``<outbox>/notices/``.
 Written whole under a temporary name and renamed into place, so an organisation never
 collects half a file. A second run on the same night merges into the night's files by
 notice id (deterministic: night, organisation, child and kind), so a rerun adds nothing twice.
+Nothing is read or written through a link (:mod:`childindex.safe_paths`): a link in the
+outbox, its ``notices/`` folder or the outbox itself is refused with ``UnsafePath``.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from childindex.notices.compose import NOTICE_SCHEMA
-from childindex.settings import private_dir
+from childindex.safe_paths import read_inside, write_inside
 
 NOTICES_FOLDER = "notices"
 SCHEMA_FILE = Path(__file__).with_name("notices.schema.json")  # JSON Schema of NOTICE_SCHEMA
@@ -50,10 +51,14 @@ def notice_paths(outbox: Path, night: date) -> tuple[Path, Path]:
 
 def write_notices(outbox: Path, organisation: dict[str, Any], night: date, notices: list[dict]) -> dict[str, Any]:
     """Merge ``notices`` into the organisation's files for the night; returns the merged
-    document (the files say exactly this)."""
+    document (the files say exactly this).
+
+    Raises:
+        UnsafePath: the outbox, its notices folder or a notice file is a link (the folder
+            holding the outbox may be one).
+    """
     json_path, csv_path = notice_paths(outbox, night)
-    private_dir(json_path.parent)
-    merged = {n["notice_id"]: n for n in _existing(json_path)}
+    merged = {n["notice_id"]: n for n in _existing(outbox.parent, json_path)}
     merged.update({n["notice_id"]: n for n in notices})
     document = {
         "schema": NOTICE_SCHEMA,
@@ -61,16 +66,18 @@ def write_notices(outbox: Path, organisation: dict[str, Any], night: date, notic
         "organisation": organisation,
         "notices": [merged[k] for k in sorted(merged)],
     }
-    _atomic_write(json_path, json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
-    _atomic_write(csv_path, _csv(document))
+    # Written whole under a temporary name and renamed into place.
+    write_inside(outbox.parent, json_path, json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    write_inside(outbox.parent, csv_path, _csv(document))
     return document
 
 
-def _existing(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
+def _existing(root: Path, path: Path) -> list[dict]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # A link would merge another file (another organisation's notices) into this one.
+        document = json.loads(read_inside(root, path).decode("utf-8"))
+    except FileNotFoundError:
+        return []
     except (OSError, ValueError):
         return []  # not ours or damaged: tonight's notices replace it whole
     if not isinstance(document, dict) or document.get("schema") != NOTICE_SCHEMA:
@@ -100,16 +107,3 @@ def _cell(value: Any) -> str:
         return "true" if value else "false"
     text = str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def _atomic_write(path: Path, content: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

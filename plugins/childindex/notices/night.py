@@ -80,7 +80,15 @@ _TOLD_SQL = _TOUCHED + "SELECT recipient_key, other_key FROM told"
 
 
 def send_notices(settings: Settings, night: date) -> NoticeResult:
-    """Compose and write tonight's notices and retractions; returns counts."""
+    """Compose and write tonight's notices and retractions; returns counts. Under the
+    notices lock: a second run waits for the first (and then finds nothing left to send)."""
+    from childindex.locks import stage_lock
+
+    with stage_lock(settings, "notices"):
+        return _send_notices(settings, night)
+
+
+def _send_notices(settings: Settings, night: date) -> NoticeResult:
     import pyarrow as pa
 
     from childindex.linkage.batch import connect

@@ -9,6 +9,7 @@ libraries are imported inside the stages, never here.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ def intake_one(organisation: str, path: str, night: date) -> dict[str, Any]:
 
     with stage_errors("intake", night):
         settings = load_settings()
-        if not Path(path).exists():  # already handled by an earlier try of this task
+        # Already handled by an earlier try of this task (a dangling link is still there).
+        if not os.path.lexists(path):
             return {"organisation": organisation, "outcome": "gone", "rows_read": 0, "rows_accepted": 0,
                     "rows_rejected": 0}  # fmt: skip
         result = process_file(settings, organisation, Path(path), night, Ledger(settings.index_url))

@@ -15,6 +15,11 @@ belong to a user who may read the runs of ``night_summary`` (the DAG that writes
 reports) and, for ``run/``, of the run's own DAG. Reports hold counts, file names and
 rules only; the responses forbid caching and every fetch (the pages are self-contained).
 
+Every file is read with :func:`childindex.safe_paths.read_inside`: from ``REPORTS_DIR``, or
+from the folder that holds an organisation's outbox, through real folders only, and only if
+it is a regular file with one name. A link anywhere below (a file, the outbox, ``quality/``)
+or a hard link gets 404, never the file it leads to.
+
 Airflow's security module costs about a second to import, so it is imported on the first
 request rather than wherever plugins are loaded.
 """
@@ -23,15 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from childindex.errors import UnsafePath
+from childindex.safe_paths import read_inside
 from childindex.settings import Settings
+
+log = logging.getLogger(__name__)
 
 REPORTS_DAG = "night_summary"
 # A report is one file: inline styles and PNG data only. No script, no fetch, no form.
@@ -89,6 +99,18 @@ def _settings() -> Settings:
     return load_settings()
 
 
+async def _read(root: Path, path: Path) -> bytes | None:
+    """The file's bytes, None if there is none; 404 for anything :func:`read_inside` refuses
+    (the response says no more: the log says which file and why)."""
+    try:
+        return await asyncio.to_thread(read_inside, root, path)
+    except FileNotFoundError:
+        return None
+    except UnsafePath as exc:
+        log.warning("not served: %s", exc.message)
+        raise HTTPException(status_code=404, detail="Not Found") from None
+
+
 def _html(text: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(text, status_code=status_code, headers=HEADERS)
 
@@ -128,10 +150,11 @@ async def index(request: Request) -> HTMLResponse:
     await _authorise(request, REPORTS_DAG)
     from childindex.reports.build import report_dir
 
-    path = report_dir(_settings()) / "index.html"
-    if not path.is_file():
+    settings = _settings()
+    page = await _read(settings.reports_dir, report_dir(settings) / "index.html")
+    if page is None:
         return _missing(None)
-    return _html(path.read_text(encoding="utf-8"))
+    return _html(page.decode("utf-8", errors="replace"))
 
 
 @app.get("/reports/night-{night}.html")
@@ -145,23 +168,26 @@ async def night_report(request: Request, night: str) -> HTMLResponse:
 
     settings = _settings()
     path = report_path(settings, day)
-    if not path.is_file():
+    page = await _read(settings.reports_dir, path)
+    if page is None:
         return _missing(day)
     outboxes = {o.code: settings.outbox(o.code) for o in settings.registry.organisations}
-    return _html(served_receipt_links(path.read_text(encoding="utf-8"), path.parent, outboxes))
+    return _html(served_receipt_links(page.decode("utf-8", errors="replace"), path.parent, outboxes))
 
 
 @app.get("/reports/receipts/{organisation}/{name}")
-async def receipt(request: Request, organisation: str, name: str) -> FileResponse:
+async def receipt(request: Request, organisation: str, name: str) -> Response:
     await _authorise(request, REPORTS_DAG)
     settings = _settings()
     if organisation not in settings.registry.by_code or not RECEIPT_NAME.fullmatch(name):
         raise HTTPException(status_code=404, detail="Not Found")
-    path = settings.outbox(organisation) / name
-    if not path.is_file():
+    outbox = settings.outbox(organisation)
+    # The folder holding the outbox is the root: the outbox itself must be a real folder.
+    body = await _read(outbox.parent, outbox / name)
+    if body is None:
         raise HTTPException(status_code=404, detail="Not Found")
     media = "application/json" if name.endswith(".json") else "text/plain; charset=utf-8"
-    return FileResponse(path, media_type=media, headers=HEADERS)
+    return Response(body, media_type=media, headers=HEADERS)
 
 
 @app.get("/reports/run/{dag_id}/{run_id}")

@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from childindex.reports.data import load_night
+from childindex.safe_paths import write_inside
 from childindex.settings import Settings
 
 
@@ -23,7 +24,11 @@ def report_path(settings: Settings, night: date) -> Path:
 
 
 def build_report(settings: Settings, night: date, days: int = 30) -> Path:
-    """Write the night's report (and refresh the index page); returns the report's path."""
+    """Write the night's report (and refresh the index page); returns the report's path.
+
+    Raises:
+        UnsafePath: ``quality/`` or a page's name in it is a link (nothing is written through one).
+    """
     from childindex.reports.plots import night_figures
     from childindex.reports.render import render_index, render_night
 
@@ -31,10 +36,9 @@ def build_report(settings: Settings, night: date, days: int = 30) -> Path:
     figures = night_figures(data)
     path = report_path(settings, night)
     out = path.parent
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_night(data, figures, path.parent), encoding="utf-8")
-    tmp.replace(path)
-    nights = sorted((p.stem.removeprefix("night-") for p in out.glob("night-*.html")), reverse=True)
-    (out / "index.html").write_text(render_index(nights), encoding="utf-8")
+    write_inside(settings.reports_dir, path, render_night(data, figures, out))
+    # A link under a report's name is never served (childindex.orchestration.webui): not listed.
+    reports = (p for p in out.glob("night-*.html") if p.is_file() and not p.is_symlink())
+    nights = sorted((p.stem.removeprefix("night-") for p in reports), reverse=True)
+    write_inside(settings.reports_dir, out / "index.html", render_index(nights))
     return path

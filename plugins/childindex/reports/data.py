@@ -132,6 +132,13 @@ def _reasons(data: NightData, code: str) -> list[str]:
             n.rsplit(":", 1)[1] for n in data.metrics[data.night] if n.startswith(f"org:{code}:quarantined:")
         )
         out.append(f"{tonight('files_quarantined'):.0f} file(s) quarantined ({', '.join(rules) or 'see receipts'})")
+    if tonight("records_held"):
+        from childindex.linkage.held import FIELDS
+
+        prefix = f"org:{code}:held:"
+        rules = sorted(n.removeprefix(prefix) for n in data.metrics[data.night] if n.startswith(prefix))
+        shared = "; ".join(FIELDS.get(r, r) for r in rules) or "see its linkage notice"
+        out.append(f"{tonight('records_held'):.0f} record(s) held back from linkage (too many records share: {shared})")
     if tonight("files_late"):
         out.append(f"{tonight('files_late'):.0f} file(s) for an earlier night arrived late")
     read = tonight("rows_read")
@@ -182,6 +189,12 @@ def _attention(data: NightData) -> list[str]:
         out.append(f"{len(data.organisations)} organisation(s) need attention (listed below)")
     if not data.value("linkage_files"):
         out.append("linkage linked no file tonight")
+    held = data.value("linkage_records_held")
+    if held:
+        out.append(
+            f"linkage held back {held:.0f} record(s) of {data.value('linkage_files_held'):.0f} file(s): too many "
+            "records share the same values to compare them all (the senders have a linkage notice)"
+        )
     queue = data.series("review_queue_open")
     earlier = [q for q in queue[:-1] if not math.isnan(q)]
     if earlier and not math.isnan(queue[-1]) and queue[-1] > 1.5 * max(earlier[-7:]) + 10:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from jinja2 import Environment
 
+from childindex.index.ledger import HELD
 from childindex.reports.data import SHOWN_ORGANISATIONS, NightData
 from childindex.reports.plots import Figure
 
@@ -21,10 +22,12 @@ def _env() -> Environment:
 
 
 def render_night(data: NightData, figures: list[Figure], report_folder: Path) -> str:
-    # Hundreds of organisations: list the files that need a look (quarantined, duplicate or
-    # with rejected rows); the rest are counted.
+    # Hundreds of organisations: list the files that need a look (quarantined, duplicate,
+    # with rejected rows or with records linkage held back); the rest are counted.
     files = []
-    clean = [f for f in data.files if f["status"] in ("staged", "linked") and not f["rows_rejected"]]
+    clean = [
+        f for f in data.files if f["status"] in ("staged", "linked") and not f["rows_rejected"] and f["reason"] != HELD
+    ]
     for f in (f for f in data.files if f not in clean):
         receipt = f.get("receipt_path")
         # A relative link, so the report and the outboxes can move together.

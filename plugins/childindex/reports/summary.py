@@ -7,6 +7,7 @@ Counts only. Written as ``REPORTS_DIR/night-YYYY-MM-DD.json`` and as rows of
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -14,7 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from childindex.errors import UnsafePath
+from childindex.safe_paths import read_inside, write_inside
 from childindex.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def night_summary(settings: Settings, night: date) -> dict:
@@ -71,6 +76,7 @@ def night_summary(settings: Settings, night: date) -> dict:
     for code, n in late:
         per_org.setdefault(code, _empty("unregistered"))["files_late"] = int(n)
     _identifier_completeness(per_org, [r.staged_path for r in files if r.staged_path])
+    _held_back(settings, night, per_org)
     notices = _notices(settings, night)
     for code, counts in notices.pop("ledger").items():
         per_org.setdefault(code, _empty("unregistered")).update(counts)
@@ -93,8 +99,7 @@ def night_summary(settings: Settings, night: date) -> dict:
             entry["files_duplicate"] += 1
         # Rows rejected by rule, quarantined files' included (their rules say why); values set
         # aside (kept rows, missing_identity) apart, by rule.
-        elif receipt_path and Path(receipt_path).exists():
-            data = json.loads(Path(receipt_path).read_text(encoding="utf-8"))
+        elif receipt_path and (data := _receipt(Path(receipt_path))) is not None:
             aside = Counter(data.get("set_aside_counts", {}))  # every one, not the listed first 10,000
             set_aside = entry.setdefault("set_aside_by_rule", {})
             for key, n in data.get("rule_counts", {}).items():
@@ -136,7 +141,7 @@ def night_summary(settings: Settings, night: date) -> dict:
     groups = [(s, e) for s, e in per_sector.items()] + [(f"org:{c}", e) for c, e in per_org.items()]
     for prefix, entry in groups:
         metrics.update({f"{prefix}:{k}": float(v) for k, v in entry.items() if isinstance(v, int | float)})
-        for kind in ("rejected", "set_aside", "quarantined"):
+        for kind in ("rejected", "set_aside", "quarantined", "held"):
             for rule, n in _by_rule_name(entry.get(f"{kind}_by_rule", {})).items():
                 metrics[f"{prefix}:{kind}:{rule}"] = float(n)
     metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
@@ -161,11 +166,38 @@ COUNTS = (
     "rows_with_upn",
     "notices_sent",
     "retractions_sent",
+    "records_held",
 )
+
+
+def _receipt(path: Path) -> dict[str, Any] | None:
+    """The receipt the ledger points to; None once it is gone, or where a link (never
+    followed) stands in its place or in place of its outbox."""
+    try:
+        return json.loads(read_inside(path.parent.parent, path))
+    except FileNotFoundError:
+        return None
+    except UnsafePath as exc:
+        log.warning("receipt not read: %s", exc.message)
+        return None
 
 
 def _empty(sector: str) -> dict[str, Any]:
     return {"sector": sector, **dict.fromkeys(COUNTS, 0), "seconds": 0.0}
+
+
+def _held_back(settings: Settings, night: date, per_org: dict[str, dict[str, Any]]) -> None:
+    """Records linkage held back tonight per organisation, and by blocking rule (a record may
+    count under several), from the night's linkage notices in the outboxes: counts only."""
+    from childindex.linkage.held import notice_path
+
+    for organisation in settings.registry.organisations:
+        notice = _receipt(notice_path(settings.outbox(organisation.code), night))
+        if notice is None:
+            continue
+        entry = per_org.setdefault(organisation.code, _empty(organisation.sector))
+        entry["records_held"] = int(notice["records_held"])
+        entry["held_by_rule"] = {s["rule"]: int(s["records_held"]) for s in notice["shared_fields"]}
 
 
 def _identifier_completeness(per_org: dict[str, dict[str, Any]], staged: list[str]) -> None:
@@ -201,7 +233,7 @@ def _by_sector(per_org: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         entry["seconds"] = round(sum(e["seconds"] for e in orgs), 3)
         entry["organisations"] = len(orgs)
         entry["organisations_silent"] = sum(e["files"] == 0 for e in orgs)
-        for kind in ("rejected_by_rule", "set_aside_by_rule", "quarantined_by_rule"):
+        for kind in ("rejected_by_rule", "set_aside_by_rule", "quarantined_by_rule", "held_by_rule"):
             merged: dict[str, int] = {}
             for e in orgs:
                 for rule, n in e.get(kind, {}).items():
@@ -325,10 +357,10 @@ def summary_path(settings: Settings, night: date) -> Path:
 
 
 def write_summary(settings: Settings, night: date, summary: dict) -> Path:
-    path = summary_path(settings, night)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    """Raises UnsafePath where the summary's name in REPORTS_DIR is a link (never written through)."""
+    return write_inside(
+        settings.reports_dir, summary_path(settings, night), json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    )
 
 
 def _safe_url(url: str) -> str:

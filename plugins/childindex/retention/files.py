@@ -28,8 +28,20 @@ def dated_dirs(root: Path | None, pattern: str, cutoff: date, prefix: str) -> It
 def older_files(root: Path | None, cutoff: date) -> list[Path]:
     if root is None or not root.exists():
         return []
+    return older((p for p in root.rglob("*") if p.is_file() and not p.is_symlink()), cutoff)
+
+
+def older(paths: Iterable[Path], cutoff: date) -> list[Path]:
+    """The files among ``paths`` last modified before the cutoff (those still there)."""
     limit = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
-    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_mtime < limit]
+    found = []
+    for p in paths:
+        try:
+            if p.lstat().st_mtime < limit:
+                found.append(p)
+        except FileNotFoundError:
+            continue
+    return found
 
 
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -77,10 +89,12 @@ def remove(path: Path, dry_run: bool) -> int:
     return 1
 
 
-def prune_empty(root: Path | None) -> None:
-    """Remove empty folders two levels below ``root`` (``<organisation>/<file or night>``)."""
+def prune_empty(root: Path | None, depth: int = 2) -> None:
+    """Remove empty folders ``depth`` levels below ``root`` (``<organisation>/<file or night>``,
+    and for the archive ``/<hash>``), then the levels above them that are left empty."""
     if root is None or not root.exists():
         return
-    for d in root.glob("*/*"):
-        if d.is_dir() and not any(d.iterdir()):
-            d.rmdir()
+    for level in range(depth, 1, -1):
+        for d in root.glob("/".join("*" * level)):
+            if d.is_dir() and not d.is_symlink() and not any(d.iterdir()):
+                d.rmdir()

@@ -20,8 +20,17 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, insert, text
 
 from childindex.errors import TransientError
+from childindex.intake.receive import all_debris
 from childindex.notices.files import NOTICES_FOLDER
-from childindex.retention.files import dated_dirs, file_night, files_before, older_files, prune_empty, remove
+from childindex.retention.files import (
+    dated_dirs,
+    file_night,
+    files_before,
+    older,
+    older_files,
+    prune_empty,
+    remove,
+)
 from childindex.retention.policy import policy
 from childindex.retention.rules import REPEAT_UNTIL_DONE, ROW_RULES
 from childindex.settings import Settings
@@ -45,15 +54,12 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
 
     engine = engine_for(settings.index_url)
     outcomes: list[RuleOutcome] = []
-    linked, nights = _ledger_paths(engine, settings)
+    paths = _ledger_paths(engine, settings)
+    nights = paths.nights
     file_rules: dict[str, Callable[[date], Iterable[Path]]] = {
-        "archive": lambda c: dated_dirs(settings.archive_dir, "*/*", c, ""),
-        "staging": lambda c: (
-            p
-            for d in dated_dirs(settings.staging_dir, "organisation=*/night=*", c, "night=")
-            for p in d.glob("*.parquet")
-            if str(p) in linked
-        ),
+        "archive": lambda c: _archived(settings, c, paths.received),
+        # Linked staging files, by the earlier of their night and the night they arrived.
+        "staging": lambda c: [Path(p) for p, night in paths.linked.items() if night < c and Path(p).exists()],
         "staging_unlinked": lambda c: _expire_unlinked(engine, c, dry_run),
         "quarantine": lambda c: files_before(settings.quarantine_dir, c, nights),
         "receipts": lambda c: (
@@ -61,8 +67,11 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         ),
         "notices": lambda c: _notice_files(settings, engine, c),
         "reports": lambda c: files_before(settings.reports_dir, c, nights),
-        # Only what a crash left behind: an intake running now keeps its work folder.
-        "working_files": lambda c: older_files(settings.work_dir, c),
+        # Only what a crash left behind: an intake running now keeps its work folder, its
+        # temporary files and the staging file it has not yet recorded (all newer than a day).
+        "working_files": lambda c: (
+            older_files(settings.work_dir, c) + older(all_debris(settings, paths.ledgered, _outboxes(settings)), c)
+        ),
     }
     for rule in policy():
         cutoff = today - timedelta(days=rule.period(settings.retention))
@@ -89,6 +98,7 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         # empty, they go too.
         for root in (settings.quarantine_dir, settings.staging_dir):
             prune_empty(root)
+        prune_empty(settings.archive_dir, depth=3)
         tables = {t for o in outcomes for t, n in o.rows_deleted.items() if n and "." not in t}
         reclaim(engine, tables, full=settings.retention.postgres_vacuum == "full")
 
@@ -103,9 +113,11 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
     }
     if not dry_run:
         _log_certificate(engine, outcomes, today)
+        from childindex.safe_paths import write_inside  # here: the only writer in this module
+
+        # Never through a link in REPORTS_DIR/retention/ (UnsafePath): written whole, renamed.
         path = settings.reports_dir / "retention" / f"certificate-{today.isoformat()}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(certificate, indent=2) + "\n", encoding="utf-8")
+        write_inside(settings.reports_dir, path, json.dumps(certificate, indent=2) + "\n")
     log.info(
         "retention for %s: %d rows, %d files deleted (dry run: %s)",
         today,
@@ -161,19 +173,36 @@ def _delete(conn: Connection, table: str, where: str, cutoff: date, dry_run: boo
     return conn.execute(text(f"DELETE FROM {table} WHERE {where}"), {"cutoff": cutoff}).rowcount
 
 
-def _ledger_paths(engine: Engine, settings: Settings) -> tuple[set[str], dict[str, date]]:
-    """(staging files already linked into the index: only these may be deleted; the night
-    of each receipt and quarantine folder the ledger knows, to age them by)."""
+@dataclass
+class LedgerPaths:
+    """What the file ledger says about files on disk, for aging them. Every night here is the
+    earlier of the file's night (from its name) and the night it arrived, so a name cannot
+    carry a file past its rule."""
+
+    linked: dict[str, date]  # staging files linked into the index (only these may go)
+    ledgered: set[str]  # every staging file the ledger names: any other is debris
+    nights: dict[str, date]  # receipts and quarantine folders and files
+    received: dict[tuple[str, str, str], date]  # (organisation, night, hash prefix): archive folders
+
+
+def _ledger_paths(engine: Engine, settings: Settings) -> LedgerPaths:
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT organisation, file_name, sha256, night, status, staged_path, receipt_path FROM file_ledger")
+            text(
+                "SELECT organisation, file_name, sha256, night, run_night, status, staged_path, receipt_path "
+                "FROM file_ledger"
+            )
         ).all()
-    linked: set[str] = set()
-    nights: dict[str, date] = {}
-    for organisation, name, sha, night, status, staged, receipt in rows:
-        if status == "linked" and staged:
-            linked.add(staged)
-        night = night if isinstance(night, date) else date.fromisoformat(night)
+    out = LedgerPaths({}, set(), {}, {})
+    for organisation, name, sha, night, run_night, status, staged, receipt in rows:
+        named = _as_date(night)
+        night = min(named, _as_date(run_night)) if run_night else named
+        if staged:
+            out.ledgered.add(staged)
+            if status == "linked":
+                out.linked[staged] = night
+        key = (organisation, named.isoformat(), sha[:16])
+        out.received[key] = min(out.received.get(key, night), night)
         keys = []
         if status == "quarantined":
             # The same bytes quarantined on several nights share a folder, one file per
@@ -182,9 +211,28 @@ def _ledger_paths(engine: Engine, settings: Settings) -> tuple[set[str], dict[st
             keys += [str(folder), str(folder / name)]
         if receipt:  # the text receipt sits beside the JSON one
             keys += [receipt, receipt.removesuffix(".json") + ".txt"]
-        for key in keys:
-            nights[key] = max(nights.get(key, night), night)
-    return linked, nights
+        for key_ in keys:
+            out.nights[key_] = max(out.nights.get(key_, night), night)
+    return out
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _archived(settings: Settings, cutoff: date, received: dict[tuple[str, str, str], date]) -> list[Path]:
+    """Archive folders of nights before the cutoff, and within later nights each original
+    (a folder per hash) the ledger says arrived before it."""
+    found = list(dated_dirs(settings.archive_dir, "*/*", cutoff, ""))
+    gone = set(found)
+    if settings.archive_dir.is_dir():
+        for folder in settings.archive_dir.glob("*/*/*"):
+            if folder.parent in gone or not folder.is_dir():
+                continue
+            arrived = received.get((folder.parent.parent.name, folder.parent.name, folder.name))
+            if arrived is not None and arrived < cutoff:
+                found.append(folder)
+    return found
 
 
 def _airflow_db_clean(cutoff: date, dry_run: bool) -> dict[str, int]:

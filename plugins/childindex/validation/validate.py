@@ -66,6 +66,8 @@ def validate_file(
     night: date,
     receipt: Receipt,
     history: list[int],
+    *,
+    work_root: Path | None = None,
 ) -> Iterator[Checked]:
     """Read and check one file, fill ``receipt``, and yield its checked rows.
 
@@ -73,7 +75,8 @@ def validate_file(
     receipt says why), and ValidationEnginesDisagree when GX and the SQL rules count
     differently (a bug). ``history`` is the organisation's recent row counts, for the size check
     (empty: not applied). Needs no key and no index database: ``childindex check`` runs
-    exactly this, offline. The work folder is deleted when the block ends.
+    exactly this, offline. The work folder (under ``work_root``, default the work directory)
+    is deleted when the block ends.
     """
     if path.is_symlink():
         raise FileRejected("symlink", "the drop folder entry is a symbolic link; links are never followed")
@@ -87,9 +90,9 @@ def validate_file(
     receipt.columns_dropped = [safe_name(h) for h in header if h not in set(contract.column_names)]
     receipt.optional_columns_missing = [c.name for c in contract.columns if c.name not in header]
 
-    private_dir(settings.work_dir)
+    root = private_dir(work_root or settings.work_dir)
     # A fresh name each time: GX's driver may still hold an earlier run's file open.
-    work = WorkFolder(settings.work_dir / f"validate-{receipt.sha256[:16]}-{uuid.uuid4().hex[:8]}")
+    work = WorkFolder(root / f"validate-{receipt.sha256[:16]}-{uuid.uuid4().hex[:8]}")
     try:
         work.parts.mkdir(parents=True)
         con = work.connect()
