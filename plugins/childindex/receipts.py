@@ -65,8 +65,7 @@ ADVICE = {
     "vanished": "The file was removed from the drop folder before childindex could read it: nothing was loaded. "
     "Send it again if it should be.",
     "symlink": "Put the file itself in the drop folder, not a link to it.",
-    "hard_link": "Put the file itself in the drop folder, not a second name (a hard link) for a file kept "
-    "elsewhere.",
+    "hard_link": "Put the file itself in the drop folder, not a second name (a hard link) for a file kept elsewhere.",
     "not_a_file": "Put only files in the drop folder: this entry is not a file and was not read.",
 }
 

@@ -146,7 +146,7 @@ def _process(
         archived = archive_path(settings, organisation, kept_night, sha, path.name)
         with disk_step("keeping the delivery in the archive", settings.archive_dir):
             written = [archived] if keep_copy(received.copy, archived) else []
-        result = _finish_or_undo(settings, ledger, receipt, kept_night, night, "duplicate", None, started, written)
+        result = _finish(settings, ledger, receipt, kept_night, night, "duplicate", None, started, written)
         _remove_entry(path)
         return result
 
@@ -185,7 +185,7 @@ def _process(
         _undo(written)
         raise
     receipt.accept()
-    result = _finish_or_undo(settings, ledger, receipt, named_night, night, "staged", staged, started, written)
+    result = _finish(settings, ledger, receipt, named_night, night, "staged", staged, started, written)
     # Only now, with everything written and recorded, does the file leave the drop folder.
     _remove_entry(path)
     return result
@@ -210,7 +210,7 @@ def _check_night(settings: Settings, named: date, night: date) -> None:
 # --------------------------------------------------------------------------- finishing
 
 
-def _finish_or_undo(
+def _finish(
     settings: Settings,
     ledger: Ledger,
     receipt: Receipt,
@@ -221,26 +221,9 @@ def _finish_or_undo(
     started: float,
     written: list[Path],
 ) -> IntakeResult:
-    """The receipt and the ledger row; if either fails, neither stays, nor what ``written``
-    lists (the staging file and copies this attempt made), so a retry starts clean."""
-    try:
-        return _finish(settings, ledger, receipt, night, run_night, status, staged, started)
-    except BaseException:
-        _undo(written)
-        raise
-
-
-def _finish(
-    settings: Settings,
-    ledger: Ledger,
-    receipt: Receipt,
-    night: date,
-    run_night: date,
-    status: str,
-    staged: Path | None,
-    started: float,
-) -> IntakeResult:
-    """The receipt in the outbox and the file's row in the ledger; the result for logs."""
+    """The receipt in the outbox and the file's row in the ledger; the result for logs. If
+    either fails, neither stays, nor what ``written`` lists (the staging file and copies this
+    attempt made), so a retry starts clean."""
     outbox = settings.outbox(receipt.organisation)
     pattern = glob.escape(f"{receipt.file_name}.{receipt.sha256[:8]}.") + "*receipt.*"
     before = set(outbox.glob(pattern)) if outbox.is_dir() else set()
@@ -266,6 +249,7 @@ def _finish(
     except BaseException:
         # No receipt may claim what the ledger does not hold (nor half a receipt stay).
         _undo(sorted(set(outbox.glob(pattern)) - before) if outbox.is_dir() else [])
+        _undo(written)
         raise
     return IntakeResult(
         organisation=receipt.organisation,
@@ -308,7 +292,7 @@ def _reject(
         note = {"sha256": received.sha256, "rule": exc.rule, "organisation": organisation,
                 "quarantined_at": datetime.now(UTC).isoformat()}  # fmt: skip
         write_atomic(dest.parent / "quarantine.json", json.dumps(note) + "\n")
-    result = _finish_or_undo(settings, ledger, receipt, night, run_night, "quarantined", None, started, written)
+    result = _finish(settings, ledger, receipt, night, run_night, "quarantined", None, started, written)
     if keep_bytes:
         _remove_entry(received.entry)
     else:
