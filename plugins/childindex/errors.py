@@ -14,6 +14,7 @@ rules, never a value from a file.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -184,10 +185,37 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# What DuckDB, SQLite and Arrow say when a disk fills (they do not always set errno).
+_NO_SPACE_WORDS = ("no space left on device", "disk quota exceeded", "database or disk is full", "file too large",
+                   "max_temp_directory_size", "temporary directory size")  # fmt: skip
+
+
+# SQLite's codes for a full disk: SQLITE_FULL, and, in WAL mode, the shared-memory file that
+# cannot grow (its message says only "disk I/O error").
+_SQLITE_FULL = ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (an OSError, a DuckDB, Arrow or database driver error) says a disk is full."""
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return True
+    seen: BaseException | None = exc
+    for _ in range(4):  # the error, and what it wraps (SQLAlchemy keeps the driver's in .orig)
+        if seen is None:
+            break
+        text = str(seen).lower()
+        if any(words in text for words in _NO_SPACE_WORDS) or getattr(seen, "sqlite_errorname", "") in _SQLITE_FULL:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
 @contextmanager
 def stage_errors(stage: str, night: date | None = None) -> Iterator[None]:
     """Errors raised inside carry ``stage`` and ``night``; a database error that may pass
-    becomes :class:`IndexUnavailable` (so Airflow retries it). Its message names the
+    becomes :class:`IndexUnavailable` (so Airflow retries it), and a full disk anywhere
+    :class:`DiskFull` (retried too, once there may be space). Their messages name the
     exception's type only: a driver's message can quote a bound value."""
     try:
         yield
@@ -196,6 +224,13 @@ def stage_errors(stage: str, night: date | None = None) -> Iterator[None]:
             exc.night = night
         raise
     except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFull(
+                f"a disk is full (or over its quota, or over linkage's spill budget) during {stage} "
+                f"({type(exc).__name__}); free space and the task is retried",
+                stage=stage,
+                night=night,
+            ) from None
         if is_transient(exc):
             raise IndexUnavailable(
                 f"the index database is unavailable or busy ({type(exc).__name__}); it is retried",

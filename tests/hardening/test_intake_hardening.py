@@ -364,3 +364,32 @@ def test_a_full_disk_at_any_step_records_nothing_and_a_retry_loads_once(data_dir
     assert [r[1] for r in _ledger(settings)] == ["staged"] and len(_receipts(settings)) == 1
     [archived] = [p for p in settings.archive_dir.rglob("*") if p.is_file()]
     assert archived.read_bytes() == data and _debris(settings) == []
+
+
+def test_a_full_disk_under_the_index_fails_linkage_in_one_line_and_keeps_the_index(
+    data_dir, small_disk, monkeypatch
+) -> None:
+    """Any stage, not only intake: the index's disk full as linkage publishes. Before: the
+    driver's traceback. Now one DiskFull line (retried by Airflow), the previous index intact
+    and the files still staged; once there is space the same night links them."""
+    from childindex.index.db import migrate
+    from childindex.orchestration.tasks import link
+    from childindex.settings import load_settings
+
+    monkeypatch.setenv("CHILDINDEX_INDEX_URL", f"sqlite:///{small_disk / 'index.sqlite'}")
+    settings = load_settings()
+    settings.ensure_dirs()
+    migrate(settings.index_url)
+    drop(settings, "health", render("health", [child(i) for i in range(1, 400)]), night=NIGHT)
+    run_intake(settings, HEALTH, NIGHT)
+    engine_for(settings.index_url).dispose()
+    filler = _fill(small_disk)
+    with pytest.raises(DiskFull) as error:
+        link(NIGHT)
+    assert "disk is full" in str(error.value) and "\n" not in str(error.value)
+    filler.unlink()
+    with engine_for(settings.index_url).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM source_record")).scalar_one() == 0
+    assert [r[1] for r in _ledger(settings)] == ["staged"]
+    assert link(NIGHT)["records"] == 399
+    assert [r[1] for r in _ledger(settings)] == ["linked"]

@@ -25,6 +25,7 @@ from childindex.errors import (
     SettingsError,
     TransientError,
     UsageError,
+    is_disk_full,
 )
 from childindex.settings import Settings, load_settings
 
@@ -58,6 +59,12 @@ class _Group(TyperGroup):
         except ChildindexError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(exit_code(exc)) from None
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            # One line, not a driver's traceback: a full disk needs an operator, not a developer.
+            err.print(f"[red]error:[/red] a disk is full ({type(exc).__name__}): free space and run the command again")
+            raise typer.Exit(1) from None
 
 
 def new_app(help_text: str | None = None) -> typer.Typer:

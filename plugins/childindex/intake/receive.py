@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from childindex.errors import DiskFull, FileRejected
+from childindex.errors import DiskFull, FileRejected, is_disk_full
 from childindex.settings import private_dir
 
 if TYPE_CHECKING:
@@ -224,26 +224,6 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 # --------------------------------------------------------------------------- full disks
-
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-# What DuckDB, SQLite and Arrow say when a disk fills (they do not always set errno).
-_NO_SPACE_WORDS = ("no space left on device", "disk quota exceeded", "database or disk is full", "file too large",
-                   "max_temp_directory_size", "temporary directory size")  # fmt: skip
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (an OSError, a DuckDB, Arrow or database driver error) says a disk is full."""
-    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-        return True
-    seen: BaseException | None = exc
-    for _ in range(4):  # the error, and what it wraps (SQLAlchemy keeps the driver's in .orig)
-        if seen is None:
-            break
-        text = str(seen).lower()
-        if any(words in text for words in _NO_SPACE_WORDS):
-            return True
-        seen = getattr(seen, "orig", None) or seen.__cause__
-    return False
 
 
 @contextmanager
