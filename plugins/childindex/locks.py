@@ -1,4 +1,5 @@
-"""Locks that keep two runs of one stage apart: an organisation's intake, linkage, notices.
+"""Locks that keep two runs of one stage apart: an organisation's intake, the index's writers
+(linkage, retention, key rotation), notices.
 
 Airflow may run two tries of a task at once (a retry beside a task it thinks is dead, a
 manual trigger beside the schedule), and the command line may run beside Airflow. Two
@@ -35,11 +36,13 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 LOCKS_FOLDER = "locks"
+# Linkage, retention and key rotation all rewrite the index's records and children: one at a time.
+INDEX_LOCK = "index"
 
 
 @contextmanager
 def stage_lock(settings: Settings, name: str, *, wait_seconds: float | None = None) -> Iterator[None]:
-    """Hold the lock called ``name`` (e.g. ``intake-RH1``, ``linkage``) for the block."""
+    """Hold the lock called ``name`` (e.g. ``intake-RH1``, ``index``) for the block."""
     wait = settings.lock_wait_seconds if wait_seconds is None else wait_seconds
     if settings.index_url.startswith("postgresql"):
         with _advisory_lock(settings.index_url, name, wait):

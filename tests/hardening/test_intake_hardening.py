@@ -97,6 +97,23 @@ def test_within_the_tolerance_a_file_is_accepted_and_ages_by_the_night_it_arrive
     assert not [p for p in settings.archive_dir.rglob("*") if p.is_file()]
 
 
+def test_a_name_years_ahead_cannot_keep_a_copy_the_ledger_never_recorded(settings) -> None:
+    """A run killed between keeping a file and recording it leaves a quarantined copy and a
+    receipt the ledger does not know; their names are the agency's, dated ten years ahead.
+    Before: aged by the date in the name, they stayed for ten years."""
+    ahead = f"{NIGHT + timedelta(days=3650):%Y-%m-%d}"
+    copy = settings.quarantine_dir / HEALTH / "0123456789abcdef" / f"health_{ahead}.csv"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(render("health", [child(1)]))
+    receipt = settings.outbox(HEALTH) / f"health_{ahead}.csv.01234567.receipt.json"
+    receipt.write_text("{}")
+    today = date.today()
+    run_retention(settings, today + timedelta(days=29))
+    assert copy.exists() and receipt.exists(), "within their periods, by the day they were written"
+    run_retention(settings, today + timedelta(days=100))
+    assert not copy.exists() and not receipt.exists()
+
+
 # --------------------------------------------------------------------------- 4. archive
 
 
@@ -114,6 +131,23 @@ def test_a_corrected_resend_under_the_same_name_keeps_both_originals(settings) -
     drop(settings, "health", second, night=NIGHT)
     assert run_intake(settings, HEALTH, NIGHT)[0]["outcome"] == "duplicate"
     assert len([p for p in settings.archive_dir.rglob("*") if p.is_file()]) == 2
+
+
+def test_reprocess_never_overwrites_a_delivery_waiting_under_the_same_name(settings) -> None:
+    from childindex.errors import UsageError
+    from childindex.intake import reprocess
+
+    bad = render("health", [child(1)]).replace(b"LocalPatientID", b"PatientRef")
+    drop(settings, "health", bad, night=NIGHT)
+    [first] = run_intake(settings, HEALTH, NIGHT)
+    assert first["outcome"] == "rejected"
+    waiting = render("health", [child(2)])
+    path = drop(settings, "health", waiting, night=NIGHT)  # the agency's corrected file, not yet taken
+    fixed = settings.data_dir / "fixed.csv"
+    fixed.write_bytes(render("health", [child(3)]))
+    with pytest.raises(UsageError, match="waiting"):
+        reprocess(settings, HEALTH, NIGHT, sha_prefix=first["sha256"][:12], corrected=fixed)
+    assert path.read_bytes() == waiting
 
 
 # --------------------------------------------------------------------------- 5. bytes hashed
@@ -198,6 +232,18 @@ def test_a_pipe_and_a_dangling_link_get_receipts_and_never_block(settings) -> No
     assert run_intake(settings, HEALTH, NIGHT + timedelta(days=1)) == [], "nothing is taken twice"
 
 
+def test_a_drop_folder_that_is_a_link_is_never_read(settings, tmp_path) -> None:
+    """Whoever can write the drop root must not point one organisation's folder at another's."""
+    other = settings.drop_folder(ORG["education"])
+    drop(settings, "education", render("education", [child(1, "education")]), night=NIGHT)
+    health = settings.drop_folder(HEALTH)
+    health.rmdir()
+    health.symlink_to(other)
+    drop(settings, "health", render("health", [child(2)]), night=NIGHT)  # lands in education's folder
+    assert run_intake(settings, HEALTH, NIGHT) == []
+    assert len([p for p in other.iterdir() if not p.name.endswith(".done")]) == 2, "nothing was taken"
+
+
 # --------------------------------------------------------------------------- 8. concurrency
 
 
@@ -252,6 +298,21 @@ def test_two_linkage_runs_at_once_publish_once(settings) -> None:
         records = conn.execute(text("SELECT count(*), count(DISTINCT source_key) FROM source_record")).one()
         statuses = conn.execute(text("SELECT DISTINCT status FROM file_ledger")).scalars().all()
     assert records[0] == records[1] == 38 and statuses == ["linked"]
+
+
+def test_retention_and_key_rotation_wait_for_linkage(settings) -> None:
+    """Linkage, retention and key rotation all rewrite the index's records: one at a time."""
+    from childindex.errors import StageBusy
+    from childindex.keys.rotation import rotate_key
+    from childindex.locks import INDEX_LOCK, stage_lock
+
+    settings.lock_wait_seconds = 0
+    with stage_lock(settings, INDEX_LOCK):  # a linkage run in progress
+        with pytest.raises(StageBusy):
+            run_retention(settings, NIGHT)
+        with pytest.raises(StageBusy):
+            rotate_key(settings, ("rotated-key-" + "9f8e7d6c5b4a3210" * 3).encode(), NIGHT)
+    assert run_retention(settings, NIGHT)["rows_deleted"] == 0
 
 
 def test_a_second_run_that_cannot_get_the_lock_says_so_in_one_line(settings) -> None:

@@ -344,3 +344,21 @@ def test_past_the_spill_budget_the_night_fails_in_one_line_and_publishes_nothing
     assert _ledger(settings)[ORG["social_care"]] == ("staged", None)
     spill = settings.work_dir / "linkage-spill"
     assert not spill.exists() or not any(spill.iterdir())
+
+
+def test_held_back_records_do_not_stop_a_key_rotation(bounded) -> None:
+    """A file holding records back stays staged for as long as its sender takes to correct
+    them; a key rotation (which refuses while files wait to be linked) goes ahead and drops
+    it: its staged pseudonyms are under the old key, and its sender re-sends them anyway."""
+    from datetime import timedelta
+
+    from childindex.keys.rotation import rotate_key
+
+    settings = bounded
+    placeholders = _placeholders(300, date_of_birth=PLACEHOLDER_DOB, postcode=PLACEHOLDER_POSTCODE)
+    _deliver(settings, N1, {"health": _normal("health"), "social_care": placeholders + [child(1, "social_care")]})
+    link_pending(settings, N1)
+    assert _ledger(settings)[ORG["social_care"]] == ("staged", "linkage_held")
+    done = rotate_key(settings, ("rotated-key-" + "9f8e7d6c5b4a3210" * 3).encode(), N1 + timedelta(days=1))
+    assert done.held_files_dropped == 1 and _ledger(settings)[ORG["social_care"]] == ("expired", "linkage_held")
+    assert len(_index(settings)) == 21 and not list(settings.staging_dir.rglob("*.parquet"))

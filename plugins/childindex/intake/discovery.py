@@ -38,6 +38,11 @@ def pending_files(settings: Settings, organisation: str) -> list[Path]:
     """
     contract = load_contract(settings.registry.get(organisation).contract)
     folder = settings.drop_folder(organisation)
+    if folder.is_symlink():
+        # Whoever can write the drop root could point one organisation's folder at another's
+        # (or anywhere): a drop folder is a real folder, or it is not read.
+        log.warning("drop folder of %s is a symbolic link: never read, and its files wait", organisation)
+        return []
     try:
         entries = sorted(folder.iterdir()) if folder.is_dir() else []
     except OSError as exc:  # a folder intake may not read: said once, and the others go on

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -51,7 +52,13 @@ def reprocess(
     folder = settings.drop_folder(organisation)
     private_dir(folder)
     target = folder / name
-    shutil.copyfile(source, target)
+    if os.path.lexists(target):  # a delivery waiting under that name is never overwritten
+        raise UsageError(f"{name} is waiting in {organisation}'s drop folder: let intake take it first")
+    with (
+        source.open("rb") as src,
+        open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb") as out,
+    ):
+        shutil.copyfileobj(src, out)
     if contract.file.completion == "marker":
         target.with_name(name + MARKER_SUFFIX).touch()
     result = process_file(

@@ -57,6 +57,7 @@ class Rotation:
     records_deleted: int = 0
     rows_rekeyed: dict[str, int] = field(default_factory=dict)  # table -> rows
     staging_files_deleted: int = 0
+    held_files_dropped: int = 0  # files whose held-back records (old pseudonyms) were dropped
 
 
 def rotate_key(
@@ -68,7 +69,23 @@ def rotate_key(
     drop_unmapped: bool = False,
     dry_run: bool = False,
 ) -> Rotation:
-    """Re-key the index from ``settings.key`` to ``new_key`` (see the module docstring)."""
+    """Re-key the index from ``settings.key`` to ``new_key`` (see the module docstring).
+    Under the index lock: no linkage or retention runs meanwhile."""
+    from childindex.locks import INDEX_LOCK, stage_lock
+
+    with stage_lock(settings, INDEX_LOCK):
+        return _rotate_key(settings, new_key, today, extracts, drop_unmapped, dry_run)
+
+
+def _rotate_key(
+    settings: Settings,
+    new_key: bytes,
+    today: date,
+    extracts: Sequence[tuple[str, Path]],
+    drop_unmapped: bool,
+    dry_run: bool,
+) -> Rotation:
+    from childindex.index.ledger import HELD
     from childindex.keys.epochs import check_key
     from childindex.staging.pseudonymise import key_id
 
@@ -81,7 +98,10 @@ def rotate_key(
         raise RotationRefused("the new key is the key in use: create one with 'childindex init-key FILE'")
     epoch = check_key(settings.index_url, old_key, today)
     result = Rotation(today.isoformat(), key_id(old_key), key_id(new_key), epoch=epoch + 1, dry_run=dry_run)
-    if _count(settings, "SELECT count(*) FROM file_ledger WHERE status = 'staged'"):
+    # Files whose records linkage holds back (a placeholder block) wait for the organisation's
+    # corrected records, perhaps for months: they do not stop a rotation, which drops them.
+    waiting = f"SELECT count(*) FROM file_ledger WHERE status = 'staged' AND (reason IS NULL OR reason <> '{HELD}')"
+    if _count(settings, waiting):
         raise RotationRefused("staged files are waiting to be linked: run linkage first ('childindex link')")
 
     work = settings.work_dir / f"rotate-{uuid.uuid4().hex[:8]}"  # pseudonyms only; deleted below
@@ -97,6 +117,7 @@ def rotate_key(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not dry_run:
+        result.held_files_dropped = _drop_held(settings, HELD)
         result.staging_files_deleted = _delete_staging(settings)
         out = settings.reports_dir / "keys" / f"rotation-{today.isoformat()}-epoch{result.epoch}.json"
         write_inside(
@@ -300,6 +321,18 @@ def _rekey(conn: Connection) -> dict[str, int]:
         counts[table] = conn.execute(text(f"UPDATE {table} SET {assignments}")).rowcount
     conn.execute(text("DELETE FROM source_record WHERE source_key IN (SELECT source_key FROM rekey_old)"))
     return counts
+
+
+def _drop_held(settings: Settings, held: str) -> int:
+    """Files whose records linkage held back carry the old pseudonyms: they expire (their
+    senders were told to send corrected records, which then link under the new key)."""
+    from childindex.index.db import engine_for
+
+    with engine_for(settings.index_url).begin() as conn:
+        return conn.execute(
+            text("UPDATE file_ledger SET status = 'expired' WHERE status = 'staged' AND reason = :held"),
+            {"held": held},
+        ).rowcount
 
 
 def _delete_staging(settings: Settings) -> int:

@@ -53,15 +53,16 @@ class LinkResult:
 
 def link_pending(settings: Settings, night: date) -> LinkResult:
     """Link every staged-but-unlinked file into the index in one transaction, under the
-    linkage lock (a second run at once waits, then finds the files linked).
+    index lock (a second run at once waits, then finds the files linked; retention and key
+    rotation, which also rewrite the index's records, take the same lock).
 
     Tonight's records in a block over ``CHILDINDEX_LINKAGE__MAX_BLOCK_COMPARISONS`` are held
     back (:mod:`.bounds`): their files stay staged, their senders get a notice
     (:mod:`.held`), and the rest links. Raises DiskFull past the spill budget and
     LinkageOutOfMemory past the memory limit, with nothing published."""
-    from childindex.locks import stage_lock
+    from childindex.locks import INDEX_LOCK, stage_lock
 
-    with stage_lock(settings, "linkage"):
+    with stage_lock(settings, INDEX_LOCK):
         return _link_pending(settings, night)
 
 

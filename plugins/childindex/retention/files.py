@@ -57,11 +57,18 @@ def file_night(path: Path) -> date | None:
     return None
 
 
-def files_before(root: Path | None, cutoff: date, nights: dict[str, date]) -> list[Path]:
+def files_before(
+    root: Path | None, cutoff: date, nights: dict[str, date], *, names_may_lie: bool = False
+) -> list[Path]:
     """Files under ``root`` of nights before ``cutoff``. A file's night is the ledger's for
     it or its folder, else the date in its name (reports), else its modification time (a
     file the ledger never knew): never the wall clock where the night is known, so a rerun
-    or a simulated clock deletes the same files."""
+    or a simulated clock deletes the same files.
+
+    ``names_may_lie``: the names are an organisation's (receipts and quarantined files carry
+    the delivered file's name), so for a file the ledger does not know (a run killed before
+    it recorded it) the earlier of its name's date and its modification time counts: a name
+    dated years ahead cannot keep it."""
     if root is None or not root.exists():
         return []
     limit = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
@@ -69,13 +76,19 @@ def files_before(root: Path | None, cutoff: date, nights: dict[str, date]) -> li
     for p in root.rglob("*"):
         if not p.is_file() or p.is_symlink():
             continue
-        night = nights.get(str(p)) or nights.get(str(p.parent)) or file_night(p)
+        night = nights.get(str(p)) or nights.get(str(p.parent))
+        if night is None and (named := file_night(p)) is not None:
+            night = min(named, _modified(p)) if names_may_lie else named
         if night is not None:
             if night < cutoff:
                 found.append(p)
         elif p.stat().st_mtime < limit:
             found.append(p)
     return found
+
+
+def _modified(path: Path) -> date:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
 
 
 def remove(path: Path, dry_run: bool) -> int:

@@ -49,7 +49,15 @@ class RuleOutcome:
 
 def run_retention(settings: Settings, today: date, dry_run: bool = False, airflow: bool = False) -> dict:
     """Apply every rule of the policy; returns the certificate (also written to disk
-    unless dry run). ``airflow``: also clean Airflow's metadata (inside Airflow only)."""
+    unless dry run). ``airflow``: also clean Airflow's metadata (inside Airflow only).
+    Under the index lock: linkage never publishes children that retention is deleting."""
+    from childindex.locks import INDEX_LOCK, stage_lock
+
+    with stage_lock(settings, INDEX_LOCK):
+        return _run_retention(settings, today, dry_run, airflow)
+
+
+def _run_retention(settings: Settings, today: date, dry_run: bool, airflow: bool) -> dict:
     from childindex.index.db import engine_for, reclaim
 
     engine = engine_for(settings.index_url)
@@ -61,9 +69,12 @@ def run_retention(settings: Settings, today: date, dry_run: bool = False, airflo
         # Linked staging files, by the earlier of their night and the night they arrived.
         "staging": lambda c: [Path(p) for p, night in paths.linked.items() if night < c and Path(p).exists()],
         "staging_unlinked": lambda c: _expire_unlinked(engine, c, dry_run),
-        "quarantine": lambda c: files_before(settings.quarantine_dir, c, nights),
+        "quarantine": lambda c: files_before(settings.quarantine_dir, c, nights, names_may_lie=True),
         "receipts": lambda c: (
-            p for root in _outboxes(settings) for p in files_before(root, c, nights) if NOTICES_FOLDER not in p.parts
+            p
+            for root in _outboxes(settings)
+            for p in files_before(root, c, nights, names_may_lie=True)
+            if NOTICES_FOLDER not in p.parts
         ),
         "notices": lambda c: _notice_files(settings, engine, c),
         "reports": lambda c: files_before(settings.reports_dir, c, nights),
