@@ -230,6 +230,16 @@ def test_a_pipe_and_a_dangling_link_get_receipts_and_never_block(settings) -> No
     assert problems == {fifo.name: ["not_a_file"], dangling.name: ["symlink"], good.name: []}
     assert not os.path.lexists(fifo) and not os.path.lexists(dangling)
     assert run_intake(settings, HEALTH, NIGHT + timedelta(days=1)) == [], "nothing is taken twice"
+    # A folder under a file's name with its marker: a receipt, then it is left where it is.
+    (folder / "health_2026-11-22.csv").mkdir()
+    (folder / "health_2026-11-22.csv.done").touch()
+    [result] = run_intake(settings, HEALTH, NIGHT + timedelta(days=1))
+    assert result["outcome"] == "rejected" and (folder / "health_2026-11-22.csv").is_dir()
+    assert run_intake(settings, HEALTH, NIGHT + timedelta(days=1)) == []
+    # Quarantine keeps the link itself (never followed) for its period, then nothing is left.
+    assert [p.name for p in settings.quarantine_dir.rglob("*") if p.is_symlink()] == [dangling.name]
+    run_retention(settings, NIGHT + timedelta(days=100))
+    assert [p for p in settings.quarantine_dir.rglob("*") if p.is_symlink() or not p.is_dir()] == []
 
 
 def test_a_drop_folder_that_is_a_link_is_never_read(settings, tmp_path) -> None:

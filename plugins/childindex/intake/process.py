@@ -295,6 +295,12 @@ def _reject(
     result = _finish(settings, ledger, receipt, night, run_night, "quarantined", None, started, written)
     if keep_bytes:
         _remove_entry(received.entry)
+    elif exc.rule == "not_a_file":
+        # No bytes to keep: a pipe, socket or device goes; a folder stays where it is (its
+        # marker goes, so it is not taken again), never moved into quarantine whole.
+        if not received.entry.is_dir() or received.entry.is_symlink():
+            received.entry.unlink(missing_ok=True)
+        _drop_marker(received.entry)
     else:
         # A link moves as itself (never followed); a file that changed keeps its latest bytes.
         if not move_entry(received.entry, dest) and received.copy is not None and keep_copy(received.copy, dest):

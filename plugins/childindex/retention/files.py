@@ -74,7 +74,9 @@ def files_before(
     limit = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
     found = []
     for p in root.rglob("*"):
-        if not p.is_file() or p.is_symlink():
+        # A link (quarantine keeps a delivered symlink as itself) goes like a file, by its own
+        # dates, never followed.
+        if not (p.is_symlink() or p.is_file()):
             continue
         night = nights.get(str(p)) or nights.get(str(p.parent))
         if night is None and (named := file_night(p)) is not None:
@@ -82,17 +84,17 @@ def files_before(
         if night is not None:
             if night < cutoff:
                 found.append(p)
-        elif p.stat().st_mtime < limit:
+        elif p.lstat().st_mtime < limit:
             found.append(p)
     return found
 
 
 def _modified(path: Path) -> date:
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
+    return datetime.fromtimestamp(path.lstat().st_mtime, UTC).date()
 
 
 def remove(path: Path, dry_run: bool) -> int:
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():  # a link to a folder goes itself, never its target
         n = sum(1 for p in path.rglob("*") if p.is_file())
         if not dry_run:
             shutil.rmtree(path)
