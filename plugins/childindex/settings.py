@@ -9,8 +9,10 @@ default: it comes from ``CHILDINDEX_PSEUDONYMISATION_KEY`` or from a file named 
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+from collections.abc import Mapping
 from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +30,8 @@ from childindex.errors import SettingsError
 
 if TYPE_CHECKING:
     from childindex.organisations.registry import Registry
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "CHILDINDEX_"
 MIN_KEY_BYTES = 32
@@ -470,13 +474,58 @@ def _describe(errors: list[ErrorDetails]) -> str:
     return "invalid settings: " + "; ".join(parts)
 
 
+# CHILDINDEX_* variables that are not settings but are read elsewhere: the configuration
+# file's path, the database roles' passwords (sql/, docker/) and the tests' PostgreSQL.
+NOT_SETTINGS = frozenset(
+    {"CONFIG_FILE", "OWNER_PASSWORD", "LOADER_PASSWORD", "READER_PASSWORD", "RETENTION_PASSWORD", "TEST_PG_URL"}
+)
+_warned: set[str] = set()
+
+
+def setting_variables() -> list[str]:
+    """Every environment variable that sets something: ``CHILDINDEX_<FIELD>``, and for a
+    group of settings (retention, validation...) ``CHILDINDEX_<GROUP>__<FIELD>`` too."""
+    names = []
+    for name, field in Settings.model_fields.items():
+        names.append(f"{ENV_PREFIX}{name.upper()}")
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names += [f"{ENV_PREFIX}{name.upper()}__{sub.upper()}" for sub in group.model_fields]
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per ``CHILDINDEX_*`` variable that no setting reads (a misspelt one is
+    otherwise ignored in silence), with the nearest setting's name. Names only, never values."""
+    import difflib
+
+    known = setting_variables()
+    known_set = set(known) | {ENV_PREFIX + n for n in NOT_SETTINGS}
+    lines = []
+    for name in sorted(os.environ if environ is None else environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known_set or upper.startswith(f"{ENV_PREFIX}DROP_FOLDERS"):
+            continue
+        near = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {near[0]}?" if near else " (the README lists every setting)"
+        lines.append(f"{name} is not a childindex setting and is ignored{hint}")
+    return lines
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings, turning validation errors into one readable SettingsError."""
+    """Build the settings, turning validation errors into one readable SettingsError.
+    A ``CHILDINDEX_*`` variable no setting reads is logged (once a process) with the nearest
+    setting's name."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         # include_input=False: a setting's value could be a secret.
         raise SettingsError(_describe(exc.errors(include_input=False))) from None
+    for line in unknown_variables():
+        if line not in _warned:
+            _warned.add(line)
+            log.warning("%s", line)
+    return settings
 
 
 def environment_for(values: dict[str, Any]) -> dict[str, str]:

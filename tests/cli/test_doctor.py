@@ -99,3 +99,41 @@ def test_a_broken_registry_fails_its_check_and_names_the_entry(settings, tmp_pat
     assert not registry.ok and "organisations[1] (code 840): field contract" in registry.detail
     assert "organisations' folders" not in checks, "skipped without a registry"
     assert runner.invoke(app, ["doctor"]).exit_code == 1
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_was_meant_to_be(settings, monkeypatch, caplog) -> None:
+    """Issue 19 (item 7): a misspelt CHILDINDEX_* variable was ignored in silence."""
+    import logging
+
+    from childindex.settings import load_settings, unknown_variables
+
+    monkeypatch.setenv("CHILDINDEX_RETENTON__ARCHIVE_DAYS", "3")  # "retention", misspelt
+    monkeypatch.setenv("CHILDINDEX_NOTHING_LIKE_IT", "secret-value")
+    lines = unknown_variables()
+    assert lines == [
+        "CHILDINDEX_NOTHING_LIKE_IT is not a childindex setting and is ignored (the README lists every setting)",
+        "CHILDINDEX_RETENTON__ARCHIVE_DAYS is not a childindex setting and is ignored; did you mean "
+        "CHILDINDEX_RETENTION__ARCHIVE_DAYS?",
+    ]
+    with caplog.at_level(logging.WARNING, logger="childindex.settings"):
+        load_settings()
+    assert "did you mean CHILDINDEX_RETENTION__ARCHIVE_DAYS?" in caplog.text
+    checks = _by_name(diagnose())
+    assert checks["unknown variables"].warning and "CHILDINDEX_RETENTON__ARCHIVE_DAYS" in checks["unknown variables"].detail
+    result = runner.invoke(app, ["doctor"], env={"COLUMNS": "400"})
+    assert "did you mean CHILDINDEX_RETENTION__ARCHIVE_DAYS?" in result.output
+    assert "secret-value" not in result.output + caplog.text, "names only, never values"
+    # Variables read elsewhere (the configuration file, the roles' passwords) are not strangers.
+    monkeypatch.delenv("CHILDINDEX_RETENTON__ARCHIVE_DAYS")
+    monkeypatch.delenv("CHILDINDEX_NOTHING_LIKE_IT")
+    monkeypatch.setenv("CHILDINDEX_LOADER_PASSWORD", "x")
+    assert unknown_variables() == []
+
+
+def test_doctor_says_where_the_settings_came_from(settings, monkeypatch, tmp_path) -> None:
+    detail = _by_name(diagnose())["settings"].detail
+    assert detail.startswith("loaded from 4 CHILDINDEX_* variable(s) and no configuration file")
+    config = tmp_path / "childindex.toml"
+    config.write_text("[retention]\nstaging_days = 3\n")
+    monkeypatch.setenv("CHILDINDEX_CONFIG_FILE", str(config))
+    assert f"configuration file {config}" in _by_name(diagnose())["settings"].detail

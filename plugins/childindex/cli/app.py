@@ -27,7 +27,7 @@ from childindex.errors import (
     UsageError,
     is_disk_full,
 )
-from childindex.settings import Settings, load_settings
+from childindex.settings import Settings, load_settings, unknown_variables
 
 console = Console()
 err = Console(stderr=True)
@@ -78,6 +78,8 @@ def cli_settings(need_key: bool = True, **overrides: Any) -> Settings:
     """The resolved settings; with ``need_key``, fail early (with the setting's name) when the
     pseudonymisation key is missing or weak."""
     resolved = load_settings(**overrides)
+    for line in unknown_variables():  # on the terminal too: logging may not reach it
+        err.print(f"[yellow]warning:[/yellow] {escape(line)}")
     if need_key:
         resolved.key  # noqa: B018 - resolving it raises SettingsError naming what to set
     return resolved

@@ -35,13 +35,16 @@ def diagnose() -> list[Check]:
     """Every check, in the order a night needs them; later checks are skipped (and say so)
     when what they depend on failed."""
     from childindex.errors import SettingsError
-    from childindex.settings import load_settings
+    from childindex.settings import load_settings, unknown_variables
 
     try:
         settings = load_settings()
     except SettingsError as exc:
         return [Check("settings", False, str(exc))]
-    checks = [Check("settings", True, "loaded (environment and CHILDINDEX_CONFIG_FILE)")]
+    checks = [Check("settings", True, _sources())]
+    unknown = unknown_variables()
+    if unknown:  # misspelt variables are otherwise ignored in silence
+        checks.append(Check("unknown variables", True, "; ".join(unknown), warning=True))
     checks.append(_run("pseudonymisation key", lambda: _key(settings)))
     checks.append(_run("reference key", lambda: _key(settings, "reference_key_bytes")))
     checks.append(_run("index database", lambda: _database(settings)))
@@ -56,6 +59,20 @@ def diagnose() -> list[Check]:
         checks.append(_run("organisations' folders", lambda: _organisation_folders(settings)))
     checks.append(_run("airflow plugin", _plugin))
     return checks
+
+
+def _sources() -> str:
+    """Where the settings came from, as they did: which variables, which file, else defaults."""
+    import os
+
+    from childindex.settings import ENV_PREFIX, setting_variables
+
+    known = set(setting_variables())
+    variables = sorted(n for n in os.environ if n.upper() in known)
+    config = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    found = [f"{len(variables)} CHILDINDEX_* variable(s)" if variables else "no CHILDINDEX_* setting variable"]
+    found.append(f"configuration file {config}" if config else "no configuration file (CHILDINDEX_CONFIG_FILE unset)")
+    return "loaded from " + " and ".join(found) + "; every other setting is its default"
 
 
 def _run(name: str, probe: Callable[[], str]) -> Check:
