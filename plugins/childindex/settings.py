@@ -512,6 +512,16 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     return lines
 
 
+def configuration_sources() -> str:
+    """Where the settings come from, as they do: which variables, which file, else defaults."""
+    known = set(setting_variables())
+    variables = [n for n in os.environ if n.upper() in known]
+    config = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    found = [f"{len(variables)} CHILDINDEX_* variable(s)" if variables else "no CHILDINDEX_* setting variable"]
+    found.append(f"configuration file {config}" if config else "no configuration file (CHILDINDEX_CONFIG_FILE unset)")
+    return "loaded from " + " and ".join(found) + "; every other setting is its default"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning validation errors into one readable SettingsError.
     A ``CHILDINDEX_*`` variable no setting reads is logged (once a process) with the nearest

@@ -118,8 +118,8 @@ def test_a_misspelt_variable_is_named_with_the_setting_it_was_meant_to_be(settin
     with caplog.at_level(logging.WARNING, logger="childindex.settings"):
         load_settings()
     assert "did you mean CHILDINDEX_RETENTION__ARCHIVE_DAYS?" in caplog.text
-    checks = _by_name(diagnose())
-    assert checks["unknown variables"].warning and "CHILDINDEX_RETENTON__ARCHIVE_DAYS" in checks["unknown variables"].detail
+    unknown = _by_name(diagnose())["unknown variables"]
+    assert unknown.warning and "CHILDINDEX_RETENTON__ARCHIVE_DAYS" in unknown.detail
     result = runner.invoke(app, ["doctor"], env={"COLUMNS": "400"})
     assert "did you mean CHILDINDEX_RETENTION__ARCHIVE_DAYS?" in result.output
     assert "secret-value" not in result.output + caplog.text, "names only, never values"
@@ -137,3 +137,30 @@ def test_doctor_says_where_the_settings_came_from(settings, monkeypatch, tmp_pat
     config.write_text("[retention]\nstaging_days = 3\n")
     monkeypatch.setenv("CHILDINDEX_CONFIG_FILE", str(config))
     assert f"configuration file {config}" in _by_name(diagnose())["settings"].detail
+
+
+def test_a_mistyped_sqlite_path_is_named_and_no_stray_database_is_made(settings, monkeypatch, tmp_path) -> None:
+    """Issue 19 (item 1): doctor used to create an empty database wherever the URL pointed."""
+    stray = tmp_path / "typo" / "index.sqlite"
+    monkeypatch.setenv("CHILDINDEX_INDEX_URL", f"sqlite:///{stray}")
+    check = _by_name(diagnose())["index database"]
+    assert not check.ok and "no index file there" in check.detail
+    assert not stray.exists() and not stray.parent.exists()
+
+
+def test_database_failures_say_what_failed(settings, monkeypatch, pg_url) -> None:
+    """Issue 19 (item 7): refused, login failed and missing database told apart."""
+    from sqlalchemy.engine import make_url
+
+    base = make_url(pg_url)
+    cases = {
+        "was refused": base.set(port=1),
+        "login as 'childindex_nobody' failed": base.set(username="childindex_nobody"),
+        "does not exist on": base.set(database="childindex_no_such_database"),
+    }
+    for words, url in cases.items():
+        monkeypatch.setenv("CHILDINDEX_INDEX_URL", url.render_as_string(hide_password=False))
+        check = _by_name(diagnose())["index database"]
+        assert not check.ok and words in check.detail, check.detail
+        result = runner.invoke(app, ["link", "--night", "2026-11-24"], env={"COLUMNS": "400"})
+        assert result.exit_code == 1 and words in result.output and "Traceback" not in result.output

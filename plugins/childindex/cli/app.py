@@ -60,11 +60,31 @@ class _Group(TyperGroup):
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(exit_code(exc)) from None
         except Exception as exc:
-            if not is_disk_full(exc):
+            # One line, not a driver's traceback: a full disk or an unreachable index needs an
+            # operator, not a developer.
+            if is_disk_full(exc):
+                err.print(
+                    f"[red]error:[/red] a disk is full ({type(exc).__name__}): free space and run the command again"
+                )
+                raise typer.Exit(1) from None
+            why = _connection_failure(exc)
+            if why is None:
                 raise
-            # One line, not a driver's traceback: a full disk needs an operator, not a developer.
-            err.print(f"[red]error:[/red] a disk is full ({type(exc).__name__}): free space and run the command again")
+            err.print(f"[red]error:[/red] the index database: {escape(why)}; check CHILDINDEX_INDEX_URL")
             raise typer.Exit(1) from None
+
+
+def _connection_failure(exc: Exception) -> str | None:
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    from childindex.index.db import connection_failure
+
+    try:
+        return connection_failure(exc, load_settings().index_url)
+    except ChildindexError:
+        return None
 
 
 def new_app(help_text: str | None = None) -> typer.Typer:

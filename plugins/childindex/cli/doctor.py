@@ -35,13 +35,13 @@ def diagnose() -> list[Check]:
     """Every check, in the order a night needs them; later checks are skipped (and say so)
     when what they depend on failed."""
     from childindex.errors import SettingsError
-    from childindex.settings import load_settings, unknown_variables
+    from childindex.settings import configuration_sources, load_settings, unknown_variables
 
     try:
         settings = load_settings()
     except SettingsError as exc:
         return [Check("settings", False, str(exc))]
-    checks = [Check("settings", True, _sources())]
+    checks = [Check("settings", True, configuration_sources())]
     unknown = unknown_variables()
     if unknown:  # misspelt variables are otherwise ignored in silence
         checks.append(Check("unknown variables", True, "; ".join(unknown), warning=True))
@@ -59,20 +59,6 @@ def diagnose() -> list[Check]:
         checks.append(_run("organisations' folders", lambda: _organisation_folders(settings)))
     checks.append(_run("airflow plugin", _plugin))
     return checks
-
-
-def _sources() -> str:
-    """Where the settings came from, as they did: which variables, which file, else defaults."""
-    import os
-
-    from childindex.settings import ENV_PREFIX, setting_variables
-
-    known = set(setting_variables())
-    variables = sorted(n for n in os.environ if n.upper() in known)
-    config = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
-    found = [f"{len(variables)} CHILDINDEX_* variable(s)" if variables else "no CHILDINDEX_* setting variable"]
-    found.append(f"configuration file {config}" if config else "no configuration file (CHILDINDEX_CONFIG_FILE unset)")
-    return "loaded from " + " and ".join(found) + "; every other setting is its default"
 
 
 def _run(name: str, probe: Callable[[], str]) -> Check:
@@ -110,14 +96,22 @@ def _database(settings: Settings) -> str:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from childindex.index.db import engine_for
+    from childindex.index.db import connection_failure, engine_for
 
-    shown = make_url(settings.index_url).render_as_string(hide_password=True)
+    url = make_url(settings.index_url)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():  # connecting would create an empty one there
+            raise Problem(
+                f"{shown}: no index file there: check CHILDINDEX_INDEX_URL (or DATA_DIR), or create the index "
+                "with 'childindex db upgrade'"
+            )
     try:
         with engine_for(settings.index_url).connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
-        raise Problem(f"{shown} is not reachable ({type(exc).__name__}): check CHILDINDEX_INDEX_URL") from None
+        why = connection_failure(exc, settings.index_url) or f"not reachable ({type(exc).__name__})"
+        raise Problem(f"{shown}: {why}; check CHILDINDEX_INDEX_URL") from None
     return f"{shown} reachable"
 
 

@@ -34,6 +34,35 @@ def engine_for(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
+def connection_failure(exc: BaseException, url: str) -> str | None:
+    """What went wrong connecting to the index, in words an operator acts on: the connection
+    refused, the login failed, the database missing, the host unknown, no answer; None when
+    ``exc`` is not a failure to connect. Built from the driver's connection message, which
+    names hosts, users and databases (configuration), never a row's value."""
+    from sqlalchemy.engine import make_url
+
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if "unable to open database file" in text:
+            return f"the SQLite file {u.database} cannot be opened (its folder is missing or not writable)"
+        return None
+    where = f"{u.host or 'localhost'}:{u.port or 5432}"
+    if "connection refused" in text:
+        return f"the connection to {where} was refused: is PostgreSQL running there, on that port?"
+    if any(w in text for w in ("password authentication failed", "authentication failed", "no pg_hba.conf entry")) or (
+        "role" in text and "does not exist" in text
+    ):
+        return f"the login as {u.username!r} failed at {where}: check the user and its password, and pg_hba.conf"
+    if "database" in text and "does not exist" in text:
+        return f"database {u.database!r} does not exist on {where}: create it (docs/production.md)"
+    if any(w in text for w in ("failed to resolve host", "name or service not known", "could not translate host")):
+        return f"host {u.host!r} was not found"
+    if "timeout" in text or "timed out" in text:
+        return f"no answer from {where} in time"
+    return None
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # secure_delete overwrites deleted content, so retention leaves no readable remnants.
