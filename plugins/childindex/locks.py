@@ -23,7 +23,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -57,11 +57,16 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"childindex:{name}".encode()).digest()[:8], "big", signed=True)
 
 
-def _waited_too_long(name: str, wait: float) -> StageBusy:
-    return StageBusy(
-        f"another run holds the {name} lock: waited {wait:.0f} s for it (CHILDINDEX_LOCK_WAIT_SECONDS); "
-        "nothing was done, and a later try will go ahead"
-    )
+def _acquire(attempt: Callable[[], bool], name: str, wait: float) -> None:
+    """Try ``attempt`` until it takes the lock; StageBusy, in one line, after ``wait`` s."""
+    deadline = time.monotonic() + wait
+    while not attempt():
+        if time.monotonic() >= deadline:
+            raise StageBusy(
+                f"another run holds the {name} lock: waited {wait:.0f} s for it (CHILDINDEX_LOCK_WAIT_SECONDS); "
+                "nothing was done, and a later try will go ahead"
+            )
+        time.sleep(POLL_SECONDS)
 
 
 @contextmanager
@@ -70,16 +75,16 @@ def _file_lock(settings: Settings, name: str, wait: float) -> Iterator[None]:
 
     folder = private_dir(settings.data_dir / LOCKS_FOLDER)
     fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+
+    def attempt() -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise _waited_too_long(name, wait) from None
-                time.sleep(POLL_SECONDS)
+        _acquire(attempt, name, wait)
         try:
             yield
         finally:
@@ -97,13 +102,13 @@ def _advisory_lock(url: str, name: str, wait: float) -> Iterator[None]:
     key = advisory_key(name)
     # Its own connection, held for the block and outside any transaction of the stage.
     with engine_for(url).connect() as conn:
-        deadline = time.monotonic() + wait
-        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one():
-            conn.rollback()
-            if time.monotonic() >= deadline:
-                raise _waited_too_long(name, wait)
-            time.sleep(POLL_SECONDS)
-        conn.commit()
+
+        def attempt() -> bool:
+            taken = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one())
+            conn.commit()  # no transaction left open while the lock is held or awaited
+            return taken
+
+        _acquire(attempt, name, wait)
         try:
             yield
         finally:

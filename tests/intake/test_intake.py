@@ -166,16 +166,22 @@ def test_incomplete_uploads_are_never_read(settings) -> None:
     assert run_intake(settings, HEALTH, NIGHT) == []
 
 
-def test_symlinks_are_rejected_never_followed(settings, tmp_path) -> None:
+def _linked_delivery(settings, tmp_path, link) -> tuple[Path, bytes, dict]:
+    """A valid extract outside the drop folder, put in it as a complete delivery by
+    ``link(target, name)``; the extract, its bytes and the receipt intake gave the link."""
     outside = tmp_path / "outside.csv"
     data = render("health", [child(1)])
     outside.write_bytes(data)
     folder = settings.drop_folder(HEALTH)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "health_2026-11-24.csv").symlink_to(outside)
+    link(outside, folder / "health_2026-11-24.csv")
     (folder / "health_2026-11-24.csv.done").touch()
     [result] = run_intake(settings, HEALTH, NIGHT)
-    receipt = _receipt(result)
+    return outside, data, _receipt(result)
+
+
+def test_symlinks_are_rejected_never_followed(settings, tmp_path) -> None:
+    outside, data, receipt = _linked_delivery(settings, tmp_path, lambda target, name: name.symlink_to(target))
     assert receipt["outcome"] == "rejected" and receipt["file_problems"][0]["rule"] == "symlink"
     assert receipt["rows_read"] == 0 and receipt["size_bytes"] == 0
     assert outside.read_bytes() == data, "the target is untouched"
@@ -327,15 +333,7 @@ def test_hard_links_are_rejected_never_read(settings, tmp_path) -> None:
     the code before this test)."""
     import os
 
-    outside = tmp_path / "outside.csv"
-    data = render("health", [child(1)])
-    outside.write_bytes(data)
-    folder = settings.drop_folder(HEALTH)
-    folder.mkdir(parents=True, exist_ok=True)
-    os.link(outside, folder / "health_2026-11-24.csv")
-    (folder / "health_2026-11-24.csv.done").touch()
-    [result] = run_intake(settings, HEALTH, NIGHT)
-    receipt = _receipt(result)
+    outside, data, receipt = _linked_delivery(settings, tmp_path, os.link)
     assert receipt["outcome"] == "rejected" and receipt["file_problems"][0]["rule"] == "hard_link"
     assert receipt["rows_read"] == 0 and receipt["size_bytes"] == 0
     assert outside.read_bytes() == data, "the other name's file is untouched"

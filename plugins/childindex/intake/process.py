@@ -43,10 +43,10 @@ from childindex.intake.receive import (
     keep_copy,
     move_entry,
     receive,
-    write_atomic,
 )
 from childindex.receipts import Receipt, new_receipt, require_contract_name, safe_name
-from childindex.settings import Settings, private_dir
+from childindex.safe_paths import write_inside
+from childindex.settings import Settings
 from childindex.staging.writer import write_staging
 from childindex.validation.validate import validate_file
 
@@ -286,12 +286,10 @@ def _reject(
             assert received.copy is not None
             if keep_copy(received.copy, dest):
                 written.append(dest)
-        else:
-            private_dir(dest.parent)
         # Why it is here, for operators and for `childindex reprocess` later: hash and rule only.
         note = {"sha256": received.sha256, "rule": exc.rule, "organisation": organisation,
                 "quarantined_at": datetime.now(UTC).isoformat()}  # fmt: skip
-        write_atomic(dest.parent / "quarantine.json", json.dumps(note) + "\n")
+        write_inside(settings.quarantine_dir, dest.parent / "quarantine.json", json.dumps(note) + "\n")
     result = _finish(settings, ledger, receipt, night, run_night, "quarantined", None, started, written)
     if keep_bytes:
         _remove_entry(received.entry)

@@ -131,14 +131,13 @@ def receive(entry: Path, folder: Path) -> Received:
         raise
     finally:
         os.close(fd)
-    received = Received(entry, copy, digest.hexdigest(), size, identity=_identity(after))
+    problem = None
     if _identity(before) != _identity(after) or size != after.st_size:
         problem = FileRejected(
             "changed_during_intake",
             "the file changed while it was read (it was still being written after its completion marker)",
         )
-        return Received(entry, copy, received.sha256, size, problem, received.identity)
-    return received
+    return Received(entry, copy, digest.hexdigest(), size, problem, _identity(after))
 
 
 def _refused(entry: Path, rule: str, detail: str, kind: str | None = None) -> Received:
@@ -210,19 +209,6 @@ def move_entry(entry: Path, dest: Path) -> bool:
         return False
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` under a temporary name, synced, then renamed: never half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    try:
-        with open(_new_file(tmp), "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # --------------------------------------------------------------------------- full disks
 
 
@@ -251,11 +237,7 @@ def clear_debris(settings: Settings, organisation: str, staged: set[str]) -> int
     temporary files in its staging, archive, quarantine and outbox folders, and staging files
     no ledger row names (``staged``: every staged path the ledger holds). Call only under the
     organisation's intake lock; returns how many files went."""
-    removed = 0
-    work = intake_folder(settings, organisation)
-    if work.is_dir():
-        for child in work.iterdir():
-            removed += _remove(child)
+    removed = clear_work(intake_folder(settings, organisation))
     for path in debris(settings, organisation, staged):
         removed += _remove(path)
     if removed:
@@ -263,16 +245,14 @@ def clear_debris(settings: Settings, organisation: str, staged: set[str]) -> int
     return removed
 
 
-def clear_work(work: Path) -> None:
-    """Empty the organisation's work folder (copies of files in progress) after an intake."""
-    if work.is_dir():
-        for child in work.iterdir():
-            _remove(child)
+def clear_work(work: Path) -> int:
+    """Empty the organisation's work folder (copies of files in progress); how many files went."""
+    return sum(_remove(child) for child in work.iterdir()) if work.is_dir() else 0
 
 
 def debris(settings: Settings, organisation: str, staged: set[str]) -> list[Path]:
     """Temporary files and unledgered staging files of one organisation (see clear_debris)."""
-    found = _staging_debris(settings.staging_dir / f"organisation={organisation}", staged)
+    found = _staging_debris(settings.staging_dir / f"organisation={organisation}", _staged_keys(staged))
     roots = [settings.archive_dir / organisation, settings.quarantine_dir / organisation]
     if organisation in settings.registry.by_code:
         roots.append(settings.outbox(organisation))
@@ -284,8 +264,9 @@ def all_debris(settings: Settings, staged: set[str], outboxes: list[Path]) -> li
     files and unledgered staging files, and temporary files in every outbox and the reports."""
     found: list[Path] = []
     if settings.staging_dir.is_dir():
+        known = _staged_keys(staged)
         for folder in settings.staging_dir.glob("organisation=*"):
-            found += _staging_debris(folder, staged)
+            found += _staging_debris(folder, known)
     return found + temporary_files([settings.archive_dir, settings.quarantine_dir, settings.reports_dir, *outboxes])
 
 
@@ -294,12 +275,16 @@ def temporary_files(roots: list[Path]) -> list[Path]:
     return [p for root in roots if root.is_dir() for p in root.rglob(f".*{TMP_SUFFIX}") if p.is_file()]
 
 
-def _staging_debris(folder: Path, staged: set[str]) -> list[Path]:
+def _staged_keys(staged: set[str]) -> set[tuple[str, ...]]:
+    """The ledger's staging files by their path below the staging folder: a data directory
+    moved elsewhere keeps its files."""
+    return {staged_key(Path(p)) for p in staged}
+
+
+def _staging_debris(folder: Path, known: set[tuple[str, ...]]) -> list[Path]:
     """In one organisation's staging folder: anything but a staging file the ledger names."""
     if not folder.is_dir():
         return []
-    # By the path below the staging folder: a data directory moved elsewhere keeps its files.
-    known = {staged_key(Path(p)) for p in staged}
     return [
         p for p in folder.glob("night=*/*") if p.is_file() and (p.suffix != ".parquet" or staged_key(p) not in known)
     ]

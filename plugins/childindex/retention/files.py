@@ -80,7 +80,7 @@ def files_before(
             continue
         night = nights.get(str(p)) or nights.get(str(p.parent))
         if night is None and (named := file_night(p)) is not None:
-            night = min(named, _modified(p)) if names_may_lie else named
+            night = min(named, modified_on(p)) if names_may_lie else named
         if night is not None:
             if night < cutoff:
                 found.append(p)
@@ -89,7 +89,8 @@ def files_before(
     return found
 
 
-def _modified(path: Path) -> date:
+def modified_on(path: Path) -> date:
+    """The day a file (or a link, itself) was last written."""
     return datetime.fromtimestamp(path.lstat().st_mtime, UTC).date()
 
 

@@ -26,6 +26,7 @@ from childindex.retention.files import (
     dated_dirs,
     file_night,
     files_before,
+    modified_on,
     older,
     older_files,
     prune_empty,
@@ -170,8 +171,7 @@ def _notice_files(settings: Settings, engine: Engine, cutoff: date) -> list[Path
                 continue
             night = file_night(p)
             if night is None or (organisation, night) not in listed:
-                modified = datetime.fromtimestamp(p.stat().st_mtime, UTC).date()
-                night = min(night, modified) if night else modified
+                night = min(night, modified_on(p)) if night else modified_on(p)
             if night < cutoff:
                 found.append(p)
     return found
