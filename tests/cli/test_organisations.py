@@ -4,6 +4,7 @@ and the contracts as an operator sees them; a broken registry entry is named, wi
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def _rows(output: str) -> dict[str, str]:
     """Table rows of ``organisations list`` by their first cell (the code)."""
     rows = {}
     for line in output.splitlines():
-        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        cells = re.split(r"\s{2,}", line.strip())
         if len(cells) == 5 and cells[0] not in ("code", ""):
             rows[cells[0]] = line
     return rows
@@ -68,7 +69,7 @@ def test_show_gives_one_organisation_with_its_areas_and_resolved_folders(two_are
     from childindex.settings import load_settings
 
     settings = load_settings()
-    result = runner.invoke(app, ["organisations", "show", "841"])
+    result = runner.invoke(app, ["organisations", "show", "841", "--json"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
     assert shown["code"] == "841" and shown["sector"] == "education" and shown["contract"] == "education_mis"
@@ -76,8 +77,15 @@ def test_show_gives_one_organisation_with_its_areas_and_resolved_folders(two_are
     assert shown["max_rejected_share"] == 0.05
     assert shown["drop_folder_resolved"] == str(settings.drop_root / "sftp" / "darlington")
     assert shown["outbox_resolved"] == str(settings.outbox_root / "841")
-    several = json.loads(runner.invoke(app, ["organisations", "show", "RH1"]).output)
+    several = json.loads(runner.invoke(app, ["organisations", "show", "RH1", "--json"]).output)
     assert several["area_names"] == ["County Durham", "Darlington"]
+    human = runner.invoke(app, ["organisations", "show", "841"]).output.splitlines()
+    assert human[0] == "841: Darlington education"
+    assert "E06000005 Darlington" in human[3] and "0.05 (its own)" in human[4]
+    assert human[-2:] == [
+        f"drop folder: {settings.drop_root / 'sftp' / 'darlington'}",
+        f"outbox: {settings.outbox_root / '841'}",
+    ]
     unknown = runner.invoke(app, ["organisations", "show", "RX9"])
     assert unknown.exit_code == 2 and "no organisation with code 'RX9'" in unknown.output
     assert "Traceback" not in unknown.output

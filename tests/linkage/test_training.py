@@ -27,10 +27,11 @@ def test_train_saves_versions_and_nights_use_the_newest(settings, tmp_path) -> N
     )
     for organisation in settings.registry.organisations:
         run_intake(settings, organisation.code, NIGHT)
-    first = runner.invoke(app, ["train"])
+    first = runner.invoke(app, ["train", "--json"])
     assert first.exit_code == 0, first.output
     assert json.loads(first.output)["model"].endswith("linkage-model-v0001.json")
-    assert runner.invoke(app, ["train"]).exit_code == 0
+    second = runner.invoke(app, ["train"])
+    assert second.exit_code == 0 and "linkage model trained" in second.output
     path = current_model_path(settings.linkage.model_dir)
     assert path.name == "linkage-model-v0002.json"
     model = load_model(path)

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from childindex.cli.output import console, err
 from childindex.errors import (
     ChildindexError,
     ContractError,
@@ -28,9 +28,6 @@ from childindex.errors import (
     is_disk_full,
 )
 from childindex.settings import Settings, load_settings, unknown_variables
-
-console = Console()
-err = Console(stderr=True)
 
 DEFAULT_FIRST_NIGHT = date(2026, 11, 24)
 

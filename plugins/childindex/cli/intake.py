@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app, night_or_yesterday
+from childindex.cli.output import JsonFlag, line, print_json, table
 
 app = new_app()
 
@@ -16,11 +17,25 @@ NIGHT_HELP = "Night (YYYY-MM-DD) for files whose name has none."
 CHECK_EXIT = {"accepted": 0, "accepted_with_rejections": 1, "rejected": 2}
 
 
-def _print_result(r: dict[str, Any]) -> None:
-    console.print(
-        f"{r['file_name']}: {r['outcome']} (read {r['rows_read']}, accepted "
-        f"{r['rows_accepted']}, rejected {r['rows_rejected']}); receipt {r['receipt_path']}"
-    )
+def _print_results(results: list[dict[str, Any]], as_json: bool) -> None:
+    """A file a row, then each receipt's path on a line of its own (never folded)."""
+    if as_json:
+        print_json(results)
+        return
+    if not results:
+        console.print("no complete file was waiting")
+        return
+    t = table("organisation", "file", "outcome", "read", "accepted", "rejected")
+    for column in t.columns[3:]:
+        column.justify = "right"
+    for r in results:
+        t.add_row(r["organisation"], r["file_name"], r["outcome"], *(f"{r[k]:,}" for k in _COUNTS))
+    console.print(t)
+    for r in results:
+        line(f"receipt for {r['file_name']}", r["receipt_path"])
+
+
+_COUNTS = ("rows_read", "rows_accepted", "rows_rejected")
 
 
 @app.command()
@@ -29,6 +44,7 @@ def intake(
         list[str] | None, typer.Option(help=ORG_HELP + " Repeat for several; every organisation when absent.")
     ] = None,
     night: Annotated[str | None, typer.Option(help=NIGHT_HELP)] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Process organisations' drop folders without Airflow (what the intake DAG does)."""
     from childindex.intake.process import run_intake
@@ -39,8 +55,7 @@ def intake(
         resolved.registry.get(code)  # an unknown code fails before any file is touched
     resolved.ensure_dirs()
     results = [r for code in codes for r in run_intake(resolved, code, night_or_yesterday(night))]
-    for r in results:
-        _print_result(r)
+    _print_results(results, as_json)
     if any(r["outcome"] == "rejected" for r in results):
         raise typer.Exit(1)
 
@@ -54,6 +69,7 @@ def reprocess(
     ] = None,
     skip_row_count: Annotated[bool, typer.Option(help="Accept a genuine change in the file's size.")] = False,
     night: Annotated[str | None, typer.Option(help=NIGHT_HELP)] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Re-admit a quarantined file, or a corrected file in its place, and process it now."""
     from childindex.intake.reprocess import reprocess as run_reprocess
@@ -69,7 +85,7 @@ def reprocess(
         corrected=corrected,
         skip_row_count=skip_row_count,
     )
-    _print_result(r)
+    _print_results([r], as_json)
     if r["outcome"] == "rejected":
         raise typer.Exit(1)
 
@@ -82,7 +98,7 @@ def check(
         str | None,
         typer.Option(help="Instead of --organisation: the contract, for an organisation not yet registered."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON instead of text.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check an extract before sending it: the same rules as intake, offline, no key needed.
 
@@ -103,7 +119,7 @@ def check(
         sender = resolved.registry.get(organisation) if organisation else unregistered(contract or "")
         receipt = check_file(resolved, sender, path, date.today())
     if as_json:
-        console.print_json(data=receipt.to_json())
+        print_json(receipt.to_json())
     else:
         console.print(receipt.to_text(), markup=False, highlight=False)
     code = CHECK_EXIT[receipt.outcome]

@@ -7,14 +7,18 @@ from typing import Annotated
 
 import typer
 
-from childindex.cli.app import cli_settings, console, new_app, parse_date
+from childindex.cli.app import cli_settings, console, err, new_app, parse_date
+from childindex.cli.output import JsonFlag, counts_table, line, plain, print_json
 from childindex.errors import UsageError
 
 app = new_app()
 
 
 @app.command("init-key")
-def init_key(path: Annotated[Path, typer.Argument(help="File to create (mode 0600; never overwritten).")]) -> None:
+def init_key(
+    path: Annotated[Path, typer.Argument(help="File to create (mode 0600; never overwritten).")],
+    as_json: JsonFlag = False,
+) -> None:
     """Create a new random pseudonymisation key file."""
     from childindex.settings import create_key_file
 
@@ -22,7 +26,12 @@ def init_key(path: Annotated[Path, typer.Argument(help="File to create (mode 060
         create_key_file(path)
     except FileExistsError:
         raise UsageError(f"{path} exists; keys are never overwritten") from None
-    console.print(f"key written to {path}; set CHILDINDEX_PSEUDONYMISATION_KEY_FILE={path}")
+    if as_json:
+        print_json({"key_file": str(path.absolute())})
+        return
+    line("key written to", path)
+    console.print("now set it where childindex runs:")
+    plain(f"  CHILDINDEX_PSEUDONYMISATION_KEY_FILE={path.absolute()}")
 
 
 @app.command("rotate-key")
@@ -39,6 +48,7 @@ def rotate_key(
     ] = False,
     dry_run: Annotated[bool, typer.Option(help="Read the extracts and count; change nothing.")] = False,
     today: Annotated[str | None, typer.Option(help="The day of the rotation (YYYY-MM-DD).")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Re-key every pseudonym in the index to a new key, keeping every link (docs/keys.md).
 
@@ -55,7 +65,7 @@ def rotate_key(
 
     resolved = cli_settings()
     new_key = read_key_file(new_key_file, "--new-key-file")
-    with console.status("reading extracts with both keys"):
+    with err.status("reading extracts with both keys"):
         result = rotate(
             resolved,
             new_key,
@@ -64,13 +74,29 @@ def rotate_key(
             drop_unmapped=drop_unmapped,
             dry_run=dry_run,
         )
-    console.print_json(data=result.__dict__)
+    if as_json:
+        print_json(result.__dict__)
+        return
+    totals = [
+        ("files read", result.files_read),
+        ("files unusable", len(result.files_unusable)),
+        ("source records", sum(result.records.values())),
+        ("records no extract covered", sum(result.unmapped.values())),
+        ("records deleted", result.records_deleted),
+        ("rows re-keyed", sum(result.rows_rekeyed.values())),
+        ("staging files deleted", result.staging_files_deleted),
+        ("held files dropped", result.held_files_dropped),
+    ]
+    title = f"key rotation {result.old_key_id} -> {result.new_key_id}" + (" (dry run)" if dry_run else "")
+    console.print(counts_table(totals, title=title))
+    if result.unmapped:
+        console.print("records no extract covered, by organisation: " + ", ".join(
+            f"{code} {n:,}" for code, n in sorted(result.unmapped.items())
+        ))  # fmt: skip
     if not dry_run:
-        console.print(
-            f"key epoch {result.epoch} ({result.new_key_id}) started. Now set "
-            f"CHILDINDEX_PSEUDONYMISATION_KEY_FILE={new_key_file.absolute()} everywhere childindex runs, "
-            "then destroy the old key."
-        )
+        console.print(f"key epoch {result.epoch} ({result.new_key_id}) started. Now, everywhere childindex runs, set")
+        plain(f"  CHILDINDEX_PSEUDONYMISATION_KEY_FILE={new_key_file.absolute()}")
+        console.print("then destroy the old key.")
 
 
 def _code_and_path(text: str) -> tuple[str, Path]:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from childindex.cli.app import cli_settings, console, new_app, night_or_yesterday
+from childindex.cli.output import JsonFlag, counts_table, line, print_json
 from childindex.errors import UsageError
 
 if TYPE_CHECKING:
@@ -18,22 +19,47 @@ app = new_app()
 
 
 @app.command()
-def link(night: Annotated[str | None, typer.Option(help="Night being linked (YYYY-MM-DD).")] = None) -> None:
+def link(
+    night: Annotated[str | None, typer.Option(help="Night being linked (YYYY-MM-DD).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Link every staged file into the index (what the linkage DAG does)."""
     from childindex.linkage.night import link_pending
 
-    result = link_pending(cli_settings(), night_or_yesterday(night))
-    console.print_json(data=result.as_dict())
+    when = night_or_yesterday(night)
+    result = link_pending(cli_settings(), when).as_dict()
+    if as_json:
+        print_json(result)
+        return
+    if not result["files"]:
+        console.print(f"night {when}: no staged file waits to be linked")
+        return
+    version, reason = result.pop("model_version"), result.pop("model_reason")
+    console.print(counts_table(result.items(), title=f"linkage, night {when}"))
+    console.print(f"model: v{version:04d}, {reason}")
+    if result["records_held"]:
+        console.print(
+            f"{result['records_held']} records held back in {result['blocks_over_limit']} oversized block(s): "
+            "their senders were told (docs/linkage.md, bounded blocks)"
+        )
 
 
 @app.command()
-def train(seed: Annotated[int, typer.Option(help="Seed for sampling random pairs.")] = 42) -> None:
+def train(
+    seed: Annotated[int, typer.Option(help="Seed for sampling random pairs.")] = 42,
+    as_json: JsonFlag = False,
+) -> None:
     """Train the linkage model on the index's records and save it as the next version
     (what the train_linkage_model DAG does). Nights use the newest version."""
     from childindex.linkage.training import train_model
 
     path, report = train_model(cli_settings(), seed=seed)
-    console.print_json(data={"model": str(path), **report})
+    if as_json:
+        print_json({"model": str(path), **report})
+        return
+    flat = [(k, v) for k, v in report.items() if isinstance(v, int | float | bool)]
+    console.print(counts_table(flat, title="linkage model trained"))
+    line("model", path)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app
+from childindex.cli.output import JsonFlag, fields_table, line, paths, print_json, table
 
 app = new_app("The organisations registry: who sends which extract, from which area, to which folders.")
 
@@ -16,37 +17,59 @@ app = new_app("The organisations registry: who sends which extract, from which a
 def organisations_list(
     sector: Annotated[str | None, typer.Option(help="Only this sector (education, health, social_care).")] = None,
     area: Annotated[str | None, typer.Option(help="Only organisations serving this area (GSS code).")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Every registered organisation: code, name, sector, contract and areas."""
-    from rich.table import Table
-
     settings = cli_settings(need_key=False)
     registry = settings.registry
-    table = Table("code", "name", "sector", "contract", "areas", title=str(settings.organisations_file))
-    shown = 0
-    for org in registry.organisations:
-        if (sector and org.sector != sector) or (area and area not in org.areas):
-            continue
-        table.add_row(org.code, org.name, org.sector, org.contract, ", ".join(org.areas))
-        shown += 1
-    console.print(table)
-    console.print(f"{shown} of {len(registry.organisations)} organisations; {len(registry.areas)} areas")
+    shown = [
+        org
+        for org in registry.organisations
+        if not ((sector and org.sector != sector) or (area and area not in org.areas))
+    ]
+    if as_json:
+        print_json([org.model_dump(mode="json") for org in shown])
+        return
+    t = table("code", "name", "sector", "contract", "areas")
+    for org in shown:
+        t.add_row(org.code, org.name, org.sector, org.contract, ", ".join(org.areas))
+    console.print(t)
+    console.print(f"{len(shown)} of {len(registry.organisations)} organisations; {len(registry.areas)} areas")
+    line("registry", settings.organisations_file)
 
 
 @app.command("show")
-def organisations_show(code: Annotated[str, typer.Argument(help="The organisation's code.")]) -> None:
-    """One organisation as JSON, with its areas' names and its resolved folders."""
+def organisations_show(
+    code: Annotated[str, typer.Argument(help="The organisation's code.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """One organisation: its entry, its areas' names and its resolved folders."""
     settings = cli_settings(need_key=False)
     registry = settings.registry
     org = registry.get(code)
-    console.print_json(
-        data={
-            **org.model_dump(mode="json"),
-            "area_names": [registry.area_by_code[a].name for a in org.areas],
-            "drop_folder_resolved": str(settings.drop_folder(code)),
-            "outbox_resolved": str(settings.outbox(code)),
-        }
+    names = [registry.area_by_code[a].name for a in org.areas]
+    if as_json:
+        print_json(
+            {
+                **org.model_dump(mode="json"),
+                "area_names": names,
+                "drop_folder_resolved": str(settings.drop_folder(code)),
+                "outbox_resolved": str(settings.outbox(code)),
+            }
+        )
+        return
+    own = "its own" if org.max_rejected_share is not None else "the default"
+    t = fields_table(
+        [
+            ("sector", org.sector),
+            ("contract", org.contract),
+            ("areas", ", ".join(f"{a} {n}" for a, n in zip(org.areas, names, strict=True))),
+            ("max rejected share", f"{settings.max_rejected_share(code)} ({own})"),
+        ],
+        title=f"{org.code}: {org.name}",
     )
+    console.print(t)
+    paths({"drop folder": settings.drop_folder(code), "outbox": settings.outbox(code)})
 
 
 @app.command("validate")
@@ -54,6 +77,7 @@ def organisations_validate(
     path: Annotated[
         Path | None, typer.Argument(help="A registry file to check (default: the configured one).", dir_okay=False)
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check a registry file: every entry and field, codes unique, contracts and areas known.
 
@@ -70,6 +94,18 @@ def organisations_validate(
         raise RegistryError(f"cannot read {target}: {exc.strerror}") from None
     registry = parse_registry(text, str(target))
     by_sector = {s: len(registry.in_sector(s)) for s in ("education", "health", "social_care")}
+    if as_json:
+        print_json(
+            {
+                "file": str(target),
+                "valid": True,
+                "version": registry.version,
+                "organisations": len(registry.organisations),
+                "by_sector": by_sector,
+                "areas": len(registry.areas),
+            }
+        )
+        return
     console.print(
         f"{target}: valid, version {registry.version}: {len(registry.organisations)} organisations "
         f"({', '.join(f'{n} {s}' for s, n in by_sector.items())}) in {len(registry.areas)} areas"
