@@ -239,3 +239,24 @@ def test_a_task_says_what_failed_connecting_to_the_index(data_dir, monkeypatch) 
         assert message.endswith("; check CHILDINDEX_INDEX_URL; it is retried (OperationalError)"), message
         assert info.value.stage == "notices" and info.value.night == date(2026, 11, 24)
         assert "canary-password-4417" not in message + str(info.value.__cause__)
+
+
+def test_db_upgrade_names_the_migrations_it_ran(tmp_path) -> None:
+    """From an older schema: the revisions it ran, oldest first, one a line, with their titles."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from typer.testing import CliRunner
+
+    from childindex.cli import app
+    from childindex.index.db import alembic_config, engine_for
+
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    command.upgrade(alembic_config(url), "0009")
+    engine_for(url).dispose()
+    result = CliRunner().invoke(app, ["db", "upgrade"], env={"CHILDINDEX_INDEX_URL": url, "COLUMNS": "40"})
+    assert result.exit_code == 0, result.output
+    head = int(ScriptDirectory.from_config(alembic_config(url)).get_current_head() or 0)
+    lines = result.output.splitlines()
+    assert lines[0] == f"upgraded 0009 -> {head:04d}:"
+    assert [line.split(" ", 3)[2] for line in lines[1:]] == [f"{n:04d}" for n in range(10, head + 1)]
+    assert lines[1] == "  0010 Organisations and areas: every involvement names its organisation, sector and area"

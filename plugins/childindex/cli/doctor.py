@@ -75,7 +75,9 @@ def _run(name: str, probe: Callable[[], str], index_url: str | None = None) -> C
         table = denied_table(exc)
         if table is not None and index_url is not None:
             return Check(name, True, _not_allowed(index_url, table), warning=True)
-        if index_url is not None:
+        from sqlalchemy.exc import DBAPIError
+
+        if index_url is not None and isinstance(exc, DBAPIError):
             from childindex.index.db import connection_failure
 
             why = connection_failure(exc, index_url)
