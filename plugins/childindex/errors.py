@@ -15,7 +15,7 @@ rules, never a value from a file.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 
@@ -212,11 +212,18 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 @contextmanager
-def stage_errors(stage: str, night: date | None = None) -> Iterator[None]:
+def stage_errors(stage: str, night: date | None = None, index_url: Callable[[], str] | None = None) -> Iterator[None]:
     """Errors raised inside carry ``stage`` and ``night``; a database error that may pass
     becomes :class:`IndexUnavailable` (so Airflow retries it), and a full disk anywhere
     :class:`DiskFull` (retried too, once there may be space). Their messages name the
-    exception's type only: a driver's message can quote a bound value."""
+    exception's type only: a driver's message can quote a bound value.
+
+    ``index_url`` gives the index's URL (asked only when a database error needs it: the
+    stage loads its settings inside). With it, a failure to connect says what failed, as the
+    command line does: refused, the login, the database missing, the host unknown
+    (:func:`childindex.index.db.connection_failure`, password masked). Failing to connect is
+    retried, whichever it was: a login or a database may be put right while the task waits.
+    """
     try:
         yield
     except ChildindexError as exc:
@@ -231,6 +238,13 @@ def stage_errors(stage: str, night: date | None = None) -> Iterator[None]:
                 stage=stage,
                 night=night,
             ) from None
+        why = _connection_failure(exc, index_url)
+        if why is not None:
+            raise IndexUnavailable(
+                f"the index database: {why}; check CHILDINDEX_INDEX_URL; it is retried ({type(exc).__name__})",
+                stage=stage,
+                night=night,
+            ) from exc
         if is_transient(exc):
             raise IndexUnavailable(
                 f"the index database is unavailable or busy ({type(exc).__name__}); it is retried",
@@ -238,3 +252,21 @@ def stage_errors(stage: str, night: date | None = None) -> Iterator[None]:
                 night=night,
             ) from exc
         raise
+
+
+def _connection_failure(exc: BaseException, index_url: Callable[[], str] | None) -> str | None:
+    """What failed connecting to the index, in words; None when ``exc`` is no failure to
+    connect, or where the index is cannot be told."""
+    from sqlalchemy.exc import OperationalError
+
+    # A server that answered a statement gives its SQLSTATE (a statement time-out, say);
+    # failing to connect gives none.
+    if index_url is None or not isinstance(exc, OperationalError) or getattr(exc.orig, "sqlstate", None):
+        return None
+    from childindex.index.db import connection_failure
+
+    try:
+        url = index_url()
+    except Exception:  # noqa: BLE001 - unknown settings: the error is told as it is
+        return None
+    return connection_failure(exc, url)

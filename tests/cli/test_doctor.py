@@ -164,3 +164,38 @@ def test_database_failures_say_what_failed(settings, monkeypatch, pg_url) -> Non
         assert not check.ok and words in check.detail, check.detail
         result = runner.invoke(app, ["link", "--night", "2026-11-24"], env={"COLUMNS": "400"})
         assert result.exit_code == 1 and words in result.output and "Traceback" not in result.output
+
+
+def test_a_check_the_role_may_not_make_warns_and_none_ends_in_a_traceback() -> None:
+    """Issue 19 (item 1): doctor as the loader died on alembic_version's InsufficientPrivilege.
+    (tests/system/test_production_steps.py runs doctor as each real role.)"""
+    import psycopg
+    from sqlalchemy.exc import ProgrammingError
+
+    from childindex.cli.doctor import _run
+
+    def denied() -> str:
+        orig = psycopg.errors.InsufficientPrivilege("permission denied for table key_epoch")
+        raise ProgrammingError("SELECT ...", {}, orig)
+
+    url = "postgresql+psycopg://childindex_{}:canary-password-5120@db/childindex"
+    retention = _run("key epoch", denied, url.format("retention"))
+    assert retention.ok and retention.warning
+    assert retention.detail == (
+        "childindex_retention may not read key_epoch, as intended for the reader, retention roles: run "
+        "'childindex doctor' as childindex_owner to check the key epoch (these roles need no key)"
+    )
+    # The loader needs key_epoch: the grants are what to put right.
+    loader = _run("key epoch", denied, url.format("loader"))
+    assert loader.ok and loader.warning
+    assert loader.detail == (
+        "childindex_loader may not read key_epoch: if its stage needs it, run sql/02_grants.sql as the owner "
+        "(after every 'childindex db upgrade')"
+    )
+    assert "canary-password-5120" not in retention.detail + loader.detail
+
+    def broken() -> str:
+        raise RuntimeError("what went wrong\n  and a page more")
+
+    check = _run("anything", broken)
+    assert not check.ok and check.detail == "RuntimeError: what went wrong"

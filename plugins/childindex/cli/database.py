@@ -15,13 +15,15 @@ app = new_app("The index database.")
 
 @app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the index schema to the newest version."""
+    """Create or migrate the index schema to the newest version; say which migrations ran.
+
+    Run it as the schema's owner. It needs only CHILDINDEX_INDEX_URL: no key, no
+    organisations registry, no data folder (the owner may run it from an operator's machine).
+    """
     from childindex.index.db import migrate
 
-    resolved = cli_settings()
-    resolved.ensure_dirs()
-    migrate(resolved.index_url)
-    console.print("index schema is up to date")
+    for line in migrate(cli_settings(need_key=False).index_url).lines():
+        console.print(line, highlight=False, soft_wrap=True)  # a revision per line, however narrow
 
 
 @app.command("apply-sql")

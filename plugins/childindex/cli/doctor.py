@@ -45,13 +45,14 @@ def diagnose() -> list[Check]:
     unknown = unknown_variables()
     if unknown:  # misspelt variables are otherwise ignored in silence
         checks.append(Check("unknown variables", True, "; ".join(unknown), warning=True))
-    checks.append(_run("pseudonymisation key", lambda: _key(settings)))
+    key = _run("pseudonymisation key", lambda: _key(settings))
+    checks.append(key)
     checks.append(_run("reference key", lambda: _key(settings, "reference_key_bytes")))
     checks.append(_run("index database", lambda: _database(settings)))
     if checks[-1].ok:
-        checks.append(_run("index schema", lambda: _schema(settings)))
-        if checks[1].ok and checks[-1].ok:
-            checks.append(_run("key epoch", lambda: _epoch(settings)))
+        checks.append(_run("index schema", lambda: _schema(settings), settings.index_url))
+        if key.ok and checks[-1].ok:
+            checks.append(_run("key epoch", lambda: _epoch(settings), settings.index_url))
     registry = _run("organisations registry", lambda: _registry(settings))
     checks.append(registry)
     checks += [_run(f"folder: {name}", partial(_folder, path)) for name, path in _folders(settings)]
@@ -61,13 +62,63 @@ def diagnose() -> list[Check]:
     return checks
 
 
-def _run(name: str, probe: Callable[[], str]) -> Check:
+def _run(name: str, probe: Callable[[], str], index_url: str | None = None) -> Check:
+    """One check, whatever happens in it: a table the role may not read is a warning, any
+    other failure one line (doctor never ends in a traceback)."""
     try:
         return Check(name, True, probe())
     except Warning_ as exc:
         return Check(name, True, str(exc), warning=True)
     except Problem as exc:
         return Check(name, False, str(exc))
+    except Exception as exc:  # noqa: BLE001 - every failure is a finding, reported in one line
+        table = denied_table(exc)
+        if table is not None and index_url is not None:
+            return Check(name, True, _not_allowed(index_url, table), warning=True)
+        from sqlalchemy.exc import DBAPIError
+
+        if index_url is not None and isinstance(exc, DBAPIError):
+            from childindex.index.db import connection_failure
+
+            why = connection_failure(exc, index_url)
+            if why is not None:
+                return Check(name, False, f"{why}; check CHILDINDEX_INDEX_URL")
+        # The type and the first line only: a driver's message can run to a page.
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return Check(name, False, f"{type(exc).__name__}: {first[0] if first else 'no message'}")
+
+
+# Tables a role other than the owner may not read, by design (sql/02_grants.sql), and what
+# doctor cannot check without them. tests/system/test_production_steps.py holds these to the
+# grants: running doctor as each role finds exactly these warnings.
+EXPECTED_DENIALS = {
+    "alembic_version": ({"loader", "retention", "reader"}, "the schema's revision"),
+    "key_epoch": ({"retention", "reader"}, "the key epoch (these roles need no key)"),
+}
+
+
+def denied_table(exc: BaseException) -> str | None:
+    """The table a PostgreSQL permission error names (insufficient_privilege), else None."""
+    import re
+
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) != "42501":
+        return None
+    found = re.search(r"permission denied for (?:table|relation|view|sequence) (\S+)", str(orig))
+    return found.group(1).strip('"') if found else "a table"
+
+
+def _not_allowed(index_url: str, table: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    user = make_url(index_url).username or "this role"
+    roles, what = EXPECTED_DENIALS.get(table, (set(), ""))
+    if user.removeprefix("childindex_") in roles:
+        kinds = ", ".join(sorted(roles))
+        return (f"{user} may not read {table}, as intended for the {kinds} roles: run 'childindex doctor' "
+                f"as childindex_owner to check {what}")  # fmt: skip
+    return (f"{user} may not read {table}: if its stage needs it, run sql/02_grants.sql as the owner "
+            "(after every 'childindex db upgrade')")  # fmt: skip
 
 
 class Problem(Exception):
@@ -122,11 +173,33 @@ def _schema(settings: Settings) -> str:
     from childindex.index.db import alembic_config, engine_for
 
     head = ScriptDirectory.from_config(alembic_config(settings.index_url)).get_current_head()
-    with engine_for(settings.index_url).connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+    try:
+        with engine_for(settings.index_url).connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except Exception as exc:
+        if denied_table(exc) != "alembic_version":
+            raise
+        # Every role sees the catalogue: at least every table the code expects must be there.
+        missing = _missing_tables(settings.index_url)
+        if missing:
+            raise Problem(f"tables missing: {', '.join(missing)}: the schema is behind the code; the owner runs "
+                          "'childindex db upgrade'") from None  # fmt: skip
+        raise Warning_(_not_allowed(settings.index_url, "alembic_version") + "; every table the code expects is "
+                       "there") from None  # fmt: skip
     if current != head:
         raise Problem(f"schema at {current or 'nothing'}, code expects {head}: run 'childindex db upgrade'")
     return f"at {head}, the newest migration"
+
+
+def _missing_tables(url: str) -> list[str]:
+    from sqlalchemy import inspect
+
+    from childindex.index.db import engine_for
+    from childindex.index.models import Base
+
+    with engine_for(url).connect() as conn:
+        present = set(inspect(conn).get_table_names())
+    return sorted(set(Base.metadata.tables) - present)
 
 
 def _epoch(settings: Settings) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -86,14 +87,41 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str) -> None:
-    """Bring the index schema to the newest migration (idempotent)."""
+@dataclass(frozen=True)
+class Upgrade:
+    """What ``migrate`` did: the revision before (None: an empty database), the newest, and
+    each migration it ran, oldest first, as (revision, title)."""
+
+    before: str | None
+    head: str
+    ran: tuple[tuple[str, str], ...]
+
+    def lines(self) -> list[str]:
+        """For an operator: which revisions ran, or that there was nothing to do."""
+        if not self.ran:
+            return [f"already at {self.head} (head): nothing to run"]
+        return [f"upgraded {self.before or 'an empty database'} -> {self.head}:"] + [
+            f"  {revision} {title}" for revision, title in self.ran
+        ]
+
+
+def migrate(url: str) -> Upgrade:
+    """Bring the index schema to the newest migration (idempotent), in one transaction.
+    Needs the schema owner's rights and nothing else: no key, no registry, no folder."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     cfg = alembic_config(url)
+    script = ScriptDirectory.from_config(cfg)
     with engine_for(url).begin() as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        head = MigrationContext.configure(conn).get_current_revision()
+    assert head is not None  # upgrade to head leaves a revision or raises
+    ran = tuple((s.revision, s.doc) for s in reversed(list(script.iterate_revisions(head, before))))
+    return Upgrade(before, head, ran)
 
 
 def apply_sql_file(url: str, path: Path) -> None:

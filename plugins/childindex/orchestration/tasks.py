@@ -20,12 +20,18 @@ from childindex.settings import load_settings
 log = logging.getLogger(__name__)
 
 
+def _index_url() -> str:
+    """For stage_errors, to say how connecting to the index failed (refused, the login, the
+    database missing) as the command line does."""
+    return load_settings().index_url
+
+
 def discover_files() -> list[dict[str, str]]:
     """Every registered organisation's complete files ({organisation, path}: one mapped task
     each). Folders that belong to no registered organisation are logged, never read."""
     from childindex.intake.discovery import pending_everywhere, unregistered_drops
 
-    with stage_errors("intake"):
+    with stage_errors("intake", index_url=_index_url):
         settings = load_settings()
         for drop in unregistered_drops(settings):
             log.warning("drop folder %r belongs to no registered organisation: %d file(s) left unread",
@@ -37,7 +43,7 @@ def intake_one(organisation: str, path: str, night: date) -> dict[str, Any]:
     from childindex.index.ledger import Ledger
     from childindex.intake.process import process_file
 
-    with stage_errors("intake", night):
+    with stage_errors("intake", night, index_url=_index_url):
         settings = load_settings()
         # Already handled by an earlier try of this task (a dangling link is still there).
         if not os.path.lexists(path):
@@ -59,7 +65,7 @@ def totals(results: list[dict[str, Any]]) -> dict[str, int]:
 def link(night: date) -> dict[str, Any]:
     from childindex.linkage.night import link_pending
 
-    with stage_errors("linkage", night):
+    with stage_errors("linkage", night, index_url=_index_url):
         return link_pending(load_settings(), night).as_dict()
 
 
@@ -67,7 +73,7 @@ def notify(night: date) -> dict[str, Any]:
     """Tonight's notices and retractions, into each organisation's outbox: counts out."""
     from childindex.notices.night import send_notices
 
-    with stage_errors("notices", night):
+    with stage_errors("notices", night, index_url=_index_url):
         return send_notices(load_settings(), night).as_dict()
 
 
@@ -79,7 +85,7 @@ def train() -> dict[str, Any]:
     from childindex.linkage.training import train_model
 
     try:
-        with stage_errors("linkage"):
+        with stage_errors("linkage", index_url=_index_url):
             path, report = train_model(load_settings())
     except NotEnoughRecords as exc:  # a tiny first night: keep the current model
         raise AirflowSkipException(str(exc)) from None
@@ -89,7 +95,7 @@ def train() -> dict[str, Any]:
 def summarise(night: date) -> dict[str, Any]:
     from childindex.reports.summary import night_summary, summary_path
 
-    with stage_errors("reports", night):
+    with stage_errors("reports", night, index_url=_index_url):
         settings = load_settings()
         summary = night_summary(settings, night)
     return {
@@ -105,13 +111,13 @@ def quality_report(night: str) -> dict[str, Any]:
     from childindex.reports.build import build_report
 
     day = date.fromisoformat(night)
-    with stage_errors("reports", day):
+    with stage_errors("reports", day, index_url=_index_url):
         return {"night": night, "report_path": str(build_report(load_settings(), day))}
 
 
 def retention(today: date, dry_run: bool) -> dict[str, Any]:
     from childindex.retention.run import run_retention
 
-    with stage_errors("retention", today):
+    with stage_errors("retention", today, index_url=_index_url):
         cert = run_retention(load_settings(), today, dry_run=dry_run, airflow=True)
     return {"rows_deleted": cert["rows_deleted"], "files_deleted": cert["files_deleted"], "dry_run": dry_run}
