@@ -104,9 +104,9 @@ def _statuses(output: str) -> dict[str, tuple[str, str]]:
     """doctor's table: check -> (status, detail)."""
     rows = {}
     for line in output.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│┃").split("│")]
-        if len(cells) == 3 and cells[1] in ("ok", "warn", "FAIL"):
-            rows[cells[0]] = (cells[1], cells[2])
+        cells = re.match(r"\s*(.+?)\s{2,}(ok|warn|FAIL)\s{2,}(.*)$", line)
+        if cells:
+            rows[cells[1]] = (cells[2], cells[3])
     return rows
 
 

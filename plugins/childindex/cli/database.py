@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app
+from childindex.cli.output import JsonFlag, plain, print_json
 from childindex.errors import TerminalError, UsageError
 
 app = new_app("The index database.")
 
 
 @app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(as_json: JsonFlag = False) -> None:
     """Create or migrate the index schema to the newest version; say which migrations ran.
 
     Run it as the schema's owner. It needs only CHILDINDEX_INDEX_URL: no key, no
@@ -22,13 +23,24 @@ def db_upgrade() -> None:
     """
     from childindex.index.db import migrate
 
-    for line in migrate(cli_settings(need_key=False).index_url).lines():
-        console.print(line, highlight=False, soft_wrap=True)  # a revision per line, however narrow
+    upgrade = migrate(cli_settings(need_key=False).index_url)
+    if as_json:
+        print_json(
+            {
+                "before": upgrade.before,
+                "head": upgrade.head,
+                "ran": [{"revision": r, "title": t} for r, t in upgrade.ran],
+            }
+        )
+        return
+    for line in upgrade.lines():
+        plain(line)  # a revision per line, however narrow
 
 
 @app.command("apply-sql")
 def db_apply_sql(
     path: Annotated[Path, typer.Argument(help="The script, e.g. sql/02_grants.sql.", exists=True, dir_okay=False)],
+    as_json: JsonFlag = False,
 ) -> None:
     """Run an SQL script (roles, grants) on the PostgreSQL index, as the role in CHILDINDEX_INDEX_URL."""
     from childindex.index.db import apply_sql_file
@@ -40,4 +52,7 @@ def db_apply_sql(
         raise UsageError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - the database's own message names the statement
         raise TerminalError(f"{path.name}: {type(exc).__name__}: {exc}", stage="index") from None
-    console.print(f"{path.name} applied")
+    if as_json:
+        print_json({"script": str(path), "applied": True})
+    else:
+        console.print(f"{path.name} applied")

@@ -4,16 +4,19 @@ what the settings resolve to, secrets masked."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from childindex.cli.app import cli_settings, console, err, new_app
+from childindex.cli.output import JsonFlag, fields_table, plain, print_json, show, table
 from childindex.settings import Settings
 
 app = new_app()
@@ -296,26 +299,51 @@ def _plugin(group: str = "airflow.plugins") -> str:
 
 
 @app.command()
-def doctor() -> None:
+def doctor(as_json: JsonFlag = False) -> None:
     """Check configuration, the index database and schema, the key and every folder; say what to fix.
 
     Exits 0 when a night can run (warnings included), 1 when something must be fixed first.
     Prints no secret: the key is shown only by its id.
     """
     checks = diagnose()
-    table = Table("check", "status", "detail")
-    colour = {"ok": "green", "warn": "yellow", "FAIL": "red"}
-    for c in checks:
-        table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail)
-    console.print(table)
     failed = [c for c in checks if not c.ok]
+    if as_json:
+        print_json(
+            {"ready": not failed, "checks": [{"check": c.name, "status": c.status, "detail": c.detail} for c in checks]}
+        )
+    else:
+        t = table("check", "status", "detail")
+        colour = {"ok": "green", "warn": "yellow", "FAIL": "red"}
+        for c in checks:
+            t.add_row(escape(c.name), f"[{colour[c.status]}]{c.status}[/]", escape(c.detail))
+        show(t)
     if failed:
         err.print(f"[red]{len(failed)} check(s) failed[/red]: fix them before the next night")
         raise typer.Exit(1)
-    console.print("ready")
+    if not as_json:
+        console.print("ready")
 
 
 @app.command("settings")
-def show_settings() -> None:
-    """Show the resolved settings (secrets masked)."""
-    console.print_json(cli_settings(need_key=False).model_dump_json())
+def show_settings(as_json: JsonFlag = False) -> None:
+    """Show the resolved settings (secrets masked) and where they came from."""
+    from childindex.settings import configuration_sources
+
+    resolved = cli_settings(need_key=False)
+    values = json.loads(resolved.model_dump_json())
+    if as_json:
+        print_json(values)
+        return
+    show(fields_table(_flatten(values), title="childindex settings (secrets masked)"))
+    plain(f"from: {configuration_sources()}")
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested settings as ``group.name`` and the value's text, in the settings' order."""
+    rows: list[tuple[str, str]] = []
+    for name, value in values.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{name}.")
+        else:
+            rows.append((f"{prefix}{name}", "" if value is None else str(value)))
+    return rows

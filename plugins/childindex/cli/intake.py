@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app, night_or_yesterday
-from childindex.cli.output import JsonFlag, line, print_json, table
+from childindex.cli.output import JsonFlag, line, print_json, show, table
 
 app = new_app()
 
@@ -30,7 +30,7 @@ def _print_results(results: list[dict[str, Any]], as_json: bool) -> None:
         column.justify = "right"
     for r in results:
         t.add_row(r["organisation"], r["file_name"], r["outcome"], *(f"{r[k]:,}" for k in _COUNTS))
-    console.print(t)
+    show(t)
     for r in results:
         line(f"receipt for {r['file_name']}", r["receipt_path"])
 

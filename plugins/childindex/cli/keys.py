@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from childindex.cli.app import cli_settings, console, err, new_app, parse_date
-from childindex.cli.output import JsonFlag, counts_table, line, plain, print_json
+from childindex.cli.output import JsonFlag, counts_table, line, plain, print_json, show
 from childindex.errors import UsageError
 
 app = new_app()
@@ -88,7 +88,7 @@ def rotate_key(
         ("held files dropped", result.held_files_dropped),
     ]
     title = f"key rotation {result.old_key_id} -> {result.new_key_id}" + (" (dry run)" if dry_run else "")
-    console.print(counts_table(totals, title=title))
+    show(counts_table(totals, title=title))
     if result.unmapped:
         console.print("records no extract covered, by organisation: " + ", ".join(
             f"{code} {n:,}" for code, n in sorted(result.unmapped.items())

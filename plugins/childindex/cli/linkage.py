@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from childindex.cli.app import cli_settings, console, new_app, night_or_yesterday
-from childindex.cli.output import JsonFlag, counts_table, line, print_json
+from childindex.cli.output import JsonFlag, counts_table, line, print_json, show
 from childindex.errors import UsageError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def link(
         console.print(f"night {when}: no staged file waits to be linked")
         return
     version, reason = result.pop("model_version"), result.pop("model_reason")
-    console.print(counts_table(result.items(), title=f"linkage, night {when}"))
+    show(counts_table(result.items(), title=f"linkage, night {when}"))
     console.print(f"model: v{version:04d}, {reason}")
     if result["records_held"]:
         console.print(
@@ -58,7 +58,7 @@ def train(
         print_json({"model": str(path), **report})
         return
     flat = [(k, v) for k, v in report.items() if isinstance(v, int | float | bool)]
-    console.print(counts_table(flat, title="linkage model trained"))
+    show(counts_table(flat, title="linkage model trained"))
     line("model", path)
 
 

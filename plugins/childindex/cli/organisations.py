@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app
-from childindex.cli.output import JsonFlag, fields_table, line, paths, print_json, table
+from childindex.cli.output import JsonFlag, fields_table, line, paths, print_json, show, table
 
 app = new_app("The organisations registry: who sends which extract, from which area, to which folders.")
 
@@ -33,7 +33,7 @@ def organisations_list(
     t = table("code", "name", "sector", "contract", "areas")
     for org in shown:
         t.add_row(org.code, org.name, org.sector, org.contract, ", ".join(org.areas))
-    console.print(t)
+    show(t)
     console.print(f"{len(shown)} of {len(registry.organisations)} organisations; {len(registry.areas)} areas")
     line("registry", settings.organisations_file)
 
@@ -68,7 +68,7 @@ def organisations_show(
         ],
         title=f"{org.code}: {org.name}",
     )
-    console.print(t)
+    show(t)
     paths({"drop folder": settings.drop_folder(code), "outbox": settings.outbox(code)})
 
 

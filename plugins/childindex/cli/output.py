@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
@@ -44,6 +44,17 @@ def make_console(stderr: bool = False) -> Console:
 
 console = make_console()
 err = make_console(stderr=True)
+
+
+def show(renderable: RenderableType) -> None:
+    """Print a table (or any renderable). Through a pipe, without the padding that fills each
+    cell to its column's width: lines end where their text does."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    with console.capture() as captured:
+        console.print(renderable)
+    typer.echo("\n".join(text.rstrip() for text in captured.get().splitlines()))
 
 
 def print_json(data: Any) -> None:

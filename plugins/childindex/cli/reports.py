@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app, parse_date
-from childindex.cli.output import JsonFlag, paths, print_json, table
+from childindex.cli.output import JsonFlag, paths, print_json, show, table
 from childindex.settings import Settings
 
 app = new_app()
@@ -60,7 +60,7 @@ def print_night(s: dict[str, Any], settings: Settings, seconds: float | None = N
     counts = ("files", "rows_read", "rows_accepted", "rows_rejected", "files_quarantined")
     for sector, e in s["sectors"].items():
         t.add_row(sector, str(e["organisations"]), *(str(e[k]) for k in counts))
-    console.print(t)
+    show(t)
     areas = len({a for o in settings.registry.organisations for a in o.areas})
     duplicates = sum(e["files_duplicate"] for e in s["sectors"].values())
     console.print(

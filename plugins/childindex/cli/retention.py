@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app, parse_date
-from childindex.cli.output import JsonFlag, paths, print_json, table
+from childindex.cli.output import JsonFlag, paths, print_json, show, table
 
 app = new_app()
 
@@ -58,5 +58,5 @@ def print_certificate(cert: dict[str, Any]) -> None:
     for rule in cert["rules"]:
         rows = sum(rule["rows_deleted"].values())
         t.add_row(rule["rule"], rule["cutoff"], f"{rows:,}", f"{rule['files_deleted']:,}", rule["skipped"] or "")
-    console.print(t)
+    show(t)
     console.print(f"{verb}: {cert['rows_deleted']:,} rows, {cert['files_deleted']:,} files")
