@@ -11,9 +11,11 @@ from typer.testing import CliRunner
 
 from childindex.cli import app
 from childindex.index.db import engine_for
+from childindex.keys.rotation import rotate_key
 from childindex.linkage import review as rq
 from childindex.linkage.graph import REVIEW_REASONS
 from childindex.linkage.scoring import OUTCOME_OF
+from childindex.settings import load_settings
 from tests.helpers import ORG, child, nhs, upn
 from tests.linkage.test_linkage import N1, N2, _child_of, _load
 
@@ -120,6 +122,7 @@ def test_decide_refuses_unknown_items_and_decisions(settings) -> None:
 # Why an item waits, and how its identifiers compare.
 
 N4 = N3 + timedelta(days=1)
+NEW_KEY = "rotated-test-key-" + "0f1e2d3c4b5a6978" * 3  # synthetic data only
 WIDE = {"COLUMNS": "400"}  # one line per row
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "linkage.md"
 
@@ -191,10 +194,11 @@ def test_a_conflicting_group_says_why_in_plain_words_and_no_identifier(settings)
         assert secret not in listed.output and secret not in shown.output
 
 
-def test_twins_a_person_called_the_same_child_show_that_their_nhs_numbers_differ(settings) -> None:
+def test_twins_a_person_called_the_same_child_show_that_their_nhs_numbers_differ(settings, monkeypatch) -> None:
     """Twins (the same everything, given names alike) while one lacked its NHS number:
     the reviewer says "same child". When health sends that NHS number, the decision
-    conflicts with it and the pair comes back, showing "NHS number: differ"."""
+    conflicts with it and the pair comes back, showing "NHS number: differ" (and still
+    after key rotation)."""
     same = {"family_name": "Jones", "date_of_birth": date(2014, 5, 5), "sex": "F"}
     # Jaro-Winkler 0.8 to 0.9 only: no nickname, short form or single edit apart.
     oliver = child(1, given_name="Oliver", **same)
@@ -223,6 +227,11 @@ def test_twins_a_person_called_the_same_child_show_that_their_nhs_numbers_differ
         "not scored", "differ", "missing on both", "decided_match_conflicts: a person's \"same child\" conflicts",
     ]  # fmt: skip
     assert _child_of(settings, "health", "H0000001") != _child_of(settings, "health", "H0000002")
+    # Key rotation re-keys both records' pseudonyms alike: the comparison still holds.
+    monkeypatch.setenv("CHILDINDEX_PSEUDONYMISATION_KEY", NEW_KEY)
+    rotate_key(settings, NEW_KEY.encode(), N2)
+    settings = load_settings()
+    assert rq.open_items(settings.index_url) == [back]
     shown = runner.invoke(app, ["review"], input="d\n", env=WIDE)
     assert shown.exit_code == 0, shown.output
     assert "NHS number: differ; UPN: missing on both\n" in shown.output
