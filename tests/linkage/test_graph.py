@@ -186,7 +186,22 @@ def test_a_non_match_decision_inside_a_group_undoes_its_model_links(con: duckdb.
     )
     assert cluster(con) == 2
     assert groups(con) == [[k(1)], [k(2)], [k(3)]]
-    assert {v for v in outcomes(con).values()} == {("review", "conflicting_group")}
+    # The reviewer is told it was a person's "different children", not an identifier.
+    assert {v for v in outcomes(con).values()} == {("review", "conflicting_decision")}
+
+
+def test_a_group_conflicting_by_identifiers_and_a_decision_is_told_as_identifiers(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # k1 (NHS 1) ~ k2 ~ k3 (NHS 2), and a person said k1 and k3 are different children.
+    build(
+        con,
+        tonight=[(k(1), NHS_1), (k(2), None), (k(3), NHS_2)],
+        links=[(k(2), k(1), "probable_match"), (k(3), k(2), "probable_match")],
+        decisions=[(k(1), k(3), "non_match")],
+    )
+    assert cluster(con) == 2
+    assert set(outcomes(con).values()) == {("review", "conflicting_group")}
 
 
 def test_decisions_that_contradict_each_other_are_undone_too(con: duckdb.DuckDBPyConnection) -> None:
@@ -199,7 +214,7 @@ def test_decisions_that_contradict_each_other_are_undone_too(con: duckdb.DuckDBP
     )
     assert cluster(con) == 2
     assert groups(con) == [[k(1)], [k(2)], [k(3)]]
-    assert set(outcomes(con).values()) == {("review", "conflicting_group")}
+    assert set(outcomes(con).values()) == {("review", "decided_match_conflicts")}
 
 
 def test_decisions_contradicting_each_other_after_a_model_link_is_undone(con: duckdb.DuckDBPyConnection) -> None:
@@ -210,7 +225,11 @@ def test_decisions_contradicting_each_other_after_a_model_link_is_undone(con: du
     )
     assert cluster(con) == 3
     assert groups(con) == [[k(1)], [k(2)], [k(3)], [k(4)]]
-    assert set(outcomes(con).values()) == {("review", "conflicting_group")}
+    assert outcomes(con) == {
+        (k(2), k(1)): ("review", "decided_match_conflicts"),
+        (k(3), k(2)): ("review", "decided_match_conflicts"),
+        (k(4), k(3)): ("review", "conflicting_group"),
+    }
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 from childindex.index.db import engine_for, migrate
 from childindex.intake.process import run_intake
-from childindex.linkage import link_pending
+from childindex.linkage import link_pending, review
 from childindex.linkage.evaluation import accuracy
 from childindex.linkage.features import register_features
 from childindex.linkage.model import BUNDLED_MODEL, GIVEN_LOOSE_LEVELS, comparisons, load_model, settings_creator
@@ -153,6 +153,27 @@ def test_the_review_queue_is_small(linked) -> None:
     _, _, results, profile = linked
     first = results[0]
     assert 0 < first["review_items"] < PROFILES[profile][2] * first["records"]
+
+
+def test_a_certain_looking_pair_waits_only_with_a_reason_that_says_why(linked) -> None:
+    """Items at probability >= 0.9999 (the world has twins, siblings sharing a given name,
+    duplicates): each carries a reason that explains why a person must look, never "the
+    model is unsure". And each reason's identifier agreement is what its rule allows."""
+    settings, _, _, profile = linked
+    items = review.open_items(settings.index_url, limit=10_000)
+    assert len(items) == review.open_count(settings.index_url) > 0
+    certain = [i for i in items if i.match_probability is not None and i.match_probability >= 0.9999]
+    if profile == "default":  # siblings of one name: a health record links both pupils' records
+        assert len(certain) >= 2
+    assert {i.reason for i in certain} <= set(review.REASONS) - {"probability_between_thresholds"}
+    statuses = {review.AGREE, review.DIFFER, review.MISSING_ONE, review.MISSING_BOTH}
+    for i in items:
+        assert i.reason in review.REASONS and {i.nhs_number, i.upn} <= statuses
+        # The model's own reasons come from pairs no identifier told apart.
+        if i.reason != "decided_match_conflicts":
+            assert review.DIFFER not in (i.nhs_number, i.upn), i
+        if i.reason == "given_names_resemble":
+            assert review.AGREE not in (i.nhs_number, i.upn), i
 
 
 def test_the_bundled_model_matches_the_code() -> None:

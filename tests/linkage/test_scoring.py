@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from childindex.linkage.model import GIVEN_LOOSE_LEVELS
-from childindex.linkage.scoring import decide
+from childindex.linkage.scoring import OUTCOME_OF, decide
 from childindex.settings import LinkageSettings
 
 LINKAGE = LinkageSettings(match_threshold=0.95, review_threshold=0.5)
@@ -200,3 +200,14 @@ def test_the_model_says_whether_the_twins_guard_applies() -> None:
     assert not LoadedModel(settings, 1, 1000, sessions=("given+family", "dob")).vetoes_unrelated_given_names
     given["comparison_levels"][-1]["m_probability"] = GIVEN_VETO_MAX_M / 2
     assert LoadedModel(settings, 1, 1000, sessions=("given+family", "dob")).vetoes_unrelated_given_names
+
+
+def test_a_reason_without_an_outcome_fails_instead_of_queueing(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new reason must be given its outcome (and, sent for review, its explanation in
+    linkage.review.REASONS): without one the night's SQL stops rather than queue a pair."""
+    monkeypatch.delitem(OUTCOME_OF, "given_names_resemble")
+    score(con, 2, 1, 0.99, given=GIVEN_LOOSE_LEVELS[0])
+    with pytest.raises(duckdb.InvalidInputException, match="a linkage reason without an outcome"):
+        decide(con, LINKAGE)

@@ -13,7 +13,7 @@ from childindex.cli.output import JsonFlag, counts_table, line, print_json, show
 from childindex.errors import UsageError
 
 if TYPE_CHECKING:
-    from childindex.linkage.review import Item
+    from childindex.linkage.review import Item, Listed
 
 app = new_app()
 
@@ -71,21 +71,22 @@ def review(
     reviewer: Annotated[
         str | None, typer.Option(help="Who decides, kept with the decision (default: the login name).")
     ] = None,
-    list_only: Annotated[bool, typer.Option("--list", help="List open items (ids and scores only).")] = False,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="List open items (ids, scores, reasons and identifier agreement only).")
+    ] = False,
 ) -> None:
     """Work the clerical review queue: pairs of records the linkage model could not decide.
 
-    Shows both records' minimal fields side by side and records "same child" or
-    "different children". A decision wins over the model on every later night.
+    Shows why the pair waits (the reason in plain words, and what to check), whether its
+    NHS numbers and UPNs agree, differ or are missing, and both records' minimal fields
+    side by side; records "same child" or "different children". A decision wins over the
+    model on every later night.
     """
     from childindex.linkage import review as rq
 
     url = cli_settings().index_url
     if list_only:
-        table = Table("item", "night", "match probability", "reason", title=f"{rq.open_count(url)} open")
-        for i, night, p, reason in rq.open_items(url):
-            table.add_row(str(i), night.isoformat(), f"{p:.4f}", reason)
-        console.print(table)
+        _list(rq.open_count(url), rq.open_items(url))
         return
     who = reviewer or _login_name()
     while (it := rq.item(url, item_id)) is not None:
@@ -110,10 +111,48 @@ def _login_name() -> str:
         return "unknown"
 
 
+def _probability(p: float | None) -> str:
+    return "not scored" if p is None else f"{p:.4f}"
+
+
+def _list(count: int, items: list[Listed]) -> None:
+    """The open items: counts, codes and agreement words only. Cells wrap between words,
+    never inside one: the reason column is as wide as its longest code, and on a narrow
+    terminal (80 columns) the other headings and words go on two lines to make room."""
+    from childindex.linkage.review import MISSING_BOTH, reason_of
+
+    code_width = max((len(it.reason) for it in items), default=6)
+    id_width = max((len(str(it.id)) for it in items), default=4)
+    one_line = id_width + len("yyyy-mm-dd") + len("match probability") + 2 * len(MISSING_BOTH) + code_width + 2 * 5
+    narrow = console.width < one_line
+    table = Table(title=f"{count} open", box=None, pad_edge=False, title_justify="left")
+    table.add_column("item", justify="right")
+    table.add_column("night")
+    table.add_column("match probability", justify="right", max_width=11 if narrow else None)
+    table.add_column("NHS number", max_width=7 if narrow else None)
+    table.add_column("UPN", max_width=7 if narrow else None)
+    table.add_column("reason", min_width=code_width)
+    for it in items:
+        reason = reason_of(it.reason)
+        table.add_row(
+            str(it.id), it.night.isoformat(), _probability(it.match_probability), it.nhs_number, it.upn,
+            f"{reason.code}: {reason.label}",
+        )  # fmt: skip
+    console.print(table)
+
+
 def _show_item(it: Item) -> None:
-    table = Table("", "tonight's record", "record in the index", title=(
-        f"item {it.id} (night {it.night}): match probability {it.match_probability:.4f}, {it.reason}"
-    ))  # fmt: skip
+    from childindex.linkage.review import reason_of
+
+    reason = reason_of(it.reason)
+    console.print(f"item {it.id} (night {it.night}): match probability {_probability(it.match_probability)}")
+    console.print(f"reason: {reason.code}: {reason.label}")
+    if reason.check:
+        console.print(f"check: {reason.check}")
+    console.print(f"NHS number: {it.nhs_number}; UPN: {it.upn}")
+    if it.related:
+        console.print(f"other open items on these records: {', '.join(map(str, it.related))}")
+    table = Table("", "tonight's record", "record in the index")
     for field in it.new:
         a, b = it.new[field], it.other[field]
         mark = "" if a == b else "[yellow]"

@@ -149,8 +149,9 @@ class ReviewItem(Base):
     night: Mapped[date] = mapped_column(Date, index=True)
     new_key: Mapped[str] = mapped_column(ForeignKey("source_record.source_key", ondelete="CASCADE"), index=True)
     other_key: Mapped[str] = mapped_column(ForeignKey("source_record.source_key", ondelete="CASCADE"), index=True)
-    match_probability: Mapped[float] = mapped_column(Float)
-    reason: Mapped[str] = mapped_column(String(32))  # probability_between_thresholds | given_names_differ
+    # None for a person's decision sent back unscored (0013)
+    match_probability: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(32))  # a code of linkage.review.REASONS
     model_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), index=True)  # open | decided
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime)

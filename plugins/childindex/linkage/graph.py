@@ -7,7 +7,8 @@ are edges, and scipy's connected components give tonight's groups.
 A group may not hold two different pseudonymised NHS numbers, two different UPNs, or two
 records a person said are different children: chains of links (A like B, B like C) can
 build such a group although no single link is wrong enough to refuse. In such a group
-tonight's links are undone, except people's decisions, and sent for review instead.
+tonight's links are undone, except people's decisions (undone too only when they alone
+conflict), and sent for review instead with a reason that says which conflict it was.
 
 Child ids are stable: an existing id stays with the group holding most of its records;
 when groups merge the smallest id survives and the others are recorded in
@@ -19,6 +20,14 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+
+# Why a link was undone and its pair sent for review (linkage.review.REASONS explains
+# each): two NHS numbers or UPNs in its group; a person's "different children" in it; or
+# the link was a person's "same child" (undone only when decisions alone conflict).
+IDENTIFIERS_CONFLICT = "conflicting_group"
+DECISION_CONFLICT = "conflicting_decision"
+DECIDED_MATCH_CONFLICTS = "decided_match_conflicts"
+REVIEW_REASONS = (IDENTIFIERS_CONFLICT, DECISION_CONFLICT, DECIDED_MATCH_CONFLICTS)
 
 # The identity fields a child row shows, each from its best record that has one (see plan()).
 CHILD_IDENTITY_FIELDS = ("given_name", "family_name", "date_of_birth", "sex", "postcode")
@@ -61,32 +70,45 @@ def cluster(con: Any) -> int:
     # conflict (they contradict each other), undo those too. Groups are recomputed after
     # every pass that undid a link, so what is clustered below is what the links now say.
     for keep in ("decided OR NOT conflicted", "NOT conflicted"):
+        # Each conflicting group, and whether identifiers conflict in it (else only a
+        # person's "different children" does): the reviewer is told which.
         con.execute("""
             CREATE OR REPLACE TABLE conflict AS
             WITH rc AS (SELECT n.*, c.comp FROM node_of n JOIN node_comp c USING (node))
-            SELECT comp FROM rc GROUP BY comp
-            HAVING count(DISTINCT node) > 1 AND (count(DISTINCT nhs_key) > 1 OR count(DISTINCT upn_key) > 1)
-            UNION
-            SELECT a.comp FROM decision d JOIN rc a ON a.source_key = d.key_a JOIN rc b ON b.source_key = d.key_b
-            WHERE d.decision = 'non_match' AND a.comp = b.comp AND a.node <> b.node;
+            SELECT comp, bool_or(by_identifiers) AS by_identifiers FROM (
+                SELECT comp, true AS by_identifiers FROM rc GROUP BY comp
+                HAVING count(DISTINCT node) > 1 AND (count(DISTINCT nhs_key) > 1 OR count(DISTINCT upn_key) > 1)
+                UNION ALL
+                SELECT a.comp, false FROM decision d
+                JOIN rc a ON a.source_key = d.key_a JOIN rc b ON b.source_key = d.key_b
+                WHERE d.decision = 'non_match' AND a.comp = b.comp AND a.node <> b.node)
+            GROUP BY comp;
         """)
         if not con.execute("SELECT count(*) FROM conflict").fetchall()[0][0]:
             break  # no group conflicts: every link stands
         con.execute("""
             CREATE OR REPLACE TABLE edge_judged AS
-            SELECT e.*, c.comp IN (SELECT comp FROM conflict) AS conflicted
-            FROM edge e JOIN node_comp c ON c.node = e.l;
+            SELECT e.*, k.comp IS NOT NULL AS conflicted, coalesce(k.by_identifiers, false) AS by_identifiers
+            FROM edge e JOIN node_comp c ON c.node = e.l LEFT JOIN conflict k USING (comp);
         """)
         dropped = con.execute(f"SELECT count(*) FROM edge_judged WHERE NOT ({keep})").fetchall()[0][0]
         if not dropped:
             continue  # only people's decisions hold the group together: judge those next
         undone += dropped
-        con.execute(f"""
-            UPDATE outcome SET outcome = 'review', reason = 'conflicting_group'
-            FROM (SELECT new_key, other_key FROM edge_judged WHERE NOT ({keep})) AS d
-            WHERE outcome.new_key = d.new_key AND outcome.other_key = d.other_key;
-            CREATE OR REPLACE TABLE edge AS SELECT l, r, new_key, other_key, decided FROM edge_judged WHERE {keep};
-        """)
+        con.execute(
+            f"""
+            UPDATE outcome SET outcome = 'review', reason = d.why
+            FROM (SELECT new_key, other_key,
+                         CASE WHEN decided THEN $decided WHEN by_identifiers THEN $identifiers
+                              ELSE $decision END AS why
+                  FROM edge_judged WHERE NOT ({keep})) AS d
+            WHERE outcome.new_key = d.new_key AND outcome.other_key = d.other_key
+            """,
+            {"decided": DECIDED_MATCH_CONFLICTS, "identifiers": IDENTIFIERS_CONFLICT, "decision": DECISION_CONFLICT},
+        )
+        con.execute(
+            f"CREATE OR REPLACE TABLE edge AS SELECT l, r, new_key, other_key, decided FROM edge_judged WHERE {keep}"
+        )
         _components_into(con, "node_comp")
     con.execute("""
         CREATE OR REPLACE TABLE clustered AS
@@ -232,16 +254,25 @@ def plan(con: Any, night: date, model_version: int) -> dict:
         EXCEPT SELECT child_id FROM comp_child
     """).to_arrow_table()
     # Pairs for a person to look at: the three likeliest per record, and only while the
-    # two records are still in different children.
+    # two records are still in different children. A pair once (a person's decision may be
+    # in ``outcome`` both ways round), and not again while it waits in the queue already
+    # (``open_review``; tonight's records' open items are replaced by tonight's).
     review = con.sql(
         """
-        SELECT $night::DATE AS night, o.new_key, o.other_key, o.p AS match_probability, o.reason,
+        WITH pair AS (
+            SELECT o.* FROM outcome o
+            JOIN assigned a ON a.source_key = o.new_key JOIN assigned b ON b.source_key = o.other_key
+            WHERE o.outcome = 'review' AND a.child_id <> b.child_id
+            QUALIFY row_number() OVER (PARTITION BY least(o.new_key, o.other_key), greatest(o.new_key, o.other_key)
+                                       ORDER BY o.p DESC NULLS LAST, o.new_key) = 1),
+        waiting AS (
+            SELECT least(new_key, other_key) AS key_a, greatest(new_key, other_key) AS key_b FROM open_review
+            WHERE new_key NOT IN (SELECT source_key FROM tonight) AND other_key NOT IN (SELECT source_key FROM tonight))
+        SELECT $night::DATE AS night, new_key, other_key, p AS match_probability, reason,
                $version::INTEGER AS model_version, 'open' AS status
-        FROM outcome o
-        JOIN assigned a ON a.source_key = o.new_key JOIN assigned b ON b.source_key = o.other_key
-        WHERE o.outcome = 'review' AND a.child_id <> b.child_id
-        QUALIFY row_number() OVER (PARTITION BY o.new_key ORDER BY o.p DESC, o.other_key) <= 3
-        ORDER BY o.new_key, o.other_key
+        FROM pair ANTI JOIN waiting w ON w.key_a = least(new_key, other_key) AND w.key_b = greatest(new_key, other_key)
+        QUALIFY row_number() OVER (PARTITION BY new_key ORDER BY p DESC NULLS LAST, other_key) <= 3
+        ORDER BY new_key, other_key
     """,
         params={"night": night, "version": model_version},
     ).to_arrow_table()

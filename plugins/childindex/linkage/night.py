@@ -76,6 +76,7 @@ def _link_pending(settings: Settings, night: date) -> LinkResult:
     from childindex.linkage.graph import assign_ids, cluster, plan
     from childindex.linkage.held import write_held_notices
     from childindex.linkage.model import current_model_path, load_model
+    from childindex.linkage.review import open_pairs
     from childindex.linkage.scoring import decide, score
 
     ledger = Ledger(settings.index_url)
@@ -104,6 +105,7 @@ def _link_pending(settings: Settings, night: date) -> LinkResult:
             con.register("existing", existing)
             con.register("old_child", children)
             con.register("decision", fetch_decisions(settings.index_url))
+            con.register("open_review", open_pairs(settings.index_url))
             _skip_linked_rows(con, [k for k, (file_id, _path) in enumerate(files) if file_id in partly_linked])
             result.records = con.execute("SELECT count(*) FROM batch").fetchall()[0][0]
         the_plan = None

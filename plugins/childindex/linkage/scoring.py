@@ -26,6 +26,18 @@ from childindex.settings import LinkageSettings
 
 log = logging.getLogger(__name__)
 
+# Each reason decide() gives (besides a person's ``decided``) and its one outcome. Those
+# sent for review are explained to the reviewer in linkage.review.REASONS (a test holds
+# the two together); a reason missing here fails the night's SQL rather than queue a pair
+# nobody can explain.
+OUTCOME_OF = {
+    "probable_match": "link",
+    "identifiers_differ": "none",
+    "given_names_differ": "none",
+    "given_names_resemble": "review",
+    "probability_between_thresholds": "review",
+}
+
 
 def score(con: Any, model: LoadedModel, lower: float) -> int:
     """Create table ``scored`` (new_key, other_key, p, gamma_*) with every
@@ -93,6 +105,7 @@ def decide(con: Any, linkage: LinkageSettings, veto_unrelated_given: bool = True
     :attr:`LoadedModel.vetoes_unrelated_given_names`. Without it such pairs are judged by
     their probability like any other."""
     loose = ", ".join(str(level) for level in GIVEN_LOOSE_LEVELS)
+    outcomes = " ".join(f"WHEN '{reason}' THEN '{outcome}'" for reason, outcome in OUTCOME_OF.items())
     con.execute(
         f"""
         CREATE OR REPLACE TABLE outcome AS
@@ -112,14 +125,12 @@ def decide(con: Any, linkage: LinkageSettings, veto_unrelated_given: bool = True
                     ELSE 'probability_between_thresholds'
                 END AS reason
             FROM judged)
-        -- Each reason has one outcome; a decision's is the decision.
+        -- Each reason has one outcome (OUTCOME_OF); a decision's is the decision.
         SELECT new_key, other_key, p,
             CASE reason
                 WHEN 'decided' THEN CASE decision WHEN 'match' THEN 'link' ELSE 'none' END
-                WHEN 'probable_match' THEN 'link'
-                WHEN 'identifiers_differ' THEN 'none'
-                WHEN 'given_names_differ' THEN 'none'
-                ELSE 'review'
+                {outcomes}
+                ELSE error('a linkage reason without an outcome (scoring.OUTCOME_OF)')
             END AS outcome,
             reason
         FROM reasoned
