@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -188,10 +189,19 @@ def test_a_conflicting_group_says_why_in_plain_words_and_no_identifier(settings)
     assert f"check: {rq.REASONS['conflicting_group'].check}\n" in shown.output
     assert "NHS number: missing on one; UPN: missing on both\n" in shown.output
     assert f"other open items on these records: {second.id}\n" in shown.output
+    # --json: the same list, and one item, without a prompt (no input is given).
+    as_json = json.loads(runner.invoke(app, ["review", "--list", "--json"]).output)
+    assert as_json["open"] == 2 and [i["id"] for i in as_json["items"]] == [first.id, second.id]
+    assert {(i["reason"], i["nhs_number"], i["upn"]) for i in as_json["items"]} == {
+        ("conflicting_group", "missing on one", "missing on both")
+    }
+    one = runner.invoke(app, ["review", "--item", str(second.id), "--json"])
+    assert one.exit_code == 0 and json.loads(one.output)["item"]["related"] == [first.id]
     # Canaries: names only in the item's side-by-side fields, identifiers never.
     assert "Jack" not in listed.output and "Jones" not in listed.output
+    assert "Jack" not in json.dumps(as_json)
     for secret in _secrets(settings):
-        assert secret not in listed.output and secret not in shown.output
+        assert secret not in listed.output and secret not in shown.output and secret not in one.output
 
 
 def test_twins_a_person_called_the_same_child_show_that_their_nhs_numbers_differ(settings, monkeypatch) -> None:

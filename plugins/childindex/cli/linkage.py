@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -74,6 +75,14 @@ def review(
     list_only: Annotated[
         bool, typer.Option("--list", help="List open items (ids, scores, reasons and identifier agreement only).")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print JSON and never ask: the list (--list), the decision recorded (--decide), "
+            "or else the item (--item, or the oldest open one).",
+        ),
+    ] = False,
 ) -> None:
     """Work the clerical review queue: pairs of records the linkage model could not decide.
 
@@ -86,9 +95,23 @@ def review(
 
     url = cli_settings().index_url
     if list_only:
-        _list(rq.open_count(url), rq.open_items(url))
+        if as_json:
+            items = [{**it._asdict(), "label": rq.reason_of(it.reason).label} for it in rq.open_items(url)]
+            print_json({"open": rq.open_count(url), "items": items})
+        else:
+            _list(rq.open_count(url), rq.open_items(url))
         return
     who = reviewer or _login_name()
+    if as_json:  # one item, never a prompt
+        it = rq.item(url, item_id)
+        if it is None and item_id is not None:
+            raise UsageError(f"no open review item {item_id}")
+        if it is not None and decide:
+            rq.decide(url, it.id, decide, who)
+            print_json({"item": it.id, "decision": decide, "reviewer": who})
+        else:
+            print_json({"item": None if it is None else {**asdict(it), "label": rq.reason_of(it.reason).label}})
+        return
     while (it := rq.item(url, item_id)) is not None:
         _show_item(it)
         answer = decide or _ask()
@@ -138,7 +161,7 @@ def _list(count: int, items: list[Listed]) -> None:
             str(it.id), it.night.isoformat(), _probability(it.match_probability), it.nhs_number, it.upn,
             f"{reason.code}: {reason.label}",
         )  # fmt: skip
-    console.print(table)
+    show(table)
 
 
 def _show_item(it: Item) -> None:
@@ -159,7 +182,7 @@ def _show_item(it: Item) -> None:
         table.add_row(
             field.replace("_", " "), f"{mark}{a if a is not None else ''}", f"{mark}{b if b is not None else ''}"
         )
-    console.print(table)
+    show(table)
 
 
 def _ask() -> str:
