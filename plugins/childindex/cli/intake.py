@@ -31,16 +31,20 @@ def intake(
     night: Annotated[str | None, typer.Option(help=NIGHT_HELP)] = None,
 ) -> None:
     """Process organisations' drop folders without Airflow (what the intake DAG does)."""
-    from childindex.intake.process import run_intake
+    from childindex.intake.process import intake_organisation
 
     resolved = cli_settings()
     codes = organisation or [o.code for o in resolved.registry.organisations]
     for code in codes:
         resolved.registry.get(code)  # an unknown code fails before any file is touched
     resolved.ensure_dirs()
-    results = [r for code in codes for r in run_intake(resolved, code, night_or_yesterday(night))]
+    runs = {code: intake_organisation(resolved, code, night_or_yesterday(night)) for code in codes}
+    results = [r for run in runs.values() for r in run.results]
     for r in results:
         _print_result(r)
+    for code, run in runs.items():  # files still arriving, or stuck: counted, never named
+        if run.waiting.files:
+            console.print(f"{code}: {run.waiting.describe()}", markup=False, highlight=False, soft_wrap=True)
     if any(r["outcome"] == "rejected" for r in results):
         raise typer.Exit(1)
 
