@@ -28,8 +28,8 @@ from childindex import orchestration as orch
 )
 def intake() -> None:
     @task
-    def discover() -> list[dict[str, str]]:
-        return orch.discover_files()
+    def discover(**context: Any) -> list[dict[str, str]]:
+        return orch.discover_files(orch.context_night(context))
 
     # One file per mapped task, labelled in the UI by its organisation's code.
     @task(max_active_tis_per_dagrun=orch.intake_parallelism(), map_index_template="{{ job.organisation }}")

@@ -136,6 +136,12 @@ class RetentionSettings(BaseModel):
         0,
         "Delete notice files from organisations' outboxes, and their ledger rows, after this many days.",
     )
+    drop_unfinished_days: int = _period(
+        "drop_unfinished_days",
+        1,
+        "Delete a file whose upload never completed (no completion marker, or still .part) from a drop "
+        "folder this many days after it last changed.",
+    )
     airflow_metadata_days: int = _period(
         "airflow_metadata_days", 1, "Clean Airflow's metadata older than this many days."
     )
@@ -275,6 +281,12 @@ class Settings(BaseSettings):
     )
     intake_parallelism: int = Field(
         4, ge=1, description="Files one intake run checks at once (mapped tasks in flight); read at DAG parse."
+    )
+    marker_wait_hours: float = Field(
+        6,
+        gt=0,
+        description="How long a file in a drop folder may wait for its completion marker (or its rename from "
+        ".part) before intake, the night summary and the report call it stuck rather than still arriving.",
     )
     retention_queue: str = Field(
         "default", description="Celery queue of the retention task (workers with the retention role); DAG parse."

@@ -47,7 +47,7 @@ def test_json_is_one_document_and_the_human_view_is_not_json(settings, tmp_path:
     assert gen.exit_code == 0, gen.output
     taken = runner.invoke(app, ["intake", "--night", "2026-11-24", "--json"])
     assert taken.exit_code == 0, taken.output
-    files = json.loads(taken.output)
+    files = json.loads(taken.output)["files"]
     assert sorted(f["organisation"] for f in files) == sorted(ORG.values())
     linked = runner.invoke(app, ["link", "--night", "2026-11-24"])
     assert linked.exit_code == 0, linked.output

@@ -8,7 +8,7 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -261,6 +261,9 @@ organisations:
 def test_discover_lists_every_organisations_complete_files_and_no_unregistered_folder(
     dagbag, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from sqlalchemy import text
+
+    from childindex.index.db import engine_for, migrate
     from childindex.settings import load_settings
     from tests.helpers import child, drop, render
 
@@ -283,11 +286,21 @@ def test_discover_lists_every_organisations_complete_files_and_no_unregistered_f
     stray = settings.drop_root / "999"
     stray.mkdir(parents=True)
     (stray / "EDU_PUPILS_20261124.csv").write_bytes(render("education_mis", [child(7, "education")]))
+    migrate(settings.index_url)  # the waiting files are recorded as the night's metrics
     discover = dagbag.dags["intake"].get_task("discover")
-    with caplog.at_level(logging.WARNING, logger="childindex.orchestration.tasks"):
-        jobs = discover.python_callable()
+    with caplog.at_level(logging.INFO, logger="childindex.orchestration.tasks"):
+        jobs = discover.python_callable(logical_date=datetime(2026, 11, 25, 2, tzinfo=UTC), dag_run=None)
     assert jobs == [{"organisation": code, "path": str(path)} for code, path in expected]
     assert all(not Path(job["path"]).is_relative_to(stray) for job in jobs)
-    warned = [r.getMessage() for r in caplog.records]
-    assert any("'999'" in m and "no registered organisation" in m and "1 file(s)" in m for m in warned), warned
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("'999'" in m and "no registered organisation" in m and "1 file(s)" in m for m in logged), logged
+    # The uploads under way are counted in the task's log, by organisation, never named.
+    assert "RH1: 1 file waiting for its completion marker (oldest 0 min)" in logged
+    assert "RX1: 1 file waiting to be renamed from .part (the upload's last step) (oldest 0 min)" in logged
+    assert not any("2026-11-25" in m or "20261125" in m for m in logged), "no file name in the log"
+    with engine_for(settings.index_url).connect() as conn:
+        recorded = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": night}).all())
+    codes = ("RH1", "RX1", "840", "841", "E06000005")
+    waiting = {f"intake_waiting:{code}:files": float(code in ("RH1", "RX1")) for code in codes}
+    assert {k: v for k, v in recorded.items() if k.endswith(":files")} == waiting
     json.dumps(jobs)  # XCom carries codes and paths only

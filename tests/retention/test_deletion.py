@@ -60,6 +60,8 @@ def test_a_child_aged_past_every_policy_leaves_no_trace(settings) -> None:
     late.unlink()
     late.with_name(late.name + ".done").unlink(missing_ok=True)
     assert list(settings.staging_dir.rglob("*.tmp")), "the killed intake left debris"
+    # And an upload that never got its completion marker: never read, but on disk.
+    drop(settings, "health", render("health", [gone]), night=NIGHT + timedelta(days=4), complete=False)
     needles = [*CANARY.values(), number, "H0000777"]
     assert _found(settings.data_dir, needles), "the values are on disk before retention"
 

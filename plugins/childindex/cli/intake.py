@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app, night_or_yesterday
-from childindex.cli.output import JsonFlag, line, print_json, show, table
+from childindex.cli.output import JsonFlag, line, plain, print_json, show, table
 
 app = new_app()
 
@@ -17,14 +18,8 @@ NIGHT_HELP = "Night (YYYY-MM-DD) for files whose name has none."
 CHECK_EXIT = {"accepted": 0, "accepted_with_rejections": 1, "rejected": 2}
 
 
-def _print_results(results: list[dict[str, Any]], as_json: bool) -> None:
+def _print_results(results: list[dict[str, Any]]) -> None:
     """A file a row, then each receipt's path on a line of its own (never folded)."""
-    if as_json:
-        print_json(results)
-        return
-    if not results:
-        console.print("no complete file was waiting")
-        return
     t = table("organisation", "file", "outcome", "read", "accepted", "rejected")
     for column in t.columns[3:]:
         column.justify = "right"
@@ -47,15 +42,25 @@ def intake(
     as_json: JsonFlag = False,
 ) -> None:
     """Process organisations' drop folders without Airflow (what the intake DAG does)."""
-    from childindex.intake.process import run_intake
+    from childindex.intake.process import intake_organisation
 
     resolved = cli_settings()
     codes = organisation or [o.code for o in resolved.registry.organisations]
     for code in codes:
         resolved.registry.get(code)  # an unknown code fails before any file is touched
     resolved.ensure_dirs()
-    results = [r for code in codes for r in run_intake(resolved, code, night_or_yesterday(night))]
-    _print_results(results, as_json)
+    runs = {code: intake_organisation(resolved, code, night_or_yesterday(night)) for code in codes}
+    results = [r for run in runs.values() for r in run.results]
+    waiting = {code: run.waiting for code, run in runs.items() if run.waiting.files}
+    if as_json:
+        print_json({"files": results, "waiting": {code: asdict(w) for code, w in waiting.items()}})
+    else:
+        if results:
+            _print_results(results)
+        else:  # say so: a silent exit 0 looks like an intake that never looked
+            console.print(f"no complete file in the drop folders of {len(codes)} organisation(s)")
+        for code, w in waiting.items():  # files still arriving, or stuck: counted, never named
+            plain(f"{code}: {w.describe()}")
     if any(r["outcome"] == "rejected" for r in results):
         raise typer.Exit(1)
 
@@ -85,7 +90,10 @@ def reprocess(
         corrected=corrected,
         skip_row_count=skip_row_count,
     )
-    _print_results([r], as_json)
+    if as_json:
+        print_json(r)
+    else:
+        _print_results([r])
     if r["outcome"] == "rejected":
         raise typer.Exit(1)
 

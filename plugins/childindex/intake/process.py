@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from childindex.contracts.contract import load_contract
 from childindex.errors import FileRejected
-from childindex.intake.discovery import MARKER_SUFFIX, pending_files
+from childindex.intake.discovery import MARKER_SUFFIX, WAITING_METRIC, Waiting, scan_drop_folder
 from childindex.intake.receive import (
     Received,
     clear_debris,
@@ -77,12 +77,34 @@ class IntakeResult:
 def run_intake(settings: Settings, organisation: str, night: date) -> list[dict[str, Any]]:
     """Process every complete file of one organisation; returns one count dict per file.
 
-    A file that cannot be read, or is not a file, gets its receipt and the next one goes on."""
+    A file that cannot be read, or is not a file, gets its receipt and the next one goes on.
+    Files still waiting for their completion are counted for the night (:func:`intake_organisation`)."""
+    return intake_organisation(settings, organisation, night).results
+
+
+@dataclass
+class OrganisationIntake:
+    """One organisation's intake: a count dict per file processed, and its files still waiting."""
+
+    results: list[dict[str, Any]]
+    waiting: Waiting
+
+
+def intake_organisation(
+    settings: Settings, organisation: str, night: date, now: float | None = None
+) -> OrganisationIntake:
+    """Process every complete file of one organisation, and record for the night how many of
+    its files wait for their completion and how long the oldest has waited (``now``: the
+    clock the waits are measured by, the wall clock by default)."""
     from childindex.index.ledger import Ledger
 
     ledger = Ledger(settings.index_url)
+    folder = scan_drop_folder(settings, organisation, now)
+    record_waiting(settings, night, {organisation: folder.waiting})
+    if folder.waiting.files:
+        log.info("intake %s: %s", organisation, folder.waiting.describe())
     results = []
-    for path in pending_files(settings, organisation):
+    for path in folder.complete:
         result = process_file(settings, organisation, path, night, ledger)
         log.info(
             "intake %s: %s rows read=%d accepted=%d rejected=%d",
@@ -93,7 +115,21 @@ def run_intake(settings: Settings, organisation: str, night: date) -> list[dict[
             result.rows_rejected,
         )
         results.append(result.as_dict())
-    return results
+    return OrganisationIntake(results, folder.waiting)
+
+
+def record_waiting(settings: Settings, night: date, waiting: dict[str, Waiting]) -> None:
+    """The night's waiting files per organisation (count, stuck count, oldest wait in hours)
+    as night metrics, replacing what an earlier run of the night saw: zeros included, so a
+    file taken since no longer shows."""
+    from childindex.index.store import put_metrics
+
+    metrics: dict[str, float] = {}
+    for code, w in waiting.items():
+        metrics[f"{WAITING_METRIC}{code}:files"] = float(w.files)
+        metrics[f"{WAITING_METRIC}{code}:stuck"] = float(w.stuck)
+        metrics[f"{WAITING_METRIC}{code}:oldest_hours"] = float(w.oldest_hours)
+    put_metrics(settings.index_url, night, metrics)
 
 
 def process_file(

@@ -26,17 +26,28 @@ def _index_url() -> str:
     return load_settings().index_url
 
 
-def discover_files() -> list[dict[str, str]]:
+def discover_files(night: date) -> list[dict[str, str]]:
     """Every registered organisation's complete files ({organisation, path}: one mapped task
-    each). Folders that belong to no registered organisation are logged, never read."""
-    from childindex.intake.discovery import pending_everywhere, unregistered_drops
+    each). Folders that belong to no registered organisation are logged, never read. Files
+    still waiting for their completion are logged per organisation (count and oldest wait,
+    never a name) and recorded as the night's metrics for the night summary."""
+    from childindex.intake.discovery import scan_drop_folder, unregistered_drops
+    from childindex.intake.process import record_waiting
 
-    with stage_errors("intake", index_url=_index_url):
+    with stage_errors("intake", night, index_url=_index_url):
         settings = load_settings()
         for drop in unregistered_drops(settings):
             log.warning("drop folder %r belongs to no registered organisation: %d file(s) left unread",
                         drop.folder, drop.files)  # fmt: skip
-        return [{"organisation": code, "path": str(path)} for code, path in pending_everywhere(settings)]
+        jobs, waiting = [], {}
+        for org in settings.registry.organisations:
+            folder = scan_drop_folder(settings, org.code)
+            waiting[org.code] = folder.waiting
+            jobs += [{"organisation": org.code, "path": str(path)} for path in folder.complete]
+            if folder.waiting.files:
+                (log.warning if folder.waiting.stuck else log.info)("%s: %s", org.code, folder.waiting.describe())
+        record_waiting(settings, night, waiting)
+        return jobs
 
 
 def intake_one(organisation: str, path: str, night: date) -> dict[str, Any]:

@@ -112,6 +112,8 @@ def organisations_needing_attention(data: NightData, settings: Settings) -> list
 
 
 def _reasons(data: NightData, code: str) -> list[str]:
+    from childindex.intake.discovery import format_wait, n_files
+
     def tonight(name: str) -> float:
         return data.value(f"org:{code}:{name}")
 
@@ -125,8 +127,15 @@ def _reasons(data: NightData, code: str) -> list[str]:
         return shares
 
     out = []
-    if f"org:{code}:files" in data.metrics[data.night] and not tonight("files"):
-        out.append("sent no file")
+    # A file waiting for its completion (recorded by intake) is not "sent no file": it is
+    # still arriving, or stuck past CHILDINDEX_MARKER_WAIT_HOURS.
+    waiting = f"{n_files(int(tonight('files_waiting')))}, {format_wait(tonight('waiting_hours'))}"
+    if tonight("files_stuck"):
+        out.append(f"stuck: {waiting} (waiting for completion longer than CHILDINDEX_MARKER_WAIT_HOURS: "
+                   "no completion marker, or still .part)")  # fmt: skip
+    elif f"org:{code}:files" in data.metrics[data.night] and not tonight("files"):
+        arriving = f"waiting: {waiting} (still arriving: not yet complete)"
+        out.append(arriving if tonight("files_waiting") else "sent no file")
     if tonight("files_quarantined"):
         rules = sorted(
             n.rsplit(":", 1)[1] for n in data.metrics[data.night] if n.startswith(f"org:{code}:quarantined:")
@@ -171,6 +180,8 @@ def _retention(metrics: dict[str, float]) -> list[dict]:
 
 def _attention(data: NightData) -> list[str]:
     """What needs a person tonight, most important first."""
+    from childindex.intake.discovery import format_wait
+
     out = []
     if data.night not in data.metrics:
         return ["no metrics for this night: did the night summary run?"]
@@ -178,6 +189,13 @@ def _attention(data: NightData) -> list[str]:
         silent = data.value(f"{sector}:organisations_silent")
         if silent:
             out.append(f"{sector}: {silent:.0f} organisation(s) sent no file")
+        stuck = data.value(f"{sector}:organisations_stuck")
+        if stuck:
+            out.append(f"{sector}: {stuck:.0f} organisation(s) with a file stuck waiting for completion "
+                       f"(oldest {format_wait(data.value(f'{sector}:waiting_hours'))})")  # fmt: skip
+        waiting = data.value(f"{sector}:organisations_waiting")
+        if waiting:
+            out.append(f"{sector}: {waiting:.0f} organisation(s) with no complete file yet, one still arriving")
         quarantined = data.value(f"{sector}:files_quarantined")
         if quarantined:
             out.append(f"{sector}: {quarantined:.0f} file(s) quarantined")

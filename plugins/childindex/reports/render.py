@@ -59,6 +59,8 @@ def _sectors(data: NightData) -> list[dict]:
             "name": a,
             "organisations": int(data.value(f"{a}:organisations")),
             "silent": int(data.value(f"{a}:organisations_silent")),
+            "waiting": int(data.value(f"{a}:organisations_waiting")),
+            "stuck": int(data.value(f"{a}:organisations_stuck")),
             "files": int(data.value(f"{a}:files")),
             "rows_read": int(data.value(f"{a}:rows_read")),
             "rows_accepted": int(data.value(f"{a}:rows_accepted")),

@@ -26,7 +26,7 @@ def night_summary(settings: Settings, night: date) -> dict:
     from childindex.index.db import engine_for
     from childindex.index.models import Child, FileLedger, Involvement, SourceRecord
     from childindex.index.store import put_metrics
-    from childindex.intake.discovery import unregistered_drops
+    from childindex.intake.discovery import WAITING_METRIC, unregistered_drops
     from childindex.linkage.evaluation import accuracy
 
     with engine_for(settings.index_url).connect() as conn:
@@ -71,6 +71,7 @@ def night_summary(settings: Settings, night: date) -> dict:
             )
         ).scalar_one()
         retention = _retention_metrics(conn, night)
+        waiting = _stage_metrics(conn, night, WAITING_METRIC)
     registry = settings.registry
     per_org: dict[str, dict[str, Any]] = {o.code: _empty(o.sector) for o in registry.organisations}
     for code, n in late:
@@ -107,15 +108,19 @@ def night_summary(settings: Settings, night: date) -> dict:
                     rejected[key] = rejected.get(key, 0) + int(n) - aside[key]
             for key, n in aside.items():
                 set_aside[key] = set_aside.get(key, 0) + n
+    _waiting(per_org, waiting)
     per_sector = _by_sector(per_org)
-    silent = [code for code, e in per_org.items() if e["files"] == 0]
+    silent = [code for code, e in per_org.items() if e["delivery"] == "sent no file"]
     summary: dict[str, Any] = {
         "night": night.isoformat(),
         "sectors": per_sector,
         "organisations": per_org,
         "organisations_registered": len(registry.organisations),
-        "organisations_sending": len(per_org) - len(silent),
+        "organisations_sending": sum(e["files"] > 0 for e in per_org.values()),
         "organisations_silent": silent,
+        # No file yet, but one in the drop folder still arriving; and any with a file stuck.
+        "organisations_waiting": [c for c, e in per_org.items() if e["delivery"].startswith("waiting")],
+        "organisations_stuck": [c for c, e in per_org.items() if e["files_stuck"]],
         "unregistered_drops": [d.__dict__ for d in unregistered_drops(settings)],
         "files_in": sum(e["files"] for e in per_org.values()),
         "rows_read": sum(e["rows_read"] for e in per_org.values()),
@@ -167,6 +172,8 @@ COUNTS = (
     "notices_sent",
     "retractions_sent",
     "records_held",
+    "files_waiting",
+    "files_stuck",
 )
 
 
@@ -183,7 +190,42 @@ def _receipt(path: Path) -> dict[str, Any] | None:
 
 
 def _empty(sector: str) -> dict[str, Any]:
-    return {"sector": sector, **dict.fromkeys(COUNTS, 0), "seconds": 0.0}
+    return {"sector": sector, **dict.fromkeys(COUNTS, 0), "seconds": 0.0, "waiting_hours": 0.0}
+
+
+def _waiting(per_org: dict[str, dict[str, Any]], waiting: dict[str, float]) -> None:
+    """Each organisation's files waiting for their completion when intake last looked
+    (``<code>:files|stuck|oldest_hours``, recorded by intake for the night), and what it
+    delivered in words: "sent 1 file", "sent no file", "waiting: 1 file, 3 h" (nothing complete
+    yet, a file still arriving) or "stuck: 1 file, 30 h" (waiting past
+    CHILDINDEX_MARKER_WAIT_HOURS), the last two never mistaken for sending nothing."""
+    for name, value in waiting.items():
+        code, _, kind = name.rpartition(":")
+        if code not in per_org and not value:
+            continue  # an organisation no longer registered, with nothing waiting
+        entry = per_org.setdefault(code, _empty("unregistered"))
+        key = {"files": "files_waiting", "stuck": "files_stuck", "oldest_hours": "waiting_hours"}.get(kind)
+        if key:
+            entry[key] = round(float(value), 2) if key == "waiting_hours" else int(value)
+    for entry in per_org.values():
+        entry["delivery"] = delivery(
+            entry["files"], entry["files_waiting"], entry["files_stuck"], entry["waiting_hours"]
+        )
+
+
+def delivery(files: int, waiting: int, stuck: int, hours: float) -> str:
+    """What an organisation delivered tonight, in words: "sent 1 file", "sent no file",
+    "waiting: 1 file, 3 h" (no complete file, one still arriving) or "stuck: 1 file, 30 h"
+    (a file has waited past CHILDINDEX_MARKER_WAIT_HOURS; after "sent N files; " if it also sent)."""
+    from childindex.intake.discovery import format_wait, n_files
+
+    sent = f"sent {n_files(files)}" if files else ""
+    if stuck:
+        wait = f"stuck: {n_files(waiting)}, {format_wait(hours)}"
+        return f"{sent}; {wait}" if sent else wait
+    if waiting and not files:
+        return f"waiting: {n_files(waiting)}, {format_wait(hours)}"
+    return sent or "sent no file"
 
 
 def _held_back(settings: Settings, night: date, per_org: dict[str, dict[str, Any]]) -> None:
@@ -232,7 +274,10 @@ def _by_sector(per_org: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {k: sum(e[k] for e in orgs) for k in COUNTS}
         entry["seconds"] = round(sum(e["seconds"] for e in orgs), 3)
         entry["organisations"] = len(orgs)
-        entry["organisations_silent"] = sum(e["files"] == 0 for e in orgs)
+        entry["organisations_silent"] = sum(e["delivery"] == "sent no file" for e in orgs)
+        entry["organisations_waiting"] = sum(e["delivery"].startswith("waiting") for e in orgs)
+        entry["organisations_stuck"] = sum(e["files_stuck"] > 0 for e in orgs)
+        entry["waiting_hours"] = max((e["waiting_hours"] for e in orgs), default=0.0)
         for kind in ("rejected_by_rule", "set_aside_by_rule", "quarantined_by_rule", "held_by_rule"):
             merged: dict[str, int] = {}
             for e in orgs:

@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, insert, text
 
 from childindex.errors import TransientError
+from childindex.intake.discovery import never_taken
 from childindex.intake.receive import all_debris
 from childindex.notices.files import NOTICES_FOLDER
 from childindex.retention.files import (
@@ -78,6 +79,7 @@ def _run_retention(settings: Settings, today: date, dry_run: bool, airflow: bool
             if NOTICES_FOLDER not in p.parts
         ),
         "notices": lambda c: _notice_files(settings, engine, c),
+        "drop_unfinished": lambda c: _never_taken(settings, c),
         "reports": lambda c: files_before(settings.reports_dir, c, nights),
         # Only what a crash left behind: an intake running now keeps its work folder, its
         # temporary files and the staging file it has not yet recorded (all newer than a day).
@@ -149,6 +151,24 @@ def _outboxes(settings: Settings) -> list[Path]:
         if not own.is_relative_to(settings.outbox_root):
             roots.append(own)
     return roots
+
+
+def _never_taken(settings: Settings, cutoff: date) -> list[Path]:
+    """What intake will never take from a registered drop folder (an upload never completed,
+    an upload tool's hidden temporary file, a marker without its file) that last changed
+    before the cutoff. Dated by the status-change time, which an upload tool cannot set (a
+    copy may keep its source's modification time, or a wrong clock put it in the future), so
+    a file neither goes while it is being written nor outlives the rule."""
+    limit = datetime.combine(cutoff, datetime.min.time(), UTC).timestamp()
+    found = []
+    for organisation in settings.registry.organisations:
+        for path in never_taken(settings, organisation.code):
+            try:
+                if path.lstat().st_ctime < limit:
+                    found.append(path)
+            except FileNotFoundError:
+                continue
+    return found
 
 
 def _notice_files(settings: Settings, engine: Engine, cutoff: date) -> list[Path]:
