@@ -81,6 +81,18 @@ def test_waiting_stuck_and_silent_organisations_are_told_apart(settings) -> None
     assert not any(a.startswith(("health: 1 organisation(s) sent", "social_care: 1 organisation(s) sent")) for a in
                    data.attention)  # fmt: skip
 
+    from typer.testing import CliRunner
+
+    from childindex.cli import app
+
+    shown = CliRunner().invoke(app, ["summary", "--night", NIGHT.isoformat()])
+    assert shown.exit_code == 0, shown.output
+    said = shown.output.splitlines()
+    assert [f"  {SOCIAL}: stuck: 1 file, 30 h", f"  {HEALTH}: waiting: 1 file, 3 h"] == [
+        line for line in said if line.startswith("  ") and ": " in line and line.split()[0].rstrip(":") in ORG.values()
+    ]
+    assert f"sent no file: {EDUCATION}" in said and CANARY not in shown.output
+
     html = build_report(settings, NIGHT).read_text(encoding="utf-8")
     assert "stuck: 1 file, 30 h" in html and "waiting: 1 file, 3 h" in html
     written = summary_path(settings, NIGHT).read_text(encoding="utf-8")

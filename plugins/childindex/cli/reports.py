@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from childindex.cli.app import cli_settings, console, new_app, parse_date
-from childindex.cli.output import JsonFlag, paths, print_json, show, table
+from childindex.cli.output import JsonFlag, paths, plain, print_json, show, table
 from childindex.settings import Settings
 
 app = new_app()
@@ -67,6 +67,11 @@ def print_night(s: dict[str, Any], settings: Settings, seconds: float | None = N
         f"organisations: {s['organisations_sending']} of {s['organisations_registered']} sent files, "
         f"in {areas} authority areas" + (f"; {duplicates} duplicate file(s), loaded before" if duplicates else "")
     )
+    # Stuck first (someone must act), then still arriving: "sent nothing" is told apart.
+    for code in dict.fromkeys(s.get("organisations_stuck", []) + s.get("organisations_waiting", [])):
+        plain(f"  {code}: {s['organisations'][code]['delivery']}")
+    if s.get("organisations_silent"):
+        console.print(f"sent no file: {', '.join(s['organisations_silent'])}", highlight=False)
     console.print(
         f"children in the index: {s['children']}  (source records {s['source_records']}, "
         f"records linked to another record {s['records_linked']}, "
