@@ -269,8 +269,9 @@ def check_header(contract: Contract, header: list[str]) -> list[FileRejected]:
     row is never mistaken for column names (and never quoted in a receipt). A missing
     column that a column outside the contract resembles gets that column as a hint."""
     problems = []
-    known = {c.casefold() for c in contract.column_names}
-    looks_like_header = any(h.casefold() in known for h in header)
+    # A header names at least one column as this contract, its fields or another contract do.
+    known = set().union(*(_aliases(contract, col.name) for col in contract.columns))
+    looks_like_header = any(_squash(h) in known for h in header)
     missing = [c for c in contract.columns if c.required and c.name not in header]
     if missing and not looks_like_header:
         required = ", ".join(c.name for c in contract.columns if c.required)
@@ -303,9 +304,7 @@ def nearest(contract: Contract, column: str, strangers: list[tuple[int, str]]) -
     ``column`` renamed: the same name but for case and punctuation, or the name that its
     whitelisted field or another contract gives the same field, or a close spelling of any
     of those (difflib). None when nothing is close."""
-    spec = next(c for c in contract.columns if c.name == column)
-    aliases = {_squash(column), _squash(spec.field)}
-    aliases |= {_squash(c.name) for other in all_contracts().values() if (c := other.column_for(spec.field))}
+    aliases = _aliases(contract, column)
     quotable = [(i, h) for i, h in strangers if 0 < len(h) <= QUOTABLE_NAME]
     for i, h in quotable:
         if _squash(h) in aliases:
@@ -316,6 +315,14 @@ def nearest(contract: Contract, column: str, strangers: list[tuple[int, str]]) -
         if ratio >= 0.75 and (best is None or ratio > best[0]):
             best = (ratio, i, h)
     return (best[1], best[2]) if best else None
+
+
+def _aliases(contract: Contract, column: str) -> set[str]:
+    """``column``'s names, squashed: its own, its whitelisted field's, and every contract's
+    name for that field."""
+    field = next(c.field for c in contract.columns if c.name == column)
+    names = {column, field} | {c.name for other in all_contracts().values() if (c := other.column_for(field))}
+    return {_squash(n) for n in names}
 
 
 def _squash(name: str) -> str:
