@@ -47,6 +47,7 @@ def table_schema(contract: Contract) -> dict[str, Any]:
             "order, and columns not listed are dropped on arrival. Rules across columns: " + " ".join(across)
         ),
         "fields": fields,
+        "fieldsMatch": "partial",  # columns in any order, extras dropped, optional ones may be absent
         "missingValues": [""],
         "primaryKey": [local_id.name] if local_id else [],
     }
