@@ -83,6 +83,9 @@ class FileRejected(TerminalError):
 
     stage = "validation"
 
+    rule: str
+    detail: str
+
     def __init__(self, rule: str, detail: str, *, also: Sequence[FileRejected] = ()) -> None:
         more = f" (and {len(also)} more: {', '.join(p.rule for p in also)})" if also else ""
         super().__init__(f"{rule}: {detail}{more}")

@@ -63,7 +63,7 @@ def test_rows_with_blank_identity_fields_are_staged_and_counted(settings, caplog
         "Rows accepted with a blank identity field: Forename 2, Surname 1, DateOfBirth 2, Gender 2, Postcode 2.\n"
         in text
     )
-    assert "  row 5: column *: too_little_identity\n" in text
+    assert "  row 6: column *: too_little_identity\n" in text
 
     staged = duckdb.sql(
         "SELECT source_row, given_name, family_name, date_of_birth, sex, postcode, area, match_key, nhs_key, "
