@@ -63,7 +63,7 @@ def test_reject_counts_every_row_read_as_rejected_and_names_the_problem() -> Non
 def test_a_new_receipt_is_a_rejection_with_nothing_counted() -> None:
     r = receipt()
     assert (r.outcome, r.rows_read, r.rows_accepted, r.rows_rejected, r.rows_sensitive) == ("rejected", 0, 0, 0, 0)
-    assert r.receipt_version == RECEIPT_VERSION == 2
+    assert r.receipt_version == RECEIPT_VERSION == 3
 
 
 def test_a_received_file_s_receipt_names_the_organisation_and_the_contract(data_dir: Path, tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_a_received_file_s_receipt_names_the_organisation_and_the_contract(data_
     )
     assert (night, r.night) == (date(2026, 11, 24), "2026-11-24")
     assert (r.sha256, r.size_bytes) == (hashlib.sha256(data).hexdigest(), len(data))
-    assert (r.outcome, r.receipt_version) == ("rejected", 2)
+    assert (r.outcome, r.receipt_version) == ("rejected", 3)
     assert {k: r.to_json()[k] for k in ("organisation", "organisation_name", "contract")} == {
         "organisation": "RH1",
         "organisation_name": "Test community health (synthetic)",
@@ -230,6 +230,7 @@ def test_json_leaves_out_working_state_and_includes_next_steps() -> None:
         "values_set_aside",
         "values_set_aside_total",
         "set_aside_counts",
+        "rule_summary",
         "receipt_version",
         "next_steps",
     }
@@ -256,12 +257,12 @@ def test_text_lines() -> None:
         f"SHA-256: {SHA}",
         "Outcome: accepted with rejections",
         "Rows read 5, accepted 3, rejected 2.",
+        "File problem: file_name: night taken from the run",
         "Rows flagged sensitive: 1. For these the index keeps only that a sensitive service is involved and how "
         "to reach it: not the service, not the postcode.",
-        "File problem: file_name: night taken from the run",
         "Columns dropped (not in the contract): religion",
         "Optional columns missing: postcode, upn",
-        "Rejected rows (row number counts data rows from 1):",
+        "Rejected rows (numbered as in a spreadsheet: the header is row 1):",
         "  row 2: column nhs_number: nhs_number_check",
         "  row 5: column sex: code_set",
         "What to do next:",
@@ -288,7 +289,7 @@ def test_rows_accepted_with_blank_identity_fields_are_counted_by_column_with_a_n
     r.accept()
     data = r.to_json()
     assert data["incomplete_rows"] == {"Forename": 3, "DateOfBirth": 2}
-    assert data["receipt_version"] == 2
+    assert data["receipt_version"] == 3
     assert data["next_steps"] == [ADVICE["too_little_identity"], INCOMPLETE_ADVICE, DROPPED_ADVICE]
     lines = r.to_text().splitlines()
     assert lines[4:6] == [

@@ -15,7 +15,7 @@ rules, never a value from a file.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 
@@ -75,14 +75,29 @@ class RegistryError(TerminalError):
 
 
 class FileRejected(TerminalError):
-    """The whole file is unusable; ``rule`` and ``detail`` go into the receipt (never a value)."""
+    """The whole file is unusable; ``rule`` and ``detail`` go into the receipt (never a value).
+
+    One rejection may carry several problems found together (``problems``: (rule, detail)
+    pairs, this one's first), so the sender can fix them all in one go.
+    """
 
     stage = "validation"
 
-    def __init__(self, rule: str, detail: str) -> None:
-        super().__init__(f"{rule}: {detail}")
+    rule: str
+    detail: str
+
+    def __init__(self, rule: str, detail: str, *, also: Sequence[FileRejected] = ()) -> None:
+        more = f" (and {len(also)} more: {', '.join(p.rule for p in also)})" if also else ""
+        super().__init__(f"{rule}: {detail}{more}")
         self.rule = rule
         self.detail = detail
+        self.problems: list[tuple[str, str]] = [(rule, detail), *((p.rule, p.detail) for p in also)]
+
+    @classmethod
+    def together(cls, problems: Sequence[FileRejected]) -> FileRejected:
+        """One rejection for every problem in ``problems`` (at least one), in order."""
+        first, *rest = problems
+        return cls(first.rule, first.detail, also=rest)
 
 
 class ValidationEnginesDisagree(TerminalError):

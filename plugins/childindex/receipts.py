@@ -1,7 +1,8 @@
 """Receipts: what happened to each file an organisation sent, as JSON and as plain text.
 
-A receipt names files, columns, row numbers and rules, never a value from the file. Row
-numbers count data rows from 1 (the header row is not counted). Schema: docs/receipts.md.
+A receipt names files, columns, row numbers and rules, never a value from the file. Rows are
+numbered as a spreadsheet numbers them: the header is row 1, the first data row is row 2
+(:data:`HEADER_ROWS`). Schema: docs/receipts.md.
 
 Receiving a file starts its receipt (:func:`new_receipt`): the file is hashed and its name
 matched against the contract. Intake, the pre-check and key rotation all start there.
@@ -11,22 +12,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from childindex.contracts.contract import GZIP_SUFFIX, Contract
+from childindex.contracts.describe import file_name_in_words
 from childindex.errors import FileRejected
 from childindex.safe_paths import write_inside
 
 if TYPE_CHECKING:
     from childindex.organisations.registry import Organisation
 
-# 2: organisation (code and name) and contract name instead of agency. Fields added since,
-# within version 2 (a reader of version 2 may ignore them): incomplete_rows, values_set_aside,
-# values_set_aside_total, set_aside_counts.
-RECEIPT_VERSION = 2
+# 2: organisation (code and name) and contract name instead of agency; fields added within it:
+# incomplete_rows, values_set_aside, values_set_aside_total, set_aside_counts.
+# 3: rows numbered as a spreadsheet does (version 2 counted data rows from 1), rule_summary,
+# several file problems at once.
+RECEIPT_VERSION = 3
+# Rows before the first data row: a receipt's row N is the spreadsheet's row N (header row 1).
+HEADER_ROWS = 1
 
 # What the organisation should do, by rule. Keys are the rule names used in rejections.
 ADVICE = {
@@ -45,11 +51,14 @@ ADVICE = {
     "duplicate_local_id": "Each record id may appear once per file: send one row per record.",
     "field_count": "The row has the wrong number of fields: check delimiters and quotes.",
     "empty_file": "The file is empty: send it again with its header and rows.",
-    "encoding": "Save the file in the contract's encoding.",
+    "encoding": "Save the file in the contract's encoding (the file problem above says which, and what the file is "
+    "now).",
+    "delimiter": "Separate the columns with the contract's delimiter (the file problem above says which).",
     "unreadable": "The file could not be parsed as delimited text: check delimiter and quotes.",
-    "missing_columns": "Add the missing required columns, named exactly as in the contract.",
+    "missing_columns": "Add the missing required columns, named exactly as in the contract (the file problem above "
+    "suggests which of the file's columns may be one renamed).",
     "duplicate_header": "Each column name may appear once in the header.",
-    "file_name": "Name the file as the contract's pattern says.",
+    "file_name": "Name the file as the file problem above says, for the night the extract was taken.",
     "all_rows_rejected": "No row could be accepted: fix the rules listed and send the file again.",
     "rejected_share_over_threshold": "Too many rows were rejected for the file to be trusted: fix the rules "
     "listed and send the whole file again.",
@@ -135,11 +144,20 @@ def is_link(path: Path) -> bool:
         return False
 
 
-def require_contract_name(contract: Contract, file_night: date | None) -> date:
-    """The file's night; FileRejected when its name does not fit the contract."""
-    if file_night is None:
-        raise FileRejected("file_name", f"the name does not match the contract pattern {contract.file.pattern}")
-    return file_night
+def require_contract_name(contract: Contract, file_night: date | None, name: str | None = None) -> date:
+    """The file's night; FileRejected when its name (``name``, when given, says more) does
+    not fit the contract, explained with an example of a name that does."""
+    if file_night is not None:
+        return file_night
+    bare = (name or "").removesuffix(GZIP_SUFFIX)
+    match = contract.match_name(bare) if name else None
+    if match is not None:
+        why = "its night is not a real date"
+    elif name and re.fullmatch(contract.file.pattern, bare, flags=re.ASCII | re.IGNORECASE):
+        why = "it differs in upper and lower case"
+    else:
+        why = "it does not fit the contract"
+    raise FileRejected("file_name", f"{why}: expected {file_name_in_words(contract)}")
 
 
 def sha256_file(path: Path) -> str:
@@ -201,6 +219,9 @@ class Receipt:
     values_set_aside: list[RowRejection] = field(default_factory=list)  # the first 10,000
     values_set_aside_total: int = 0
     set_aside_counts: dict[str, int] = field(default_factory=dict)  # "column:rule" -> rows, all of them
+    # Every (rule, column) broken, in the contract's rule order: rows (all of them) and what the
+    # contract expects, in words. Receipts and `childindex check` show it before the rows.
+    rule_summary: list[dict[str, Any]] = field(default_factory=list)
     receipt_version: int = RECEIPT_VERSION
     bad_lines: list[int] = field(default_factory=list, repr=False)  # working state, not written
 
@@ -216,6 +237,11 @@ class Receipt:
         self.rejected_rows = merged[:RECEIPT_ROW_LIMIT]
         self.rejected_rows_total += self.values_set_aside_total
         self.values_set_aside, self.values_set_aside_total, self.set_aside_counts = [], 0, {}
+
+    def reject_for(self, problem: FileRejected) -> None:
+        """The whole file is rejected, for every problem ``problem`` carries."""
+        for rule, detail in problem.problems:
+            self.reject(rule, detail)
 
     def accept(self) -> None:
         self.outcome = "accepted_with_rejections" if self.rows_rejected else "accepted"
@@ -249,6 +275,9 @@ class Receipt:
             f"Outcome: {self.outcome.replace('_', ' ')}",
             f"Rows read {self.rows_read}, accepted {self.rows_accepted}, rejected {self.rows_rejected}.",
         ]
+        for problem in self.file_problems:
+            lines.append(f"File problem: {problem['rule']}: {problem['detail']}")
+        lines.extend(self._summary_lines())
         if self.rows_sensitive:
             lines.append(
                 f"Rows flagged sensitive: {self.rows_sensitive}. For these the index keeps only that a sensitive "
@@ -257,14 +286,12 @@ class Receipt:
         if self.incomplete_rows:
             counts = ", ".join(f"{column} {n}" for column, n in self.incomplete_rows.items())
             lines.append(f"Rows accepted with a blank identity field: {counts}.")
-        for problem in self.file_problems:
-            lines.append(f"File problem: {problem['rule']}: {problem['detail']}")
         if self.columns_dropped:
             lines.append("Columns dropped (not in the contract): " + ", ".join(self.columns_dropped))
         if self.optional_columns_missing:
             lines.append("Optional columns missing: " + ", ".join(self.optional_columns_missing))
         if self.rejected_rows:
-            lines.append("Rejected rows (row number counts data rows from 1):")
+            lines.append("Rejected rows (numbered as in a spreadsheet: the header is row 1):")
             lines.extend(f"  row {r.row}: column {r.column}: {r.rule}" for r in self.rejected_rows)
         if self.values_set_aside:
             lines.append("Values set aside (the row was accepted without them):")
@@ -272,6 +299,22 @@ class Receipt:
         lines.append("What to do next:")
         lines.extend(f"  - {step}" for step in self.next_steps())
         return "\n".join(lines) + "\n"
+
+    def _summary_lines(self) -> list[str]:
+        """The rules broken, one line each, aligned: rule, column, rows, what was expected."""
+        if not self.rule_summary:
+            return []
+        rows = [
+            (s["rule"], s["column"], f"{s['rows']} row{'s' * (s['rows'] != 1)}", s["expected"])
+            for s in self.rule_summary
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        out = ["Rules broken (rule, column, rows affected: what the contract expects):"]
+        out += [
+            f"  {rule:<{widths[0]}}  {column:<{widths[1]}}  {n:>{widths[2]}}: {expected}"
+            for rule, column, n, expected in rows
+        ]
+        return out
 
     def write(self, outbox: Path) -> Path:
         """Write ``<file>.<hash8>.receipt.json`` and ``.txt``; returns the JSON path.

@@ -126,8 +126,12 @@ def test_contract_must_name_its_sector(tmp_path: Path) -> None:
 
 
 def test_generated_docs_are_up_to_date() -> None:
-    pages = render_all()
-    assert sorted(pages) == sorted([f"{name}.md" for name in SHIPPED] + ["README.md"])
+    from childindex.simulation.synthetic.examples import example_rows
+
+    pages = render_all(example_rows())
+    assert sorted(pages) == sorted(
+        [f"{name}.md" for name in SHIPPED] + [f"{name}.schema.json" for name in SHIPPED] + ["README.md"]
+    )
     for name, text in pages.items():
         on_disk = ROOT / "docs" / "contracts" / name
         assert on_disk.read_text(encoding="utf-8") == text, f"run 'childindex contracts docs' ({name})"
@@ -189,16 +193,23 @@ def test_new_contracts_read_and_check_a_rendered_file(data_dir: Path, tmp_path: 
     assert (receipt.contract, receipt.contract_version) == (contract, c.version)
     assert receipt.outcome == "accepted_with_rejections", receipt.to_text()
     assert (receipt.rows_read, receipt.rows_accepted, receipt.rows_rejected) == (6, 5, 1)
-    assert [(r.row, r.column, r.rule) for r in receipt.rejected_rows] == [(6, bad_column, "code_set")]
+    assert [(r.row, r.column, r.rule) for r in receipt.rejected_rows] == [(7, bad_column, "code_set")]
     assert receipt.night == NIGHT.isoformat()
     assert receipt.columns_dropped == [] and receipt.optional_columns_missing == []
-    # Read with another contract's delimiter, the same bytes have none of the columns.
+    # Read as another contract's, the same bytes are named for their real delimiter, and each
+    # missing column for the column that holds its field (the header names every field).
     other = "health_chis" if sector == "health" else "social_care_cms"
     wrong = tmp_path / "other" / file_name(other, NIGHT)
     wrong.parent.mkdir()
     wrong.write_bytes(data)
     receipt = check_file(load_settings(), unregistered(other), wrong, NIGHT)
-    assert receipt.outcome == "rejected" and [p["rule"] for p in receipt.file_problems] == ["missing_columns"]
+    assert receipt.outcome == "rejected"
+    assert [p["rule"] for p in receipt.file_problems] == ["delimiter", "missing_columns"]
+    missing = receipt.file_problems[1]["detail"]
+    theirs = {col.field: col.name for col in c.columns}
+    for col in load_contract(other).columns:
+        if col.required:
+            assert f"{col.name} (column " in missing and f" is {theirs[col.field]}: rename it {col.name}?)" in missing
 
 
 def test_a_file_name_must_fit_its_pattern_whole_and_in_ascii_digits() -> None:

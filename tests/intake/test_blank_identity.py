@@ -51,7 +51,7 @@ def test_rows_with_blank_identity_fields_are_staged_and_counted(settings, caplog
 
     receipt_path = Path(result["receipt_path"])
     receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
-    assert [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]] == [(5, "*", "too_little_identity")]
+    assert [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]] == [(6, "*", "too_little_identity")]
     assert receipt["rule_counts"] == {"*:too_little_identity": 1}
     assert receipt["incomplete_rows"] == {"Forename": 2, "Surname": 1, "DateOfBirth": 2, "Gender": 2, "Postcode": 2}
     assert receipt["next_steps"] == [ADVICE["too_little_identity"], INCOMPLETE_ADVICE]
@@ -63,7 +63,7 @@ def test_rows_with_blank_identity_fields_are_staged_and_counted(settings, caplog
         "Rows accepted with a blank identity field: Forename 2, Surname 1, DateOfBirth 2, Gender 2, Postcode 2.\n"
         in text
     )
-    assert "  row 5: column *: too_little_identity\n" in text
+    assert "  row 6: column *: too_little_identity\n" in text
 
     staged = duckdb.sql(
         "SELECT source_row, given_name, family_name, date_of_birth, sex, postcode, area, match_key, nhs_key, "

@@ -83,21 +83,22 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
     receipt = _receipt(result)
     assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (9, 2, 7)
     assert receipt["outcome"] == "accepted_with_rejections"
+    # child(i) is in spreadsheet row i + 1: the header is row 1.
     got = [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]]
     assert got == [
-        (2, "LocalPatientID", "duplicate_local_id"),
-        (2, "DateOfBirth", "date_format"),  # listed with the rejection, though alone it would be set aside
-        (3, "NHSNumber", "nhs_number_check"),
-        (4, "ServiceCode", "code_set"),
-        (6, "TeamContact", "required"),
-        (6, "*", "too_little_identity"),
-        (7, "DateOfBirth", "date_of_birth_range"),
-        (8, "CaseloadStart", "date_order"),
-        (9, "LocalPatientID", "duplicate_local_id"),
+        (3, "LocalPatientID", "duplicate_local_id"),
+        (3, "DateOfBirth", "date_format"),  # listed with the rejection, though alone it would be set aside
+        (4, "NHSNumber", "nhs_number_check"),
+        (5, "ServiceCode", "code_set"),
+        (7, "TeamContact", "required"),
+        (7, "*", "too_little_identity"),
+        (8, "DateOfBirth", "date_of_birth_range"),
+        (9, "CaseloadStart", "date_order"),
+        (10, "LocalPatientID", "duplicate_local_id"),
     ]
     # health_chis stages a malformed postcode as a blank (missing_identity: stage): kept, listed.
     assert [(r["row"], r["column"], r["rule"]) for r in receipt["values_set_aside"]] == [
-        (5, "Postcode", "postcode_format")
+        (6, "Postcode", "postcode_format")
     ]
     assert receipt["incomplete_rows"] == {"Postcode": 1}
     staged = duckdb.sql(f"SELECT source_row, postcode FROM '{result['staged_path']}' ORDER BY 1").fetchall()
@@ -107,36 +108,37 @@ def test_row_rejections_name_row_column_and_rule_never_value(settings) -> None:
         assert value not in text
 
 
-def test_field_count_errors_are_numbered_by_data_row(settings) -> None:
+def test_field_count_errors_are_numbered_as_in_a_spreadsheet(settings) -> None:
     settings.validation.max_rejected_share = 0.5
     good = render("health", [child(1), child(2), child(3)]).decode()
     lines = good.splitlines()
-    lines.insert(2, "H9,1,2")  # becomes data row 2
+    lines.insert(2, "H9,1,2")  # becomes data row 2: row 3 in a spreadsheet (the header is row 1)
     drop(settings, HEALTH, ("\n".join(lines) + "\n").encode())
     [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert (receipt["rows_read"], receipt["rows_accepted"], receipt["rows_rejected"]) == (4, 3, 1)
-    assert [(r["row"], r["rule"]) for r in receipt["rejected_rows"]] == [(2, "field_count")]
+    assert [(r["row"], r["rule"]) for r in receipt["rejected_rows"]] == [(3, "field_count")]
     rows = duckdb.sql(f"SELECT source_row FROM read_parquet('{result['staged_path']}') ORDER BY 1").fetchall()
     assert [r[0] for r in rows] == [1, 3, 4]
 
 
 @pytest.mark.parametrize(
-    ("data", "rule"),
+    ("data", "rules"),
     [
-        (b"", "empty_file"),
-        (render("health", [child(1)], drop_columns=("Surname",)), "missing_columns"),
-        (render("health", [child(1)], extras={"Forename": "x"}), "duplicate_header"),
-        (b"\xff\xfe\x00bad header", "encoding"),
-        (render("health", [child(1, nhs_number="1"), child(2, service="Q")]), "all_rows_rejected"),
+        (b"", ["empty_file"]),
+        (render("health", [child(1)], drop_columns=("Surname",)), ["missing_columns"]),
+        (render("health", [child(1)], extras={"Forename": "x"}), ["duplicate_header"]),
+        # Every problem at once: UTF-16, and no header the contract knows.
+        (b"\xff\xfe\x00bad header", ["encoding", "missing_columns"]),
+        (render("health", [child(1, nhs_number="1"), child(2, service="Q")]), ["all_rows_rejected"]),
     ],
 )
-def test_file_level_rejection_quarantines_byte_for_byte(settings, data: bytes, rule: str) -> None:
+def test_file_level_rejection_quarantines_byte_for_byte(settings, data: bytes, rules: list[str]) -> None:
     drop(settings, HEALTH, data)
     [result] = run_intake(settings, HEALTH, NIGHT)
     receipt = _receipt(result)
     assert receipt["outcome"] == "rejected"
-    assert [p["rule"] for p in receipt["file_problems"]] == [rule]
+    assert [p["rule"] for p in receipt["file_problems"]] == rules
     assert receipt["rows_read"] == receipt["rows_accepted"] + receipt["rows_rejected"]
     assert result["staged_path"] is None
     [kept] = [p for p in settings.quarantine_dir.rglob("health_*")]
@@ -209,7 +211,7 @@ def test_check_is_the_same_rules_offline(tmp_path, monkeypatch) -> None:
     for sender in (["--organisation", HEALTH], ["--contract", "health_chis"]):
         assert runner.invoke(app, ["check", *sender, str(good)]).exit_code == 0
         r = runner.invoke(app, ["check", *sender, str(some_bad)])
-        assert r.exit_code == 1 and "row 10: column ServiceCode: code_set" in r.output
+        assert r.exit_code == 1 and "row 11: column ServiceCode: code_set" in r.output
         r = runner.invoke(app, ["check", *sender, str(all_bad), "--json"])
         assert r.exit_code == 2 and '"missing_columns"' in r.output
     r = runner.invoke(app, ["check", "--organisation", HEALTH, str(good), "--json"])

@@ -202,7 +202,7 @@ def test_the_new_layouts_through_intake(settings, monkeypatch, tmp_path) -> None
     [result] = run_intake(settings, "RH4", NIGHT)
     [receipt] = _receipts(settings, "RH4")
     assert (result["outcome"], result["rows_read"], result["rows_accepted"]) == ("accepted_with_rejections", 6, 5)
-    assert [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]] == [(6, "service", "code_set")]
+    assert [(r["row"], r["column"], r["rule"]) for r in receipt["rejected_rows"]] == [(7, "service", "code_set")]
     assert (receipt["contract"], receipt["rows_sensitive"]) == ("health_epr", 1)
     staged = _staged(result["staged_path"], "source_row, organisation, sector, given_name, date_of_birth, service")
     assert staged == [

@@ -9,8 +9,9 @@ suite costs most of a second, twice (intake and check), and the corpus must run 
 Every file is synthetic; values that break a rule carry the marker ``MARK`` (or are listed
 in ``secrets``), so a test can prove that no value from the file reaches a receipt.
 
-Row numbers count data rows from 1 (the header is not a row). In the files built here,
-data row ``i`` is ``child(i, sector)`` unless a case says otherwise.
+Row numbers here count data rows from 1 (the header is not a row): in the files built here,
+data row ``i`` is ``child(i, sector)`` unless a case says otherwise. Receipts number rows as
+a spreadsheet does (the header is row 1), so the test compares ``i + 1``.
 """
 
 from __future__ import annotations
@@ -211,13 +212,13 @@ CASES: list[Case] = [
     # ---- whole-file problems
     Case("empty_file", H, put(b""), "rejected", ("empty_file",), secrets=()),
     Case("header_only", H, put(csv(H, 0)), "accepted", secrets=()),  # a night with no changes
-    Case("wrong_delimiter_semicolon", H, put(csv(H).replace(b",", b";")), "rejected", ("missing_columns",), secrets=()),
+    Case("wrong_delimiter_semicolon", H, put(csv(H).replace(b",", b";")), "rejected", ("delimiter",), secrets=()),
     Case(
         "social_care_sent_comma_delimited",
         S,
         put(csv(S).replace(b"|", b",")),
         "rejected",
-        ("missing_columns",),
+        ("delimiter",),
         secrets=(),
     ),
     Case(
@@ -236,7 +237,16 @@ CASES: list[Case] = [
         "rejected",
         ("missing_columns",),
     ),
-    Case("wrong_file_name", H, put(csv(H), name="health_latest.csv"), "rejected", ("file_name",), secrets=()),
+    # Intake stops at the name; check reads the rows too, to report everything at once.
+    Case(
+        "wrong_file_name",
+        H,
+        put(csv(H), name="health_latest.csv"),
+        "rejected",
+        ("file_name",),
+        secrets=(),
+        check=("rejected", ("file_name",), (10, 0, 10)),
+    ),
     Case(
         "other_contracts_file_name",
         H,
@@ -244,6 +254,7 @@ CASES: list[Case] = [
         "rejected",
         ("file_name",),
         secrets=(),
+        check=("rejected", ("file_name",), (10, 0, 10)),
     ),
     Case("symlink_outside_drop_folder", H, symlink(csv(H, 10, {1: {"given_name": MARK}})), "rejected", ("symlink",)),
     Case(

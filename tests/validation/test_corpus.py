@@ -27,10 +27,11 @@ import yaml
 from childindex.index.db import engine_for, migrate
 from childindex.intake import check_file, pending_files, run_intake
 from childindex.linkage import link_pending
+from childindex.receipts import HEADER_ROWS
 from childindex.settings import load_settings
 from tests.conftest import TEST_REGISTRY
 from tests.helpers import CONTRACT, ORG, child, drop, file_name
-from tests.validation.corpus_cases import CASES, CLEAN_NIGHT, NIGHT, Case, Delivery, clean_bytes, csv
+from tests.validation.corpus_cases import CASES, CLEAN_NIGHT, NIGHT, Case, Delivery, Row, clean_bytes, csv
 
 BY_ID = {c.id: c for c in CASES}
 INDEX_TABLES = ("child", "source_record", "involvement")
@@ -130,6 +131,12 @@ def _copy_for_check(delivery: Delivery, folder: Path) -> Path:
     return copy
 
 
+def _sheet(rows: tuple[Row, ...]) -> list[Row]:
+    """A case's rows (data rows from 1) as receipts number them: as a spreadsheet does, the
+    header being row 1."""
+    return [(row + HEADER_ROWS, column, rule) for row, column, rule in rows]
+
+
 def _assert_receipt(receipt: dict, case: Case, outcome: str) -> None:
     got = (
         receipt["outcome"],
@@ -144,12 +151,12 @@ def _assert_receipt(receipt: dict, case: Case, outcome: str) -> None:
     want = (
         outcome,
         list(case.file_rules),
-        list(case.rejected),
+        _sheet(case.rejected),
         case.counts,
         list(case.dropped),
         list(case.optional_missing),
         case.incomplete if outcome not in ("rejected", "duplicate") else {},
-        list(case.set_aside) if outcome not in ("rejected", "duplicate") else [],
+        _sheet(case.set_aside) if outcome not in ("rejected", "duplicate") else [],
     )
     assert got == want
     assert receipt["rows_read"] == receipt["rows_accepted"] + receipt["rows_rejected"]
@@ -249,7 +256,7 @@ def test_corpus(case: Case, loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         receipt_obj = check_file(check_settings, check_settings.registry.get(code), check_copy, NIGHT)
         checked, printed = receipt_obj.to_json(), receipt_obj.to_text()
     assert (checked["outcome"], [p["rule"] for p in checked["file_problems"]]) == (check_outcome, list(check_rules))
-    want_rows = [] if case.check else [list(r) for r in case.rejected]
+    want_rows = [] if case.check else [list(r) for r in _sheet(case.rejected)]
     assert [[r["row"], r["column"], r["rule"]] for r in checked["rejected_rows"]] == want_rows
     assert (checked["rows_read"], checked["rows_accepted"], checked["rows_rejected"]) == check_counts
     assert checked["incomplete_rows"] == (case.incomplete if check_outcome not in ("rejected", "duplicate") else {})

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from childindex.contracts import Contract, load_contract
-from childindex.receipts import Receipt, new_receipt
+from childindex.receipts import HEADER_ROWS, Receipt, new_receipt
 from childindex.validation import validate_file
 from childindex.validation.rules import expectation_configs, row_rules
 from childindex.whitelist import IDENTITY_FIELDS, NAME_AND_BIRTH_FIELDS
@@ -145,9 +145,10 @@ def test_each_option_stages_and_rejects_exactly_what_it_says(lenient, tmp_path: 
     want_rejected, want_aside, want_incomplete = expected(contract)
     receipt, staged = check(lenient, contract, rows_for(contract.sector), tmp_path)
 
-    got = {(r.row, r.column, r.rule) for r in receipt.rejected_rows}
+    # The reference counts data rows from 1; receipts number rows as a spreadsheet does.
+    got = {(r.row - HEADER_ROWS, r.column, r.rule) for r in receipt.rejected_rows}
     assert got == want_rejected
-    assert {(r.row, r.column, r.rule) for r in receipt.values_set_aside} == want_aside
+    assert {(r.row - HEADER_ROWS, r.column, r.rule) for r in receipt.values_set_aside} == want_aside
     assert receipt.values_set_aside_total == len(want_aside)
     assert receipt.set_aside_counts == dict(Counter(f"{column}:{rule}" for _, column, rule in want_aside))
     assert bool(want_aside) == (option == "stage" or (option == "with_identifier" and contract.sector != "education"))

@@ -1,4 +1,4 @@
-"""Extract contracts (one per extract type): ``contracts list``, ``show``, ``docs`` and ``suites``."""
+"""Extract contracts (one per extract type): ``contracts list``, ``show``, ``schema``, ``docs`` and ``suites``."""
 
 from __future__ import annotations
 
@@ -33,15 +33,28 @@ def contracts_show(name: Annotated[str, typer.Argument(help="The contract's name
     console.print_json(load_contract(name).model_dump_json())
 
 
+@app.command("schema")
+def contracts_schema(name: Annotated[str, typer.Argument(help="The contract's name (contracts list).")]) -> None:
+    """Print a contract as a Frictionless Table Schema (JSON), for validating files with other tools."""
+    import sys
+
+    from childindex.contracts.contract import load_contract
+    from childindex.contracts.docs import render_schema
+
+    # Straight to stdout: a schema is for machines, never wrapped or restyled.
+    sys.stdout.write(render_schema(load_contract(name)))
+
+
 @app.command("docs")
 def contracts_docs(
     out: Annotated[Path, typer.Option(help="Folder for the generated pages.")] = Path("docs/contracts"),
     check: Annotated[bool, typer.Option(help="Exit 1 if the pages on disk are out of date.")] = False,
 ) -> None:
-    """Generate the human-readable contract pages from the YAML contracts."""
+    """Generate the contract pages (with an example row from the generator) and their Table Schemas."""
     from childindex.contracts.docs import render_all
+    from childindex.simulation.synthetic.examples import example_rows
 
-    write_or_check(render_all(), out, check, "childindex contracts docs")
+    write_or_check(render_all(example_rows()), out, check, "childindex contracts docs")
 
 
 @app.command("suites")

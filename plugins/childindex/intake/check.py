@@ -26,16 +26,26 @@ def unregistered(contract: str) -> Organisation:
 
 
 def check_file(settings: Settings, organisation: Organisation, path: Path, today: date) -> Receipt:
-    """The receipt intake would give ``path`` from ``organisation``. The row-count band
-    needs the organisation's history, so it is not applied here."""
+    """The receipt intake would give ``path`` from ``organisation``, with every file-level
+    problem at once: a name that does not fit the contract is reported beside what is wrong
+    inside the file (whose rows are then checked for tonight), where intake stops at the
+    name. The row-count band needs the organisation's history, so it is not applied here."""
     contract = load_contract(organisation.contract)
     receipt, file_night = new_receipt(organisation, contract, path, today)
+    problems: list[FileRejected] = []
     try:
-        night = require_contract_name(contract, file_night)
+        night = require_contract_name(contract, file_night, path.name)
+    except FileRejected as exc:
+        problems.append(exc)
+        night = today
+    try:
         with validate_file(settings, organisation, contract, path, night, receipt, history=[]):
             pass  # checked: nothing to stage
     except FileRejected as exc:
-        receipt.reject(exc.rule, exc.detail)
+        problems.append(exc)
+    if problems:
+        for problem in problems:
+            receipt.reject_for(problem)
         return receipt
     receipt.accept()
     return receipt

@@ -187,7 +187,7 @@ def _process(
         return result
 
     try:
-        named_night = require_contract_name(contract, file_night)
+        named_night = require_contract_name(contract, file_night, path.name)
         _check_night(settings, named_night, night)
         history = (
             [] if skip_row_count else ledger.recent_row_counts(organisation, settings.validation.row_count_history)
@@ -312,7 +312,7 @@ def _reject(
 ) -> IntakeResult:
     """Quarantine the file as received (the bytes read; an entry that could not be read, or
     changed meanwhile, as itself), with its receipt and ledger row."""
-    receipt.reject(exc.rule, exc.detail)
+    receipt.reject_for(exc)  # every problem it carries
     organisation = receipt.organisation
     dest = settings.quarantine_dir / organisation / received.sha256[:16] / received.entry.name
     written: list[Path] = []

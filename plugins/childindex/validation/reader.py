@@ -1,4 +1,5 @@
-"""Reading an extract: file-level checks, then a streamed, standardised copy in Parquet parts.
+"""Reading an extract: a streamed, standardised copy in Parquet parts (after the file-level
+checks of :mod:`childindex.validation.file_checks`).
 
 The file is read in blocks (pyarrow, in the contract's encoding; a block at a time, never
 the whole file). Each block goes through the standardising SELECT
@@ -11,7 +12,6 @@ so they are classified and dropped.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -78,7 +78,7 @@ def write_parts(path: Path, contract: Contract, header: list[str], parts: Path) 
     return Loaded(rows_read=good + len(bad_lines), bad_lines=sorted(n - 1 for n in bad_lines if n > 0))
 
 
-# --------------------------------------------------------------------------- file-level checks
+# --------------------------------------------------------------------------- bytes
 
 
 def open_binary(path: Path) -> io.BufferedIOBase:
@@ -88,79 +88,6 @@ def open_binary(path: Path) -> io.BufferedIOBase:
 
         return gzip.open(path, "rb")
     return path.open("rb")
-
-
-def read_header(path: Path, contract: Contract) -> list[str]:
-    """The header row, decoded with the contract's encoding (file-level errors raised)."""
-    if path.stat().st_size == 0:
-        raise FileRejected("empty_file", "the file has no bytes")
-    try:
-        with open_binary(path) as fh:
-            first = fh.readline(1 << 20)
-    except (OSError, EOFError):  # gzip.BadGzipFile is an OSError
-        raise FileRejected("unreadable", "the compressed file is corrupt") from None
-    if not first.strip():
-        raise FileRejected("empty_file", "the file has no header row")
-    encoding = contract.file.encoding
-    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first:
-        raise FileRejected("encoding", f"the file looks like UTF-16; the contract's encoding is {encoding}")
-    if first.startswith(b"\xef\xbb\xbf") and encoding.replace("-", "").lower() not in ("utf8", "utf8sig"):
-        raise FileRejected(
-            "encoding", f"the file starts with a UTF-8 byte-order mark; the contract's encoding is {encoding}"
-        )
-    try:
-        text = first.decode(encoding)
-    except UnicodeDecodeError:
-        raise FileRejected("encoding", f"the header is not valid {encoding}") from None
-    text = text.lstrip("\ufeff")
-    try:
-        header = next(csv.reader(io.StringIO(text), delimiter=contract.file.delimiter), [])
-    except csv.Error:
-        raise FileRejected("unreadable", "the header row could not be parsed (check line endings and quotes)") from None
-    return [h.strip() for h in header]
-
-
-def check_header(contract: Contract, header: list[str]) -> None:
-    """Required columns first: a file without a header row fails here, so its first data
-    row is never mistaken for column names (and never quoted in a receipt)."""
-    missing_required = [c.name for c in contract.columns if c.required and c.name not in header]
-    if missing_required:
-        raise FileRejected("missing_columns", "required columns missing: " + ", ".join(missing_required))
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        known = [d for d in dupes if d in contract.column_names]
-        detail = ", ".join(known) if known else f"{len(dupes)} column names outside the contract"
-        raise FileRejected("duplicate_header", "columns named more than once: " + detail)
-
-
-def scan_bytes(path: Path, contract: Contract, max_inflated_bytes: int | None = None) -> None:
-    """One streaming pass over the bytes for what the CSV parser would let through: NUL
-    bytes (never text) and, in a Latin-1 file, C1 control bytes (a Windows-1252 file sent
-    as Latin-1 puts its curly quotes and euro signs there); and a compressed file that
-    inflates past ``max_inflated_bytes``, stopped as soon as it does (nothing is written)."""
-    compressed = path.name.endswith(GZIP_SUFFIX)
-    inflated = 0
-    latin1 = contract.file.encoding.replace("-", "").replace("_", "").lower() in ("latin1", "iso88591")
-    c1 = bytes(range(0x80, 0xA0))
-    try:
-        with open_binary(path) as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                inflated += len(block)
-                if compressed and max_inflated_bytes is not None and inflated > max_inflated_bytes:
-                    raise FileRejected(
-                        "too_large",
-                        f"the compressed file inflates past {max_inflated_bytes} bytes "
-                        "(CHILDINDEX_VALIDATION__MAX_INFLATED_BYTES); send it in parts or uncompressed",
-                    )
-                if b"\x00" in block:
-                    raise FileRejected("unreadable", "the file contains NUL bytes")
-                if latin1 and len(block.translate(None, c1)) != len(block):
-                    raise FileRejected(
-                        "encoding",
-                        "the file contains bytes 0x80-0x9F, which are not text in Latin-1 (is it Windows-1252?)",
-                    )
-    except (OSError, EOFError):  # a corrupt gzip stream
-        raise FileRejected("unreadable", "the compressed file is corrupt") from None
 
 
 # --------------------------------------------------------------------------- parsing

@@ -22,6 +22,7 @@ from datetime import date
 from typing import Any
 
 from childindex.contracts.contract import ColumnSpec, Contract
+from childindex.contracts.describe import date_in_words, delimiter_name
 from childindex.validation.sql import (
     IDENTITY_CLASS,
     STD,
@@ -52,6 +53,7 @@ class Rule:
     predicate: str  # SQL over table std, true when the row FAILS
     # A failure sets the value aside instead of rejecting the row (see RuleDef.sets_aside).
     sets_aside: bool = False
+    expects: str = ""  # what the contract expects, in words (receipts' summary; never a value)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class RuleDef:
     # identity value where the contract's missing_identity allows that field blank. The row
     # is then judged as if the field were blank (too_little_identity) and staged without it.
     sets_aside: Callable[[Contract, ColumnSpec], bool] = lambda c, col: False
+    # What the contract expects, in words: receipts and the contract pages say it from here.
+    expects: Callable[[Contract, ColumnSpec], str] = lambda c, col: ""
 
     def column(self, col: ColumnSpec) -> str:
         return self.names or col.name
@@ -84,8 +88,17 @@ class RuleDef:
 def row_rules(contract: Contract) -> list[Rule]:
     """Every row-level rule for a contract, in the order receipts list them."""
     return [
-        Rule(d.column(col), d.name, d.fails(contract, col), d.sets_aside(contract, col)) for d, col in applied(contract)
+        Rule(d.column(col), d.name, d.fails(contract, col), d.sets_aside(contract, col), d.expects(contract, col))
+        for d, col in applied(contract)
     ]
+
+
+def field_count_expects(contract: Contract) -> str:
+    """What a row that the parser could not split (rule ``field_count``) should have been."""
+    return (
+        f"one record per line, with as many fields as the header, separated by "
+        f"{delimiter_name(contract.file.delimiter, plural=True)} (a value holding the delimiter in double quotes)"
+    )
 
 
 def expectation_configs(contract: Contract) -> list[dict[str, Any]]:
@@ -133,6 +146,28 @@ def _codes(contract: Contract, col: ColumnSpec) -> list[str]:
     return sorted(codes[col.field])
 
 
+SEX_WORDS = {"M": "male", "F": "female", "U": "not known"}
+
+
+def _codes_in_words(contract: Contract, col: ColumnSpec) -> str:
+    if col.field == "sex":
+        listed = [f"{k} ({SEX_WORDS[v]})" for k, v in contract.sex_codes.items()]
+    elif col.field == "sensitive":
+        listed = [f"{k} ({'sensitive' if v else 'not sensitive'})" for k, v in contract.sensitive_codes.items()]
+    else:
+        listed = list(contract.services)
+    return "one of " + ", ".join(listed)
+
+
+def _identity_in_words(contract: Contract) -> str:
+    """What a row must say about who the child is, under the contract's missing_identity."""
+    fields = IDENTITY_FIELDS if contract.missing_identity == "with_identifier" else NAME_AND_BIRTH_FIELDS
+    names = ", ".join(c.name for f in fields if (c := contract.column_for(f)) is not None)
+    ids = " or ".join(c.name for c in contract.columns if c.format in ("nhs_number", "upn")) or "identifier"
+    blanks = "none of" if contract.missing_identity == "with_identifier" else "at most one of"
+    return f"{blanks} {names} blank, unless the row has a valid {ids}"
+
+
 def _too_little_identity(contract: Contract) -> str:
     """True when the row's blank identity fields are more than the contract's
     ``missing_identity`` allows: computed from the fields, not from the identity class GX
@@ -162,6 +197,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"{_raw(col)} IS NULL",
         expectation="expect_column_values_to_not_be_null",
         kwargs=lambda c, col: {"column": col.name},
+        expects=lambda c, col: "a value: the column may not be blank",
     ),
     RuleDef(
         "max_length",
@@ -169,6 +205,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"length({_raw(col)}) > {MAX_LENGTH[col.field]}",
         expectation="expect_column_value_lengths_to_be_between",
         kwargs=lambda c, col: {"column": col.name, "max_value": MAX_LENGTH[col.field]},
+        expects=lambda c, col: f"at most {MAX_LENGTH[col.field]} characters",
     ),
     RuleDef(
         "date_format",
@@ -177,6 +214,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         expectation="expect_column_values_to_match_date_format",
         kwargs=lambda c, col: {"column": col.name, "date_format": c.date_format},
         sets_aside=lambda c, col: c.blank_allowed(col),
+        expects=lambda c, col: date_in_words(c.date_format),
     ),
     RuleDef(
         "date_of_birth_range",
@@ -188,6 +226,10 @@ CATALOGUE: tuple[RuleDef, ...] = (
             "min_value": {"$PARAMETER": "min_date_of_birth"},
             "max_value": {"$PARAMETER": "night"},
         },
+        expects=lambda c, col: (
+            f"a date of birth on or before the night of the extract and at most {MAX_AGE_YEARS} "
+            f"years before it (ages 0 to {MAX_AGE_YEARS})"
+        ),
     ),
     RuleDef(
         "code_set",
@@ -196,6 +238,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         expectation="expect_column_values_to_be_in_set",
         kwargs=lambda c, col: {"column": col.name, "value_set": _codes(c, col)},
         sets_aside=lambda c, col: c.blank_allowed(col),
+        expects=_codes_in_words,
     ),
     RuleDef(
         "nhs_number_check",
@@ -203,6 +246,9 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND NOT {nhs_valid_sql(_std(col))}",
         expectation="expect_column_values_to_be_valid_nhs_number",  # gx.custom
         kwargs=lambda c, col: {"column": _std(col)},
+        expects=lambda c, col: (
+            "a 10-digit NHS number whose last digit is its modulus 11 check digit (spaces allowed), or a blank"
+        ),
     ),
     RuleDef(
         "upn_check",
@@ -210,6 +256,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"{_raw(col)} IS NOT NULL AND NOT {upn_valid_sql(_std(col))}",
         expectation="expect_column_values_to_be_valid_upn",  # gx.custom
         kwargs=lambda c, col: {"column": _std(col)},
+        expects=lambda c, col: "a 13-character UPN: its DfE check letter, then 12 digits; or a blank",
     ),
     RuleDef(
         "postcode_format",
@@ -218,6 +265,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         expectation="expect_column_values_to_be_valid_postcode",  # gx.custom
         kwargs=lambda c, col: {"column": _std(col)},
         sets_aside=lambda c, col: c.blank_allowed(col),
+        expects=lambda c, col: "a full UK postcode, like SW1A 1AA (spacing and case do not matter)",
     ),
     RuleDef(
         # Every row sharing an id is rejected: which of them is right cannot be known.
@@ -226,6 +274,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         fails=lambda c, col: f"{_std(col)} IN (SELECT id FROM duplicated_ids)",
         expectation="expect_column_values_to_be_unique",
         kwargs=lambda c, col: {"column": _std(col)},
+        expects=lambda c, col: "each record id once in the file",
     ),
     RuleDef(
         # A row with blank identity fields, more than the contract's missing_identity allows
@@ -238,6 +287,7 @@ CATALOGUE: tuple[RuleDef, ...] = (
         kwargs=lambda c, col: {"column": IDENTITY_CLASS, "value_set": _identity_classes_allowed(c)},
         across_columns=True,
         names="*",
+        expects=lambda c, col: _identity_in_words(c),
     ),
     RuleDef(
         "date_order",
@@ -251,8 +301,14 @@ CATALOGUE: tuple[RuleDef, ...] = (
             "ignore_row_if": "either_value_is_missing",
         },
         across_columns=True,
+        expects=lambda c, col: f"{col.name} on or before {_end_name(c)}",
     ),
 )
+
+
+def _end_name(contract: Contract) -> str:
+    end = contract.column_for("involvement_end")
+    return end.name if end else "the end date"
 
 
 def _years_before(day: date, years: int) -> date:

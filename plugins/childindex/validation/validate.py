@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from childindex.contracts.contract import Contract
 from childindex.errors import FileRejected, ValidationEnginesDisagree
-from childindex.receipts import RECEIPT_ROW_LIMIT, Receipt, RowRejection, is_link, safe_name
+from childindex.receipts import HEADER_ROWS, RECEIPT_ROW_LIMIT, Receipt, RowRejection, is_link, safe_name
 from childindex.settings import private_dir
+from childindex.validation.file_checks import check_file_level
 from childindex.validation.policy import check_rejected_share, check_row_count
-from childindex.validation.reader import check_header, read_header, scan_bytes, write_parts
-from childindex.validation.rules import DUPLICATED_IDS_SQL, row_rules, sql_params
+from childindex.validation.reader import write_parts
+from childindex.validation.rules import DUPLICATED_IDS_SQL, field_count_expects, row_rules, sql_params
 from childindex.validation.sql import STD, identity_blank_sql, quote_str
 from childindex.whitelist import IDENTITY_FIELDS
 
@@ -84,9 +85,7 @@ def validate_file(
         raise FileRejected(
             "hard_link", "the drop folder entry is a hard link (the file has another name); links are never followed"
         )
-    header = read_header(path, contract)
-    check_header(contract, header)
-    scan_bytes(path, contract, settings.validation.max_inflated_bytes)
+    header = check_file_level(path, contract, settings.validation.max_inflated_bytes)
     receipt.columns_dropped = [safe_name(h) for h in header if h not in set(contract.column_names)]
     receipt.optional_columns_missing = [c.name for c in contract.columns if c.name not in header]
 
@@ -156,7 +155,10 @@ def _check_rows(con: DuckDBPyConnection, contract: Contract, night: date, receip
     """Every rule in one scan of ``std``: (row, rule) pairs for the failures. A row breaking
     a rule that rejects goes to ``rejected`` with all its failures; the failures of rules
     that set a value aside (:attr:`Rule.sets_aside`) in rows kept go to ``set_aside``.
-    Returns how many rows were kept with a value set aside."""
+    Returns how many rows were kept with a value set aside.
+
+    ``std._row`` and the tables count data rows from 1; the receipt numbers them as a
+    spreadsheet does (:data:`~childindex.receipts.HEADER_ROWS`)."""
     con.execute(DUPLICATED_IDS_SQL)
     rules = row_rules(contract)
     flags = ", ".join(f"CASE WHEN {r.predicate} THEN {i} END" for i, r in enumerate(rules))
@@ -173,9 +175,17 @@ def _check_rows(con: DuckDBPyConnection, contract: Contract, night: date, receip
     """)
     by_rule = con.execute("SELECT ord, count(*) FROM failed GROUP BY ord").fetchall()
     receipt.rule_counts = {f"{rules[o].column}:{rules[o].rule}": n for o, n in sorted(by_rule)}
+    receipt.rule_summary = [
+        {"rule": rules[o].rule, "column": rules[o].column, "rows": n, "expected": rules[o].expects}
+        for o, n in sorted(by_rule)
+    ]
+    if receipt.bad_lines:
+        expected = field_count_expects(contract)
+        summary = {"rule": "field_count", "column": "*", "rows": len(receipt.bad_lines), "expected": expected}
+        receipt.rule_summary.insert(0, summary)
     listed = con.execute(f"SELECT row, ord FROM rejected ORDER BY row, ord LIMIT {RECEIPT_ROW_LIMIT}").fetchall()
-    rejections = [RowRejection(row=n, column="*", rule="field_count") for n in receipt.bad_lines]
-    rejections += [RowRejection(row=r, column=rules[o].column, rule=rules[o].rule) for r, o in listed]
+    rejections = [RowRejection(row=n + HEADER_ROWS, column="*", rule="field_count") for n in receipt.bad_lines]
+    rejections += [RowRejection(row=r + HEADER_ROWS, column=rules[o].column, rule=rules[o].rule) for r, o in listed]
     rejections.sort(key=lambda r: r.row)
     receipt.rejected_rows = rejections[:RECEIPT_ROW_LIMIT]
     receipt.rejected_rows_total = len(receipt.bad_lines) + con.execute("SELECT count(*) FROM rejected").fetchall()[0][0]
@@ -183,7 +193,9 @@ def _check_rows(con: DuckDBPyConnection, contract: Contract, night: date, receip
     receipt.rows_rejected = rows_with_rules + len(receipt.bad_lines)
     receipt.rows_accepted = receipt.rows_read - receipt.rows_rejected
     listed = con.execute(f"SELECT row, ord FROM set_aside ORDER BY row, ord LIMIT {RECEIPT_ROW_LIMIT}").fetchall()
-    receipt.values_set_aside = [RowRejection(row=r, column=rules[o].column, rule=rules[o].rule) for r, o in listed]
+    receipt.values_set_aside = [
+        RowRejection(row=r + HEADER_ROWS, column=rules[o].column, rule=rules[o].rule) for r, o in listed
+    ]
     aside_by_rule = con.execute("SELECT ord, count(*) FROM set_aside GROUP BY ord").fetchall()
     receipt.set_aside_counts = {f"{rules[o].column}:{rules[o].rule}": n for o, n in sorted(aside_by_rule)}
     receipt.values_set_aside_total = sum(n for _, n in aside_by_rule)
