@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from childindex.cli.output import console, err
+from childindex.cli.output import console, err  # noqa: F401 - console: the command modules import it here
 from childindex.errors import (
     ChildindexError,
     ContractError,
@@ -114,8 +114,10 @@ def parse_date(text: str, option: str) -> date:
         raise UsageError(f"{option} takes a date as YYYY-MM-DD") from None
 
 
-def write_or_check(pages: dict[str, str], out: Path, check: bool, command: str) -> None:
+def write_or_check(pages: dict[str, str], out: Path, check: bool, command: str, as_json: bool = False) -> None:
     """Write generated files, or (check) exit 1 naming those that differ from disk."""
+    from childindex.cli.output import line, print_json
+
     stale = []
     out.mkdir(parents=True, exist_ok=True)
     for name, text in pages.items():
@@ -125,7 +127,11 @@ def write_or_check(pages: dict[str, str], out: Path, check: bool, command: str) 
                 stale.append(name)
         else:
             path.write_text(text, encoding="utf-8")
+    if as_json:
+        print_json({"folder": str(out), "files": sorted(pages), "checked": check, "out_of_date": stale})
     if stale:
-        err.print(f"out of date: {', '.join(stale)}; run '{command}'")
+        if not as_json:
+            err.print(f"out of date: {', '.join(stale)}; run '{command}'")
         raise typer.Exit(1)
-    console.print(f"{len(pages)} files {'checked' if check else 'written'} in {out}")
+    if not as_json:
+        line(f"{len(pages)} files {'checked' if check else 'written'} in", out)
