@@ -61,9 +61,9 @@ def settings(data_dir: Path):
     return s
 
 
-@pytest.fixture()
-def pg_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards; skips where none is reachable."""
+def pg_admin():
+    """An engine on PostgreSQL's admin database (autocommit), or skip the test where none is
+    reachable."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -74,6 +74,16 @@ def pg_url() -> Iterator[str]:
     except Exception as exc:  # noqa: BLE001 - any failure to connect means: skip
         admin.dispose()
         pytest.skip(f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {type(exc).__name__}")
+    return admin
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; skips where none is reachable."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    admin = pg_admin()
     name = f"childindex_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

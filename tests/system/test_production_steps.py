@@ -19,7 +19,7 @@ from string import Template
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import PG_ADMIN_URL, TEST_KEY, TEST_REFERENCE_KEY, TEST_REGISTRY
+from tests.conftest import PG_ADMIN_URL, TEST_KEY, TEST_REFERENCE_KEY, TEST_REGISTRY, pg_admin
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "production.md"
@@ -51,17 +51,11 @@ def test_the_document_holds_every_step() -> None:
 @pytest.fixture()
 def database() -> Iterator[str]:
     """A name for the database the steps create; dropped afterwards, whatever happened."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     if not (shutil.which("psql") and shutil.which("createdb")):
         pytest.skip("the PostgreSQL client (psql, createdb) is not installed")
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means: skip
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
+    admin = pg_admin()
     name = f"childindex_steps_{uuid.uuid4().hex[:12]}"
     try:
         yield name
