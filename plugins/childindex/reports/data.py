@@ -312,7 +312,7 @@ def _reasons(data: NightData, code: str) -> list[str]:
         before = earlier("rows_rejected", LOADED)
         usual = statistics.median(before) if before else 0.0
         if share >= REJECTION_WARNING and share >= 2 * usual + 0.01:
-            out.append(f"rejection rate rose to {share:.1%} of rows in files that loaded (recent median {usual:.1%})")
+            out.append(f"rejection rate rose to {share:.1%} (recent median {usual:.1%})")
     staged = tonight("rows_staged")
     for label, num in (("NHS numbers", "rows_with_nhs_number"), ("UPNs", "rows_with_upn")):
         before = earlier(num, "rows_staged")
