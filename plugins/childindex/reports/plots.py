@@ -248,9 +248,14 @@ def _panels(data: NightData, codes: list[str], key: str, title: str, alt: str, e
     the table below the charts has every organisation), sharing the nights' axis."""
     import matplotlib.pyplot as plt
 
-    cols = 4
-    rows = max(1, math.ceil(len(codes) / cols))
+    if not codes:
+        fig = plt.figure(figsize=(7.5, 0.8))
+        fig.text(0.5, 0.5, empty, ha="center", va="center", fontsize=9)
+        return _png(fig, key, title, alt)
+    cols = min(4, len(codes))
+    rows = math.ceil(len(codes) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7.5, 1.0 + 1.7 * rows), squeeze=False, sharex=True)
+    labels = _dates(data)
     for k, ax in enumerate(axes.flat):
         if k >= len(codes):
             ax.set_axis_off()
@@ -260,13 +265,7 @@ def _panels(data: NightData, codes: list[str], key: str, title: str, alt: str, e
         name = data.names.get(codes[k], ("", ""))[0]
         ax.set_title(f"{codes[k]} {name}"[:34], fontsize=7)
         ax.tick_params(labelsize=6)
-        labels = _dates(data)
         ax.set_xticks([0, len(labels) - 1], [labels[0], labels[-1]], fontsize=6)
-    if not codes:
-        axes.flat[0].set_axis_on()
-        axes.flat[0].text(0.5, 0.5, empty, ha="center", va="center", transform=axes.flat[0].transAxes, fontsize=8)
-        axes.flat[0].set_xticks([])
-        axes.flat[0].set_yticks([])
     return _png(fig, key, title, alt)
 
 
