@@ -252,6 +252,7 @@ def _panels(data: NightData, codes: list[str], key: str, title: str, alt: str, e
         fig = plt.figure(figsize=(7.5, 0.8))
         fig.text(0.5, 0.5, empty, ha="center", va="center", fontsize=9)
         return _png(fig, key, title, alt)
+    alt = f"{alt}. Drawn, worst first: {', '.join(codes)}"
     cols = min(4, len(codes))
     rows = math.ceil(len(codes) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7.5, 1.0 + 1.7 * rows), squeeze=False, sharex=True)
