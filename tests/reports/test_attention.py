@@ -110,7 +110,7 @@ def test_hundreds_of_organisations_make_charts_of_the_worst_and_one_table(settin
             values = {"files": 1, "rows_read": read, "rows_staged": read, "row_band_low": 0, "row_band_high": 600,
                       "rows_with_nhs_number": read * (0.5 if last and code == "E06000042" else 0.99),
                       "rows_with_upn": read * (0.4 if last and code == "113" else 0.9),
-                      "records_seen": 100, "records_linked": 20 if last and code == "RA099" else 80,
+                      "records_tonight": 100, "records_linked_to_another": 20 if last and code == "RA099" else 80,
                       "records_new_child": 10}  # fmt: skip
             metrics.update({f"org:{code}:{n}": float(v) for n, v in values.items()})
         put_metrics(settings.index_url, NIGHT - timedelta(days=3 - k), metrics)

@@ -189,8 +189,8 @@ def test_the_night_records_the_band_links_cluster_sizes_and_thresholds_the_trend
     assert "row_band_low" not in summary["organisations"][ORG["education"]], "no loaded file yet: no band"
     # Tonight's records: health's 7 loaded (children new tonight), one of them linked to social
     # care's one record (the same child).
-    assert [health[k] for k in ("records_seen", "records_linked", "records_new_child")] == [7, 1, 7]
-    assert [social[k] for k in ("records_seen", "records_linked", "records_new_child")] == [1, 1, 1]
+    assert [health[k] for k in ("records_tonight", "records_linked_to_another", "records_new_child")] == [7, 1, 7]
+    assert [social[k] for k in ("records_tonight", "records_linked_to_another", "records_new_child")] == [1, 1, 1]
     with engine_for(settings.index_url).connect() as conn:
         sizes = dict(conn.execute(text(
             "SELECT n, count(*) FROM (SELECT count(*) AS n FROM source_record GROUP BY child_id) s GROUP BY n"
@@ -203,4 +203,5 @@ def test_the_night_records_the_band_links_cluster_sizes_and_thresholds_the_trend
     }
     assert (metrics["linkage_match_threshold"], metrics["linkage_review_threshold"]) == (0.95, 0.5)
     assert (summary["linkage"]["match_threshold"], summary["linkage"]["review_threshold"]) == (0.95, 0.5)
-    assert metrics[f"org:{ORG['health']}:row_band_high"] == 58 and metrics[f"org:{ORG['health']}:records_linked"] == 1
+    org_ = f"org:{ORG['health']}"
+    assert metrics[f"{org_}:row_band_high"] == 58 and metrics[f"{org_}:records_linked_to_another"] == 1

@@ -193,8 +193,8 @@ def organisation_rows(data: NightData) -> list[dict]:
                 "rejection_rate": data.rejection_rate(f"org:{code}"),
                 "nhs": org_share(data, code, "rows_with_nhs_number", "rows_staged") if sector != "education" else None,
                 "upn": org_share(data, code, "rows_with_upn", "rows_staged") if sector == "education" else None,
-                "link_rate": org_share(data, code, "records_linked", "records_seen"),
-                "new_children": org_share(data, code, "records_new_child", "records_seen"),
+                "link_rate": org_share(data, code, "records_linked_to_another", "records_tonight"),
+                "new_children": org_share(data, code, "records_new_child", "records_tonight"),
             }
         )
     return out

@@ -347,7 +347,7 @@ def _links_by_organisation(data: NightData) -> Figure:
     import statistics
 
     def rate(code: str, n: date | None = None) -> float | None:
-        return org_share(data, code, "records_linked", "records_seen", n)
+        return org_share(data, code, "records_linked_to_another", "records_tonight", n)
 
     def score(code: str) -> float | None:
         now = rate(code)
@@ -359,7 +359,7 @@ def _links_by_organisation(data: NightData) -> Figure:
     def draw(ax: Axes, code: str) -> None:
         x = range(len(data.nights))
         linked = [r if (r := rate(code, n)) is not None else NAN for n in data.nights]
-        new = [s if (s := org_share(data, code, "records_new_child", "records_seen", n)) is not None else NAN
+        new = [s if (s := org_share(data, code, "records_new_child", "records_tonight", n)) is not None else NAN
                for n in data.nights]  # fmt: skip
         ax.plot(x, linked, marker="o", markersize=2, linewidth=1, color="#1b9e77", label="linked")
         ax.plot(x, new, marker="o", markersize=2, linewidth=1, color="#d95f02", label="new child")

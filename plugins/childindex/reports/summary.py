@@ -118,10 +118,13 @@ def night_summary(settings: Settings, night: date) -> dict:
                     rejected[key] = rejected.get(key, 0) + int(n) - aside[key]
             for key, n in aside.items():
                 set_aside[key] = set_aside.get(key, 0) + n
+    # Only for organisations registered or sending tonight: one gone from the registry is not "silent".
     for code, band in bands.items():
-        per_org.setdefault(code, _empty("unregistered")).update(row_band_low=band[0], row_band_high=band[1])
+        if code in per_org:
+            per_org[code].update(row_band_low=band[0], row_band_high=band[1])
     for code, counts in linked.items():
-        per_org.setdefault(code, _empty("unregistered")).update(counts)
+        if code in per_org:
+            per_org[code].update(counts)
     per_sector = _by_sector(per_org)
     silent = [code for code, e in per_org.items() if e["files"] == 0]
     summary: dict[str, Any] = {
@@ -186,8 +189,8 @@ COUNTS = (
     "notices_sent",
     "retractions_sent",
     "records_held",
-    "records_seen",
-    "records_linked",
+    "records_tonight",
+    "records_linked_to_another",
     "records_new_child",
 )
 
@@ -289,8 +292,8 @@ def _row_bands(conn: Connection, settings: Settings, night: date) -> dict[str, t
 
 
 def _linked_by_organisation(conn: Connection, night: date) -> dict[str, dict[str, int]]:
-    """Per organisation, its records the index holds from the night's files (``records_seen``),
-    how many of them belong to a child with another record (``records_linked``: linked) and
+    """Per organisation, its records the index holds from the night's files (``records_tonight``),
+    how many of them belong to a child with another record (``records_linked_to_another``) and
     how many to a child the index first knew tonight (``records_new_child``). Counts only,
     from the index as linkage left it."""
     from childindex.index.models import Child, SourceRecord
@@ -315,7 +318,11 @@ def _linked_by_organisation(conn: Connection, night: date) -> dict[str, dict[str
         .group_by(SourceRecord.organisation)
     ).all()
     return {
-        code: {"records_seen": int(n), "records_linked": int(multi or 0), "records_new_child": int(new or 0)}
+        code: {
+            "records_tonight": int(n),
+            "records_linked_to_another": int(multi or 0),
+            "records_new_child": int(new or 0),
+        }
         for code, n, multi, new in rows
     }
 
