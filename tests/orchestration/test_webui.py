@@ -89,18 +89,20 @@ def test_a_night_is_served_with_its_receipts(settings, auth, client) -> None:
     assert set(re.findall(r'<figure class="plot" id="([a-z_-]+)"', page.text)) == PLOTS
     assert len(re.findall(r'<figure class="plot"', page.text)) == len(PLOTS)
     links = re.findall(r'<a class="receipt" href="([^"]*)">', page.text)
-    assert len(links) == 2 and all(re.fullmatch(r"receipts/[A-Z0-9]+/[^/]+\.receipt\.json", link) for link in links)
+    # Each to its receipt's text form, for a person to read; its JSON twin is served beside it.
+    assert len(links) == 2 and all(re.fullmatch(r"receipts/[A-Z0-9]+/[^/]+\.receipt\.txt", link) for link in links)
     # The files that need a look: education's quarantined file, health's with a rejected row.
     assert {link.split("/")[1] for link in links} == {ORG["education"], ORG["health"]}
     for link in links:
-        receipt = client.get(f"/childindex/reports/{link}")
-        assert receipt.status_code == 200 and receipt.headers["content-type"] == "application/json"
-        assert receipt.headers["x-content-type-options"] == "nosniff"
+        text = client.get(f"/childindex/reports/{link}")
+        assert text.status_code == 200 and text.headers["content-type"] == "text/plain; charset=utf-8"
+        assert text.headers["x-content-type-options"] == "nosniff"
         code, name = link.split("/")[1:]
+        assert text.text.startswith("childindex receipt for ") and f"({code})" in text.text.splitlines()[0]
+        receipt = client.get(f"/childindex/reports/{link[: -len('txt')]}json")
+        assert receipt.status_code == 200 and receipt.headers["content-type"] == "application/json"
         body = json.loads(receipt.text)
         assert body["organisation"] == code and name.startswith(body["file_name"] + "." + body["sha256"][:8])
-    text = client.get(f"/childindex/reports/{links[0][: -len('json')]}txt")
-    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
 
 
 def test_nothing_but_reports_and_receipts_is_served(settings, auth, client) -> None:

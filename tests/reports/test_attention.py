@@ -84,3 +84,48 @@ def test_a_file_taken_by_a_later_nights_run_counts_as_late(settings) -> None:
     assert summary["organisations"][ORG["health"]]["files_late"] == 1
     reasons = {o["code"]: o["reasons"] for o in load_night(settings, NIGHT).organisations}
     assert "1 file(s) for an earlier night arrived late" in reasons[ORG["health"]]
+
+
+def test_hundreds_of_organisations_make_charts_of_the_worst_and_one_table(settings, monkeypatch, tmp_path) -> None:
+    """300 organisations over 4 nights (metrics only): each per-organisation chart draws the
+    12 worst by its measure, worst first, and the table lists 100 and counts the rest."""
+    import re
+
+    from childindex.reports import build_report
+    from tests.registries import org, use_registry
+
+    codes = {"health": "RA{:03d}", "education": "{}", "social_care": "E06000{:03d}"}  # ODS, LA number, GSS
+    contracts = {"health": "health_chis", "education": "education_mis", "social_care": "social_care_cms"}
+    orgs = [org(codes[s].format(k + (100 if s == "education" else 0)), s, contracts[s])
+            for s in codes for k in range(100)]  # fmt: skip
+    settings = use_registry(monkeypatch, tmp_path / "registry", orgs)
+    from childindex.index.db import migrate
+
+    migrate(settings.index_url)
+    for k in range(4):
+        metrics = {"linkage_files": 1.0, "rows_read": 1.0, "linkage_model_version": 0.0}
+        for o in orgs:
+            code, last = o["code"], k == 3
+            read = 5000.0 if (last and code == "RA007") else 200.0  # RA007: 25 times its usual rows
+            values = {"files": 1, "rows_read": read, "rows_staged": read, "row_band_low": 0, "row_band_high": 600,
+                      "rows_with_nhs_number": read * (0.5 if last and code == "E06000042" else 0.99),
+                      "rows_with_upn": read * (0.4 if last and code == "113" else 0.9),
+                      "records_tonight": 100, "records_linked_to_another": 20 if last and code == "RA099" else 80,
+                      "records_new_child": 10}  # fmt: skip
+            metrics.update({f"org:{code}:{n}": float(v) for n, v in values.items()})
+        put_metrics(settings.index_url, NIGHT - timedelta(days=3 - k), metrics)
+    html = build_report(settings, NIGHT).read_text(encoding="utf-8")
+
+    def drawn(key: str) -> list[str]:
+        alt = re.search(rf'id="plot-{key}"><img src="data:image/png;base64,[^"]+" alt="([^"]+)"', html)
+        assert alt is not None, key
+        return alt.group(1).rsplit("Drawn, worst first: ", 1)[1].split(", ")
+
+    for key, first in (("volume", "RA007"), ("nhs_completeness", "E06000042"), ("upn_completeness", "113"),
+                       ("links_by_organisation", "RA099")):  # fmt: skip
+        codes = drawn(key)
+        assert len(codes) == 12 and codes[0] == first, (key, codes)
+    assert all(c[0] in "RE" for c in drawn("nhs_completeness")) and all(c.isdigit() for c in drawn("upn_completeness"))
+    start = html.index('id="organisations-tonight"')
+    table = html[start : html.index("</table>", start)]
+    assert table.count("<tr>") == 1 + 100 and "and 200 more (the night summary lists every organisation)." in html

@@ -32,7 +32,9 @@ def test_rejections_and_quarantines_are_counted_by_rule(settings) -> None:
         assert entry["set_aside_by_rule"] == {"Postcode:postcode_format": 1}
     for entry in (summary["organisations"][ORG["education"]], summary["sectors"]["education"]):
         assert entry["quarantined_by_rule"] == {"all_rows_rejected": 1}
-        assert entry["rejected_by_rule"] == {"Provision:code_set": 1}, "why it was quarantined"
+        # Why it was quarantined, apart: its row is not loaded, not a rejected row (docs/reports.md).
+        assert entry["quarantined_rows_by_rule"] == {"Provision:code_set": 1} and entry["rejected_by_rule"] == {}
+        assert (entry["rows_read"], entry["rows_rejected"], entry["rows_quarantined"]) == (1, 0, 1)
     with engine_for(settings.index_url).connect() as conn:
         metrics = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all())
     health, education, social_care = (f"org:{ORG[s]}" for s in ("health", "education", "social_care"))
@@ -162,3 +164,44 @@ def test_the_summary_names_silent_organisations_unregistered_drops_and_sector_to
     assert "education: 1 organisation(s) sent no file" in html
     assert "social_care: 1 organisation(s) sent no file" in html
     assert "health: 1 organisation(s) sent no file" not in html
+
+
+def test_the_night_records_the_band_links_cluster_sizes_and_thresholds_the_trends_need(settings) -> None:
+    """What the report's per-organisation trends and linkage charts read, recorded per night
+    as counts: the row-count band intake applied, records linked or making a new child, the
+    children by number of records, and the thresholds linkage used."""
+    import pytest
+
+    from childindex.errors import FileRejected
+    from childindex.validation.policy import check_row_count
+    from tests.reports.test_reports import _nights
+
+    last = _nights(settings)  # health sends 8, 9, 8 rows, then 8; social care 1 a night
+    summary = night_summary(settings, last)
+    health, social = summary["organisations"][ORG["health"]], summary["organisations"][ORG["social_care"]]
+    # The band the night's file met: the median of the 3 loaded files before it (8), /3 and
+    # *3, or within 50 rows: 0 to 58. The same as intake's own check at its edges.
+    assert (health["row_band_low"], health["row_band_high"]) == (0, 58)
+    check_row_count(settings, 58, [8, 9, 8])
+    with pytest.raises(FileRejected):
+        check_row_count(settings, 59, [8, 9, 8])
+    assert (social["row_band_low"], social["row_band_high"]) == (0, 51)
+    assert "row_band_low" not in summary["organisations"][ORG["education"]], "no loaded file yet: no band"
+    # Tonight's records: health's 7 loaded (children new tonight), one of them linked to social
+    # care's one record (the same child).
+    assert [health[k] for k in ("records_tonight", "records_linked_to_another", "records_new_child")] == [7, 1, 7]
+    assert [social[k] for k in ("records_tonight", "records_linked_to_another", "records_new_child")] == [1, 1, 1]
+    with engine_for(settings.index_url).connect() as conn:
+        sizes = dict(conn.execute(text(
+            "SELECT n, count(*) FROM (SELECT count(*) AS n FROM source_record GROUP BY child_id) s GROUP BY n"
+        )).all())  # fmt: skip
+        metrics = dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": last}).all())
+    assert summary["cluster_sizes"] == {str(n): k for n, k in sizes.items()}
+    assert sum(sizes.values()) == summary["children"] and max(sizes) < 10
+    assert {k: v for k, v in metrics.items() if k.startswith("cluster_size_")} == {
+        f"cluster_size_{n:02d}": k for n, k in sizes.items()
+    }
+    assert (metrics["linkage_match_threshold"], metrics["linkage_review_threshold"]) == (0.95, 0.5)
+    assert (summary["linkage"]["match_threshold"], summary["linkage"]["review_threshold"]) == (0.95, 0.5)
+    org_ = f"org:{ORG['health']}"
+    assert metrics[f"{org_}:row_band_high"] == 58 and metrics[f"{org_}:records_linked_to_another"] == 1

@@ -165,7 +165,9 @@ def _link_pending(settings: Settings, night: date) -> LinkResult:
     )
     # For the night summary and the quality report: counts only.
     counts = {f"linkage_{k}": v for k, v in result.as_dict().items() if k != "model_reason"}
-    put_metrics(settings.index_url, night, {**counts, **histogram})
+    # The thresholds this night decided with, for the report's histogram (settings can change).
+    thresholds = {f"linkage_{k}": getattr(settings.linkage, k) for k in ("match_threshold", "review_threshold")}
+    put_metrics(settings.index_url, night, {**counts, **histogram, **thresholds})
     log.info("linkage: %s", result.as_dict())
     return result
 

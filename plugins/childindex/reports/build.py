@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from childindex.reports.data import load_night
+from childindex.reports.data import load_night, night_statuses
 from childindex.safe_paths import write_inside
 from childindex.settings import Settings
 
@@ -39,6 +39,16 @@ def build_report(settings: Settings, night: date, days: int = 30) -> Path:
     write_inside(settings.reports_dir, path, render_night(data, figures, out))
     # A link under a report's name is never served (childindex.orchestration.webui): not listed.
     reports = (p for p in out.glob("night-*.html") if p.is_file() and not p.is_symlink())
-    nights = sorted((p.stem.removeprefix("night-") for p in reports), reverse=True)
-    write_inside(settings.reports_dir, out / "index.html", render_index(nights))
+    nights = sorted({n for p in reports if (n := _night_of(p.stem)) is not None}, reverse=True)
+    statuses = night_statuses(settings, nights)
+    rows = [{"night": n.isoformat(), **statuses[n]} for n in nights]
+    write_inside(settings.reports_dir, out / "index.html", render_index(rows))
     return path
+
+
+def _night_of(stem: str) -> date | None:
+    """The night a report's name gives; None for a name no report has (never listed)."""
+    try:
+        return date.fromisoformat(stem.removeprefix("night-"))
+    except ValueError:
+        return None

@@ -10,7 +10,14 @@ from pathlib import Path
 from jinja2 import Environment
 
 from childindex.index.ledger import HELD
-from childindex.reports.data import SHOWN_ORGANISATIONS, NightData
+from childindex.reports.data import (
+    DEFINITION,
+    NHS_GO_LIVE,
+    PANELS,
+    SHOWN_ORGANISATIONS,
+    NightData,
+    organisation_rows,
+)
 from childindex.reports.plots import Figure
 
 
@@ -29,10 +36,21 @@ def render_night(data: NightData, figures: list[Figure], report_folder: Path) ->
         f for f in data.files if f["status"] in ("staged", "linked") and not f["rows_rejected"] and f["reason"] != HELD
     ]
     for f in (f for f in data.files if f not in clean):
-        receipt = f.get("receipt_path")
+        # The receipt's text form, for a person to read (the ledger points to its JSON twin).
         # A relative link, so the report and the outboxes can move together.
-        link = os.path.relpath(receipt, report_folder) if receipt and Path(receipt).exists() else None
-        files.append({**f, "receipt_link": link})
+        receipt = f.get("receipt_path")
+        text = Path(receipt).with_suffix(".txt") if receipt else None
+        link = os.path.relpath(text, report_folder) if text and text.exists() else None
+        quarantined = f["status"] == "quarantined"  # its rows are "not loaded", never "rejected"
+        files.append(
+            {
+                **f,
+                "receipt_link": link,
+                "rows_accepted": 0 if quarantined else f["rows_accepted"],
+                "rows_rejected": 0 if quarantined else f["rows_rejected"],
+                "rows_not_loaded": f["rows_read"] if quarantined else 0,
+            }
+        )
     return (
         _env()
         .get_template("night.html.j2")
@@ -43,12 +61,17 @@ def render_night(data: NightData, figures: list[Figure], report_folder: Path) ->
             sectors=_sectors(data),
             shown=SHOWN_ORGANISATIONS,
             clean_files=len(clean),
+            definition=DEFINITION,
+            per_organisation=organisation_rows(data),
+            panels=PANELS,
+            nhs_go_live=NHS_GO_LIVE,
         )
     )
 
 
-def render_index(nights: list[str]) -> str:
-    return _env().get_template("index.html.j2").render(nights=nights)
+def render_index(nights: list[dict]) -> str:
+    """``nights``: newest first, each {"night", "status", "ok", "counts"}."""
+    return _env().get_template("index.html.j2").render(nights=nights, definition=DEFINITION)
 
 
 def _sectors(data: NightData) -> list[dict]:
@@ -65,6 +88,8 @@ def _sectors(data: NightData) -> list[dict]:
             "rows_read": int(data.value(f"{a}:rows_read")),
             "rows_accepted": int(data.value(f"{a}:rows_accepted")),
             "rows_rejected": int(data.value(f"{a}:rows_rejected")),
+            "rows_quarantined": int(data.value(f"{a}:rows_quarantined")),
+            "rejection_rate": data.rejection_rate(a),
             "files_quarantined": int(data.value(f"{a}:files_quarantined")),
             "seconds": data.value(f"{a}:seconds"),
         }

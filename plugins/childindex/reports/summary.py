@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, or_, select
 
 from childindex.errors import UnsafePath
 from childindex.safe_paths import read_inside, write_inside
@@ -72,6 +72,9 @@ def night_summary(settings: Settings, night: date) -> dict:
         ).scalar_one()
         retention = _retention_metrics(conn, night)
         waiting = _stage_metrics(conn, night, WAITING_METRIC)
+        bands = _row_bands(conn, settings, night)
+        linked = _linked_by_organisation(conn, night)
+        sizes = _cluster_sizes(conn)
     registry = settings.registry
     per_org: dict[str, dict[str, Any]] = {o.code: _empty(o.sector) for o in registry.organisations}
     for code, n in late:
@@ -85,9 +88,15 @@ def night_summary(settings: Settings, night: date) -> dict:
         entry = per_org.setdefault(code, _empty("unregistered"))
         entry["files"] += 1
         entry["seconds"] = round(entry["seconds"] + float(seconds or 0), 3)
+        # One definition throughout (docs/reports.md): rows read = rows loaded (accepted) +
+        # rows rejected (refused by a row rule in a file that loaded) + rows not loaded because
+        # their file was quarantined. A quarantined file's rows are never "rejected".
         entry["rows_read"] += int(read or 0)
-        entry["rows_accepted"] += int(acc or 0)
-        entry["rows_rejected"] += int(rej or 0)
+        if status == "quarantined":
+            entry["rows_quarantined"] += int(read or 0)
+        else:
+            entry["rows_accepted"] += int(acc or 0)
+            entry["rows_rejected"] += int(rej or 0)
         # Per organisation: rows rejected by "column:rule" (from the night's receipts) and files
         # quarantined by rule (from the ledger). Counts, rule and column names only.
         rejected = entry.setdefault("rejected_by_rule", {})
@@ -96,10 +105,12 @@ def night_summary(settings: Settings, night: date) -> dict:
             entry["files_quarantined"] += 1
             for rule in (reason or "unknown").split(","):
                 quarantined[rule] = quarantined.get(rule, 0) + 1
+            # The row rules its rows broke say why (all_rows_rejected, max_rejected_share):
+            # kept apart, so "rejected by rule" stays within the rows of files that loaded.
+            rejected = entry.setdefault("quarantined_rows_by_rule", {})
         if status == "duplicate":
             entry["files_duplicate"] += 1
-        # Rows rejected by rule, quarantined files' included (their rules say why); values set
-        # aside (kept rows, missing_identity) apart, by rule.
+        # Values set aside (kept rows, missing_identity) apart from rows rejected, by rule.
         elif receipt_path and (data := _receipt(Path(receipt_path))) is not None:
             aside = Counter(data.get("set_aside_counts", {}))  # every one, not the listed first 10,000
             set_aside = entry.setdefault("set_aside_by_rule", {})
@@ -109,6 +120,13 @@ def night_summary(settings: Settings, night: date) -> dict:
             for key, n in aside.items():
                 set_aside[key] = set_aside.get(key, 0) + n
     _waiting(per_org, waiting)
+    # Only for organisations registered or sending tonight: one gone from the registry is not "silent".
+    for code, band in bands.items():
+        if code in per_org:
+            per_org[code].update(row_band_low=band[0], row_band_high=band[1])
+    for code, counts in linked.items():
+        if code in per_org:
+            per_org[code].update(counts)
     per_sector = _by_sector(per_org)
     silent = [code for code, e in per_org.items() if e["delivery"] == "sent no file"]
     summary: dict[str, Any] = {
@@ -126,12 +144,14 @@ def night_summary(settings: Settings, night: date) -> dict:
         "rows_read": sum(e["rows_read"] for e in per_org.values()),
         "rows_accepted": sum(e["rows_accepted"] for e in per_org.values()),
         "rows_rejected": sum(e["rows_rejected"] for e in per_org.values()),
+        "rows_quarantined": sum(e["rows_quarantined"] for e in per_org.values()),
         "children": children,
         "source_records": records,
         "involvements": involvements,
         "children_in_several_organisations": multi,
         "children_in_several_areas": cross_authority,
         "records_linked": records - children,
+        "cluster_sizes": sizes,
         "linkage": _linkage(settings, night),
         "retention": _last_retention(settings),
         "accuracy": accuracy(settings),
@@ -151,6 +171,7 @@ def night_summary(settings: Settings, night: date) -> dict:
                 metrics[f"{prefix}:{kind}:{rule}"] = float(n)
     metrics["review_queue_open"] = summary["linkage"]["review_queue_open"]
     metrics.update(retention)
+    metrics.update({f"cluster_size_{int(n.rstrip('+')):02d}": float(k) for n, k in sizes.items()})
     if summary["accuracy"]:
         metrics.update({f"accuracy_{k}": v for k, v in summary["accuracy"].items()})
     put_metrics(settings.index_url, night, metrics)
@@ -163,6 +184,7 @@ COUNTS = (
     "rows_read",
     "rows_accepted",
     "rows_rejected",
+    "rows_quarantined",
     "files_quarantined",
     "files_duplicate",
     "files_late",
@@ -174,6 +196,9 @@ COUNTS = (
     "records_held",
     "files_waiting",
     "files_stuck",
+    "records_tonight",
+    "records_linked_to_another",
+    "records_new_child",
 )
 
 
@@ -264,6 +289,99 @@ def _identifier_completeness(per_org: dict[str, dict[str, Any]], staged: list[st
         entry.update(rows_staged=int(n), rows_with_nhs_number=int(nhs), rows_with_upn=int(upn))
 
 
+def _row_bands(conn: Connection, settings: Settings, night: date) -> dict[str, tuple[float, float]]:
+    """Per organisation, the row-count band intake checked its first file of the night against
+    (an organisation that sent nothing: the band its next file would meet), as (lowest,
+    highest) rows that pass; none before it has CHILDINDEX_VALIDATION__ROW_COUNT_MIN_HISTORY
+    loaded files. The same sums as :func:`childindex.validation.policy.check_row_count`, over
+    the same ledger rows: the rows read of its last ROW_COUNT_HISTORY loaded files before it."""
+    import statistics
+
+    from childindex.index.ledger import LOADED
+    from childindex.index.models import FileLedger
+
+    policy = settings.validation
+    first = (
+        select(FileLedger.organisation, func.min(FileLedger.id).label("first_id"))
+        .where(FileLedger.night == night)
+        .group_by(FileLedger.organisation)
+        .subquery()
+    )
+    rank = func.row_number().over(partition_by=FileLedger.organisation, order_by=FileLedger.id.desc())
+    ranked = (
+        select(FileLedger.organisation, FileLedger.rows_read, rank.label("k"))
+        .outerjoin(first, first.c.organisation == FileLedger.organisation)
+        .where(
+            FileLedger.status.in_(LOADED),
+            FileLedger.night <= night,
+            or_(first.c.first_id.is_(None), FileLedger.id < first.c.first_id),
+        )
+        .subquery()
+    )
+    history: dict[str, list[int]] = {}
+    for code, rows in conn.execute(select(ranked.c.organisation, ranked.c.rows_read).where(
+            ranked.c.k <= policy.row_count_history)):  # fmt: skip
+        history.setdefault(code, []).append(int(rows))
+    out = {}
+    for code, counts in history.items():
+        if len(counts) >= policy.row_count_min_history:
+            median = statistics.median(counts)
+            # A file passes inside median/FACTOR..median*FACTOR, or within SLACK rows of the median.
+            low = max(0.0, min(median / policy.row_count_factor, median - policy.row_count_slack))
+            high = max(median * policy.row_count_factor, median + policy.row_count_slack)
+            out[code] = (round(low, 3), round(high, 3))
+    return out
+
+
+def _linked_by_organisation(conn: Connection, night: date) -> dict[str, dict[str, int]]:
+    """Per organisation, its records the index holds from the night's files (``records_tonight``),
+    how many of them belong to a child with another record (``records_linked_to_another``) and
+    how many to a child the index first knew tonight (``records_new_child``). Counts only,
+    from the index as linkage left it."""
+    from childindex.index.models import Child, SourceRecord
+
+    tonight = select(SourceRecord.child_id).where(SourceRecord.last_seen == night)
+    sizes = (
+        select(SourceRecord.child_id, func.count().label("n"))
+        .where(SourceRecord.child_id.in_(tonight))
+        .group_by(SourceRecord.child_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            SourceRecord.organisation,
+            func.count(),
+            func.sum(case((sizes.c.n > 1, 1), else_=0)),
+            func.sum(case((Child.first_seen == night, 1), else_=0)),
+        )
+        .join(sizes, sizes.c.child_id == SourceRecord.child_id)
+        .join(Child, Child.child_id == SourceRecord.child_id)
+        .where(SourceRecord.last_seen == night)
+        .group_by(SourceRecord.organisation)
+    ).all()
+    return {
+        code: {
+            "records_tonight": int(n),
+            "records_linked_to_another": int(multi or 0),
+            "records_new_child": int(new or 0),
+        }
+        for code, n, multi, new in rows
+    }
+
+
+CLUSTER_SIZES = 10  # children with this many source records or more share the last bar
+
+
+def _cluster_sizes(conn: Connection) -> dict[str, int]:
+    """Children in the index by their number of source records: {"1": n, ..., "10+": n}."""
+    from childindex.index.models import SourceRecord
+
+    per_child = select(func.count().label("n")).select_from(SourceRecord).group_by(SourceRecord.child_id).subquery()
+    size = case((per_child.c.n >= CLUSTER_SIZES, CLUSTER_SIZES), else_=per_child.c.n)
+    rows = conn.execute(select(size, func.count()).group_by(size)).all()
+    return {(f"{n}+" if n == CLUSTER_SIZES else str(n)): int(k) for n, k in sorted(rows)}
+
+
 def _by_sector(per_org: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The organisations' counts summed per sector, with how many sent nothing."""
     from childindex.whitelist import SECTORS
@@ -278,7 +396,8 @@ def _by_sector(per_org: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         entry["organisations_waiting"] = sum(e["delivery"].startswith("waiting") for e in orgs)
         entry["organisations_stuck"] = sum(e["files_stuck"] > 0 for e in orgs)
         entry["waiting_hours"] = max((e["waiting_hours"] for e in orgs), default=0.0)
-        for kind in ("rejected_by_rule", "set_aside_by_rule", "quarantined_by_rule", "held_by_rule"):
+        for kind in ("rejected_by_rule", "set_aside_by_rule", "quarantined_by_rule", "quarantined_rows_by_rule",
+                     "held_by_rule"):  # fmt: skip
             merged: dict[str, int] = {}
             for e in orgs:
                 for rule, n in e.get(kind, {}).items():
@@ -341,6 +460,9 @@ def _last_retention(settings: Settings) -> dict | None:
     }
 
 
+THRESHOLDS = ("match_threshold", "review_threshold")  # linkage's settings on the night (fractions)
+
+
 def _linkage(settings: Settings, night: date) -> dict:
     """What linkage did on ``night`` (its metrics, written when it ran), the open review
     queue, and the model a night would use now."""
@@ -352,7 +474,7 @@ def _linkage(settings: Settings, night: date) -> dict:
         metrics = _stage_metrics(conn, night, "linkage_")
     assert settings.linkage.model_dir is not None
     return {
-        **{name: int(value) for name, value in metrics.items()},
+        **{name: value if name in THRESHOLDS else int(value) for name, value in metrics.items()},
         "review_queue_open": open_count(settings.index_url),
         "model_now": current_model_path(settings.linkage.model_dir).name,
     }
