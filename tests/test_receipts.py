@@ -58,6 +58,9 @@ def test_reject_counts_every_row_read_as_rejected_and_names_the_problem() -> Non
     r.reject("encoding", "not UTF-8")
     assert [p["rule"] for p in r.file_problems] == ["row_count_anomaly", "encoding"]
     assert r.rows_rejected == 7
+    # In words, as the quality report counts them: not loaded, not "rejected" one by one.
+    assert "Rows read 7, none loaded: the whole file was refused (the file problems below)." in r.to_text()
+    assert "rejected 7" not in r.to_text()
 
 
 def test_a_new_receipt_is_a_rejection_with_nothing_counted() -> None:

@@ -267,13 +267,20 @@ class Receipt:
         data["next_steps"] = self.next_steps()
         return data
 
+    def _rows_line(self) -> str:
+        """The counts, in the words the quality report uses: a refused file's rows are not
+        loaded (none was judged on its own), rows refused by a row rule are rejected."""
+        if self.outcome == "rejected":
+            return f"Rows read {self.rows_read}, none loaded: the whole file was refused (the file problems below)."
+        return f"Rows read {self.rows_read}, accepted {self.rows_accepted}, rejected {self.rows_rejected}."
+
     def to_text(self) -> str:
         lines = [
             f"childindex receipt for {self.file_name} from {self.organisation_name} ({self.organisation})",
             f"Contract: {self.contract} v{self.contract_version}",
             f"SHA-256: {self.sha256}",
             f"Outcome: {self.outcome.replace('_', ' ')}",
-            f"Rows read {self.rows_read}, accepted {self.rows_accepted}, rejected {self.rows_rejected}.",
+            self._rows_line(),
         ]
         for problem in self.file_problems:
             lines.append(f"File problem: {problem['rule']}: {problem['detail']}")
