@@ -34,10 +34,12 @@ PG_ADMIN_URL = os.environ.get("CHILDINDEX_TEST_PG_URL", "postgresql+psycopg://po
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's own CHILDINDEX_* settings."""
+    """No test sees the developer's own CHILDINDEX_* settings, nor the childindex.toml that
+    `childindex demo` leaves in the working directory (set empty: no configuration file)."""
     for name in list(os.environ):
         if name.startswith("CHILDINDEX_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("CHILDINDEX_CONFIG_FILE", "")
 
 
 @pytest.fixture()
