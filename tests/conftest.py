@@ -18,6 +18,10 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(_AIRFLOW_HOME / "plugins")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 
+# No test reads the childindex.toml that `childindex demo` leaves in the working directory
+# (set empty: no configuration file), module-scoped fixtures included.
+os.environ["CHILDINDEX_CONFIG_FILE"] = ""
+
 # pytest-xdist's workers inherit COLUMNS=80, which rich's consoles (created at import) would
 # keep for good; tests that need a width pass COLUMNS to the command they invoke.
 os.environ.pop("COLUMNS", None)

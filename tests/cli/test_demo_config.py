@@ -74,11 +74,12 @@ def test_the_file_holds_references_never_a_key(tmp_path: Path, monkeypatch: pyte
         "data_dir": str(data),
         "ground_truth_dir": str(data / "ground_truth"),
         "task_retries": 0,
-        "index_url": f"sqlite:///{data / 'index.sqlite'}",
         "pseudonymisation_key_file": str(data / "secrets" / "pseudonymisation.key"),
         "reference_key_file": str(data / "secrets" / "reference.key"),
         "organisations_file": str(ROOT / "config" / "organisations.yaml"),
     }
+    # The index follows data_dir (a CHILDINDEX_DATA_DIR elsewhere never writes into the demo's index).
+    assert f"# index_url: sqlite:///{data / 'index.sqlite'} (the default under data_dir)" in config.read_text()
     key = data / "secrets" / "pseudonymisation.key"
     assert key.stat().st_mode & 0o777 == 0o600 and key.read_text().strip() not in config.read_text()
     # A key given as a value, and an index URL with a password, stay where they were given.
@@ -108,6 +109,7 @@ def test_environment_variables_win_over_the_file(tmp_path: Path, monkeypatch: py
     assert load_settings().data_dir == data
     monkeypatch.setenv("CHILDINDEX_DATA_DIR", str(tmp_path / "elsewhere"))
     assert load_settings().data_dir == tmp_path / "elsewhere"
+    assert load_settings().index_url == f"sqlite:///{tmp_path / 'elsewhere' / 'index.sqlite'}"
     assert load_settings().pseudonymisation_key_file == data / "secrets" / "pseudonymisation.key"  # still the file's
     monkeypatch.delenv("CHILDINDEX_DATA_DIR")
     # A file named by CHILDINDEX_CONFIG_FILE is read instead; set empty, none is.
@@ -141,7 +143,7 @@ def test_a_new_demo_never_inherits_an_old_ones_folders_nor_overwrites_a_users_fi
     assert again == config
     written = tomllib.loads(config.read_text(encoding="utf-8"))
     assert {k: v for k, v in written.items() if str(old) in str(v)} == {}
-    assert written["index_url"] == f"sqlite:///{new / 'index.sqlite'}"
+    assert "index_url" not in written
     assert written["pseudonymisation_key_file"] == str(new / "secrets" / "pseudonymisation.key")
     # A childindex.toml the demo did not write is the user's: read, never overwritten.
     config.write_text("[linkage]\nmatch_threshold = 0.97\n", encoding="utf-8")

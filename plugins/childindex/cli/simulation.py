@@ -154,10 +154,15 @@ def demo(
         migrate(settings.index_url)
     console.print(f"running every DAG with Airflow's own runner (Airflow's output: {paths.log_file})", soft_wrap=True)
     with console.status("starting Airflow") as status:
-        demo_mod.run_dags(env, night_date, paths.log_file, progress=_DemoProgress(status))
+        progress = _DemoProgress(status)
+        demo_mod.run_dags(env, night_date, paths.log_file, progress=progress)
     summary_data = json.loads(summary_path(settings, night_date).read_text(encoding="utf-8"))
     _print_summary(summary_data, time.perf_counter() - start, settings)
     _print_config(config)
+    if progress.failed:  # a DAG run can succeed past a failed mapped task: the demo does not
+        failed = ", ".join(progress.failed)
+        err.print(f"[red]{len(progress.failed)} task(s) failed[/red]: {failed}; see {paths.log_file}", soft_wrap=True)
+        raise typer.Exit(1)
     if serve:
         raise typer.Exit(_serve(demo_mod, paths, env, serve))
 
@@ -196,6 +201,7 @@ class _DemoProgress:
 
     def __init__(self, status: Any) -> None:
         self.status = status
+        self.failed: list[str] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind, dag_id = event["event"], event.get("dag_id", "")
@@ -206,6 +212,8 @@ class _DemoProgress:
         elif kind == "task_started":
             self.status.update(f"{dag_id}: {_task_name(event)}")
         elif kind == "task_finished":
+            if event["state"] == "failed":
+                self.failed.append(f"{dag_id}.{_task_name(event)}")
             console.print(
                 f"  {dag_id:<20} {_task_name(event):<28} {event['state']:<8} {event['seconds']:6.1f} s", soft_wrap=True
             )

@@ -156,7 +156,10 @@ def write_config(target: Path, values: dict[str, Any]) -> Path:
         "ground_truth_dir": settings.ground_truth_dir,
         "task_retries": settings.task_retries,
     }
-    if make_url(settings.index_url).password is None:
+    default_index = f"sqlite:///{settings.data_dir / 'index.sqlite'}"
+    if settings.index_url == default_index:  # not written: it follows data_dir wherever that is set
+        lines.append(f"# index_url: {default_index} (the default under data_dir)")
+    elif make_url(settings.index_url).password is None:
         entries["index_url"] = settings.index_url
     else:
         lines.append("# index_url: as configured in the environment (not copied: it holds a password)")
