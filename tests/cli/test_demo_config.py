@@ -81,6 +81,7 @@ def test_the_file_holds_references_never_a_key(tmp_path: Path, monkeypatch: pyte
     # The index follows data_dir (a CHILDINDEX_DATA_DIR elsewhere never writes into the demo's index).
     assert f"# index_url: sqlite:///{data / 'index.sqlite'} (the default under data_dir)" in config.read_text()
     key = data / "secrets" / "pseudonymisation.key"
+    assert data.stat().st_mode & 0o777 == 0o750, "no other user of the machine may read the demo's data"
     assert key.stat().st_mode & 0o777 == 0o600 and key.read_text().strip() not in config.read_text()
     # A key given as a value, and an index URL with a password, stay where they were given.
     canary_key = "Qzcanary-key-" + "9f3a" * 10

@@ -35,6 +35,7 @@ from childindex.settings import (
     create_key_file,
     environment_for,
     load_settings,
+    private_dir,
     without_config_file,
 )
 
@@ -192,7 +193,7 @@ def prepare(data_dir: Path, dags_folder: Path = Path("dags")) -> tuple[DemoPaths
     if not (folder / "link_and_publish.py").is_file():
         raise UsageError(f"{folder} holds no childindex DAGs: run the demo from the repository's root, or name it")
     paths = DemoPaths(data_dir.absolute())
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.data_dir)  # 0750: children's data, even synthetic, is no other user's
     with _configured():
         own_file = config_file()  # a file of the user's: Airflow's processes read it too
     env = {
