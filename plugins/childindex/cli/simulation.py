@@ -158,7 +158,7 @@ def demo(
         demo_mod.run_dags(env, night_date, paths.log_file, progress=progress)
     summary_data = json.loads(summary_path(settings, night_date).read_text(encoding="utf-8"))
     _print_summary(summary_data, time.perf_counter() - start, settings)
-    _print_config(config)
+    _print_config(config, night_date)
     if progress.failed:  # a DAG run can succeed past a failed mapped task: the demo does not
         failed = ", ".join(progress.failed)
         err.print(f"[red]{len(progress.failed)} task(s) failed[/red]: {failed}; see {paths.log_file}", soft_wrap=True)
@@ -179,12 +179,15 @@ def _serve(demo_mod: Any, paths: Any, env: dict[str, str], port: int) -> int:
     return code
 
 
-def _print_config(config: Path) -> None:
+def _print_config(config: Path, night: date) -> None:
     here = Path.cwd() / config.name
+    # uv may not be on PATH (installed with pip --user): name the environment's own command.
+    command = ".venv/bin/childindex" if Path(".venv/bin/childindex").exists() else "childindex"
     if config == here:
         console.print(
-            f"configuration: {config}: every childindex command run in this folder now uses the demo's data "
-            "(childindex doctor, review, summary --night ..., report --night ...); CHILDINDEX_* variables win over it",
+            f"configuration: {config}: every childindex command run in this folder now uses the demo's data, "
+            f"e.g. {command} doctor, review, summary --night {night}, report --night {night} "
+            "(CHILDINDEX_* variables win over the file)",
             soft_wrap=True,
         )
     else:
