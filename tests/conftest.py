@@ -18,6 +18,10 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(_AIRFLOW_HOME / "plugins")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 
+# No test reads the childindex.toml that `childindex demo` leaves in the working directory
+# (set empty: no configuration file), module-scoped fixtures included.
+os.environ["CHILDINDEX_CONFIG_FILE"] = ""
+
 # pytest-xdist's workers inherit COLUMNS=80, which rich's consoles (created at import) would
 # keep for good; tests that need a width pass COLUMNS to the command they invoke.
 os.environ.pop("COLUMNS", None)
@@ -34,10 +38,12 @@ PG_ADMIN_URL = os.environ.get("CHILDINDEX_TEST_PG_URL", "postgresql+psycopg://po
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's own CHILDINDEX_* settings."""
+    """No test sees the developer's own CHILDINDEX_* settings, nor the childindex.toml that
+    `childindex demo` leaves in the working directory (set empty: no configuration file)."""
     for name in list(os.environ):
         if name.startswith("CHILDINDEX_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("CHILDINDEX_CONFIG_FILE", "")
 
 
 @pytest.fixture()

@@ -1,9 +1,10 @@
 """One typed settings object for childindex.
 
 Resolution, highest first: ``CHILDINDEX_*`` environment variables (nested values with a
-double underscore, e.g. ``CHILDINDEX_RETENTION__ARCHIVE_DAYS``), then the TOML file named
-by ``CHILDINDEX_CONFIG_FILE``, then the defaults below. The pseudonymisation key has no
-default: it comes from ``CHILDINDEX_PSEUDONYMISATION_KEY`` or from a file named by
+double underscore, e.g. ``CHILDINDEX_RETENTION__ARCHIVE_DAYS``), then a TOML file (named by
+``CHILDINDEX_CONFIG_FILE``, else ``childindex.toml`` in the working directory if there is one),
+then the defaults below. The pseudonymisation key has no default: it comes from
+``CHILDINDEX_PSEUDONYMISATION_KEY`` or from a file named by
 ``CHILDINDEX_PSEUDONYMISATION_KEY_FILE`` (which must not be readable by others).
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "CHILDINDEX_"
+CONFIG_FILE_NAME = "childindex.toml"  # read in the working directory when CHILDINDEX_CONFIG_FILE is unset
 MIN_KEY_BYTES = 32
 # A key's content as the empirical entropy of its bytes (bits per byte times its length): 40
 # spaces or one repeated letter is 0 bits, a random 64-character hex key about 256.
@@ -318,9 +322,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
-        if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        file = config_file()
+        if file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=file))
         return tuple(sources)
 
     @model_validator(mode="before")
@@ -441,7 +445,7 @@ def _resolve_key(settings: Settings, name: Literal["pseudonymisation", "referenc
     else:
         raise SettingsError(
             f"{name} key missing: set {env_key}, or {env_file} to a file of mode 0600 "
-            f"(looked in the environment and in the file named by {ENV_PREFIX}CONFIG_FILE, if any); "
+            f"(looked in the environment and in {config_file() or 'no configuration file'}); "
             "'childindex init-key FILE' creates one"
         )
     check_key_strength(key, origin)
@@ -524,13 +528,45 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     return lines
 
 
+_no_config_file: ContextVar[bool] = ContextVar("_no_config_file", default=False)
+
+
+def config_file() -> Path | None:
+    """The TOML file the settings read: the one ``CHILDINDEX_CONFIG_FILE`` names, else
+    ``childindex.toml`` in the working directory when there is one; none when the variable
+    is set but empty (or inside :func:`without_config_file`)."""
+    if _no_config_file.get():
+        return None
+    named = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    if named is not None:
+        return Path(named) if named else None
+    found = Path(CONFIG_FILE_NAME).absolute()
+    return found if found.is_file() else None
+
+
+@contextmanager
+def without_config_file() -> Iterator[None]:
+    """Settings built inside read no configuration file: the environment and defaults only
+    (the demo, which rewrites its own file, must not inherit a previous demo's folders)."""
+    token = _no_config_file.set(True)
+    try:
+        yield
+    finally:
+        _no_config_file.reset(token)
+
+
 def configuration_sources() -> str:
     """Where the settings come from, as they do: which variables, which file, else defaults."""
     known = set(setting_variables())
     variables = [n for n in os.environ if n.upper() in known]
-    config = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    file = config_file()
     found = [f"{len(variables)} CHILDINDEX_* variable(s)" if variables else "no CHILDINDEX_* setting variable"]
-    found.append(f"configuration file {config}" if config else "no configuration file (CHILDINDEX_CONFIG_FILE unset)")
+    named = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    if file is not None:
+        found.append(f"configuration file {file}" + ("" if named else " (found in the working directory)"))
+    else:
+        why = "is set empty" if named == "" else f"unset, no {CONFIG_FILE_NAME} in the working directory"
+        found.append(f"no configuration file (CHILDINDEX_CONFIG_FILE {why})")
     return "loaded from " + " and ".join(found) + "; every other setting is its default"
 
 

@@ -235,6 +235,7 @@ again = DagBag(dag_folder={str(DAGS)!r})
 print(json.dumps({{**timed, "without_registry": sorted(again.dag_ids), "errors_without": sorted(again.import_errors)}}))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHILDINDEX_")}
+    env["CHILDINDEX_CONFIG_FILE"] = ""  # never a childindex.toml the demo left in the working directory
     env["CHILDINDEX_ORGANISATIONS_FILE"] = str(registry)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -11,8 +11,9 @@ import csv
 import io
 import json
 import os
+import re
 import sqlite3
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.airflow
 
 NIGHT = date(2026, 11, 24)
 CHILDREN = 400
+EVENTS: list[dict] = []  # what the night's runner told the demo's console (progress)
 
 # Canary values: unique strings that must never leak.
 CANARY_NAMES = [
@@ -110,7 +112,8 @@ def night(tmp_path_factory: pytest.TempPathFactory):
         )
         _append_canaries(settings)
         migrate(settings.index_url)
-        demo.run_dags(env, NIGHT, paths.log_file)
+        EVENTS.append({"event": "fixture_started", "at": datetime.now(UTC).isoformat()})
+        demo.run_dags(env, NIGHT, paths.log_file, progress=EVENTS.append)
         yield settings, paths, env
     finally:
         for k, v in saved.items():
@@ -141,6 +144,48 @@ def test_every_dag_succeeded_and_files_were_processed(night) -> None:
     assert not any(
         p.is_file() and not p.name.startswith(".") for c in ORG.values() for p in settings.drop_folder(c).iterdir()
     )
+
+
+def test_the_runner_tells_each_task_as_it_ends_and_writes_its_log(night) -> None:
+    """The demo's console is told of every task of every DAG as it ends (state, seconds); each
+    task's log is in Airflow's log folder, where the UI reads it; runs last seconds, not days."""
+    from childindex.simulation.demo import DEMO_ORDER
+
+    _, paths, _ = night
+    began = datetime.fromisoformat(EVENTS[0]["at"])
+    done = [(e["dag_id"], e["task_id"]) for e in EVENTS if e["event"] == "task_finished"]
+    assert sorted(set(done)) == sorted(
+        [
+            ("intake", "discover"),
+            ("intake", "process"),
+            ("intake", "publish_staged"),
+            ("link_and_publish", "link"),
+            ("link_and_publish", "notify"),
+            ("night_summary", "report"),
+            ("night_summary", "summarise"),
+            ("retention", "apply_retention"),
+            ("train_linkage_model", "train"),
+        ]
+    )
+    # One mapped task per file (three extracts and the quarantined one), labelled by organisation.
+    process = [e for e in EVENTS if e["event"] == "task_finished" and e["task_id"] == "process"]
+    assert sorted(e["map_index"] for e in process) == [0, 1, 2, 3]
+    assert sorted(e["label"] for e in process) == sorted([*ORG.values(), ORG["social_care"]])
+    assert all(e["state"] == "success" and 0 < e["seconds"] < 600 for e in EVENTS if e["event"] == "task_finished")
+    assert [e["dag_id"] for e in EVENTS if e["event"] == "dag_finished"] == list(DEMO_ORDER)
+    started = [e for e in EVENTS if e["event"] == "task_started"]
+    assert len(started) == len(done)
+    for e in started:
+        log = (paths.airflow_home / "logs" / e["log"]).read_text()
+        assert f"starting task_id={e['task_id']} map_index={e['map_index']}" in log, e["log"]
+    # The DAG runs' start and end as they happened (dag.test() started them at the logical date).
+    con = sqlite3.connect(paths.airflow_home / "airflow.db")
+    runs = con.execute("SELECT dag_id, start_date, end_date FROM dag_run").fetchall()
+    assert sorted(r[0] for r in runs) == sorted(DEMO_ORDER)
+    for dag_id, start, end in runs:
+        start_at, end_at = (datetime.fromisoformat(t).replace(tzinfo=UTC) for t in (start, end))
+        assert began <= start_at < end_at <= datetime.now(UTC), dag_id
+        assert (end_at - start_at).total_seconds() < 600, dag_id
 
 
 def test_linkage_meets_the_accuracy_floor(night) -> None:
@@ -432,12 +477,19 @@ def test_the_demo_command_twice_gives_the_same_index(tmp_path: Path) -> None:
     import sys
 
     data = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "childindex.cli", "demo", "--children", "300", "--data-dir", str(data)]
+    dags = Path(__file__).resolve().parents[2] / "dags"
+    demo = ["demo", "--children", "300", "--data-dir", str(data), "--dags-folder", str(dags)]
+    cmd = [sys.executable, "-m", "childindex.cli", *demo]
+    # A user's shell in a folder of its own (the demo writes childindex.toml there).
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHILDINDEX_", "AIRFLOW"))}
     env["COLUMNS"] = "200"
     env["CHILDINDEX_ORGANISATIONS_FILE"] = str(TEST_REGISTRY)  # three organisations: a fast demo
-    first = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    first = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    # Progress: a line per task as it ends, and per DAG run.
+    assert re.search(r"^  intake +process\[E06000047\] +success +\d+\.\d s$", first.stdout, re.M), first.stdout
+    assert re.search(r"^link_and_publish: success in \d+\.\d s$", first.stdout, re.M)
+    assert "linkage: model linkage-model-v0001.json, " in first.stdout  # trained, then used
     for expected in (
         "rows read",
         "accepted",
@@ -466,9 +518,101 @@ def test_the_demo_command_twice_gives_the_same_index(tmp_path: Path) -> None:
         ]
 
     before = dump()
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    # Every other command run in that folder, with no CHILDINDEX_* variable, finds the demo's data.
+    alone = {k: v for k, v in env.items() if not k.startswith("CHILDINDEX_")} | {"COLUMNS": "400"}
+    out = {}
+    for command in (["doctor"], ["summary", "--night", "2026-11-24"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "childindex.cli", *command],
+            env=alone,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        out[command[0]] = done.stdout
+    assert f"configuration file {tmp_path / 'childindex.toml'} (found in the working directory)" in out["doctor"]
+    assert f"{TEST_REGISTRY}: 3 organisations" in out["doctor"] and str(data / "drop") in out["doctor"]
+    assert "300" in out["summary"]  # the demo's children, from the demo's index
+    assert not (tmp_path / "childindex-data").exists()
+    second = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert second.returncode == 0, second.stdout[-2000:]
     assert dump() == before
     assert "3 duplicate file(s), loaded before" in second.stdout  # every organisation's file, recognised
+    # The second demo trained v0002, but the night's records were scored by v0001: say so.
+    assert "linkage: model linkage-model-v0001.json; newest now linkage-model-v0002.json, for later nights" in (
+        second.stdout
+    )
     key = data / "secrets" / "pseudonymisation.key"
     assert (key.stat().st_mode & 0o777) == 0o600
+
+
+def test_served_demo_runs_what_is_triggered_with_its_logs_and_stops_on_sigterm(night, tmp_path: Path) -> None:
+    """`childindex demo --serve-only` on the night's data folder, without running a night: the
+    api-server, a scheduler and a dag-processor; a run triggered through the API (as the UI's
+    Trigger does, unpausing the DAG) executes, its task logs are readable through the API, its
+    duration is real; SIGTERM stops every process. Last in this module: it adds a run."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from urllib.parse import quote
+
+    import httpx
+    import psutil
+
+    _, paths, _ = night
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHILDINDEX_", "AIRFLOW"))}
+    env["CHILDINDEX_ORGANISATIONS_FILE"] = str(TEST_REGISTRY)
+    dags = Path(__file__).resolve().parents[2] / "dags"
+    cmd = [sys.executable, "-m", "childindex.cli", "demo", "--serve-only", "--serve", str(port)]
+    served = subprocess.Popen(
+        [*cmd, "--data-dir", str(paths.data_dir), "--dags-folder", str(dags)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base, log = f"http://127.0.0.1:{port}", paths.airflow_home / "serve.log"
+    try:
+        deadline = time.monotonic() + 240
+        while True:  # every component reports in
+            try:
+                health = httpx.get(f"{base}/api/v2/monitor/health", timeout=5).json()
+                if all(health[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor")):
+                    break
+            except (httpx.TransportError, ValueError, KeyError):
+                pass
+            assert served.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        processes = psutil.Process(served.pid).children(recursive=True)
+        commands = {" ".join(p.cmdline()) for p in processes}
+        assert {c for c in ("api_server", "scheduler", "dag-processor") if any(c in x for x in commands)} == {
+            "api_server",
+            "scheduler",
+            "dag-processor",
+        }, commands
+        auth = {"Authorization": f"Bearer {httpx.get(f'{base}/auth/token', timeout=30).json()['access_token']}"}
+        api = f"{base}/api/v2/dags/night_summary"
+        assert httpx.patch(api, json={"is_paused": False}, headers=auth, timeout=30).status_code == 200
+        run = httpx.post(f"{api}/dagRuns", json={"logical_date": None}, headers=auth, timeout=30).json()
+        run_url = f"{api}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+        while (state := httpx.get(run_url, headers=auth, timeout=30).json())["state"] not in ("success", "failed"):
+            assert time.monotonic() < deadline, (state, log.read_text()[-3000:])
+            time.sleep(2)
+        assert state["state"] == "success" and 0 < state["duration"] < 240, state
+        task_log = httpx.get(f"{run_url}/taskInstances/summarise/logs/1", headers=auth, timeout=30).json()
+        events = " ".join(str(line.get("event", "")) for line in task_log["content"])
+        assert "Done. Returned value was" in events, events[-2000:]
+    finally:
+        served.send_signal(signal.SIGTERM)
+        code = served.wait(timeout=120)
+    assert code == 0, served.stdout.read() if served.stdout else ""
+    alive = psutil.wait_procs(processes, timeout=30)[1]
+    assert alive == [], f"still running after SIGTERM: {alive}"

@@ -113,6 +113,7 @@ def test_a_night_on_postgresql_and_celery_through_the_rest_api(pg_url, tmp_path)
         "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # a test's own throwaway Airflow
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "CHILDINDEX_CONFIG_FILE": "",  # never a childindex.toml the demo left in the working directory
         "CHILDINDEX_DATA_DIR": str(tmp_path / "data"),
         "CHILDINDEX_PSEUDONYMISATION_KEY": TEST_KEY,
         "CHILDINDEX_REFERENCE_KEY": TEST_REFERENCE_KEY,

@@ -105,20 +105,39 @@ def demo(
         int | None,
         typer.Option(
             metavar="PORT",
-            help="Then serve Airflow's UI on 127.0.0.1:PORT until Ctrl-C, to see each DAG run's "
-            "'Quality report' tab. Every visitor is admin: for a laptop demo only.",
+            help="Then serve Airflow on 127.0.0.1:PORT until Ctrl-C (its UI with each DAG run's 'Quality report' "
+            "tab and task logs, a scheduler that runs what you trigger). Every visitor is admin: for a laptop "
+            "demo only.",
         ),
     ] = None,
+    serve_only: Annotated[
+        bool,
+        typer.Option(
+            "--serve-only",
+            help="Serve the data folder of an earlier demo without running a night (on --serve's port, 8080 "
+            "when not given).",
+        ),
+    ] = False,
 ) -> None:
-    """Generate a synthetic night and run every DAG on it with Airflow's own runner."""
+    """Generate a synthetic night and run every DAG on it with Airflow's own runner.
+
+    Writes childindex.toml in the working directory (the data folder, the index, the key
+    files; never a key), so every other command run there works on the demo's data.
+    """
     from childindex.index.db import migrate
     from childindex.reports.summary import summary_path
     from childindex.simulation import demo as demo_mod
     from childindex.simulation.synthetic import generate_night
 
     start = time.perf_counter()
+    if serve_only:
+        if not (data_dir.absolute() / "airflow" / "airflow.db").is_file():
+            raise UsageError(f"{data_dir.absolute()} holds no demo: run 'childindex demo' first (without --serve-only)")
+        paths, env = demo_mod.prepare(data_dir, dags_folder)
+        raise typer.Exit(_serve(demo_mod, paths, env, serve or 8080))
     night_date = parse_date(night, "--night")
     paths, env = demo_mod.prepare(data_dir, dags_folder)
+    config = demo_mod.write_config(demo_mod.config_target(paths), demo_mod.demo_settings(paths))
     settings = cli_settings(**demo_mod.demo_settings(paths))
     settings.ensure_dirs()
     with console.status("generating synthetic extracts"):
@@ -133,16 +152,85 @@ def demo(
         )
     with console.status("migrating the index"):
         migrate(settings.index_url)
-    with console.status(f"running the DAGs with Airflow (log: {paths.log_file})"):
-        demo_mod.run_dags(env, night_date, paths.log_file)
+    console.print(f"running every DAG with Airflow's own runner (Airflow's output: {paths.log_file})", soft_wrap=True)
+    with console.status("starting Airflow") as status:
+        progress = _DemoProgress(status)
+        demo_mod.run_dags(env, night_date, paths.log_file, progress=progress)
     summary_data = json.loads(summary_path(settings, night_date).read_text(encoding="utf-8"))
     _print_summary(summary_data, time.perf_counter() - start, settings)
+    _print_config(config, night_date)
+    if progress.failed:  # a DAG run can succeed past a failed mapped task: the demo does not
+        failed = ", ".join(progress.failed)
+        err.print(f"[red]{len(progress.failed)} task(s) failed[/red]: {failed}; see {paths.log_file}", soft_wrap=True)
+        raise typer.Exit(1)
     if serve:
+        raise typer.Exit(_serve(demo_mod, paths, env, serve))
+
+
+def _serve(demo_mod: Any, paths: Any, env: dict[str, str], port: int) -> int:
+    log = paths.airflow_home / "serve.log"
+    console.print(
+        f"Airflow on http://127.0.0.1:{port}/dags/night_summary (a run's 'Quality report' tab and task logs); "
+        "the DAGs stay paused, so nothing runs on its own schedule: Trigger (with 'Unpause on trigger') runs one "
+        f"on the demo's data. Ctrl-C stops it (log: {log})",
+        soft_wrap=True,
+    )
+    code: int = demo_mod.serve_ui(env, port, log)
+    return code
+
+
+def _print_config(config: Path, night: date) -> None:
+    here = Path.cwd() / config.name
+    # uv may not be on PATH (installed with pip --user): name the environment's own command.
+    command = ".venv/bin/childindex" if Path(".venv/bin/childindex").exists() else "childindex"
+    if config == here:
         console.print(
-            f"Airflow's UI: http://127.0.0.1:{serve}/dags/night_summary (a run's 'Quality report' tab); "
-            f"Ctrl-C stops it (log: {paths.log_file})"
+            f"configuration: {config}: every childindex command run in this folder now uses the demo's data, "
+            f"e.g. {command} doctor, review, summary --night {night}, report --night {night} "
+            "(CHILDINDEX_* variables win over the file)",
+            soft_wrap=True,
         )
-        raise typer.Exit(demo_mod.serve_ui(env, serve, paths.log_file))
+    else:
+        console.print(
+            f"configuration: {config} (your {here} was left as it is): to use the demo's data, "
+            f"export CHILDINDEX_CONFIG_FILE={config}",
+            soft_wrap=True,
+        )
+
+
+class _DemoProgress:
+    """The demo's console while Airflow runs: the task running now (a spinner, on a terminal)
+    and a line as each task and each DAG run finishes, with its state and seconds."""
+
+    def __init__(self, status: Any) -> None:
+        self.status = status
+        self.failed: list[str] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind, dag_id = event["event"], event.get("dag_id", "")
+        if kind == "migrating":
+            self.status.update("migrating Airflow's metadata database")
+        elif kind == "dag_started":
+            self.status.update(f"{dag_id}: starting")
+        elif kind == "task_started":
+            self.status.update(f"{dag_id}: {_task_name(event)}")
+        elif kind == "task_finished":
+            if event["state"] == "failed":
+                self.failed.append(f"{dag_id}.{_task_name(event)}")
+            console.print(
+                f"  {dag_id:<20} {_task_name(event):<28} {event['state']:<8} {event['seconds']:6.1f} s", soft_wrap=True
+            )
+        elif kind == "dag_finished":
+            state = str(event["state"]).rsplit(".", 1)[-1].lower()  # DagRunState.SUCCESS or success
+            colour = "green" if state == "success" else "red"
+            console.print(f"[bold]{dag_id}[/bold]: [{colour}]{state}[/{colour}] in {event['seconds']:.1f} s")
+
+
+def _task_name(event: dict[str, Any]) -> str:
+    """A task's id, and a mapped task's label (the organisation's code) or index."""
+    if event.get("map_index", -1) < 0:
+        return str(event["task_id"])
+    return f"{event['task_id']}[{event.get('label') or event['map_index']}]"
 
 
 @app.command("time-travel")
@@ -249,6 +337,13 @@ def _print_notices(s: dict[str, Any]) -> None:
         )
 
 
+def _model_name(version: float) -> str:
+    """The file of the model of this version (0: the bundled one)."""
+    from childindex.linkage.model import BUNDLED_MODEL
+
+    return BUNDLED_MODEL.name if int(version) == 0 else f"linkage-model-v{int(version):04d}.json"
+
+
 def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> None:
     from childindex.reports.build import report_path
 
@@ -273,10 +368,13 @@ def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> Non
     )
     lk = s.get("linkage") or {}
     if lk:
+        # The model that scored this night's records (its metrics say), not merely the newest.
+        used = _model_name(lk["model_version"]) if "model_version" in lk else None
+        newer = f"; newest now {lk['model_now']}, for later nights" if used and used != lk["model_now"] else ""
         console.print(
-            f"linkage: model {lk['model_now']}, {lk.get('pairs_scored', 0)} pairs scored, "
-            f"{lk.get('links', 0)} links, review queue {lk['review_queue_open']} open "
-            f"(childindex review)"
+            f"linkage: model {used or 'none (nothing was linked this night)'}{newer}, "
+            f"{lk.get('pairs_scored', 0)} pairs scored, {lk.get('links', 0)} links, "
+            f"review queue {lk['review_queue_open']} open (childindex review)"
         )
     acc = s.get("accuracy")
     if acc:
