@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from childindex.cli import app
 from childindex.contracts import all_contracts
+from childindex.contracts.describe import example_file_name, file_name_template
 from childindex.organisations import load_registry
 
 runner = CliRunner()
@@ -185,12 +186,18 @@ def test_contracts_list_names_every_contract_with_its_sector() -> None:
     assert result.exit_code == 0, result.output
     contracts = all_contracts()
     assert set(contracts) == {"education_mis", "health_chis", "health_epr", "social_care_cms", "social_care_ehm"}
-    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") == 6}
-    assert set(rows) == set(contracts)
+    rows = {cells[0]: cells for cells in (re.split(r"\s{2,}", line.strip()) for line in result.output.splitlines())}
+    assert set(contracts) <= set(rows)
     for name, contract in contracts.items():
-        cells = [c.strip() for c in rows[name].split("│")[1:-1]]
-        assert cells == [name, contract.sector, str(contract.version), contract.file.pattern, contract.title]
-    shown = runner.invoke(app, ["contracts", "show", "health_epr"])
+        named = file_name_template(contract)
+        assert rows[name] == [name, contract.sector, str(contract.version), named, contract.title]
+        assert named is not None and re.fullmatch(contract.file.pattern, example_file_name(contract) or "")
+    listed = json.loads(runner.invoke(app, ["contracts", "list", "--json"]).output)
+    assert [(c["contract"], c["file_pattern"]) for c in listed] == [(n, c.file.pattern) for n, c in contracts.items()]
+    shown = runner.invoke(app, ["contracts", "show", "health_epr", "--json"])
     assert shown.exit_code == 0 and json.loads(shown.output)["contract"] == "health_epr"
+    human = runner.invoke(app, ["contracts", "show", "health_epr"]).output
+    assert human.startswith(f"health_epr: {contracts['health_epr'].title}\n")
+    assert all(column.name in human for column in contracts["health_epr"].columns)
     old = runner.invoke(app, ["contracts", "show", "health"])  # an agency's name is no contract's
     assert old.exit_code == 2 and "unknown contract 'health'" in old.output and "health_chis" in old.output

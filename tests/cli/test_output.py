@@ -81,7 +81,11 @@ def test_a_long_path_is_never_split_through_a_pipe_or_a_narrow_terminal(tmp_path
     deep = tmp_path / ("a-rather-long-folder-name-" * 4) / ("and-another-one-below-it-" * 4) / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHILDINDEX_")}
     registry = Path(__file__).resolve().parents[1] / "organisations.yaml"
-    env |= {"CHILDINDEX_DATA_DIR": str(deep), "CHILDINDEX_ORGANISATIONS_FILE": str(registry)}
+    env |= {
+        "CHILDINDEX_DATA_DIR": str(deep),
+        "CHILDINDEX_ORGANISATIONS_FILE": str(registry),
+        "CHILDINDEX_CONFIG_FILE": "",
+    }
     for columns in (None, "40"):
         if columns:
             env["COLUMNS"] = columns

@@ -80,10 +80,13 @@ def print_night(s: dict[str, Any], settings: Settings, seconds: float | None = N
     )
     lk = s.get("linkage") or {}
     if lk:
+        # The model that scored this night's records (its metrics say), not merely the newest.
+        used = _model_name(lk["model_version"]) if "model_version" in lk else None
+        newer = f"; newest now {lk['model_now']}, for later nights" if used and used != lk["model_now"] else ""
         console.print(
-            f"linkage: model {lk['model_now']}, {lk.get('pairs_scored', 0)} pairs scored, "
-            f"{lk.get('links', 0)} links, review queue {lk['review_queue_open']} open "
-            f"(childindex review)"
+            f"linkage: model {used or 'none (nothing was linked this night)'}{newer}, "
+            f"{lk.get('pairs_scored', 0)} pairs scored, {lk.get('links', 0)} links, "
+            f"review queue {lk['review_queue_open']} open (childindex review)"
         )
     acc = s.get("accuracy")
     if acc:
@@ -108,6 +111,13 @@ def print_night(s: dict[str, Any], settings: Settings, seconds: float | None = N
             "quality report": quality if quality.exists() else None,
         }
     )
+
+
+def _model_name(version: float) -> str:
+    """The file of the model of this version (0: the bundled one)."""
+    from childindex.linkage.model import BUNDLED_MODEL
+
+    return BUNDLED_MODEL.name if int(version) == 0 else f"linkage-model-v{int(version):04d}.json"
 
 
 def _print_notices(s: dict[str, Any]) -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
+from rich.console import Console
 
 from childindex.cli.app import DEFAULT_FIRST_NIGHT, cli_settings, console, err, new_app, parse_date
+from childindex.cli.output import JsonFlag, line, paths, print_json, show, table
+from childindex.cli.reports import print_night
 from childindex.errors import UsageError
 from childindex.settings import Settings, load_settings
 
@@ -43,6 +44,7 @@ def generate(
             "blank required fields, date of birth and postcode typos)."
         ),
     ] = "default",
+    as_json: JsonFlag = False,
 ) -> None:
     """Write one night of synthetic extracts into every registered organisation's drop folder."""
     from childindex.simulation.synthetic import NoiseConfig, generate_night
@@ -64,11 +66,24 @@ def generate(
         night_number=night_number,
         noise=noise,
     )
-    table = Table("organisation", "file", "rows", title=f"night {result.night} ({result.children} children)")
+    if as_json:
+        print_json(
+            {
+                "night": result.night,
+                "children": result.children,
+                "files": {code: str(path) for code, path in result.files.items()},
+                "rows": result.rows,
+                "ground_truth": str(result.truth_path),
+            }
+        )
+        return
+    t = table("organisation", "file", "rows", title=f"night {result.night} ({result.children} children)")
+    t.columns[2].justify = "right"
     for code, path in result.files.items():
-        table.add_row(code, str(path), str(result.rows[code]))
-    console.print(table)
-    console.print(f"ground truth: {result.truth_path}  ({time.perf_counter() - start:.1f} s)")
+        t.add_row(code, path.name, f"{result.rows[code]:,}")
+    show(t)
+    console.print(f"{len(result.files)} files in {time.perf_counter() - start:.1f} s")
+    paths({"drop folders": settings.drop_root, "ground truth": result.truth_path})
 
 
 @app.command("synthetic-registry")
@@ -78,6 +93,7 @@ def synthetic_registry(
         str | None, typer.Option(help="One English region (e.g. 'North East'); all of England when absent.")
     ] = None,
     areas: Annotated[int | None, typer.Option(min=1, help="Only the first N areas (in the region).")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write the organisations registry of a synthetic England (or a region of it): every
     authority's education and children's social care services and invented NHS providers.
@@ -87,7 +103,11 @@ def synthetic_registry(
 
     path = write_registry(out, region=region, areas=areas)
     registry = load_registry(path.absolute())
-    console.print(f"{path}: {len(registry.organisations)} organisations in {len(registry.areas)} areas")
+    if as_json:
+        print_json({"registry": str(path), "organisations": len(registry.organisations), "areas": len(registry.areas)})
+        return
+    console.print(f"{len(registry.organisations)} organisations in {len(registry.areas)} areas")
+    line("registry", path)
 
 
 @app.command()
@@ -118,6 +138,14 @@ def demo(
             "when not given).",
         ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the night's summary (with the seconds taken and the configuration file) as one JSON "
+            "document; progress goes to stderr.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a synthetic night and run every DAG on it with Airflow's own runner.
 
@@ -140,7 +168,8 @@ def demo(
     config = demo_mod.write_config(demo_mod.config_target(paths), demo_mod.demo_settings(paths))
     settings = cli_settings(**demo_mod.demo_settings(paths))
     settings.ensure_dirs()
-    with console.status("generating synthetic extracts"):
+    shown = err if as_json else console  # with --json, stdout holds the document alone
+    with shown.status("generating synthetic extracts"):
         generate_night(
             settings.drop_root,
             paths.truth_dir,
@@ -150,15 +179,19 @@ def demo(
             first_night=night_date,
             night_number=0,
         )
-    with console.status("migrating the index"):
+    with shown.status("migrating the index"):
         migrate(settings.index_url)
-    console.print(f"running every DAG with Airflow's own runner (Airflow's output: {paths.log_file})", soft_wrap=True)
-    with console.status("starting Airflow") as status:
-        progress = _DemoProgress(status)
+    shown.print(f"running every DAG with Airflow's own runner (Airflow's output: {paths.log_file})", soft_wrap=True)
+    with shown.status("starting Airflow") as status:
+        progress = _DemoProgress(status, shown)
         demo_mod.run_dags(env, night_date, paths.log_file, progress=progress)
     summary_data = json.loads(summary_path(settings, night_date).read_text(encoding="utf-8"))
-    _print_summary(summary_data, time.perf_counter() - start, settings)
-    _print_config(config, night_date)
+    if as_json:
+        seconds = round(time.perf_counter() - start, 1)
+        print_json({**summary_data, "seconds": seconds, "configuration": str(config), "failed_tasks": progress.failed})
+    else:
+        print_night(summary_data, settings, time.perf_counter() - start)
+        _print_config(config, night_date)
     if progress.failed:  # a DAG run can succeed past a failed mapped task: the demo does not
         failed = ", ".join(progress.failed)
         err.print(f"[red]{len(progress.failed)} task(s) failed[/red]: {failed}; see {paths.log_file}", soft_wrap=True)
@@ -202,8 +235,8 @@ class _DemoProgress:
     """The demo's console while Airflow runs: the task running now (a spinner, on a terminal)
     and a line as each task and each DAG run finishes, with its state and seconds."""
 
-    def __init__(self, status: Any) -> None:
-        self.status = status
+    def __init__(self, status: Any, out: Console) -> None:
+        self.status, self.out = status, out
         self.failed: list[str] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -217,13 +250,13 @@ class _DemoProgress:
         elif kind == "task_finished":
             if event["state"] == "failed":
                 self.failed.append(f"{dag_id}.{_task_name(event)}")
-            console.print(
+            self.out.print(
                 f"  {dag_id:<20} {_task_name(event):<28} {event['state']:<8} {event['seconds']:6.1f} s", soft_wrap=True
             )
         elif kind == "dag_finished":
             state = str(event["state"]).rsplit(".", 1)[-1].lower()  # DagRunState.SUCCESS or success
             colour = "green" if state == "success" else "red"
-            console.print(f"[bold]{dag_id}[/bold]: [{colour}]{state}[/{colour}] in {event['seconds']:.1f} s")
+            self.out.print(f"[bold]{dag_id}[/bold]: [{colour}]{state}[/{colour}] in {event['seconds']:.1f} s")
 
 
 def _task_name(event: dict[str, Any]) -> str:
@@ -247,6 +280,7 @@ def time_travel(
         bool, typer.Option(help="Five times the usual typos and nicknames: review items and decisions happen.")
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the result (counts only) to this JSON file.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Simulate years of deliveries with retention on a simulated clock; check nothing outlives its policy.
 
@@ -284,15 +318,18 @@ def time_travel(
     data = result.as_dict()
     if out:
         out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(data)
+        raise typer.Exit(1 if result.violations else 0)
     keys = ("children", "source_records", "involvements", "rows", "index_bytes", "data_bytes")
-    table = Table("", *(k.replace("_", " ") for k in keys))
+    sizes = table("", *(k.replace("_", " ") for k in keys))
     for label in ("first", "peak", "final"):
-        table.add_row(label, *(f"{data[label][k]:,}" for k in keys))
-    console.print(table)
-    deleted = Table("rule", "rows deleted", "files deleted")
+        sizes.add_row(label, *(f"{data[label][k]:,}" for k in keys))
+    show(sizes)
+    deleted = table("rule", "rows deleted", "files deleted")
     for rule, files in result.files_deleted.items():
         deleted.add_row(rule, f"{sum(result.rows_deleted.get(rule, {}).values()):,}", f"{files:,}")
-    console.print(deleted)
+    show(deleted)
     console.print(
         f"{years} years: {result.deliveries} deliveries, {result.retention_runs} retention runs, "
         f"{result.reviews_decided} review items decided, {result.notices} notices and {result.retractions} "
@@ -313,85 +350,3 @@ def _time_travel_settings(overrides: dict[str, Any]) -> Settings:
     if "row_count_factor" not in settings.validation.model_fields_set:
         settings = cli_settings(**overrides, validation={"row_count_factor": 1000})
     return settings
-
-
-def _print_notices(s: dict[str, Any]) -> None:
-    """How many notices went to whom, and how many were true (counts only)."""
-    n = s.get("notices") or {}
-    if not n:
-        return
-    by_sector = ", ".join(f"{sector} {e.get('notices_sent', 0)}" for sector, e in s["sectors"].items())
-    busiest = sorted(((e.get("notices_sent", 0), code) for code, e in s["organisations"].items()), reverse=True)
-    top = ", ".join(f"{code} {k}" for k, code in busiest[:3] if k)
-    console.print(
-        f"notices: {n.get('notices_sent', 0)} to {n.get('notices_organisations', 0)} organisations "
-        f"(by sector: {by_sector}; most: {top or 'none'}), "
-        f"{n.get('retractions_sent', 0)} retractions; files in each outbox's notices/ folder"
-    )
-    if "due" in n:
-        console.print(
-            f"notices against ground truth: {n['true']} true and {n['false']} false items told "
-            f"(precision {n.get('precision', 1.0):.4f}); {n['missed']} of {n['due']} true new co-involvements "
-            f"missed (recall {n.get('recall', 1.0):.4f}); across authority areas precision "
-            f"{n.get('precision_cross_area', 1.0):.4f}, recall {n.get('recall_cross_area', 1.0):.4f}"
-        )
-
-
-def _model_name(version: float) -> str:
-    """The file of the model of this version (0: the bundled one)."""
-    from childindex.linkage.model import BUNDLED_MODEL
-
-    return BUNDLED_MODEL.name if int(version) == 0 else f"linkage-model-v{int(version):04d}.json"
-
-
-def _print_summary(s: dict[str, Any], seconds: float, settings: Settings) -> None:
-    from childindex.reports.build import report_path
-
-    # Narrow enough for an 80-column terminal or log: the rest is in the lines below.
-    table = Table("sector", "orgs", "files", "rows read", "accepted", "rejected", "quarantined",
-                  title=f"childindex night {s['night']}", box=box.SIMPLE_HEAD)  # fmt: skip
-    counts = ("files", "rows_read", "rows_accepted", "rows_rejected", "files_quarantined")
-    for sector, e in s["sectors"].items():
-        table.add_row(sector, str(e["organisations"]), *(str(e[k]) for k in counts))
-    console.print(table)
-    areas = len({a for o in settings.registry.organisations for a in o.areas})
-    duplicates = sum(e["files_duplicate"] for e in s["sectors"].values())
-    console.print(
-        f"organisations: {s['organisations_sending']} of {s['organisations_registered']} sent files, "
-        f"in {areas} authority areas" + (f"; {duplicates} duplicate file(s), loaded before" if duplicates else "")
-    )
-    console.print(
-        f"children in the index: {s['children']}  (source records {s['source_records']}, "
-        f"records linked to another record {s['records_linked']}, "
-        f"children known to several organisations {s['children_in_several_organisations']}, "
-        f"in several areas {s['children_in_several_areas']})"
-    )
-    lk = s.get("linkage") or {}
-    if lk:
-        # The model that scored this night's records (its metrics say), not merely the newest.
-        used = _model_name(lk["model_version"]) if "model_version" in lk else None
-        newer = f"; newest now {lk['model_now']}, for later nights" if used and used != lk["model_now"] else ""
-        console.print(
-            f"linkage: model {used or 'none (nothing was linked this night)'}{newer}, "
-            f"{lk.get('pairs_scored', 0)} pairs scored, {lk.get('links', 0)} links, "
-            f"review queue {lk['review_queue_open']} open (childindex review)"
-        )
-    acc = s.get("accuracy")
-    if acc:
-        console.print(
-            f"against ground truth: precision {acc['precision']:.4f}, recall {acc['recall']:.4f}, "
-            f"F1 {acc['f1']:.4f} (B-cubed F1 {acc['bcubed_f1']:.4f})"
-        )
-        console.print(
-            f"cross-authority links: recall {acc['cross_authority_recall']:.4f} on "
-            f"{acc['cross_authority_pairs_true']:.0f} true pairs of records in different areas "
-            f"({acc['cross_authority_children']:.0f} children in several areas)"
-        )
-    _print_notices(s)
-    console.print(f"time taken: {seconds:.1f} s")
-    console.print(f"index: {s['index_url']}")
-    console.print(f"receipts: {settings.outbox_root}")
-    console.print(f"night summary: {settings.reports_dir}")
-    quality = report_path(settings, date.fromisoformat(s["night"]))
-    if quality.exists():
-        console.print(f"quality report: {quality}")
