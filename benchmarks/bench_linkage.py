@@ -131,7 +131,7 @@ def main() -> None:
     if data.exists():
         raise SystemExit(f"{work} holds an earlier run; give an empty --workdir")
     key = work / "key"
-    from childindex.settings import create_key_file
+    from childindex.keyfiles import create_key_file
 
     if not key.exists():
         create_key_file(key)

@@ -353,7 +353,8 @@ def run_dataset(name: str, wheel: Path, work: Path, analysis: bool) -> dict:
     )
     os.environ.clear()
     os.environ.update(env)
-    from childindex.settings import create_key_file, load_settings
+    from childindex.keyfiles import create_key_file
+    from childindex.settings import load_settings
 
     create_key_file(key)
     settings = load_settings()

@@ -301,7 +301,7 @@ def _throwaway_database(server: str) -> tuple[str, Any]:
 
 
 def night(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from childindex.settings import create_key_file
+    from childindex.keyfiles import create_key_file
     from childindex.simulation.england import write_registry
 
     registry_file = write_registry(work / "organisations.yaml", region=args.region)

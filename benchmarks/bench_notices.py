@@ -47,7 +47,7 @@ def main() -> None:
     data = work / "data"
     if data.exists():
         raise SystemExit(f"{work} holds an earlier run; give an empty --workdir")
-    from childindex.settings import create_key_file
+    from childindex.keyfiles import create_key_file
 
     key, reference = create_key_file(work / "key"), create_key_file(work / "reference-key")
     env = {

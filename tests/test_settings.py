@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from childindex.errors import RegistryError, SettingsError
-from childindex.settings import REGISTRY_FILE, create_key_file, load_settings
+from childindex.keyfiles import create_key_file
+from childindex.settings import REGISTRY_FILE, load_settings
 from tests.conftest import TEST_REGISTRY
 from tests.helpers import ORG
 
@@ -197,7 +198,7 @@ def test_a_key_too_uniform_or_mostly_spaces_is_refused_without_showing_it(
 
 
 def test_a_generated_key_and_the_test_keys_are_strong_enough(tmp_path: Path) -> None:
-    from childindex.settings import check_key_strength
+    from childindex.keyfiles import check_key_strength
     from tests.conftest import TEST_KEY, TEST_REFERENCE_KEY
 
     check_key_strength(create_key_file(tmp_path / "k").read_bytes().strip(), "generated")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,6 +29,7 @@ from pydantic_settings import (
 )
 
 from childindex.errors import SettingsError
+from childindex.keyfiles import check_key_strength, read_key_file
 
 if TYPE_CHECKING:
     from childindex.organisations.registry import Registry
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "CHILDINDEX_"
 CONFIG_FILE_NAME = "childindex.toml"  # read in the working directory when CHILDINDEX_CONFIG_FILE is unset
-MIN_KEY_BYTES = 32
-# A key's content as the empirical entropy of its bytes (bits per byte times its length): 40
-# spaces or one repeated letter is 0 bits, a random 64-character hex key about 256.
-MIN_KEY_BITS = 64
 
 
 class ValidationPolicy(BaseModel):
@@ -452,35 +448,6 @@ def _resolve_key(settings: Settings, name: Literal["pseudonymisation", "referenc
     return key
 
 
-def check_key_strength(key: bytes, origin: str) -> None:
-    """SettingsError for a key too short or too uniform to be a secret (the message names the
-    setting, never the key)."""
-    import math
-    from collections import Counter
-
-    if len(key.strip()) < MIN_KEY_BYTES:
-        raise SettingsError(f"{origin}: the key must be at least {MIN_KEY_BYTES} bytes, not counting spaces")
-    bits = -sum(n * math.log2(n / len(key)) for n in Counter(key).values())
-    if bits < MIN_KEY_BITS:
-        raise SettingsError(
-            f"{origin}: the key is too uniform to be a secret (its bytes hold about {bits:.0f} bits, "
-            f"at least {MIN_KEY_BITS} are needed); 'childindex init-key FILE' creates a random one"
-        )
-
-
-def read_key_file(path: Path, origin: str) -> bytes:
-    """A key from a file that only its owner can read; errors name ``origin``."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise SettingsError(f"{origin}: cannot read the key file: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SettingsError(f"{origin}: the key file is readable by others; run chmod 600 on it")
-    key = path.read_bytes().strip()
-    check_key_strength(key, origin)
-    return key
-
-
 def _describe(errors: list[ErrorDetails]) -> str:
     parts = []
     for err in errors:
@@ -593,14 +560,3 @@ def environment_for(values: dict[str, Any]) -> dict[str, str]:
     if unknown:
         raise SettingsError(f"not settings: {', '.join(unknown)}")
     return {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in values.items() if value is not None}
-
-
-def create_key_file(path: Path) -> Path:
-    """Write a new random 64-character key to ``path`` with mode 0600 (never overwrites)."""
-    import secrets
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32) + "\n")
-    return path

@@ -180,7 +180,7 @@ def test_cli_extract_is_code_equals_path(settings, tmp_path) -> None:
     from typer.testing import CliRunner
 
     from childindex.cli import app
-    from childindex.settings import create_key_file
+    from childindex.keyfiles import create_key_file
 
     runner = CliRunner()
     full = _without_social_care_archive(settings)

@@ -24,7 +24,10 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def _uv() -> list[str]:
-    """uv as scripts/_uv.sh finds it (on PATH, else python3 -m uv)."""
+    """uv as scripts/_uv.sh finds it (on PATH, else python3 -m uv), or the one running the
+    tests (``uv run`` names itself in UV; its python3 is the environment's, without uv)."""
+    if os.environ.get("UV") and Path(os.environ["UV"]).is_file():
+        return [os.environ["UV"]]
     if shutil.which("uv"):
         return ["uv"]
     python3 = shutil.which("python3")

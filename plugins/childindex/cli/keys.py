@@ -20,7 +20,7 @@ def init_key(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a new random pseudonymisation key file."""
-    from childindex.settings import create_key_file
+    from childindex.keyfiles import create_key_file
 
     try:
         create_key_file(path)
@@ -60,8 +60,8 @@ def rotate_key(
     """
     from datetime import date
 
+    from childindex.keyfiles import read_key_file
     from childindex.keys.rotation import rotate_key as rotate
-    from childindex.settings import read_key_file
 
     resolved = cli_settings()
     new_key = read_key_file(new_key_file, "--new-key-file")

@@ -32,8 +32,9 @@ from sqlalchemy import Connection, text
 from childindex.contracts.contract import load_contract
 from childindex.errors import FileRejected, RotationRefused, SettingsError
 from childindex.index.models import SourceRecord
+from childindex.keyfiles import check_key_strength
 from childindex.safe_paths import write_inside
-from childindex.settings import Settings, check_key_strength
+from childindex.settings import Settings
 from childindex.staging.pseudonymise import PSEUDONYM_COLUMNS
 
 log = logging.getLogger(__name__)

@@ -29,10 +29,10 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from childindex.errors import TerminalError, UsageError
+from childindex.keyfiles import create_key_file
 from childindex.settings import (
     CONFIG_FILE_NAME,
     config_file,
-    create_key_file,
     environment_for,
     load_settings,
     private_dir,

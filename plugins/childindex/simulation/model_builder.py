@@ -24,8 +24,9 @@ def build(children: int, seed: int) -> Path:
     from childindex.index.db import migrate
     from childindex.index.ledger import Ledger
     from childindex.intake.process import run_intake
+    from childindex.keyfiles import create_key_file
     from childindex.linkage.training import train_model
-    from childindex.settings import create_key_file, load_settings
+    from childindex.settings import load_settings
     from childindex.simulation.synthetic import generate_night
 
     with tempfile.TemporaryDirectory(prefix="childindex-default-model-") as tmp:
