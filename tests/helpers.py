@@ -155,3 +155,13 @@ def killed_intake(organisation: str, night: date) -> None:
         run_intake(load_settings(), {organisation!r}, date.fromisoformat({night.isoformat()!r}))
     """)
     assert proc.wait(timeout=300) == -signal.SIGKILL
+
+
+def night_metrics(settings, night: date) -> dict[str, float]:
+    """Every metric the index holds for ``night``, by name."""
+    from sqlalchemy import text
+
+    from childindex.index.db import engine_for
+
+    with engine_for(settings.index_url).connect() as conn:
+        return dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": night}).all())

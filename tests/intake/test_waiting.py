@@ -10,26 +10,18 @@ import time
 from datetime import date
 
 import pytest
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from childindex.cli import app
-from childindex.index.db import engine_for
 from childindex.intake import discovery
 from childindex.intake.discovery import Waiting, format_wait, scan_drop_folder
 from childindex.intake.process import intake_organisation
-from tests.helpers import ORG, child, drop, render
+from tests.helpers import ORG, child, drop, night_metrics, render
 
 NIGHT = date(2026, 11, 24)
 HEALTH, EDUCATION, SOCIAL = ORG["health"], ORG["education"], ORG["social_care"]
 CANARY = "Zqwaitingcanary"
 HOUR = 3600.0
-
-
-def _night_metrics(settings) -> dict[str, float]:
-    with engine_for(settings.index_url).connect() as conn:
-        rows = conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all()
-    return dict(rows)
 
 
 def test_a_file_without_its_marker_is_counted_with_its_wait_and_never_read(settings) -> None:
@@ -51,7 +43,7 @@ def test_a_file_without_its_marker_is_counted_with_its_wait_and_never_read(setti
     after = unmarked.stat()
     assert (after.st_atime_ns, after.st_mtime_ns) == (before.st_atime_ns, before.st_mtime_ns), "never read"
     assert not list(settings.outbox(HEALTH).glob("*receipt*")), "no receipt: nothing was read"
-    metrics = _night_metrics(settings)
+    metrics = night_metrics(settings, NIGHT)
     assert metrics[f"intake_waiting:{HEALTH}:files"] == 1 and metrics[f"intake_waiting:{HEALTH}:stuck"] == 0
     assert round(metrics[f"intake_waiting:{HEALTH}:oldest_hours"]) == 3
 
@@ -109,14 +101,14 @@ def test_intake_says_which_organisations_files_wait_and_which_are_stuck(settings
         f"{HEALTH}: 2 files waiting for their completion markers (oldest 2 days); 2 waiting longer than 24 h "
         "(CHILDINDEX_MARKER_WAIT_HOURS): stuck, ask the sender to finish or resend the upload\n"
     ), "one line, never wrapped"
-    metrics = _night_metrics(settings)
+    metrics = night_metrics(settings, NIGHT)
     assert (metrics[f"intake_waiting:{HEALTH}:files"], metrics[f"intake_waiting:{HEALTH}:stuck"]) == (2, 2)
 
 
 def test_an_empty_drop_folder_prints_nothing_and_records_no_wait(settings) -> None:
     out = CliRunner().invoke(app, ["intake", "--organisation", EDUCATION, "--night", NIGHT.isoformat()])
     assert out.exit_code == 0 and out.output == "no complete file in the drop folders of 1 organisation(s)\n"
-    metrics = _night_metrics(settings)
+    metrics = night_metrics(settings, NIGHT)
     assert {k: v for k, v in metrics.items() if k.startswith("intake_waiting:")} == {
         f"intake_waiting:{EDUCATION}:files": 0,
         f"intake_waiting:{EDUCATION}:stuck": 0,

@@ -9,24 +9,17 @@ import time
 from datetime import date
 
 import pytest
-from sqlalchemy import text
 
-from childindex.index.db import engine_for
 from childindex.intake.process import intake_organisation
 from childindex.reports import build_report, night_summary
 from childindex.reports.data import load_night
 from childindex.reports.summary import delivery, summary_path
-from tests.helpers import ORG, child, drop, render
+from tests.helpers import ORG, child, drop, night_metrics, render
 
 NIGHT = date(2026, 11, 24)
 HEALTH, EDUCATION, SOCIAL = ORG["health"], ORG["education"], ORG["social_care"]
 CANARY = "Zqwaitcanary"
 HOUR = 3600.0
-
-
-def _metrics(settings) -> dict[str, float]:
-    with engine_for(settings.index_url).connect() as conn:
-        return dict(conn.execute(text("SELECT name, value FROM night_metric WHERE night = :n"), {"n": NIGHT}).all())
 
 
 def test_waiting_stuck_and_silent_organisations_are_told_apart(settings) -> None:
@@ -60,7 +53,7 @@ def test_waiting_stuck_and_silent_organisations_are_told_apart(settings) -> None
     assert (sectors["health"]["organisations_waiting"], sectors["social_care"]["organisations_stuck"]) == (1, 1)
     assert round(sectors["social_care"]["waiting_hours"]) == 30
 
-    metrics = _metrics(settings)
+    metrics = night_metrics(settings, NIGHT)
     assert metrics[f"org:{HEALTH}:files_waiting"] == 1 and metrics[f"org:{SOCIAL}:files_stuck"] == 1
     assert metrics["health:organisations_silent"] == 0 and metrics["education:organisations_silent"] == 1
     assert metrics["social_care:organisations_stuck"] == 1 and metrics["health:organisations_waiting"] == 1
@@ -104,7 +97,7 @@ def test_waiting_stuck_and_silent_organisations_are_told_apart(settings) -> None
     intake_organisation(settings, HEALTH, NIGHT)
     again = night_summary(settings, NIGHT)["organisations"][HEALTH]
     assert (again["delivery"], again["files_waiting"], again["waiting_hours"]) == ("sent no file", 0, 0)
-    metrics = _metrics(settings)
+    metrics = night_metrics(settings, NIGHT)
     assert metrics[f"org:{HEALTH}:files_waiting"] == 0 and metrics["health:organisations_silent"] == 1
 
 
