@@ -293,12 +293,12 @@ def _row_bands(conn: Connection, settings: Settings, night: date) -> dict[str, t
     """Per organisation, the row-count band intake checked its first file of the night against
     (an organisation that sent nothing: the band its next file would meet), as (lowest,
     highest) rows that pass; none before it has CHILDINDEX_VALIDATION__ROW_COUNT_MIN_HISTORY
-    loaded files. The same sums as :func:`childindex.validation.policy.check_row_count`, over
-    the same ledger rows: the rows read of its last ROW_COUNT_HISTORY loaded files before it."""
-    import statistics
-
+    loaded files. :func:`childindex.validation.policy.row_count_band`, as intake's check uses
+    it, over the same ledger rows: the rows read of its last ROW_COUNT_HISTORY loaded files
+    before it."""
     from childindex.index.ledger import LOADED
     from childindex.index.models import FileLedger
+    from childindex.validation.policy import row_count_band
 
     policy = settings.validation
     first = (
@@ -322,15 +322,8 @@ def _row_bands(conn: Connection, settings: Settings, night: date) -> dict[str, t
     for code, rows in conn.execute(select(ranked.c.organisation, ranked.c.rows_read).where(
             ranked.c.k <= policy.row_count_history)):  # fmt: skip
         history.setdefault(code, []).append(int(rows))
-    out = {}
-    for code, counts in history.items():
-        if len(counts) >= policy.row_count_min_history:
-            median = statistics.median(counts)
-            # A file passes inside median/FACTOR..median*FACTOR, or within SLACK rows of the median.
-            low = max(0.0, min(median / policy.row_count_factor, median - policy.row_count_slack))
-            high = max(median * policy.row_count_factor, median + policy.row_count_slack)
-            out[code] = (round(low, 3), round(high, 3))
-    return out
+    bands = {code: row_count_band(policy, counts) for code, counts in history.items()}
+    return {code: (round(band[0], 3), round(band[1], 3)) for code, band in bands.items() if band is not None}
 
 
 def _linked_by_organisation(conn: Connection, night: date) -> dict[str, dict[str, int]]:

@@ -13,24 +13,38 @@ from typing import TYPE_CHECKING
 from childindex.errors import FileRejected
 
 if TYPE_CHECKING:
-    from childindex.settings import Settings
+    from collections.abc import Sequence
+
+    from childindex.settings import Settings, ValidationPolicy
+
+
+def row_count_band(policy: ValidationPolicy, history: Sequence[int]) -> tuple[float, float] | None:
+    """The rows a file may hold and pass, as (lowest, highest): within FACTOR of the median of
+    ``history`` (the rows read of the organisation's last loaded files), or within SLACK rows
+    of it. Both ranges hold the median, so together they are one band. None before
+    ROW_COUNT_MIN_HISTORY files: no band yet. The quality report draws the same band."""
+    if len(history) < policy.row_count_min_history:
+        return None
+    median = statistics.median(history)
+    factor, slack = policy.row_count_factor, policy.row_count_slack
+    return max(0.0, min(median / factor, median - slack)), max(median * factor, median + slack)
 
 
 def check_row_count(settings: Settings, rows: int, history: list[int]) -> None:
     """A sudden change in size (a halving, a tripling) suggests a broken export, not a real
     night; a change of a few rows in a small organisation's delta is just a quiet night."""
     policy = settings.validation
-    if len(history) < policy.row_count_min_history:
+    band = row_count_band(policy, history)
+    if band is None or band[0] <= rows <= band[1]:
         return
     median = statistics.median(history)
     low, high = median / policy.row_count_factor, median * policy.row_count_factor
-    if not low <= rows <= high and abs(rows - median) > policy.row_count_slack:
-        raise FileRejected(
-            "row_count_anomaly",
-            f"{rows} rows, outside {low:.0f} to {high:.0f} (the median of the last {len(history)} "
-            f"accepted files, divided and multiplied by {policy.row_count_factor:g}) and more than "
-            f"{policy.row_count_slack} rows from that median",
-        )
+    raise FileRejected(
+        "row_count_anomaly",
+        f"{rows} rows, outside {low:.0f} to {high:.0f} (the median of the last {len(history)} "
+        f"accepted files, divided and multiplied by {policy.row_count_factor:g}) and more than "
+        f"{policy.row_count_slack} rows from that median",
+    )
 
 
 def check_rejected_share(limit: float, rows_read: int, rows_rejected: int, rows_set_aside: int = 0) -> None:
