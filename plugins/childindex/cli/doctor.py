@@ -75,9 +75,9 @@ def _run(name: str, probe: Callable[[], str], index_url: str | None = None) -> C
     except Problem as exc:
         return Check(name, False, str(exc))
     except Exception as exc:  # noqa: BLE001 - every failure is a finding, reported in one line
-        table = denied_table(exc)
-        if table is not None and index_url is not None:
-            return Check(name, True, _not_allowed(index_url, table), warning=True)
+        denied = denied_table(exc)
+        if denied is not None and index_url is not None:
+            return Check(name, True, _not_allowed(index_url, denied), warning=True)
         from sqlalchemy.exc import DBAPIError
 
         if index_url is not None and isinstance(exc, DBAPIError):

@@ -114,10 +114,12 @@ def print_night(s: dict[str, Any], settings: Settings, seconds: float | None = N
 
 
 def _model_name(version: float) -> str:
-    """The file of the model of this version (0: the bundled one)."""
-    from childindex.linkage.model import BUNDLED_MODEL
+    """The file name of the model of this version (0: the bundled one)."""
+    from pathlib import Path
 
-    return BUNDLED_MODEL.name if int(version) == 0 else f"linkage-model-v{int(version):04d}.json"
+    from childindex.linkage.model import model_path
+
+    return model_path(Path(), int(version)).name
 
 
 def _print_notices(s: dict[str, Any]) -> None:

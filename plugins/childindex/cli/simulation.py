@@ -161,18 +161,19 @@ def demo(
     if serve_only:
         if not (data_dir.absolute() / "airflow" / "airflow.db").is_file():
             raise UsageError(f"{data_dir.absolute()} holds no demo: run 'childindex demo' first (without --serve-only)")
-        paths, env = demo_mod.prepare(data_dir, dags_folder)
-        raise typer.Exit(_serve(demo_mod, paths, env, serve or 8080))
+        where, env = demo_mod.prepare(data_dir, dags_folder)
+        raise typer.Exit(_serve(demo_mod, where, env, serve or 8080))
     night_date = parse_date(night, "--night")
-    paths, env = demo_mod.prepare(data_dir, dags_folder)
-    config = demo_mod.write_config(demo_mod.config_target(paths), demo_mod.demo_settings(paths))
-    settings = cli_settings(**demo_mod.demo_settings(paths))
+    where, env = demo_mod.prepare(data_dir, dags_folder)
+    overrides = demo_mod.demo_settings(where)
+    config = demo_mod.write_config(demo_mod.config_target(where), overrides)
+    settings = cli_settings(**overrides)
     settings.ensure_dirs()
     shown = err if as_json else console  # with --json, stdout holds the document alone
     with shown.status("generating synthetic extracts"):
         generate_night(
             settings.drop_root,
-            paths.truth_dir,
+            where.truth_dir,
             registry=settings.registry,
             children=children,
             seed=seed,
@@ -181,10 +182,10 @@ def demo(
         )
     with shown.status("migrating the index"):
         migrate(settings.index_url)
-    shown.print(f"running every DAG with Airflow's own runner (Airflow's output: {paths.log_file})", soft_wrap=True)
+    shown.print(f"running every DAG with Airflow's own runner (Airflow's output: {where.log_file})", soft_wrap=True)
     with shown.status("starting Airflow") as status:
         progress = _DemoProgress(status, shown)
-        demo_mod.run_dags(env, night_date, paths.log_file, progress=progress)
+        demo_mod.run_dags(env, night_date, where.log_file, progress=progress)
     summary_data = json.loads(summary_path(settings, night_date).read_text(encoding="utf-8"))
     if as_json:
         seconds = round(time.perf_counter() - start, 1)
@@ -194,14 +195,14 @@ def demo(
         _print_config(config, night_date)
     if progress.failed:  # a DAG run can succeed past a failed mapped task: the demo does not
         failed = ", ".join(progress.failed)
-        err.print(f"[red]{len(progress.failed)} task(s) failed[/red]: {failed}; see {paths.log_file}", soft_wrap=True)
+        err.print(f"[red]{len(progress.failed)} task(s) failed[/red]: {failed}; see {where.log_file}", soft_wrap=True)
         raise typer.Exit(1)
     if serve:
-        raise typer.Exit(_serve(demo_mod, paths, env, serve))
+        raise typer.Exit(_serve(demo_mod, where, env, serve))
 
 
-def _serve(demo_mod: Any, paths: Any, env: dict[str, str], port: int) -> int:
-    log = paths.airflow_home / "serve.log"
+def _serve(demo_mod: Any, where: Any, env: dict[str, str], port: int) -> int:
+    log = where.airflow_home / "serve.log"
     console.print(
         f"Airflow on http://127.0.0.1:{port}/dags/night_summary (a run's 'Quality report' tab and task logs); "
         "the DAGs stay paused, so nothing runs on its own schedule: Trigger (with 'Unpause on trigger') runs one "

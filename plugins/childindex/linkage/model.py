@@ -436,7 +436,7 @@ def save_model(model: dict, directory: Path, report: TrainingReport) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     version = max((_version(p) for p in directory.glob("linkage-model-v*.json")), default=0) + 1
-    path = directory / f"linkage-model-v{version:04d}.json"
+    path = model_path(directory, version)
     payload = {
         "childindex_model_format": MODEL_FORMAT,
         "version": version,
@@ -456,6 +456,11 @@ def _version(path: Path) -> int:
         return int(path.stem.rsplit("-v", 1)[1])
     except (IndexError, ValueError):
         return 0
+
+
+def model_path(directory: Path, version: int) -> Path:
+    """The file of the model of ``version`` in ``directory`` (0: the bundled one)."""
+    return BUNDLED_MODEL if version == 0 else directory / f"linkage-model-v{version:04d}.json"
 
 
 def current_model_path(directory: Path) -> Path:

@@ -120,15 +120,14 @@ def _model(settings: Settings, tonight: dict[str, float]) -> dict | None:
     labels only (a model holds no record's value); None when its file is gone."""
     import json
 
-    from childindex.linkage.model import BUNDLED_MODEL, current_model_path
+    from childindex.linkage.model import BUNDLED_MODEL, current_model_path, model_path
 
     assert settings.linkage.model_dir is not None
     version = tonight.get("linkage_model_version")
     if version is None:
         path, used = current_model_path(settings.linkage.model_dir), False
     else:
-        v = int(version)
-        path, used = (BUNDLED_MODEL if v == 0 else settings.linkage.model_dir / f"linkage-model-v{v:04d}.json"), True
+        path, used = model_path(settings.linkage.model_dir, int(version)), True
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
