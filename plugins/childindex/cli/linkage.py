@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from childindex.cli.app import cli_settings, console, new_app, night_or_yesterday
 from childindex.cli.output import JsonFlag, counts_table, line, print_json, show
@@ -95,11 +96,12 @@ def review(
 
     url = cli_settings().index_url
     if list_only:
+        count, listed = rq.open_count(url), rq.open_items(url)
         if as_json:
-            items = [{**it._asdict(), "label": rq.reason_of(it.reason).label} for it in rq.open_items(url)]
-            print_json({"open": rq.open_count(url), "items": items})
+            items = [{**it._asdict(), "label": rq.reason_of(it.reason).label} for it in listed]
+            print_json({"open": count, "items": items})
         else:
-            _list(rq.open_count(url), rq.open_items(url))
+            _list(count, listed)
         return
     who = reviewer or _login_name()
     if as_json:  # one item, never a prompt
@@ -178,9 +180,12 @@ def _show_item(it: Item) -> None:
     table = Table("", "tonight's record", "record in the index")
     for field in it.new:
         a, b = it.new[field], it.other[field]
-        mark = "" if a == b else "[yellow]"
+        style = "" if a == b else "yellow"
+        # Text, not markup: a record's value is shown as it is, whatever brackets it holds.
         table.add_row(
-            field.replace("_", " "), f"{mark}{a if a is not None else ''}", f"{mark}{b if b is not None else ''}"
+            field.replace("_", " "),
+            Text("" if a is None else str(a), style=style),
+            Text("" if b is None else str(b), style=style),
         )
     show(table)
 
